@@ -1,0 +1,135 @@
+"""Lifecycle events exchanged over Redis Streams, each wrapped in the same envelope fields."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+SessionId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+def utc_now() -> datetime:
+    """Return the current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def new_message_id() -> str:
+    """Return a fresh, globally unique message id."""
+    return uuid.uuid4().hex
+
+
+class Event(BaseModel):
+    """Envelope shared by every event: identity, time, schema version and correlation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    message_id: str = Field(default_factory=new_message_id)
+    occurred_at: datetime = Field(default_factory=utc_now)
+    schema_version: int = SCHEMA_VERSION
+    correlation_id: str = Field(default_factory=new_message_id)
+    session_id: SessionId
+
+
+class SessionRequested(Event):
+    """A frontend asked for an agent session; nothing has been created in LiveKit yet."""
+
+    type: Literal["session.requested"] = "session.requested"
+    org_id: str
+    flow_id: str
+    room_name: str
+    greeting: str
+    ready_deadline: datetime
+
+
+class SessionDispatched(Event):
+    """The room exists and exactly one agent dispatch was created for it."""
+
+    type: Literal["session.dispatched"] = "session.dispatched"
+    room_name: str
+    dispatch_id: str
+    attempt: int = 1
+
+
+class SessionDispatchFailed(Event):
+    """The dispatcher gave up creating the room or the dispatch."""
+
+    type: Literal["session.dispatch_failed"] = "session.dispatch_failed"
+    reason: str
+
+
+class AgentJoined(Event):
+    """An agent worker accepted the job and started its readiness pipeline."""
+
+    type: Literal["agent.joined"] = "agent.joined"
+    room_name: str
+    job_id: str
+
+
+class AgentReady(Event):
+    """The agent spoke its greeting and is ready for the user; timings in milliseconds per stage."""
+
+    type: Literal["agent.ready"] = "agent.ready"
+    greeting: str
+    stage_timings_ms: dict[str, float] = Field(default_factory=dict)
+
+
+class AgentFailed(Event):
+    """The agent could not become ready: which stage failed and why."""
+
+    type: Literal["agent.failed"] = "agent.failed"
+    stage: str
+    reason: str
+
+
+class SessionEndRequested(Event):
+    """Someone (a user, ops, or the expiry check) asked to end the session."""
+
+    type: Literal["session.end_requested"] = "session.end_requested"
+    reason: str = "ended by request"
+
+
+class SessionStatusChanged(Event):
+    """The session store moved a session from one status to another."""
+
+    type: Literal["session.status_changed"] = "session.status_changed"
+    org_id: str | None = None
+    from_status: str | None
+    to_status: str
+    reason: str | None = None
+
+
+ALL_EVENTS: tuple[type[Event], ...] = (
+    SessionRequested,
+    SessionDispatched,
+    SessionDispatchFailed,
+    AgentJoined,
+    AgentReady,
+    AgentFailed,
+    SessionEndRequested,
+    SessionStatusChanged,
+)
+
+
+LifecycleEvent = Annotated[
+    SessionRequested
+    | SessionDispatched
+    | SessionDispatchFailed
+    | AgentJoined
+    | AgentReady
+    | AgentFailed
+    | SessionEndRequested,
+    Field(discriminator="type"),
+]
+"""Any event the session store applies to a session's status."""
+
+
+def event_type(model: type[Event]) -> str:
+    """Return the dotted event name of an event model, e.g. ``session.requested``."""
+    default = model.model_fields["type"].default
+    assert isinstance(default, str)
+    return default

@@ -1,0 +1,22 @@
+"""Metadata the dispatcher puts on the agent dispatch and the agent reads from ``ctx.job.metadata``."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class AgentJobMetadata(BaseModel):
+    """What the agent needs to start a session; JSON with camelCase keys on the wire."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    sessionId: str
+    flowId: str
+    orgId: str
+    roomName: str
+    greeting: str
+    correlationId: str
+
+    def to_json(self) -> str:
+        """Serialise for the dispatch's metadata field."""
+        return self.model_dump_json()

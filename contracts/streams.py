@@ -1,0 +1,63 @@
+"""Redis Stream and consumer-group names: one stream per event type."""
+
+from __future__ import annotations
+
+from contracts.events import (
+    AgentFailed,
+    AgentJoined,
+    AgentReady,
+    Event,
+    SessionDispatched,
+    SessionDispatchFailed,
+    SessionEndRequested,
+    SessionRequested,
+    SessionStatusChanged,
+    event_type,
+)
+
+STREAM_PREFIX = "agentready"
+
+
+def stream_for(model: type[Event]) -> str:
+    """Return the stream that carries events of ``model``."""
+    return f"{STREAM_PREFIX}:{event_type(model)}"
+
+
+SESSION_REQUESTED = stream_for(SessionRequested)
+SESSION_DISPATCHED = stream_for(SessionDispatched)
+SESSION_DISPATCH_FAILED = stream_for(SessionDispatchFailed)
+AGENT_JOINED = stream_for(AgentJoined)
+AGENT_READY = stream_for(AgentReady)
+AGENT_FAILED = stream_for(AgentFailed)
+SESSION_END_REQUESTED = stream_for(SessionEndRequested)
+SESSION_STATUS_CHANGED = stream_for(SessionStatusChanged)
+
+
+class Groups:
+    """Consumer-group names, one per consuming service."""
+
+    DISPATCHER = "dispatcher"
+    SESSION_STORE = "session_store"
+    API = "api"
+
+
+# Which group reads which stream: every service creates all of these at start-up (from id 0),
+# so a message published before a consumer first started is never missed.
+SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
+    Groups.DISPATCHER: (SESSION_REQUESTED, SESSION_END_REQUESTED),
+    Groups.SESSION_STORE: (
+        SESSION_REQUESTED,
+        SESSION_DISPATCHED,
+        SESSION_DISPATCH_FAILED,
+        AGENT_JOINED,
+        AGENT_READY,
+        AGENT_FAILED,
+        SESSION_END_REQUESTED,
+    ),
+    Groups.API: (SESSION_STATUS_CHANGED,),
+}
+
+
+def dead_letter_stream(stream: str) -> str:
+    """Return the dead-letter stream that receives poison messages of ``stream``."""
+    return f"{stream}:dead"

@@ -1,0 +1,1 @@
+"""The four agentready services; each runs as ``python -m services.<name>``."""

@@ -1,0 +1,58 @@
+"""Errors at the HTTP edge: a 4xx with a JSON body a person can act on, never a stack trace."""
+
+from __future__ import annotations
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger(__name__)
+
+
+class NotFoundError(Exception):
+    """The thing asked for does not exist (or belongs to another organisation)."""
+
+
+def _body(error: str, detail: list[dict[str, object]] | None = None) -> dict[str, object]:
+    return {"error": error, "detail": detail} if detail else {"error": error}
+
+
+def _describe(errors: list[dict[str, object]]) -> tuple[str, list[dict[str, object]]]:
+    detail: list[dict[str, object]] = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ()) if p != "body"]  # type: ignore[attr-defined]
+        detail.append({"field": ".".join(loc) or "body", "problem": err.get("msg", "invalid")})
+    if any(err.get("type") == "json_invalid" for err in errors):
+        return "malformed JSON body: send a valid JSON object", detail
+    return "invalid request: " + "; ".join(f"{d['field']}: {d['problem']}" for d in detail), detail
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that shape every error answer."""
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        error, detail = _describe(list(exc.errors()))
+        status = 400 if error.startswith("malformed") else 422
+        return JSONResponse(_body(error, detail), status_code=status)
+
+    @app.exception_handler(NotFoundError)
+    async def not_found(_: Request, exc: NotFoundError) -> JSONResponse:
+        return JSONResponse(_body(str(exc)), status_code=404)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(_body(str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RedisError)
+    async def redis_down(_: Request, exc: RedisError) -> JSONResponse:
+        log.error("redis_unavailable", error=str(exc))
+        return JSONResponse(_body("the message broker is unavailable; retry shortly"), 503, {"Retry-After": "1"})
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled_error", error_type=type(exc).__name__)
+        return JSONResponse(_body("internal error; it has been logged"), status_code=500)

@@ -1,0 +1,1 @@
+"""The dispatcher: the only service that calls the LiveKit server API."""

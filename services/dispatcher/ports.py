@@ -1,0 +1,29 @@
+"""The dispatcher's view of LiveKit: a port, and the two kinds of failure it can report."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class LiveKitError(Exception):
+    """A LiveKit server API call failed."""
+
+
+class TransientLiveKitError(LiveKitError):
+    """Worth retrying: connection errors, 5xx, ``unavailable``."""
+
+
+class PermanentLiveKitError(LiveKitError):
+    """Retrying cannot help (4xx such as ``permission_denied``): the message says what to fix."""
+
+
+class LiveKitRooms(Protocol):
+    """Room and dispatch operations the dispatcher needs; implementations must be idempotent."""
+
+    async def ensure_room(self, room_name: str, metadata: str) -> None:
+        """Create the room, or accept the one that exists (get-or-create)."""
+        ...
+
+    async def ensure_dispatch(self, room_name: str, metadata: str) -> str:
+        """Return the id of the room's dispatch of our agent, creating it only if there is none."""
+        ...

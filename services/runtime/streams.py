@@ -1,0 +1,30 @@
+"""Stream set-up shared by every service: consumer names and groups created from id 0 at start-up."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from contracts.streams import SUBSCRIPTIONS
+
+
+def consumer_name(service: str, configured: str | None = None) -> str:
+    """Return a consumer name unique per replica: the configured one, else service-host-pid."""
+    if configured:
+        return configured
+    return f"{service}-{socket.gethostname()}-{os.getpid()}"
+
+
+async def ensure_groups(redis: Redis, subscriptions: dict[str, tuple[str, ...]] = SUBSCRIPTIONS) -> None:
+    """Create every stream and consumer group at id 0, so no message published before a consumer
+    first started is skipped (FastStream would create groups at ``$``). Existing groups are kept."""
+    for group, streams in subscriptions.items():
+        for stream in streams:
+            try:
+                await redis.xgroup_create(stream, group, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise

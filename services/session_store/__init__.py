@@ -1,0 +1,1 @@
+"""The session store: the only writer of session status, in PostgreSQL."""

@@ -1,0 +1,49 @@
+"""``python -m services.session_store [run|migrate]``."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psycopg
+import typer
+
+from services.runtime.logging import configure_logging
+from services.runtime.migrations import apply_migrations
+from services.session_store.app import SERVICE, create_app
+from services.session_store.migrations import MIGRATIONS
+from services.session_store.settings import SessionStoreSettings
+
+cli = typer.Typer(help="The session store: the only writer of session status.", no_args_is_help=False)
+
+
+@cli.callback(invoke_without_command=True)
+def main(ctx: typer.Context) -> None:
+    """Consume lifecycle events and keep the sessions table right (default command)."""
+    if ctx.invoked_subcommand is None:
+        run()
+
+
+@cli.command()
+def run() -> None:
+    """Consume lifecycle events until SIGTERM/SIGINT."""
+    settings = SessionStoreSettings()
+    configure_logging(SERVICE, settings.log_level, settings.log_json)
+    asyncio.run(create_app(settings).run())
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply the session store's schema migrations and exit."""
+    settings = SessionStoreSettings()
+    configure_logging(SERVICE, settings.log_level, settings.log_json)
+
+    async def _migrate() -> list[int]:
+        async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
+            return await apply_migrations(conn, SERVICE, MIGRATIONS)
+
+    applied = asyncio.run(_migrate())
+    typer.echo(f"applied migrations: {applied}" if applied else "schema is up to date")
+
+
+if __name__ == "__main__":
+    cli()

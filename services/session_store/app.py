@@ -1,0 +1,59 @@
+"""Composition root of the session store: pool, broker, subscribers; nothing connects before start-up."""
+
+from __future__ import annotations
+
+import structlog
+from faststream import FastStream
+from faststream.redis import RedisBroker
+from psycopg_pool import AsyncConnectionPool
+
+from contracts.events import LifecycleEvent
+from contracts.streams import SUBSCRIPTIONS, Groups
+from services.runtime.consuming import subscribe
+from services.runtime.migrations import apply_migrations
+from services.runtime.publishing import BrokerPublisher
+from services.runtime.streams import consumer_name, ensure_groups
+from services.session_store.lifecycle import handle_event
+from services.session_store.migrations import MIGRATIONS
+from services.session_store.repository import PostgresSessionRepository
+from services.session_store.settings import SessionStoreSettings
+
+SERVICE = "session_store"
+
+
+def create_app(settings: SessionStoreSettings) -> FastStream:
+    """Build the session store's FastStream app from its settings."""
+    broker = RedisBroker(settings.redis_url)
+    pool = AsyncConnectionPool(
+        settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max, open=False
+    )
+    repo = PostgresSessionRepository(pool)
+    publisher = BrokerPublisher(broker)
+    consumer = consumer_name(SERVICE, settings.consumer_name)
+
+    async def on_event(event: LifecycleEvent) -> None:
+        with structlog.contextvars.bound_contextvars(session_id=event.session_id, correlation_id=event.correlation_id):
+            await handle_event(event, repo, publisher)
+
+    for stream in SUBSCRIPTIONS[Groups.SESSION_STORE]:
+        subscribe(
+            broker,
+            stream,
+            group=Groups.SESSION_STORE,
+            consumer=consumer,
+            handler=on_event,
+            max_workers=settings.max_workers,
+        )
+
+    async def start() -> None:
+        await pool.open(wait=True, timeout=30)
+        async with pool.connection() as conn:
+            await apply_migrations(conn, SERVICE, MIGRATIONS)
+        redis = await broker.connect()
+        await ensure_groups(redis)
+        structlog.get_logger(__name__).info("session_store_started", consumer=consumer)
+
+    async def stop() -> None:
+        await pool.close()
+
+    return FastStream(broker, on_startup=[start], on_shutdown=[stop])

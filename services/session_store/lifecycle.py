@@ -1,0 +1,115 @@
+"""How each lifecycle event moves a session: plain rules on top of the contracts' status machine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+import structlog
+
+from contracts.events import (
+    AgentFailed,
+    AgentJoined,
+    AgentReady,
+    Event,
+    SessionDispatched,
+    SessionDispatchFailed,
+    SessionEndRequested,
+    SessionRequested,
+    SessionStatusChanged,
+)
+from contracts.status import SessionStatus
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """What an event asks of a session: a target status, the stage time to record, facts it carries."""
+
+    session_id: str
+    target: SessionStatus
+    at: datetime
+    stage: str | None = None
+    reason: str | None = None
+    facts: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A status move that really happened."""
+
+    session_id: str
+    org_id: str | None
+    from_status: SessionStatus | None
+    to_status: SessionStatus
+    reason: str | None
+
+
+class SessionRepository(Protocol):
+    """The storage port of the session store."""
+
+    async def apply(self, change: StatusChange) -> Transition | None:
+        """Record the change's stage time and facts; move the status if the machine allows it."""
+        ...
+
+
+class EventPublisher(Protocol):
+    """Publishes events to the broker."""
+
+    async def publish(self, event: Event) -> None:
+        """Publish one event."""
+        ...
+
+
+def change_for(event: Event) -> StatusChange:
+    """Translate a lifecycle event into the status change it asks for."""
+    sid, at = event.session_id, event.occurred_at
+    match event:
+        case SessionRequested():
+            facts: dict[str, object] = {
+                "org_id": event.org_id,
+                "flow_id": event.flow_id,
+                "room_name": event.room_name,
+                "ready_deadline": event.ready_deadline,
+                "correlation_id": event.correlation_id,
+            }
+            return StatusChange(sid, SessionStatus.PENDING, at, "requested_at", facts=facts)
+        case SessionDispatched():
+            return StatusChange(
+                sid, SessionStatus.DISPATCHED, at, "dispatched_at", facts={"room_name": event.room_name}
+            )
+        case AgentJoined():
+            return StatusChange(sid, SessionStatus.AGENT_JOINED, at, "agent_joined_at")
+        case AgentReady():
+            return StatusChange(sid, SessionStatus.READY, at, "ready_at")
+        case AgentFailed():
+            return StatusChange(
+                sid, SessionStatus.FAILED, at, "ended_at", reason=f"agent {event.stage}: {event.reason}"
+            )
+        case SessionDispatchFailed():
+            return StatusChange(sid, SessionStatus.FAILED, at, "ended_at", reason=f"dispatch: {event.reason}")
+        case SessionEndRequested():
+            return StatusChange(sid, SessionStatus.ENDED, at, "ended_at", reason=event.reason)
+    raise ValueError(f"the session store does not handle {type(event).__name__}")
+
+
+async def handle_event(event: Event, repo: SessionRepository, publisher: EventPublisher) -> Transition | None:
+    """Apply one event; announce the transition when the status really moved (duplicates change nothing)."""
+    transition = await repo.apply(change_for(event))
+    if transition is None:
+        log.info("status_unchanged", message_id=event.message_id, event_type=getattr(event, "type", "?"))
+        return None
+    log.info("status_changed", from_status=transition.from_status, to_status=transition.to_status)
+    await publisher.publish(
+        SessionStatusChanged(
+            session_id=transition.session_id,
+            correlation_id=event.correlation_id,
+            org_id=transition.org_id,
+            from_status=transition.from_status,
+            to_status=transition.to_status,
+            reason=transition.reason,
+        )
+    )
+    return transition

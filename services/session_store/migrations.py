@@ -1,0 +1,33 @@
+"""Schema of the sessions table, owned by the session store."""
+
+from __future__ import annotations
+
+from services.runtime.migrations import Migration
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        version=1,
+        name="create sessions",
+        sql="""
+        CREATE TABLE sessions (
+            id text PRIMARY KEY,
+            org_id text,
+            flow_id text,
+            room_name text,
+            status text NOT NULL,
+            reason text,
+            correlation_id text,
+            ready_deadline timestamptz,
+            requested_at timestamptz,
+            dispatched_at timestamptz,
+            agent_joined_at timestamptz,
+            ready_at timestamptz,
+            ended_at timestamptz,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            updated_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX sessions_open_deadline ON sessions (ready_deadline)
+            WHERE status IN ('pending', 'dispatched', 'agent_joined');
+        """,
+    ),
+)

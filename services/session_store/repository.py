@@ -1,0 +1,81 @@
+"""All SQL of the session store: the sessions table, changed only through the status machine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from contracts.status import SessionStatus, can_transition
+from services.session_store.lifecycle import StatusChange, Transition
+
+_FACT_COLUMNS = frozenset({"org_id", "flow_id", "room_name", "ready_deadline", "correlation_id"})
+_STAGE_COLUMNS = frozenset({"requested_at", "dispatched_at", "agent_joined_at", "ready_at", "ended_at"})
+
+
+class PostgresSessionRepository:
+    """Session rows in PostgreSQL; each change runs in one transaction holding the row lock."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    async def apply(self, change: StatusChange) -> Transition | None:
+        """Record stage time and facts (first value wins), then move the status if allowed."""
+        unknown = set(change.facts) - _FACT_COLUMNS
+        if unknown or (change.stage is not None and change.stage not in _STAGE_COLUMNS):
+            raise ValueError(f"unknown session columns: {sorted(unknown)} {change.stage}")
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "INSERT INTO sessions (id, status, reason) VALUES (%s, %s, %s) "
+                "ON CONFLICT (id) DO NOTHING RETURNING id",
+                (change.session_id, change.target.value, change.reason),
+            )
+            created = await cur.fetchone() is not None
+            cur = await conn.execute(
+                "SELECT status, org_id FROM sessions WHERE id = %s FOR UPDATE", (change.session_id,)
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            current = None if created else SessionStatus(row[0])
+            moves = created or can_transition(current, change.target)
+            await self._record(conn, change, moves)
+            if not moves:
+                return None
+            org_id = change.facts.get("org_id", row[1])
+            return Transition(
+                session_id=change.session_id,
+                org_id=str(org_id) if org_id is not None else None,
+                from_status=current,
+                to_status=change.target,
+                reason=change.reason,
+            )
+
+    @staticmethod
+    async def _record(conn: Any, change: StatusChange, moves: bool) -> None:
+        assignments: list[sql.Composable] = [
+            sql.SQL("{col} = COALESCE({col}, {val})").format(col=sql.Identifier(col), val=sql.Literal(val))
+            for col, val in change.facts.items()
+        ]
+        if change.stage is not None:
+            assignments.append(
+                sql.SQL("{col} = COALESCE({col}, {val})").format(
+                    col=sql.Identifier(change.stage), val=sql.Literal(change.at)
+                )
+            )
+        if moves:
+            assignments.append(sql.SQL("status = {}").format(sql.Literal(change.target.value)))
+            assignments.append(sql.SQL("reason = COALESCE({}, reason)").format(sql.Literal(change.reason)))
+        assignments.append(sql.SQL("updated_at = now()"))
+        query = sql.SQL("UPDATE sessions SET {} WHERE id = {}").format(
+            sql.SQL(", ").join(assignments), sql.Literal(change.session_id)
+        )
+        await conn.execute(query)
+
+    async def get(self, session_id: str) -> dict[str, Any] | None:
+        """Return one session row as a dict, or None."""
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute("SELECT * FROM sessions WHERE id = %s", (session_id,))
+            return await cur.fetchone()

@@ -1,0 +1,20 @@
+"""A migrated PostgreSQL pool for session-store tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from services.runtime.migrations import apply_migrations
+from services.session_store.migrations import MIGRATIONS
+
+
+@pytest.fixture(scope="session")
+async def pool(database_url: str) -> AsyncIterator[AsyncConnectionPool]:
+    """A pool on the test database with the session store's schema."""
+    async with AsyncConnectionPool(database_url, min_size=1, max_size=8, open=False) as pool:
+        async with pool.connection() as conn:
+            await apply_migrations(conn, "session_store", MIGRATIONS)
+        yield pool
