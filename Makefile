@@ -1,0 +1,39 @@
+# agentready: every target bootstraps the virtual environment itself (uv, from uv.lock).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+SYNCED := .venv/.synced
+UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+PYTEST_ARGS ?=
+
+.PHONY: help dev test lint format schemas clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m pip install --quiet --user 'uv>=0.9,<1'
+
+$(SYNCED): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+dev: $(SYNCED) ## start the whole stack (embedded Redis/PostgreSQL and the LiveKit simulator unless URLs are given)
+	$(UV) run python -m devstack $(DEV_ARGS)
+
+test: $(SYNCED) ## run the test suite on real Redis and PostgreSQL
+	$(UV) run pytest $(PYTEST_ARGS)
+
+lint: $(SYNCED) ## ruff (lint + format check) and mypy --strict
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy
+
+format: $(SYNCED) ## apply ruff's fixes and formatting
+	$(UV) run ruff check --fix .
+	$(UV) run ruff format .
+
+schemas: $(SYNCED) ## regenerate contracts/schemas after changing an event model
+	$(UV) run python -m contracts.export_schemas
+
+clean: ## remove the virtual environment and local dev data
+	rm -rf .venv .devdata

@@ -1,0 +1,71 @@
+"""The session store as a consumer: events over real Redis Streams move rows in real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from faststream.redis import RedisBroker
+from redis.asyncio import Redis
+
+from contracts.events import AgentReady, SessionDispatched, SessionRequested, SessionStatusChanged
+from contracts.streams import SESSION_STATUS_CHANGED
+from services.runtime.publishing import BrokerPublisher
+from services.session_store.app import create_app
+from services.session_store.repository import PostgresSessionRepository
+from services.session_store.settings import SessionStoreSettings
+
+
+async def _status_changes(redis: Redis, session_id: str) -> list[SessionStatusChanged]:
+    from faststream.redis.parser import BinaryMessageFormatV1
+
+    found = []
+    for _, fields in await redis.xrange(SESSION_STATUS_CHANGED):
+        data, _ = BinaryMessageFormatV1.parse(fields[b"__data__"])
+        event = SessionStatusChanged.model_validate_json(data)
+        if event.session_id == session_id:
+            found.append(event)
+    return found
+
+
+async def test_events_published_before_start_are_consumed(redis_url: str, database_url: str, pool) -> None:  # type: ignore[no-untyped-def]
+    sid = uuid.uuid4().hex
+    broker = RedisBroker(redis_url)
+    await broker.connect()
+    publisher = BrokerPublisher(broker)
+    app = create_app(SessionStoreSettings(redis_url=redis_url, database_url=database_url, consumer_name=f"t-{sid}"))
+    redis = Redis.from_url(redis_url)
+    try:
+        # Published out of order, and before the consumer ever ran: groups start at id 0, so nothing is missed.
+        await publisher.publish(AgentReady(session_id=sid, greeting="Hi"))
+        await publisher.publish(
+            SessionRequested(
+                session_id=sid, org_id="o", flow_id="f", room_name=f"session-{sid}", greeting="Hi",
+                ready_deadline=datetime.now(UTC) + timedelta(seconds=30),
+            )
+        )
+        await publisher.publish(SessionDispatched(session_id=sid, room_name=f"session-{sid}", dispatch_id="AD_x"))
+        await app.start()
+        repo = PostgresSessionRepository(pool)
+        deadline = time.monotonic() + 10
+        row = None
+        while time.monotonic() < deadline:
+            row = await repo.get(sid)
+            if row and row["status"] == "ready" and row["dispatched_at"] and row["requested_at"]:
+                break
+            await asyncio.sleep(0.05)
+        assert row is not None and row["status"] == "ready", f"row after 10 s: {row}"
+        assert row["org_id"] == "o"
+        changes = await _status_changes(redis, sid)
+        # Handlers run concurrently, so the order of application is arbitrary; each move must go forward.
+        moves = [(c.from_status, c.to_status) for c in changes]
+        assert moves[0][0] is None and moves[-1][1] == "ready", moves
+        assert all(prev[1] == nxt[0] for prev, nxt in zip(moves, moves[1:], strict=False)), moves
+        pending = await redis.xpending("agentready:session.dispatched", "session_store")
+        assert pending["pending"] == 0
+    finally:
+        await app.stop()
+        await broker.stop()
+        await redis.aclose()
