@@ -41,7 +41,7 @@ async def dispatch_session(request: SessionRequested, rooms: LiveKitRooms, polic
     metadata = job_metadata(request).to_json()
     retrying = AsyncRetrying(
         stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.max_seconds),
-        wait=wait_exponential_jitter(initial=policy.initial_s, max=policy.max_seconds / 4),
+        wait=wait_exponential_jitter(multiplier=policy.initial_s, max=policy.max_seconds / 4, jitter=policy.initial_s),
         retry=retry_if_exception_type(TransientLiveKitError),
         reraise=True,
     )
