@@ -10,7 +10,7 @@ from tenacity.wait import wait_exponential_jitter
 
 from contracts.events import Event, SessionDispatched, SessionDispatchFailed, SessionRequested
 from contracts.job import AgentJobMetadata
-from services.dispatcher.ports import LiveKitRooms, PermanentLiveKitError, TransientLiveKitError
+from services.dispatcher.ports import LiveKitRooms, PermanentLiveKitError, RoomLocks, TransientLiveKitError
 
 log = structlog.get_logger(__name__)
 
@@ -36,8 +36,10 @@ def job_metadata(request: SessionRequested) -> AgentJobMetadata:
     )
 
 
-async def dispatch_session(request: SessionRequested, rooms: LiveKitRooms, policy: RetryPolicy) -> Event:
-    """Create the room and the dispatch; return the event that tells how it went."""
+async def dispatch_session(
+    request: SessionRequested, rooms: LiveKitRooms, locks: RoomLocks, policy: RetryPolicy
+) -> Event:
+    """Create the room and the dispatch under the room's lock; return the event that tells how it went."""
     metadata = job_metadata(request).to_json()
     retrying = AsyncRetrying(
         stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.max_seconds),
@@ -46,10 +48,11 @@ async def dispatch_session(request: SessionRequested, rooms: LiveKitRooms, polic
         reraise=True,
     )
     try:
-        async for attempt in retrying:
-            with attempt:
-                await rooms.ensure_room(request.room_name, metadata)
-                dispatch_id = await rooms.ensure_dispatch(request.room_name, metadata)
+        async with locks.hold(request.room_name):
+            async for attempt in retrying:
+                with attempt:
+                    await rooms.ensure_room(request.room_name, metadata)
+                    dispatch_id = await rooms.ensure_dispatch(request.room_name, metadata)
     except PermanentLiveKitError as exc:
         log.warning("dispatch_failed", reason=str(exc), permanent=True)
         return _failed(request, str(exc))

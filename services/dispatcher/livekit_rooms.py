@@ -13,7 +13,8 @@ from services.dispatcher.ports import PermanentLiveKitError, TransientLiveKitErr
 
 T = TypeVar("T")
 
-_TRANSIENT_CODES = frozenset({"unavailable", "internal", "deadline_exceeded", "resource_exhausted", "unknown"})
+# Retrying helps for these; any other 4xx (bad credentials, missing grant, bad argument) is permanent.
+_TRANSIENT_CODES = frozenset({"unavailable", "deadline_exceeded", "resource_exhausted"})
 
 
 class LiveKitRoomsClient:
@@ -53,16 +54,17 @@ class LiveKitRoomsClient:
                 return await call
             except api.TwirpError as exc:
                 message = f"{what}: LiveKit answered {exc.status} {exc.code}: {exc.message}"
-                if exc.status >= 500 or exc.code in _TRANSIENT_CODES:
+                if exc.status >= 500 or exc.status == 429 or exc.code in _TRANSIENT_CODES:
                     raise TransientLiveKitError(message) from exc
-                raise PermanentLiveKitError(_advice(exc.code, message)) from exc
+                raise PermanentLiveKitError(_advice(exc.status, message)) from exc
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise TransientLiveKitError(f"{what}: cannot reach LiveKit ({type(exc).__name__}: {exc})") from exc
 
 
-def _advice(code: str, message: str) -> str:
-    if code == "unauthenticated":
-        return f"{message} (check LIVEKIT_API_KEY / LIVEKIT_API_SECRET)"
-    if code == "permission_denied":
-        return f"{message} (the API key lacks the roomCreate / roomAdmin grant)"
+def _advice(status: int, message: str) -> str:
+    # The server answers 401 both for a bad token and for a missing grant ("permissions denied").
+    if status in (401, 403):
+        return (
+            f"{message} (check LIVEKIT_API_KEY / LIVEKIT_API_SECRET and that the key may create rooms and dispatches)"
+        )
     return message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 
@@ -26,4 +27,13 @@ class LiveKitRooms(Protocol):
 
     async def ensure_dispatch(self, room_name: str, metadata: str) -> str:
         """Return the id of the room's dispatch of our agent, creating it only if there is none."""
+        ...
+
+
+class RoomLocks(Protocol):
+    """Mutual exclusion per room across every dispatcher replica, so two deliveries of one request
+    cannot both see "no dispatch yet" and both create one."""
+
+    def hold(self, room_name: str) -> AbstractAsyncContextManager[None]:
+        """Hold the room's lock for the block (bounded wait, expires if the holder dies)."""
         ...

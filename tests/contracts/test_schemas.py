@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from contracts.datachannel import AgentReadyPayload
-from contracts.export_schemas import SCHEMA_DIR, render_schemas
 from contracts.events import ALL_EVENTS, event_type
+from contracts.export_schemas import SCHEMA_DIR, render_schemas
 
 
 def test_checked_in_schemas_are_current() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 from contracts.status import PROGRESSION, TERMINAL, SessionStatus, can_transition
@@ -39,6 +41,6 @@ def test_terminal_statuses_have_no_way_out() -> None:
 
 
 def test_happy_path_is_the_progression() -> None:
-    for earlier, later in zip(PROGRESSION, PROGRESSION[1:], strict=False):
+    for earlier, later in pairwise(PROGRESSION):
         assert can_transition(earlier, later)
         assert not can_transition(later, earlier)

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 from contracts.events import SessionDispatched, SessionDispatchFailed, SessionRequested
 from contracts.job import AgentJobMetadata
 from services.dispatcher.dispatching import RetryPolicy, dispatch_session
 from services.dispatcher.ports import LiveKitError, PermanentLiveKitError, TransientLiveKitError
+
+
+class NoLocks:
+    """Single-process tests need no cross-replica lock."""
+
+    @asynccontextmanager
+    async def hold(self, room_name: str) -> AsyncIterator[None]:
+        yield
+
 
 FAST = RetryPolicy(attempts=4, max_seconds=5, initial_s=0.001)
 
@@ -49,7 +60,7 @@ def _request() -> SessionRequested:
 
 async def test_dispatches_with_the_session_metadata() -> None:
     rooms, request = FakeRooms(), _request()
-    outcome = await dispatch_session(request, rooms, FAST)
+    outcome = await dispatch_session(request, rooms, NoLocks(), FAST)
     assert isinstance(outcome, SessionDispatched)
     assert outcome.correlation_id == request.correlation_id
     metadata = AgentJobMetadata.model_validate_json(rooms.rooms[request.room_name])
@@ -58,8 +69,8 @@ async def test_dispatches_with_the_session_metadata() -> None:
 
 async def test_redelivered_request_reuses_the_dispatch() -> None:
     rooms, request = FakeRooms(), _request()
-    first = await dispatch_session(request, rooms, FAST)
-    second = await dispatch_session(request, rooms, FAST)
+    first = await dispatch_session(request, rooms, NoLocks(), FAST)
+    second = await dispatch_session(request, rooms, NoLocks(), FAST)
     assert isinstance(first, SessionDispatched) and isinstance(second, SessionDispatched)
     assert first.dispatch_id == second.dispatch_id
     assert len(rooms.dispatches[request.room_name]) == 1
@@ -67,14 +78,14 @@ async def test_redelivered_request_reuses_the_dispatch() -> None:
 
 async def test_transient_errors_are_retried_then_succeed() -> None:
     rooms = FakeRooms([TransientLiveKitError("503"), TransientLiveKitError("503")])
-    outcome = await dispatch_session(_request(), rooms, FAST)
+    outcome = await dispatch_session(_request(), rooms, NoLocks(), FAST)
     assert isinstance(outcome, SessionDispatched)
     assert rooms.calls == 3
 
 
 async def test_transient_errors_are_bounded() -> None:
     rooms = FakeRooms([TransientLiveKitError("503")] * 10)
-    outcome = await dispatch_session(_request(), rooms, FAST)
+    outcome = await dispatch_session(_request(), rooms, NoLocks(), FAST)
     assert isinstance(outcome, SessionDispatchFailed)
     assert rooms.calls == FAST.attempts
     assert "after 4 attempts" in outcome.reason
@@ -82,7 +93,7 @@ async def test_transient_errors_are_bounded() -> None:
 
 async def test_permanent_error_fails_at_once() -> None:
     rooms = FakeRooms([PermanentLiveKitError("permission_denied: the API key lacks roomCreate")])
-    outcome = await dispatch_session(_request(), rooms, FAST)
+    outcome = await dispatch_session(_request(), rooms, NoLocks(), FAST)
     assert isinstance(outcome, SessionDispatchFailed)
     assert rooms.calls == 1
     assert "roomCreate" in outcome.reason

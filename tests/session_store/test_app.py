@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
@@ -42,7 +43,11 @@ async def test_events_published_before_start_are_consumed(redis_url: str, databa
         await publisher.publish(AgentReady(session_id=sid, greeting="Hi"))
         await publisher.publish(
             SessionRequested(
-                session_id=sid, org_id="o", flow_id="f", room_name=f"session-{sid}", greeting="Hi",
+                session_id=sid,
+                org_id="o",
+                flow_id="f",
+                room_name=f"session-{sid}",
+                greeting="Hi",
                 ready_deadline=datetime.now(UTC) + timedelta(seconds=30),
             )
         )
@@ -62,7 +67,7 @@ async def test_events_published_before_start_are_consumed(redis_url: str, databa
         # Handlers run concurrently, so the order of application is arbitrary; each move must go forward.
         moves = [(c.from_status, c.to_status) for c in changes]
         assert moves[0][0] is None and moves[-1][1] == "ready", moves
-        assert all(prev[1] == nxt[0] for prev, nxt in zip(moves, moves[1:], strict=False)), moves
+        assert all(prev[1] == nxt[0] for prev, nxt in pairwise(moves)), moves
         pending = await redis.xpending("agentready:session.dispatched", "session_store")
         assert pending["pending"] == 0
     finally:

@@ -72,7 +72,12 @@ async def test_happy_path_records_every_stage(pool: AsyncConnectionPool) -> None
     assert all(row[c] is not None for c in ("requested_at", "dispatched_at", "agent_joined_at", "ready_at"))
     assert row["org_id"] == "org-1" and row["flow_id"] == "flow-1"
     moves = [(e.from_status, e.to_status) for e in publisher.events]  # type: ignore[attr-defined]
-    assert moves == [(None, "pending"), ("pending", "dispatched"), ("dispatched", "agent_joined"), ("agent_joined", "ready")]
+    assert moves == [
+        (None, "pending"),
+        ("pending", "dispatched"),
+        ("dispatched", "agent_joined"),
+        ("agent_joined", "ready"),
+    ]
 
 
 async def test_ready_before_dispatched_still_ends_ready(pool: AsyncConnectionPool) -> None:
@@ -118,7 +123,10 @@ async def test_dispatch_failure_and_end(pool: AsyncConnectionPool) -> None:
     failed_sid, ended_sid = _sid(), _sid()
     failed, _ = await _apply(pool, _requested(failed_sid), SessionDispatchFailed(session_id=failed_sid, reason="403"))
     ended, _ = await _apply(
-        pool, _requested(ended_sid), AgentReady(session_id=ended_sid, greeting="x"), SessionEndRequested(session_id=ended_sid)
+        pool,
+        _requested(ended_sid),
+        AgentReady(session_id=ended_sid, greeting="x"),
+        SessionEndRequested(session_id=ended_sid),
     )
     assert (failed["status"], failed["reason"]) == ("failed", "dispatch: 403")
     assert ended["status"] == "ended" and ended["ended_at"] is not None

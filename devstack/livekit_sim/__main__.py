@@ -1,0 +1,67 @@
+"""``python -m devstack.livekit_sim``: serve the LiveKit simulator until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import os
+import signal
+
+import structlog
+
+from services.runtime.logging import configure_logging
+
+from .app import DEV_API_KEY, DEV_API_SECRET, SimulatorConfig, run_simulator
+
+
+def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m devstack.livekit_sim", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7880)
+    parser.add_argument("--api-key", default=os.environ.get("LIVEKIT_API_KEY") or DEV_API_KEY)
+    parser.add_argument("--api-secret", default=os.environ.get("LIVEKIT_API_SECRET") or DEV_API_SECRET)
+    parser.add_argument("--empty-timeout", type=int, default=300, help="seconds an unjoined room lives")
+    parser.add_argument("--departure-timeout", type=int, default=20, help="seconds a room lives once left")
+    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
+    parser.add_argument(
+        "--expose-ops", action="store_true", help="serve /sim/state and /sim/faults on a non-loopback host too"
+    )
+    return parser.parse_args(argv)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    config = SimulatorConfig(
+        api_key=args.api_key,
+        api_secret=args.api_secret,
+        empty_timeout=args.empty_timeout,
+        departure_timeout=args.departure_timeout,
+        ops_enabled=args.expose_ops or _is_loopback(args.host),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with run_simulator(args.host, args.port, config):
+        await stop.wait()
+        structlog.get_logger("livekit_sim").info("livekit simulator stopping")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse arguments, configure logging and serve."""
+    args = _parse_args(argv)
+    configure_logging("livekit_sim", args.log_level)
+    asyncio.run(_serve(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Turning dispatches into jobs on workers, as ``AgentHandler.JobRequest`` and ``Worker.AssignJob`` do.
+
+A job goes to one available worker registered under the dispatch's agent name. With no such worker
+the job is dropped silently (the dispatch stays listed); a worker that answers "not available" or
+closes is skipped for the next one; an availability timeout drops the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import structlog
+from livekit.protocol import agent, agent_dispatch
+
+from .auth import mint_agent_token
+from .state import Room, SimState, Worker, WorkerClosedError, new_id
+
+log = structlog.get_logger("livekit_sim.jobs")
+
+ASSIGN_JOB_TIMEOUT = 10.0
+
+
+class JobLauncher:
+    """Launches jobs in the background and keeps track of the tasks so they can be cancelled."""
+
+    def __init__(self, state: SimState, keys: dict[str, str], assign_timeout: float = ASSIGN_JOB_TIMEOUT) -> None:
+        self._state = state
+        self._keys = keys
+        self._assign_timeout = assign_timeout
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def launch(self, target: Room, dispatch: agent_dispatch.AgentDispatch) -> None:
+        """Start a room job for ``dispatch`` (fire and forget, like the server's goroutine)."""
+        job = agent.Job(
+            id=new_id("AJ_"),
+            dispatch_id=dispatch.id,
+            type=agent.JT_ROOM,
+            room=target.to_proto(),
+            agent_name=dispatch.agent_name,
+            metadata=dispatch.metadata,
+            deployment=dispatch.deployment,
+            attributes=dispatch.attributes,
+        )
+        task = asyncio.get_running_loop().create_task(self._assign(job, dispatch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def wait_idle(self) -> None:
+        """Wait until every launch in flight has finished (tests and shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """Cancel launches in flight."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _drop(self, job: agent.Job, reason: str) -> None:
+        self._state.counters["jobs_dropped"] += 1
+        self._state.counters[f"jobs_dropped.{reason}"] += 1
+        log.info("job dropped", job_id=job.id, agent_name=job.agent_name, room=job.room.name, reason=reason)
+
+    async def _assign(self, job: agent.Job, dispatch: agent_dispatch.AgentDispatch) -> None:
+        if not self._state.has_worker_for(job):
+            self._drop(job, "no_worker")
+            return
+        attempted: set[str] = set()
+        while True:
+            worker = self._state.select_worker(job, attempted)
+            if worker is None:
+                self._drop(job, "no_capacity")
+                return
+            attempted.add(worker.id)
+            try:
+                done = await self._offer(worker, job, dispatch)
+            except WorkerClosedError:
+                continue
+            if done:
+                return
+
+    async def _offer(self, worker: Worker, job: agent.Job, dispatch: agent_dispatch.AgentDispatch) -> bool:
+        """Offer ``job`` to one worker; True when the job is settled (assigned, terminated or dropped)."""
+        now = time.time_ns()
+        offered = agent.Job()
+        offered.CopyFrom(job)
+        offered.state.CopyFrom(
+            agent.JobState(worker_id=worker.id, updated_at=now, started_at=now, status=agent.JS_RUNNING)
+        )
+        response = await worker.channel.request_availability(offered, self._assign_timeout)
+        if response is None:
+            self._drop(job, "availability_timeout")
+            return True
+        if response.terminate:
+            self._state.counters["jobs_terminated_on_offer"] += 1
+            return True
+        if not response.available:
+            self._state.counters["jobs_rejected"] += 1
+            return False
+        offered.state.participant_identity = response.participant_identity
+        token = mint_agent_token(
+            worker.api_key,
+            self._keys[worker.api_key],
+            job.room.name,
+            response,
+            worker.permissions,
+            worker.agent_name,
+        )
+        await worker.channel.send(agent.ServerMessage(assignment=agent.JobAssignment(job=offered, token=token)))
+        worker.jobs[job.id] = offered
+        # The dispatch keeps a snapshot of the job as assigned, as the open-source server does.
+        dispatch.state.jobs.add().CopyFrom(offered)
+        self._state.counters["jobs_assigned"] += 1
+        log.info("job assigned", job_id=job.id, worker_id=worker.id, room=job.room.name, agent_name=job.agent_name)
+        return True
+
+    async def terminate_room_jobs(self, room_name: str) -> None:
+        """Tell workers to end their jobs in a room that closed (its agents would be disconnected)."""
+        await self.terminate_jobs(lambda job: job.room.name == room_name)
+
+    async def terminate_jobs(self, which: Callable[[agent.Job], bool]) -> int:
+        """Send ``JobTermination`` for every running job ``which`` selects; how many were sent."""
+        sent = 0
+        for worker in list(self._state.workers.values()):
+            for job_id, job in list(worker.jobs.items()):
+                if not which(job):
+                    continue
+                worker.jobs.pop(job_id, None)
+                try:
+                    await worker.channel.send(agent.ServerMessage(termination=agent.JobTermination(job_id=job_id)))
+                except WorkerClosedError:
+                    continue
+                sent += 1
+        return sent

@@ -1,0 +1,269 @@
+"""The simulated server's memory: rooms, participants, dispatches, workers and jobs. Plain data, no I/O."""
+
+from __future__ import annotations
+
+import random
+import secrets
+import string
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from livekit.protocol import agent, agent_dispatch, models, room
+
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_id(prefix: str) -> str:
+    """An id shaped like the server's guids: a type prefix and 12 base62 characters."""
+    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(12))
+
+
+class WorkerClosedError(Exception):
+    """The worker's connection closed while the server waited for it."""
+
+
+class WorkerChannel(Protocol):
+    """How the job launcher talks to one registered worker (implemented over the ``/agent`` socket)."""
+
+    async def request_availability(self, job: agent.Job, wait_seconds: float) -> agent.AvailabilityResponse | None:
+        """Send an ``AvailabilityRequest``; the answer, or None after ``wait_seconds``."""
+        ...
+
+    async def send(self, message: agent.ServerMessage) -> None:
+        """Send one server message."""
+        ...
+
+
+@dataclass
+class Participant:
+    """One participant connected through the room bus."""
+
+    identity: str
+    name: str = ""
+    kind: str = "standard"
+    metadata: str = ""
+    attributes: dict[str, str] = field(default_factory=dict)
+    hidden: bool = False
+    can_publish_data: bool = True
+    can_update_metadata: bool = False
+    sid: str = field(default_factory=lambda: new_id("PA_"))
+    joined_at: float = field(default_factory=time.time)
+
+    def to_proto(self) -> models.ParticipantInfo:
+        """As ``ListParticipants`` returns it."""
+        kind = getattr(models.ParticipantInfo.Kind, self.kind.upper(), models.ParticipantInfo.STANDARD)
+        return models.ParticipantInfo(
+            sid=self.sid,
+            identity=self.identity,
+            name=self.name,
+            state=models.ParticipantInfo.ACTIVE,
+            metadata=self.metadata,
+            joined_at=int(self.joined_at),
+            joined_at_ms=int(self.joined_at * 1000),
+            kind=kind,
+            attributes=self.attributes,
+            permission=models.ParticipantPermission(
+                can_subscribe=True, can_publish=True, can_publish_data=self.can_publish_data, hidden=self.hidden
+            ),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """As the room bus describes it."""
+        return {
+            "identity": self.identity,
+            "sid": self.sid,
+            "kind": self.kind,
+            "name": self.name,
+            "metadata": self.metadata,
+            "attributes": dict(self.attributes),
+        }
+
+
+@dataclass
+class Room:
+    """A room and what lives in it."""
+
+    info: models.Room
+    participants: dict[str, Participant] = field(default_factory=dict)
+    dispatches: dict[str, agent_dispatch.AgentDispatch] = field(default_factory=dict)
+    first_joined_at: float | None = None
+    last_left_at: float | None = None
+
+    @property
+    def name(self) -> str:
+        """The room's name."""
+        return self.info.name
+
+    def to_proto(self) -> models.Room:
+        """A copy with the live participant count."""
+        out = models.Room()
+        out.CopyFrom(self.info)
+        out.num_participants = len(self.participants)
+        return out
+
+    def idle_expired(self, now: float) -> bool:
+        """``Room.CloseIfEmpty``: only agents left, past the empty or departure timeout."""
+        if any(p.kind != "agent" for p in self.participants.values()):
+            return False
+        if self.first_joined_at is not None and self.last_left_at is not None:
+            return now - self.last_left_at >= self.info.departure_timeout
+        return now - self.info.creation_time >= self.info.empty_timeout
+
+
+@dataclass
+class Worker:
+    """A registered agent worker."""
+
+    id: str
+    channel: WorkerChannel
+    api_key: str
+    agent_name: str = ""
+    namespace: str = ""
+    job_type: int = agent.JT_ROOM
+    deployment: str = ""
+    version: str = ""
+    permissions: models.ParticipantPermission = field(default_factory=models.ParticipantPermission)
+    status: int = agent.WS_AVAILABLE
+    load: float = 0.0
+    jobs: dict[str, agent.Job] = field(default_factory=dict)
+
+    def matches(self, job: agent.Job) -> bool:
+        """Whether this worker serves the job's agent name, namespace, type and deployment."""
+        return (self.agent_name, self.namespace, self.job_type, self.deployment) == (
+            job.agent_name,
+            job.namespace,
+            job.type,
+            job.deployment,
+        )
+
+
+@dataclass
+class RoomDefaults:
+    """Server ``room`` config defaults (``livekit-server`` uses 300 s and 20 s)."""
+
+    empty_timeout: int = 300
+    departure_timeout: int = 20
+
+
+class SimState:
+    """Everything the simulator knows; every method is synchronous and does no I/O."""
+
+    def __init__(self, defaults: RoomDefaults | None = None) -> None:
+        self.defaults = defaults or RoomDefaults()
+        self.rooms: dict[str, Room] = {}
+        self.workers: dict[str, Worker] = {}
+        self.counters: Counter[str] = Counter()
+
+    def get_or_create_room(self, req: room.CreateRoomRequest) -> tuple[Room, bool]:
+        """``CreateRoom``: the existing room if there is one, else a new room with its agent dispatches."""
+        existing = self.rooms.get(req.name)
+        if existing is not None:
+            # The server's allocator stores non-empty fields over the existing room; agents are
+            # not dispatched again (a token's roomConfig.agents is likewise ignored).
+            info = existing.info
+            info.empty_timeout = req.empty_timeout or info.empty_timeout
+            info.departure_timeout = req.departure_timeout or info.departure_timeout
+            info.max_participants = req.max_participants or info.max_participants
+            info.metadata = req.metadata or info.metadata
+            return existing, False
+        now = time.time()
+        info = models.Room(
+            sid=new_id("RM_"),
+            name=req.name,
+            empty_timeout=req.empty_timeout or self.defaults.empty_timeout,
+            departure_timeout=req.departure_timeout or self.defaults.departure_timeout,
+            max_participants=req.max_participants,
+            creation_time=int(now),
+            creation_time_ms=int(now * 1000),
+            metadata=req.metadata,
+        )
+        created = Room(info=info)
+        # With no agents configured the server adds one dispatch with an empty agent name
+        # (automatic dispatch), so ListDispatch on a fresh room is never empty.
+        for rad in list(req.agents) or [agent_dispatch.RoomAgentDispatch()]:
+            self.add_dispatch(
+                created,
+                agent_dispatch.AgentDispatch(
+                    id=new_id("AD_"), agent_name=rad.agent_name, room=req.name, metadata=rad.metadata
+                ),
+            )
+        self.rooms[req.name] = created
+        self.counters["rooms_created"] += 1
+        return created, True
+
+    def pop_room(self, name: str) -> Room | None:
+        """Forget a room (deleted or closed)."""
+        gone = self.rooms.pop(name, None)
+        if gone is not None:
+            self.counters["rooms_closed"] += 1
+        return gone
+
+    def add_dispatch(self, target: Room, dispatch: agent_dispatch.AgentDispatch) -> agent_dispatch.AgentDispatch:
+        """Store a dispatch; an existing id is replaced (the server's store keeps one per id)."""
+        dispatch.state.CopyFrom(agent_dispatch.AgentDispatchState(created_at=time.time_ns()))
+        target.dispatches[dispatch.id] = dispatch
+        self.counters["dispatches_created"] += 1
+        return dispatch
+
+    def join(self, target: Room, participant: Participant) -> None:
+        """A participant joined (replacing any connection with the same identity)."""
+        target.participants[participant.identity] = participant
+        if target.first_joined_at is None:
+            target.first_joined_at = participant.joined_at
+
+    def leave(self, target: Room, identity: str) -> Participant | None:
+        """A participant left."""
+        gone = target.participants.pop(identity, None)
+        if gone is not None:
+            target.last_left_at = time.time()
+        return gone
+
+    def select_worker(self, job: agent.Job, exclude: set[str]) -> Worker | None:
+        """The server's ``selectWorkerWeightedByLoad``: random, weighted by spare capacity (1 - load)."""
+        weights = {
+            w.id: max(0.0, 1.0 - w.load)
+            for w in self.workers.values()
+            if w.matches(job) and w.id not in exclude and w.status == agent.WS_AVAILABLE
+        }
+        total = sum(weights.values())
+        if total <= 0:
+            return None
+        pick = random.uniform(0, total)
+        for worker_id, weight in weights.items():
+            pick -= weight
+            if pick <= 0:
+                return self.workers[worker_id]
+        return self.workers[next(iter(weights))]
+
+    def has_worker_for(self, job: agent.Job) -> bool:
+        """Whether any registered worker serves this job's agent name (available or not)."""
+        return any(w.matches(job) for w in self.workers.values())
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counts for ``GET /sim/state``."""
+        return {
+            "rooms": {
+                r.name: {
+                    "sid": r.info.sid,
+                    "participants": len(r.participants),
+                    "identities": sorted(r.participants),
+                    "agents": sorted(i for i, p in r.participants.items() if p.kind == "agent"),
+                    "dispatches": len(r.dispatches),
+                    "jobs": sum(len(d.state.jobs) for d in r.dispatches.values()),
+                }
+                for r in self.rooms.values()
+            },
+            "workers": [
+                {
+                    "id": w.id,
+                    "agent_name": w.agent_name,
+                    "status": agent.WorkerStatus.Name(w.status),
+                    "load": w.load,
+                    "jobs": sorted(w.jobs),
+                }
+                for w in self.workers.values()
+            ],
+            "counters": dict(self.counters),
+        }

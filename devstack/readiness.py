@@ -1,0 +1,73 @@
+"""Waits with deadlines for a child to answer: a TCP port, an HTTP health endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import httpx
+
+_POLL_S = 0.1
+
+
+class NotReadyError(RuntimeError):
+    """Something did not answer before its deadline."""
+
+
+def ensure_port_free(host: str, port: int, what: str) -> None:
+    """Raise NotReadyError if something already listens on ``host:port`` (a readiness check would ask it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        if sock.connect_ex((host, port)) == 0:
+            raise NotReadyError(f"{host}:{port} is already in use; stop what listens there ({what} needs it)")
+
+
+async def wait_for_tcp(host: str, port: int, *, deadline_s: float) -> None:
+    """Return once ``host:port`` accepts a connection; raise NotReadyError after ``deadline_s``."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline_s
+    while loop.time() < end:
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=1.0)
+        except (OSError, TimeoutError):
+            await asyncio.sleep(_POLL_S)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return
+    raise NotReadyError(f"nothing listens on {host}:{port} after {deadline_s:.0f}s")
+
+
+async def wait_for_http_ok(url: str, *, deadline_s: float) -> None:
+    """Return once ``GET url`` answers 2xx; raise NotReadyError (with the last answer) after ``deadline_s``."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline_s
+    last = "no answer"
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        while loop.time() < end:
+            try:
+                response = await client.get(url)
+            except httpx.TransportError as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.is_success:
+                    return
+                last = f"HTTP {response.status_code}"
+            await asyncio.sleep(_POLL_S)
+    raise NotReadyError(f"GET {url} did not succeed within {deadline_s:.0f}s (last: {last})")
+
+
+async def wait_for_sim_worker(simulator_url: str, *, deadline_s: float) -> None:
+    """Return once the LiveKit simulator lists a registered agent worker (``GET /sim/state``)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline_s
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        while loop.time() < end:
+            try:
+                response = await client.get(f"{simulator_url}/sim/state")
+                if response.is_success and response.json().get("workers"):
+                    return
+            except (httpx.TransportError, ValueError):
+                pass  # not up yet, or not JSON yet: ask again until the deadline
+            await asyncio.sleep(_POLL_S)
+    raise NotReadyError(f"no agent worker registered with the simulator at {simulator_url} within {deadline_s:.0f}s")
