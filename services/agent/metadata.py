@@ -1,0 +1,52 @@
+"""The job metadata the dispatcher puts on each dispatch, validated before anything else runs."""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from contracts.events import SessionId, new_message_id
+
+
+class InvalidMetadata(ValueError):
+    """The dispatch metadata is not the JSON object the agent needs; the message says what is wrong."""
+
+
+class SessionMetadata(BaseModel):
+    """What one agent job is about: its session, flow, room and greeting."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    session_id: SessionId = Field(alias="sessionId")
+    flow_id: str = Field(alias="flowId", min_length=1)
+    org_id: str = Field(alias="orgId", min_length=1)
+    room_name: str = Field(alias="roomName", min_length=1)
+    greeting: str
+    correlation_id: str = Field(alias="correlationId", default_factory=new_message_id, min_length=1)
+
+
+def parse_metadata(raw: str) -> SessionMetadata:
+    """Parse and validate the job metadata JSON; raise :class:`InvalidMetadata` with a readable reason."""
+    try:
+        return SessionMetadata.model_validate_json(raw or "")
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'metadata'}: {err['msg']}" for err in exc.errors()
+        )
+        raise InvalidMetadata(f"invalid job metadata: {problems}") from exc
+
+
+def salvage_ids(raw: str) -> tuple[str | None, str | None]:
+    """Best effort (session_id, correlation_id) from metadata that failed validation, for the failure event."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    session_id, correlation_id = data.get("sessionId"), data.get("correlationId")
+    return (
+        session_id if isinstance(session_id, str) else None,
+        correlation_id if isinstance(correlation_id, str) else None,
+    )

@@ -1,0 +1,157 @@
+"""The readiness protocol of one agent job, as a plain async function with its dependencies passed in.
+
+metadata -> agent.joined -> connect -> providers -> wait for user -> flow init -> greeting (playout
+awaited) -> ``agent.ready`` on the data channel (topic ``agent-status``) and on the broker. Any failure
+-> ``agent.failed`` on the broker and, once connected, on the data channel. No livekit or redis here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import structlog
+from pydantic import ValidationError
+
+from contracts.datachannel import AGENT_STATUS_TOPIC, AgentFailedPayload, AgentReadyPayload
+from contracts.events import AgentFailed, AgentJoined, AgentReady, utc_now
+from services.agent.events import EventPublisher
+from services.agent.metadata import SessionMetadata, parse_metadata, salvage_ids
+from services.agent.providers import Speaker
+from services.agent.room import AgentRoom
+from services.agent.stages import StageClock, StageFailed
+
+FlowInitialiser = Callable[[SessionMetadata], Awaitable[None]]
+"""Stage hook "flow_init": initialise the session's flow through the API (a later issue)."""
+
+REPORT_TIMEOUT_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class ReadinessOptions:
+    """Per-job knobs, taken from the service settings."""
+
+    wait_for_user: bool = True
+    user_wait_seconds: float = 30.0
+    stage_timeout_seconds: float = 15.0
+    greeting_timeout_seconds: float = 60.0
+
+
+@dataclass
+class ReadinessOutcome:
+    """How the pipeline ended: ready, or failed at ``failed_stage`` with ``reason``."""
+
+    ready: bool
+    session: SessionMetadata | None = None
+    user_identity: str | None = None
+    failed_stage: str | None = None
+    reason: str | None = None
+    stage_timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def iso_utc(moment: datetime) -> str:
+    """Format ``moment`` as ISO-8601 UTC with milliseconds and a ``Z``, like JavaScript's toISOString."""
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+async def run_readiness(
+    *,
+    job_id: str,
+    raw_metadata: str,
+    room: AgentRoom,
+    publisher: EventPublisher,
+    speaker: Speaker,
+    options: ReadinessOptions,
+    initialise_flow: FlowInitialiser | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> ReadinessOutcome:
+    """Take one job from dispatch to ``agent.ready`` (or ``agent.failed``); never raises but on cancel."""
+    run = StageClock(structlog.get_logger("services.agent.readiness").bind(job_id=job_id))
+    session: SessionMetadata | None = None
+    connected = ready_sent = False
+    try:
+        async with run.stage("metadata", None):
+            session = parse_metadata(raw_metadata)
+        run.log = run.log.bind(session_id=session.session_id, correlation_id=session.correlation_id)
+        ids = {"session_id": session.session_id, "correlation_id": session.correlation_id}
+        async with run.stage("joined", options.stage_timeout_seconds):
+            await publisher.publish(AgentJoined(**ids, room_name=session.room_name, job_id=job_id))
+        async with run.stage("connect", options.stage_timeout_seconds):
+            await room.connect()
+            connected = True
+        async with run.stage("providers", options.stage_timeout_seconds):
+            await speaker.prepare()
+        user: str | None = None
+        if options.wait_for_user:
+            no_user = f"no user joined within {options.user_wait_seconds:g} s"
+            async with run.stage("wait_for_user", None, timeout_reason=no_user):
+                user = await room.wait_for_participant(options.user_wait_seconds)
+        if initialise_flow is not None:
+            async with run.stage("flow_init", options.stage_timeout_seconds):
+                await initialise_flow(session)
+        async with run.stage("greeting", options.greeting_timeout_seconds):
+            await speaker.say(session.greeting)
+        async with run.stage("announce", options.stage_timeout_seconds):
+            payload = AgentReadyPayload(
+                sessionId=session.session_id, greeting=session.greeting, timestamp=iso_utc(clock())
+            )
+            await room.publish_data(payload.to_bytes(), topic=AGENT_STATUS_TOPIC, reliable=True)
+            ready_sent = True
+        timings = {**run.timings_ms, "total": run.elapsed_ms()}
+        async with run.stage("ready", options.stage_timeout_seconds):
+            await publisher.publish(AgentReady(**ids, greeting=session.greeting, stage_timings_ms=timings))
+        run.log.info("agent_ready", user=user, stage_timings_ms=timings)
+        return ReadinessOutcome(True, session, user, stage_timings_ms=timings)
+    except StageFailed as failure:
+        tell_room = connected and not ready_sent
+        await _report_failure(run, failure, raw_metadata, session, room, publisher, tell_room, clock)
+        return ReadinessOutcome(False, session, None, failure.stage, failure.reason, dict(run.timings_ms))
+    except asyncio.CancelledError:
+        cancelled = StageFailed(run.current, "job cancelled (the worker or the room is shutting down)")
+        tell_room = connected and not ready_sent
+        await _report_failure(run, cancelled, raw_metadata, session, room, publisher, tell_room, clock)
+        raise
+
+
+async def _report_failure(
+    run: StageClock,
+    failure: StageFailed,
+    raw_metadata: str,
+    session: SessionMetadata | None,
+    room: AgentRoom,
+    publisher: EventPublisher,
+    tell_room: bool,
+    clock: Callable[[], datetime],
+) -> None:
+    """Tell the frontend (if the room is joined) and the broker; a report that fails is logged, not raised."""
+    run.log.error("agent_failed", stage=failure.stage, reason=failure.reason, stage_timings_ms=run.timings_ms)
+    session_id, correlation_id = (
+        (session.session_id, session.correlation_id) if session is not None else salvage_ids(raw_metadata)
+    )
+    try:
+        event = AgentFailed(
+            session_id=session_id or "",
+            stage=failure.stage,
+            reason=failure.reason,
+            **({"correlation_id": correlation_id} if correlation_id else {}),
+        )
+    except ValidationError:
+        run.log.error("agent_failed_unreported", why="the job metadata carries no valid sessionId")
+        return
+    if tell_room:
+        payload = AgentFailedPayload(
+            sessionId=event.session_id, stage=failure.stage, reason=failure.reason, timestamp=iso_utc(clock())
+        )
+        await _best_effort(run, "report_room", room.publish_data(payload.to_bytes(), topic=AGENT_STATUS_TOPIC))
+    await _best_effort(run, "report_broker", publisher.publish(event))
+
+
+async def _best_effort(run: StageClock, what: str, action: Awaitable[None]) -> None:
+    """Await ``action`` within REPORT_TIMEOUT_SECONDS; log (never raise) if it fails."""
+    try:
+        async with asyncio.timeout(REPORT_TIMEOUT_SECONDS):
+            await action
+    except Exception as exc:  # noqa: BLE001 - a failed failure report must not hide the original failure
+        run.log.error("failure_report_failed", target=what, error=f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,43 @@
+"""Settings of the agent service, read from the environment (names as in DESIGN.md, no prefix)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from services.runtime.settings import LiveKitSettings
+
+
+class AgentSettings(LiveKitSettings):
+    """Everything the agent worker and its jobs need; one instance per process, passed explicitly."""
+
+    agent_room_backend: Literal["livekit", "simulator"] = Field(
+        default="livekit",
+        description="'livekit': join rooms over WebRTC; 'simulator': the devstack simulator's room bus.",
+    )
+    agent_job_executor: Literal["process", "thread"] = Field(
+        default="process", description="Run each job in its own prewarmed process, or in a thread."
+    )
+    agent_load_threshold: float = Field(
+        default=0.7, gt=0, description="Above this load the server stops assigning jobs to the worker."
+    )
+    agent_num_idle_processes: int = Field(
+        default=1, ge=0, description="Job executors kept prewarmed (each costs memory and start-up CPU)."
+    )
+    agent_wait_for_user: bool = Field(default=True, description="Wait for the user before the greeting.")
+    agent_user_wait_seconds: float = Field(default=30.0, gt=0, description="Deadline for the user to join.")
+    agent_stage_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="Deadline of every other readiness stage (connect, providers, ...)."
+    )
+    agent_greeting_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="Deadline for speaking the greeting, playout included."
+    )
+    agent_tts: str = Field(default="offline", description="Name of the speaker in the provider registry.")
+    agent_speak_ms_per_char: float = Field(
+        default=2.0, ge=0, description="Offline speaker: playout time per character of text."
+    )
+    agent_http_port: int = Field(default=8081, ge=0, description="Worker health-check HTTP port (0: pick a free port).")
+    agent_drain_timeout_seconds: int = Field(
+        default=60, ge=0, description="On SIGTERM/SIGINT, how long running jobs may finish before shutdown."
+    )

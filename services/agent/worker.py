@@ -1,0 +1,140 @@
+"""Composition root of the agent service: the livekit-agents ``AgentServer`` and its job entrypoint.
+
+Settings are passed to the job executors explicitly (``functools.partial`` pickles them into each job
+process), so nothing in a job reads the environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import cast
+
+import structlog
+from livekit.agents import AgentServer, JobContext, JobExecutorType, JobProcess
+
+from services.agent.events import RedisEventPublisher
+from services.agent.providers import Speaker, UnavailableSpeaker, create_speaker
+from services.agent.readiness import ReadinessOptions, run_readiness
+from services.agent.room import create_room
+from services.agent.settings import AgentSettings
+from services.runtime.logging import configure_logging
+
+log = structlog.get_logger(__name__)
+
+REGISTER_TIMEOUT_SECONDS = 30.0
+
+
+def prepare_process(settings: AgentSettings, proc: JobProcess) -> None:
+    """Set-up of each job executor (prewarm): logging, providers and the (unconnected) broker."""
+    if proc.executor_type is JobExecutorType.PROCESS:
+        configure_logging("agent", settings.log_level, settings.log_json)
+    try:
+        proc.userdata["speaker"] = create_speaker(settings)
+    except Exception as exc:  # noqa: BLE001 - reported by the job as a failure at stage "providers"
+        log.error("provider_setup_failed", error=str(exc))
+        proc.userdata["speaker"] = UnavailableSpeaker(exc)
+    proc.userdata["publisher"] = RedisEventPublisher(settings.redis_url)
+
+
+def readiness_options(settings: AgentSettings) -> ReadinessOptions:
+    """The pipeline's knobs from the service settings."""
+    return ReadinessOptions(
+        wait_for_user=settings.agent_wait_for_user,
+        user_wait_seconds=settings.agent_user_wait_seconds,
+        stage_timeout_seconds=settings.agent_stage_timeout_seconds,
+        greeting_timeout_seconds=settings.agent_greeting_timeout_seconds,
+    )
+
+
+async def run_job(settings: AgentSettings, ctx: JobContext) -> None:
+    """Entrypoint of one dispatched job: readiness, then stay until the user leaves, then end the job."""
+    publisher = cast(RedisEventPublisher, ctx.proc.userdata["publisher"])
+    ctx.add_shutdown_callback(publisher.close)  # the connection belongs to this job's event loop
+    room = create_room(settings, ctx)  # never ctx.connect() here: the simulator room has no WebRTC
+    reason = "readiness failed"
+    try:
+        outcome = await run_readiness(
+            job_id=ctx.job.id,
+            raw_metadata=ctx.job.metadata,
+            room=room,
+            publisher=publisher,
+            speaker=cast(Speaker, ctx.proc.userdata["speaker"]),
+            options=readiness_options(settings),
+        )
+        if outcome.ready:
+            await room.wait_until_over(outcome.user_identity)
+            reason = "session over"
+    finally:
+        await room.disconnect()
+        ctx.shutdown(reason)
+
+
+def build_server(settings: AgentSettings) -> AgentServer:
+    """Build (without starting) the worker that takes explicit dispatches for LIVEKIT_AGENT_NAME."""
+    server = AgentServer(
+        job_executor_type=JobExecutorType(settings.agent_job_executor),
+        load_threshold=settings.agent_load_threshold,
+        num_idle_processes=settings.agent_num_idle_processes,
+        drain_timeout=settings.agent_drain_timeout_seconds,
+        ws_url=settings.livekit_ws_url,
+        api_key=settings.livekit_api_key,
+        api_secret=settings.livekit_api_secret,
+        port=settings.agent_http_port,
+        setup_fnc=functools.partial(prepare_process, settings),
+    )
+    server.rtc_session(functools.partial(run_job, settings), agent_name=settings.livekit_agent_name)
+    return server
+
+
+@dataclass
+class RunningWorker:
+    """A started, registered worker and the task running it (done when the worker stopped)."""
+
+    server: AgentServer
+    task: asyncio.Task[None]
+
+
+@contextlib.asynccontextmanager
+async def running_worker(settings: AgentSettings) -> AsyncIterator[RunningWorker]:
+    """Run the worker in this event loop until the block exits; enter only once it is registered."""
+    server = build_server(settings)
+    registered = asyncio.Event()
+    server.on("worker_registered", lambda *_: registered.set())
+    run = asyncio.create_task(server.run(devmode=settings.dev_mode), name="agent-worker")
+    try:
+        async with asyncio.timeout(REGISTER_TIMEOUT_SECONDS):
+            waiter = asyncio.create_task(registered.wait())
+            await asyncio.wait({run, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+        if run.done():
+            run.result()  # re-raise why the worker stopped
+            raise RuntimeError("the agent worker stopped before registering")
+        log.info("worker_registered", worker_id=server.id, agent_name=settings.livekit_agent_name)
+        yield RunningWorker(server, run)
+    finally:
+        await server.aclose()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run
+
+
+async def serve(settings: AgentSettings, stop: asyncio.Event) -> None:
+    """Run the worker until ``stop`` is set, then drain running jobs (bounded) and shut down.
+
+    Raises if the worker stops on its own (e.g. it cannot reach the server after its retries).
+    """
+    async with running_worker(settings) as worker:
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({worker.task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if worker.task.done():
+            worker.task.result()
+            raise RuntimeError("the agent worker stopped unexpectedly")
+        log.info("worker_draining", timeout_s=settings.agent_drain_timeout_seconds)
+        try:
+            await worker.server.drain(timeout=settings.agent_drain_timeout_seconds)
+        except TimeoutError:
+            log.warning("worker_drain_timed_out", timeout_s=settings.agent_drain_timeout_seconds)

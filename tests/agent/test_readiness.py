@@ -1,0 +1,255 @@
+"""Unit tests of the readiness pipeline with plain fakes of the room, broker and speaker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from contracts.events import AgentFailed, AgentJoined, AgentReady
+from services.agent.providers import OfflineSpeaker, ProviderError
+from services.agent.readiness import ReadinessOptions, run_readiness
+from tests.agent.fakes import FakePublisher, FakeRoom, FakeSpeaker
+from tests.agent.waiting import until
+
+FIXED_NOW = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+FIXED_ISO = "2025-01-02T03:04:05.678Z"
+FAST = ReadinessOptions(user_wait_seconds=0.2, stage_timeout_seconds=2.0, greeting_timeout_seconds=2.0)
+
+
+def metadata(session_id: str, greeting: str = "Hello, how can I help?") -> str:
+    return json.dumps(
+        {
+            "sessionId": session_id,
+            "flowId": "flow-1",
+            "orgId": "org-1",
+            "roomName": f"room-{session_id}",
+            "greeting": greeting,
+            "correlationId": f"corr-{session_id}",
+        }
+    )
+
+
+def new_session() -> str:
+    return f"s-{uuid.uuid4().hex}"
+
+
+async def test_ready_publishes_exact_payload_and_broker_events() -> None:
+    sid = new_session()
+    room, publisher, speaker = FakeRoom(), FakePublisher(), FakeSpeaker()
+    outcome = await run_readiness(
+        job_id="job-1",
+        raw_metadata=metadata(sid),
+        room=room,
+        publisher=publisher,
+        speaker=speaker,
+        options=FAST,
+        clock=lambda: FIXED_NOW,
+    )
+    assert outcome.ready and outcome.user_identity == "user-1"
+    assert speaker.said == ["Hello, how can I help?"]
+    assert len(room.sent) == 1
+    sent = room.sent[0]
+    expected = (
+        f'{{"type":"agent.ready","sessionId":"{sid}","greeting":"Hello, how can I help?","timestamp":"{FIXED_ISO}"}}'
+    ).encode()
+    assert sent.payload == expected
+    assert (sent.topic, sent.reliable) == ("agent-status", True)
+    joined, ready = publisher.events
+    assert isinstance(joined, AgentJoined) and isinstance(ready, AgentReady)
+    assert (joined.session_id, joined.room_name, joined.job_id) == (sid, f"room-{sid}", "job-1")
+    assert joined.correlation_id == ready.correlation_id == f"corr-{sid}"
+    stages = ["metadata", "joined", "connect", "providers", "wait_for_user", "greeting", "announce", "total"]
+    assert list(ready.stage_timings_ms) == stages
+    assert ready.greeting == "Hello, how can I help?"
+
+
+async def test_offline_speaker_lets_real_time_pass_before_ready() -> None:
+    greeting = "x" * 100
+    room, publisher = FakeRoom(), FakePublisher()
+    started = time.perf_counter()
+    outcome = await run_readiness(
+        job_id="job-2",
+        raw_metadata=metadata(new_session(), greeting),
+        room=room,
+        publisher=publisher,
+        speaker=OfflineSpeaker(ms_per_char=1.0),
+        options=FAST,
+    )
+    assert outcome.ready
+    assert time.perf_counter() - started >= 0.1
+    assert outcome.stage_timings_ms["greeting"] >= 95.0
+
+
+@pytest.mark.parametrize("raw", ["not json", "[]", "", json.dumps({"flowId": "f"})])
+async def test_unusable_metadata_fails_without_a_session_to_report(raw: str) -> None:
+    room, publisher = FakeRoom(), FakePublisher()
+    outcome = await run_readiness(
+        job_id="job-3", raw_metadata=raw, room=room, publisher=publisher, speaker=FakeSpeaker(), options=FAST
+    )
+    assert (outcome.ready, outcome.failed_stage) == (False, "metadata")
+    assert publisher.events == [] and room.sent == [] and not room.connected
+
+
+async def test_bad_metadata_with_a_session_id_reports_agent_failed() -> None:
+    sid = new_session()
+    room, publisher = FakeRoom(), FakePublisher()
+    raw = json.dumps({"sessionId": sid, "correlationId": "c-1", "greeting": "hi"})
+    outcome = await run_readiness(
+        job_id="job-4", raw_metadata=raw, room=room, publisher=publisher, speaker=FakeSpeaker(), options=FAST
+    )
+    assert outcome.failed_stage == "metadata"
+    (failed,) = publisher.events
+    assert isinstance(failed, AgentFailed)
+    assert (failed.session_id, failed.stage, failed.correlation_id) == (sid, "metadata", "c-1")
+    assert "flowId" in failed.reason
+    assert room.sent == []  # never connected, so nothing on the data channel
+
+
+async def test_provider_error_fails_at_providers_on_both_channels() -> None:
+    sid = new_session()
+    room, publisher = FakeRoom(), FakePublisher()
+    speaker = FakeSpeaker(prepare_error=ProviderError("tts model missing"))
+    outcome = await run_readiness(
+        job_id="job-5",
+        raw_metadata=metadata(sid),
+        room=room,
+        publisher=publisher,
+        speaker=speaker,
+        options=FAST,
+        clock=lambda: FIXED_NOW,
+    )
+    assert (outcome.failed_stage, outcome.reason) == ("providers", "ProviderError: tts model missing")
+    assert publisher.types() == ["agent.joined", "agent.failed"]
+    (sent,) = room.sent
+    expected = (
+        f'{{"type":"agent.failed","sessionId":"{sid}","stage":"providers",'
+        f'"reason":"ProviderError: tts model missing","timestamp":"{FIXED_ISO}"}}'
+    ).encode()
+    assert sent.payload == expected
+    assert (sent.topic, sent.reliable) == ("agent-status", True)
+    assert speaker.said == []
+
+
+async def test_no_user_in_time_fails_at_wait_for_user() -> None:
+    sid = new_session()
+    room, publisher = FakeRoom(user=None), FakePublisher()
+    outcome = await run_readiness(
+        job_id="job-6", raw_metadata=metadata(sid), room=room, publisher=publisher, speaker=FakeSpeaker(), options=FAST
+    )
+    assert (outcome.failed_stage, outcome.reason) == ("wait_for_user", "no user joined within 0.2 s")
+    failed = publisher.events[-1]
+    assert isinstance(failed, AgentFailed) and failed.stage == "wait_for_user"
+    assert json.loads(room.sent[0].payload)["type"] == "agent.failed"
+
+
+async def test_wait_for_user_can_be_disabled() -> None:
+    room, publisher = FakeRoom(user=None), FakePublisher()
+    options = ReadinessOptions(wait_for_user=False, stage_timeout_seconds=2.0)
+    outcome = await run_readiness(
+        job_id="job-7",
+        raw_metadata=metadata(new_session()),
+        room=room,
+        publisher=publisher,
+        speaker=FakeSpeaker(),
+        options=options,
+    )
+    assert outcome.ready and outcome.user_identity is None
+    assert "wait_for_user" not in outcome.stage_timings_ms
+
+
+async def test_flow_init_hook_runs_before_the_greeting_and_can_fail() -> None:
+    sid = new_session()
+    room, publisher, speaker = FakeRoom(), FakePublisher(), FakeSpeaker()
+
+    async def initialise_flow(_: object) -> None:
+        raise RuntimeError("api answered 503")
+
+    outcome = await run_readiness(
+        job_id="job-8",
+        raw_metadata=metadata(sid),
+        room=room,
+        publisher=publisher,
+        speaker=speaker,
+        options=FAST,
+        initialise_flow=initialise_flow,
+    )
+    assert (outcome.failed_stage, outcome.reason) == ("flow_init", "RuntimeError: api answered 503")
+    assert speaker.said == []
+
+
+async def test_connect_failure_reports_to_broker_only() -> None:
+    room, publisher = FakeRoom(connect_error=ConnectionError("sfu unreachable")), FakePublisher()
+    outcome = await run_readiness(
+        job_id="job-9",
+        raw_metadata=metadata(new_session()),
+        room=room,
+        publisher=publisher,
+        speaker=FakeSpeaker(),
+        options=FAST,
+    )
+    assert outcome.failed_stage == "connect"
+    assert publisher.types() == ["agent.joined", "agent.failed"]
+    assert room.sent == []
+
+
+async def test_unreachable_broker_fails_at_joined_without_raising() -> None:
+    room, publisher = FakeRoom(), FakePublisher(error=ConnectionError("redis down"))
+    outcome = await run_readiness(
+        job_id="job-10",
+        raw_metadata=metadata(new_session()),
+        room=room,
+        publisher=publisher,
+        speaker=FakeSpeaker(),
+        options=FAST,
+    )
+    assert (outcome.failed_stage, outcome.reason) == ("joined", "ConnectionError: redis down")
+    assert room.sent == [] and not room.connected
+
+
+async def test_cancelled_job_still_reports_failure_then_cancels() -> None:
+    sid = new_session()
+    room, publisher = FakeRoom(user=None), FakePublisher()
+    options = ReadinessOptions(user_wait_seconds=30.0)
+    task = asyncio.create_task(
+        run_readiness(
+            job_id="job-11",
+            raw_metadata=metadata(sid),
+            room=room,
+            publisher=publisher,
+            speaker=FakeSpeaker(),
+            options=options,
+        )
+    )
+    await until(lambda: room.connected, timeout=2.0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    failed = publisher.events[-1]
+    assert isinstance(failed, AgentFailed) and failed.stage == "wait_for_user"
+    assert json.loads(room.sent[0].payload)["stage"] == "wait_for_user"
+
+
+async def test_broker_failure_after_announcing_ready_does_not_contradict_the_frontend() -> None:
+    class ReadyRejectingPublisher(FakePublisher):
+        async def publish(self, event: object) -> None:
+            if isinstance(event, AgentReady):
+                raise ConnectionError("redis went away")
+            await super().publish(event)  # type: ignore[arg-type]
+
+    room, publisher = FakeRoom(), ReadyRejectingPublisher()
+    outcome = await run_readiness(
+        job_id="job-12",
+        raw_metadata=metadata(new_session()),
+        room=room,
+        publisher=publisher,
+        speaker=FakeSpeaker(),
+        options=FAST,
+    )
+    assert outcome.failed_stage == "ready"
+    assert [json.loads(s.payload)["type"] for s in room.sent] == ["agent.ready"]
+    assert publisher.types() == ["agent.joined", "agent.failed"]
