@@ -4,8 +4,9 @@ SHELL := /bin/bash
 SYNCED := .venv/.synced
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
-.PHONY: help dev test lint format schemas clean
+.PHONY: help dev demo test lint format schemas clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -20,6 +21,9 @@ $(SYNCED): pyproject.toml uv.lock | $(UV)
 dev: $(SYNCED) ## start the whole stack (embedded Redis/PostgreSQL and the LiveKit simulator unless URLs are given)
 	$(UV) run python -m devstack $(DEV_ARGS)
 
+demo: $(SYNCED) ## 200 simulated frontends (50 at once) against the stack, started if none runs; DEMO_ARGS="-n 20 -c 5"
+	$(UV) run python -m devstack.demo $(DEMO_ARGS)
+
 test: $(SYNCED) ## run the test suite on real Redis and PostgreSQL
 	$(UV) run pytest $(PYTEST_ARGS)
 
@@ -31,6 +35,12 @@ lint: $(SYNCED) ## ruff (lint + format check) and mypy --strict
 format: $(SYNCED) ## apply ruff's fixes and formatting
 	$(UV) run ruff check --fix .
 	$(UV) run ruff format .
+
+bench: $(SYNCED) ## benchmark: API vs ceiling vs polling baseline, end to end, burst (~15 min; report in bench/results/)
+	$(UV) run python -m bench $(BENCH_ARGS)
+
+bench-quick: $(SYNCED) ## the same benchmark, short (under 3 minutes)
+	$(UV) run python -m bench --quick $(BENCH_ARGS)
 
 schemas: $(SYNCED) ## regenerate contracts/schemas after changing an event model
 	$(UV) run python -m contracts.export_schemas

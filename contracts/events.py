@@ -44,6 +44,7 @@ class SessionRequested(Event):
     room_name: str
     greeting: str
     ready_deadline: datetime
+    agent_credential: str = ""  # short-lived JWT the agent shows the API (flow init); "" in older messages
 
 
 class SessionDispatched(Event):

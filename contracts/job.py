@@ -16,6 +16,7 @@ class AgentJobMetadata(BaseModel):
     roomName: str
     greeting: str
     correlationId: str
+    credential: str = ""  # the session's agent credential for the API's flow-init endpoint
 
     def to_json(self) -> str:
         """Serialise for the dispatch's metadata field."""

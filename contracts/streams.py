@@ -44,7 +44,7 @@ class Groups:
 # Which group reads which stream: every service creates all of these at start-up (from id 0),
 # so a message published before a consumer first started is never missed.
 SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
-    Groups.DISPATCHER: (SESSION_REQUESTED, SESSION_END_REQUESTED),
+    Groups.DISPATCHER: (SESSION_REQUESTED, AGENT_JOINED, SESSION_STATUS_CHANGED),
     Groups.SESSION_STORE: (
         SESSION_REQUESTED,
         SESSION_DISPATCHED,
@@ -54,8 +54,8 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
         AGENT_FAILED,
         SESSION_END_REQUESTED,
     ),
-    Groups.API: (SESSION_STATUS_CHANGED,),
 }
+# No group reads SESSION_STATUS_CHANGED for the API: every API replica must see every change (plain XREAD).
 
 
 def dead_letter_stream(stream: str) -> str:

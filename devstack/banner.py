@@ -24,6 +24,7 @@ class StackInfo:
     livekit_simulated: bool
     redis: ServerHandle
     postgres: ServerHandle
+    api_key: str = "<api key>"
 
 
 def masked(url: str) -> str:
@@ -44,13 +45,15 @@ def _server_line(handle: ServerHandle) -> Text:
     return Text.assemble(masked(handle.url), (f"  ({detail})", "dim"))
 
 
-def curl_commands(api_url: str) -> list[str]:
-    """The demo: create a flow, start a session on it, read the session's status."""
+def curl_commands(api_url: str, api_key: str = "<api key>") -> list[str]:
+    """The demo: create a flow, start a session on it, follow the session's status."""
+    auth = f"-H 'authorization: Bearer {api_key}'"
     return [
-        f"curl -s -X POST {api_url}/api/flows -H 'content-type: application/json' "
+        f"curl -s -X POST {api_url}/api/flows {auth} -H 'content-type: application/json' "
         """-d '{"name":"demo","greeting":"Hello!"}'""",
-        f"curl -s -X POST {api_url}/api/flows/<flow-id>/sessions",
-        f"curl -s {api_url}/api/sessions/<session-id>",
+        f"curl -s -X POST {api_url}/api/flows/<flow-id>/sessions {auth}",
+        f"curl -s {api_url}/api/sessions/<session-id> {auth}",
+        f"curl -sN {api_url}/api/sessions/<session-id>/events {auth}",
     ]
 
 
@@ -59,7 +62,8 @@ def render_panel(info: StackInfo) -> RenderableType:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("API", info.api_url)
+    table.add_row("API", Text.assemble(info.api_url, ("  (OpenAPI docs at /docs)", "dim")))
+    table.add_row("API key", Text.assemble(info.api_key, ("  (organisation 'dev'; DEV_API_KEY sets it)", "dim")))
     livekit = "devstack.livekit_sim simulator" if info.livekit_simulated else "from the environment"
     table.add_row("LiveKit", Text.assemble(info.livekit_url, (f"  ({livekit})", "dim")))
     table.add_row("Redis", _server_line(info.redis))
@@ -71,5 +75,5 @@ def print_banner(console: Console, info: StackInfo) -> None:
     """Print the panel, then the curl commands unwrapped and outside any box, so they paste as they are."""
     console.print(render_panel(info))
     console.print(Text("Try it (put in the ids each answer returns); Ctrl-C stops everything:", style="dim"))
-    for command in curl_commands(info.api_url):
+    for command in curl_commands(info.api_url, info.api_key):
         console.print(Text(command, style="green"), soft_wrap=True)

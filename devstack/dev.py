@@ -16,6 +16,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack.api_key import create_dev_api_key
 from devstack.banner import StackInfo, print_banner
 from devstack.output import LabelledConsole
 from devstack.processes import ChildExit, ChildSpec, ProcessGroup
@@ -31,6 +32,7 @@ from devstack.servers import ServerHandle, postgres_server, redis_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("session_store", "dispatcher", "agent", "api")
+CONSUMERS = ("session_store", "dispatcher")  # stream consumers: DEV_REPLICAS=N runs N of each, one group
 SIMULATOR_HOST, SIMULATOR_PORT = "127.0.0.1", 7880
 
 
@@ -62,6 +64,8 @@ def service_env(
         "DEV_MODE": "true",
         "AGENT_ROOM_BACKEND": "simulator",
         "AGENT_JOB_EXECUTOR": "thread",
+        "AGENT_LOAD_THRESHOLD": "inf",  # a laptop's CPU load must not make the only worker refuse jobs
+        "AGENT_HTTP_PORT": "0",
         "AGENT_WAIT_FOR_USER": "false",  # so the curl demo reaches "ready" with no frontend in the room
         "API_HOST": "127.0.0.1",
         "LOG_JSON": "false",  # children write to a pipe, which would otherwise mean JSON
@@ -69,11 +73,23 @@ def service_env(
     }
     env = {**defaults, **environ}
     env["API_PORT"] = str(api_port)  # the CLI option already gave API_PORT from the environment its turn
+    env.setdefault("API_INTERNAL_URL", f"http://{env['API_HOST']}:{api_port}")  # the agent's flow init
     return env
 
 
 def _label(service: str) -> str:
     return service.replace("_", "-")
+
+
+def service_labels(environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    """``(service, label)`` of every service process: ``DEV_REPLICAS`` (default 1) of each consumer."""
+    replicas = max(1, int(environ.get("DEV_REPLICAS", "1") or "1"))
+    labels = []
+    for service in SERVICES:
+        count = replicas if service in CONSUMERS else 1
+        for i in range(1, count + 1):
+            labels.append((service, _label(service) if count == 1 else f"{_label(service)}-{i}"))
+    return labels
 
 
 def run_dev(options: DevOptions) -> int:
@@ -142,16 +158,17 @@ async def _start(
         argv = [sys.executable, "-m", "devstack.livekit_sim", "--host", SIMULATOR_HOST, "--port", str(SIMULATOR_PORT)]
         await group.start(ChildSpec("livekit-sim", argv, env=env, cwd=options.repo_root))
         await _unless_interrupted(wait_for_tcp(SIMULATOR_HOST, SIMULATOR_PORT, deadline_s=20.0), crashed, stopped)
-    for service in SERVICES:
+    api_key = await create_dev_api_key(env, options.repo_root)  # migrations first, then the key
+    for service, label in service_labels(os.environ):
         argv = [sys.executable, "-m", f"services.{service}"]
-        await group.start(ChildSpec(_label(service), argv, env=env, cwd=options.repo_root))
+        await group.start(ChildSpec(label, argv, env=env, cwd=options.repo_root))
     await _unless_interrupted(
         wait_for_http_ok(f"{api_url}/healthz", deadline_s=options.ready_timeout_s), crashed, stopped
     )
     if simulated:  # the demo needs the agent's worker registered, or its first job is dropped
         worker = wait_for_sim_worker(livekit_url, deadline_s=options.ready_timeout_s)
         await _unless_interrupted(worker, crashed, stopped)
-    print_banner(out.console, StackInfo(api_url, livekit_url, simulated, redis, postgres))
+    print_banner(out.console, StackInfo(api_url, livekit_url, simulated, redis, postgres, api_key))
 
 
 async def _unless_interrupted(
@@ -184,7 +201,7 @@ async def _shutdown(
         out.announce("stopping the stack ...", style="dim")
     crashed.cancel()
     stopped.cancel()
-    await group.stop([_label(service) for service in SERVICES])  # first, so they never see the simulator go
+    await group.stop([label for _, label in service_labels(os.environ)])  # first: they never see the simulator go
     for exit_ in await group.stop():
         out.announce(f"{exit_.label} stopped (code {exit_.returncode})", style="dim")
     return code

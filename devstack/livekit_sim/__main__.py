@@ -23,6 +23,8 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--api-secret", default=os.environ.get("LIVEKIT_API_SECRET") or DEV_API_SECRET)
     parser.add_argument("--empty-timeout", type=int, default=300, help="seconds an unjoined room lives")
     parser.add_argument("--departure-timeout", type=int, default=20, help="seconds a room lives once left")
+    parser.add_argument("--job-delay-ms", type=int, default=0, help="simulated agent start-up time per job")
+    parser.add_argument("--fixed-worker-load", type=float, default=None, help="benchmarks: ignore workers' load")
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
     parser.add_argument(
         "--expose-ops", action="store_true", help="serve /sim/state and /sim/faults on a non-loopback host too"
@@ -45,6 +47,8 @@ async def _serve(args: argparse.Namespace) -> None:
         api_secret=args.api_secret,
         empty_timeout=args.empty_timeout,
         departure_timeout=args.departure_timeout,
+        job_delay_ms=args.job_delay_ms,
+        fixed_worker_load=args.fixed_worker_load,
         ops_enabled=args.expose_ops or _is_loopback(args.host),
     )
     stop = asyncio.Event()

@@ -38,6 +38,8 @@ class SimulatorConfig:
     assign_timeout: float = ASSIGN_JOB_TIMEOUT
     reap_interval: float = 1.0
     ops_enabled: bool = True
+    job_delay_ms: int = 0  # the agent's start-up time: a job is offered to a worker this long after its dispatch
+    fixed_worker_load: float | None = None  # benchmarks: ignore reported load (the agent fleet runs elsewhere)
 
     @property
     def keys(self) -> dict[str, str]:
@@ -53,10 +55,12 @@ class Simulator:
         keys = self.config.keys
         self.state = SimState(RoomDefaults(self.config.empty_timeout, self.config.departure_timeout))
         self.faults = FaultInjector()
-        self.launcher = JobLauncher(self.state, keys, self.config.assign_timeout)
+        self.launcher = JobLauncher(
+            self.state, keys, self.config.assign_timeout, job_delay_s=self.config.job_delay_ms / 1000
+        )
         self.rooms = RoomManager(self.state, self.launcher, self.config.reap_interval)
         self.bus = RoomBus(self.state, keys, self.rooms)
-        self.workers = WorkerEndpoint(self.state, keys)
+        self.workers = WorkerEndpoint(self.state, keys, fixed_load=self.config.fixed_worker_load)
         self.url = ""
         self.app = self._build_app(keys)
 
@@ -71,7 +75,7 @@ class Simulator:
             "RoomService": RoomService(self.state, self.rooms, self.bus).routes(),
             "AgentDispatchService": DispatchService(self.state, self.rooms, self.launcher).routes(),
         }
-        twirp = TwirpServer(routes, keys, self.faults)
+        twirp = TwirpServer(routes, keys, self.faults, self.state)
         app.router.add_route("*", "/twirp/{service}/{method}", twirp.handle)
         app.router.add_get("/agent", self.workers.handle)
         app.router.add_get("/sim/rtc", self.bus.handle)

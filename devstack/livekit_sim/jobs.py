@@ -25,10 +25,18 @@ ASSIGN_JOB_TIMEOUT = 10.0
 class JobLauncher:
     """Launches jobs in the background and keeps track of the tasks so they can be cancelled."""
 
-    def __init__(self, state: SimState, keys: dict[str, str], assign_timeout: float = ASSIGN_JOB_TIMEOUT) -> None:
+    def __init__(
+        self,
+        state: SimState,
+        keys: dict[str, str],
+        assign_timeout: float = ASSIGN_JOB_TIMEOUT,
+        *,
+        job_delay_s: float = 0.0,
+    ) -> None:
         self._state = state
         self._keys = keys
         self._assign_timeout = assign_timeout
+        self._job_delay_s = job_delay_s  # simulated agent start-up time before the job reaches a worker
         self._tasks: set[asyncio.Task[None]] = set()
 
     def launch(self, target: Room, dispatch: agent_dispatch.AgentDispatch) -> None:
@@ -64,6 +72,8 @@ class JobLauncher:
         log.info("job dropped", job_id=job.id, agent_name=job.agent_name, room=job.room.name, reason=reason)
 
     async def _assign(self, job: agent.Job, dispatch: agent_dispatch.AgentDispatch) -> None:
+        if self._job_delay_s > 0:
+            await asyncio.sleep(self._job_delay_s)
         if not self._state.has_worker_for(job):
             self._drop(job, "no_worker")
             return

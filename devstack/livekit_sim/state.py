@@ -155,6 +155,18 @@ class SimState:
         self.rooms: dict[str, Room] = {}
         self.workers: dict[str, Worker] = {}
         self.counters: Counter[str] = Counter()
+        self.twirp_in_flight = 0
+
+    def request_started(self, method: str) -> None:
+        """A Twirp request arrived: count it, by method, and keep the peak of requests in flight."""
+        self.twirp_in_flight += 1
+        self.counters["twirp_requests"] += 1
+        self.counters[f"twirp_requests.{method}"] += 1
+        self.counters["twirp_in_flight_peak"] = max(self.counters["twirp_in_flight_peak"], self.twirp_in_flight)
+
+    def request_finished(self) -> None:
+        """A Twirp request was answered (or its client went away)."""
+        self.twirp_in_flight -= 1
 
     def get_or_create_room(self, req: room.CreateRoomRequest) -> tuple[Room, bool]:
         """``CreateRoom``: the existing room if there is one, else a new room with its agent dispatches."""
@@ -266,4 +278,5 @@ class SimState:
                 for w in self.workers.values()
             ],
             "counters": dict(self.counters),
+            "twirp_in_flight": self.twirp_in_flight,
         }

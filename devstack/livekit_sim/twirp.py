@@ -18,6 +18,7 @@ from google.protobuf.message import DecodeError, Message
 from .auth import Claims, TokenError, bearer_token, verify_token
 from .errors import TwirpError
 from .faults import FaultInjector
+from .state import SimState
 
 log = structlog.get_logger("livekit_sim.twirp")
 
@@ -50,13 +51,23 @@ class Route:
 class TwirpServer:
     """Serves the registered methods; ``routes`` maps service name -> method name -> route."""
 
-    def __init__(self, routes: dict[str, dict[str, Route]], keys: dict[str, str], faults: FaultInjector) -> None:
+    def __init__(
+        self, routes: dict[str, dict[str, Route]], keys: dict[str, str], faults: FaultInjector, state: SimState
+    ) -> None:
         self._routes = routes
         self._keys = keys
         self._faults = faults
+        self._state = state
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        """Entry point for ``/twirp/{service}/{method}`` (any HTTP method)."""
+        """Entry point for ``/twirp/{service}/{method}`` (any HTTP method), counted while in flight."""
+        self._state.request_started(request.match_info.get("method", ""))
+        try:
+            return await self._handle(request)
+        finally:
+            self._state.request_finished()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         try:
             token = bearer_token(request.headers.get("Authorization"), request.query.get("access_token"))
             claims = verify_token(token, self._keys) if token else None

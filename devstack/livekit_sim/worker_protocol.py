@@ -72,9 +72,12 @@ class WorkerConnection:
 class WorkerEndpoint:
     """Handles ``GET /agent``."""
 
-    def __init__(self, state: SimState, keys: dict[str, str], node_id: str = "ND_simulator") -> None:
+    def __init__(
+        self, state: SimState, keys: dict[str, str], node_id: str = "ND_simulator", *, fixed_load: float | None = None
+    ) -> None:
         self._state = state
         self._keys = keys
+        self._fixed_load = fixed_load  # benchmarks: the load every worker is taken to have, whatever it reports
         self._server_info = models.ServerInfo(
             edition=models.ServerInfo.Standard,
             version=SERVER_VERSION,
@@ -181,7 +184,7 @@ class WorkerEndpoint:
         elif which == "update_worker":
             if msg.update_worker.HasField("status"):
                 worker.status = msg.update_worker.status
-            worker.load = msg.update_worker.load
+            worker.load = msg.update_worker.load if self._fixed_load is None else self._fixed_load
         elif which == "ping":
             with contextlib.suppress(WorkerClosedError):
                 await conn.send(_pong(msg.ping))

@@ -24,6 +24,7 @@ class SessionMetadata(BaseModel):
     room_name: str = Field(alias="roomName", min_length=1)
     greeting: str
     correlation_id: str = Field(alias="correlationId", default_factory=new_message_id, min_length=1)
+    credential: str = ""  # the session's agent credential for the API's flow-init endpoint
 
 
 def parse_metadata(raw: str) -> SessionMetadata:

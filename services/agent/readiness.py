@@ -18,13 +18,14 @@ from pydantic import ValidationError
 from contracts.datachannel import AGENT_STATUS_TOPIC, AgentFailedPayload, AgentReadyPayload
 from contracts.events import AgentFailed, AgentJoined, AgentReady, utc_now
 from services.agent.events import EventPublisher
+from services.agent.flow_client import FlowConfig
 from services.agent.metadata import SessionMetadata, parse_metadata, salvage_ids
 from services.agent.providers import Speaker
 from services.agent.room import AgentRoom
 from services.agent.stages import StageClock, StageFailed
 
-FlowInitialiser = Callable[[SessionMetadata], Awaitable[None]]
-"""Stage hook "flow_init": initialise the session's flow through the API (a later issue)."""
+FlowInitialiser = Callable[[SessionMetadata], Awaitable[FlowConfig]]
+"""Stage "flow_init": initialise the session's flow through the API; its greeting is the one spoken."""
 
 REPORT_TIMEOUT_SECONDS = 5.0
 
@@ -37,6 +38,7 @@ class ReadinessOptions:
     user_wait_seconds: float = 30.0
     stage_timeout_seconds: float = 15.0
     greeting_timeout_seconds: float = 60.0
+    flow_init_timeout_seconds: float = 30.0  # the flow-init retries have their own, smaller bound
 
 
 @dataclass
@@ -88,20 +90,19 @@ async def run_readiness(
             no_user = f"no user joined within {options.user_wait_seconds:g} s"
             async with run.stage("wait_for_user", None, timeout_reason=no_user):
                 user = await room.wait_for_participant(options.user_wait_seconds)
+        greeting = session.greeting
         if initialise_flow is not None:
-            async with run.stage("flow_init", options.stage_timeout_seconds):
-                await initialise_flow(session)
+            async with run.stage("flow_init", options.flow_init_timeout_seconds):
+                greeting = (await initialise_flow(session)).greeting
         async with run.stage("greeting", options.greeting_timeout_seconds):
-            await speaker.say(session.greeting)
+            await speaker.say(greeting)
         async with run.stage("announce", options.stage_timeout_seconds):
-            payload = AgentReadyPayload(
-                sessionId=session.session_id, greeting=session.greeting, timestamp=iso_utc(clock())
-            )
+            payload = AgentReadyPayload(sessionId=session.session_id, greeting=greeting, timestamp=iso_utc(clock()))
             await room.publish_data(payload.to_bytes(), topic=AGENT_STATUS_TOPIC, reliable=True)
             ready_sent = True
         timings = {**run.timings_ms, "total": run.elapsed_ms()}
         async with run.stage("ready", options.stage_timeout_seconds):
-            await publisher.publish(AgentReady(**ids, greeting=session.greeting, stage_timings_ms=timings))
+            await publisher.publish(AgentReady(**ids, greeting=greeting, stage_timings_ms=timings))
         run.log.info("agent_ready", user=user, stage_timings_ms=timings)
         return ReadinessOutcome(True, session, user, stage_timings_ms=timings)
     except StageFailed as failure:

@@ -22,6 +22,12 @@ class AgentSettings(LiveKitSettings):
     agent_load_threshold: float = Field(
         default=0.7, gt=0, description="Above this load the server stops assigning jobs to the worker."
     )
+    agent_max_jobs: int | None = Field(
+        default=None,
+        ge=1,
+        description="Capacity in jobs: load = running jobs / this. Unset: livekit-agents' CPU-based load "
+        "(meaningless when the whole stack shares one laptop's CPU, as in `make demo`).",
+    )
     agent_num_idle_processes: int = Field(
         default=1, ge=0, description="Job executors kept prewarmed (each costs memory and start-up CPU)."
     )
@@ -41,3 +47,11 @@ class AgentSettings(LiveKitSettings):
     agent_drain_timeout_seconds: int = Field(
         default=60, ge=0, description="On SIGTERM/SIGINT, how long running jobs may finish before shutdown."
     )
+    api_internal_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Base URL of the API's internal endpoints (flow init); empty: skip flow init, speak the "
+        "greeting from the dispatch metadata.",
+    )
+    agent_flow_init_attempts: int = Field(default=5, ge=1, description="Flow-init attempts on 5xx/connection errors.")
+    agent_flow_init_max_seconds: float = Field(default=10.0, gt=0, description="Flow-init retries: total time bound.")
+    agent_flow_init_backoff_seconds: float = Field(default=0.1, gt=0, description="First flow-init retry delay.")

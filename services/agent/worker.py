@@ -9,14 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import cast
 
+import httpx
 import structlog
 from livekit.agents import AgentServer, JobContext, JobExecutorType, JobProcess
 
 from services.agent.events import RedisEventPublisher
+from services.agent.flow_client import FlowInitPolicy, HttpFlowInitialiser
 from services.agent.providers import Speaker, UnavailableSpeaker, create_speaker
 from services.agent.readiness import ReadinessOptions, run_readiness
 from services.agent.room import create_room
@@ -47,6 +49,16 @@ def readiness_options(settings: AgentSettings) -> ReadinessOptions:
         user_wait_seconds=settings.agent_user_wait_seconds,
         stage_timeout_seconds=settings.agent_stage_timeout_seconds,
         greeting_timeout_seconds=settings.agent_greeting_timeout_seconds,
+        flow_init_timeout_seconds=settings.agent_flow_init_max_seconds + settings.agent_stage_timeout_seconds,
+    )
+
+
+def flow_policy(settings: AgentSettings) -> FlowInitPolicy:
+    """Bounds of the flow-init retries from the service settings."""
+    return FlowInitPolicy(
+        attempts=settings.agent_flow_init_attempts,
+        max_seconds=settings.agent_flow_init_max_seconds,
+        initial_backoff_s=settings.agent_flow_init_backoff_seconds,
     )
 
 
@@ -56,6 +68,12 @@ async def run_job(settings: AgentSettings, ctx: JobContext) -> None:
     ctx.add_shutdown_callback(publisher.close)  # the connection belongs to this job's event loop
     room = create_room(settings, ctx)  # never ctx.connect() here: the simulator room has no WebRTC
     reason = "readiness failed"
+    http = httpx.AsyncClient(timeout=settings.agent_stage_timeout_seconds)
+    initialise_flow = (
+        HttpFlowInitialiser(http, settings.api_internal_url, flow_policy(settings))
+        if settings.api_internal_url
+        else None
+    )
     try:
         outcome = await run_readiness(
             job_id=ctx.job.id,
@@ -64,13 +82,24 @@ async def run_job(settings: AgentSettings, ctx: JobContext) -> None:
             publisher=publisher,
             speaker=cast(Speaker, ctx.proc.userdata["speaker"]),
             options=readiness_options(settings),
+            initialise_flow=initialise_flow,
         )
         if outcome.ready:
             await room.wait_until_over(outcome.user_identity)
             reason = "session over"
     finally:
+        await http.aclose()
         await room.disconnect()
         ctx.shutdown(reason)
+
+
+def job_count_load(max_jobs: int) -> Callable[[AgentServer], float]:
+    """A load function: running jobs / ``max_jobs`` (capped at 1), instead of the machine's CPU use."""
+
+    def load(server: AgentServer) -> float:
+        return min(len(server.active_jobs) / max_jobs, 1.0)
+
+    return load
 
 
 def build_server(settings: AgentSettings) -> AgentServer:
@@ -78,6 +107,7 @@ def build_server(settings: AgentSettings) -> AgentServer:
     server = AgentServer(
         job_executor_type=JobExecutorType(settings.agent_job_executor),
         load_threshold=settings.agent_load_threshold,
+        load_fnc=job_count_load(settings.agent_max_jobs) if settings.agent_max_jobs else None,
         num_idle_processes=settings.agent_num_idle_processes,
         drain_timeout=settings.agent_drain_timeout_seconds,
         ws_url=settings.livekit_ws_url,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 import structlog
 from fastapi import FastAPI
@@ -11,18 +12,47 @@ from faststream.redis import RedisBroker
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
+from services.api.auth import Authenticator
+from services.api.body_limit import BodyLimitMiddleware
+from services.api.credentials import CredentialIssuer
 from services.api.dependencies import Resources
 from services.api.errors import install_error_handlers
+from services.api.fanout import StatusFanout
 from services.api.migrations import MIGRATIONS
-from services.api.outbox import RedisSessionOutbox
+from services.api.outbox import AdmissionPolicy, RedisSessionOutbox
 from services.api.repository import ApiRepository
-from services.api.routes import flows, health, sessions
-from services.api.sessions import TokenIssuer
+from services.api.routes import events, flows, health, internal, sessions
+from services.api.sessions import SessionPolicy, TokenIssuer
 from services.api.settings import ApiSettings
+from services.api.ttl_cache import TtlCache
 from services.runtime.migrations import apply_migrations
+from services.runtime.publishing import BrokerPublisher
 from services.runtime.streams import ensure_groups
 
 SERVICE = "api"
+
+
+def build_resources(settings: ApiSettings, pool: AsyncConnectionPool, redis: Redis, broker: RedisBroker) -> Resources:
+    """Wire the per-process objects from settings and open clients."""
+    repo = ApiRepository(pool)
+    policy = AdmissionPolicy(settings.max_open_sessions_per_org, settings.admission_lease_s, settings.idempotency_ttl_s)
+    return Resources(
+        settings=settings,
+        pool=pool,
+        redis=redis,
+        broker=broker,
+        repo=repo,
+        outbox=RedisSessionOutbox(broker, redis, settings.session_snapshot_ttl_s, policy),
+        issuer=TokenIssuer(
+            settings.livekit_api_key, settings.livekit_api_secret, settings.token_ttl_s, settings.livekit_ws_url
+        ),
+        credentials=CredentialIssuer(settings.agent_credential_secret, settings.agent_credential_margin_s),
+        policy=SessionPolicy(settings.ready_timeout_s, settings.admission_retry_after_s),
+        auth=Authenticator(repo, settings.auth_cache_ttl_s),
+        fanout=StatusFanout(redis, settings.sse_queue_size),
+        publisher=BrokerPublisher(broker),
+        flow_cache=TtlCache(settings.flow_cache_ttl_s),
+    )
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -40,28 +70,26 @@ def create_app(settings: ApiSettings) -> FastAPI:
         broker = RedisBroker(settings.redis_url)
         await broker.connect()
         await ensure_groups(redis)
-        app.state.resources = Resources(
-            settings=settings,
-            pool=pool,
-            redis=redis,
-            broker=broker,
-            repo=ApiRepository(pool),
-            outbox=RedisSessionOutbox(broker, redis, settings.session_snapshot_ttl_s),
-            issuer=TokenIssuer(
-                settings.livekit_api_key, settings.livekit_api_secret, settings.token_ttl_s, settings.livekit_ws_url
-            ),
-        )
+        resources = build_resources(settings, pool, redis, broker)
+        app.state.resources = resources
+        fanout = asyncio.create_task(resources.fanout.run(await resources.fanout.start_id()))
         structlog.get_logger(__name__).info("api_started", host=settings.api_host, port=settings.api_port)
         try:
             yield
         finally:
+            fanout.cancel()
+            with suppress(asyncio.CancelledError):
+                await fanout
             await broker.stop()
             await redis.aclose()
             await pool.close()
 
     app = FastAPI(title="agentready", version="0.1.0", lifespan=lifespan)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(flows.router)
     app.include_router(sessions.router)
+    app.include_router(events.router)
+    app.include_router(internal.router)
     return app

@@ -5,15 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from faststream.redis import RedisBroker
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
+from services.api.auth import Authenticator
+from services.api.credentials import CredentialIssuer
+from services.api.fanout import StatusFanout
 from services.api.outbox import RedisSessionOutbox
-from services.api.repository import ApiRepository
-from services.api.sessions import TokenIssuer
+from services.api.repository import ApiRepository, Flow
+from services.api.sessions import SessionPolicy, TokenIssuer
 from services.api.settings import ApiSettings
+from services.api.ttl_cache import TtlCache
+from services.runtime.publishing import BrokerPublisher
 
 
 @dataclass
@@ -27,6 +33,12 @@ class Resources:
     repo: ApiRepository
     outbox: RedisSessionOutbox
     issuer: TokenIssuer
+    credentials: CredentialIssuer
+    policy: SessionPolicy
+    auth: Authenticator
+    fanout: StatusFanout
+    publisher: BrokerPublisher
+    flow_cache: TtlCache[tuple[str, str], Flow]
 
 
 def get_resources(request: Request) -> Resources:
@@ -35,10 +47,20 @@ def get_resources(request: Request) -> Resources:
     return resources
 
 
-def get_org_id(resources: Annotated[Resources, Depends(get_resources)]) -> str:
-    """The caller's organisation (one default organisation until API keys exist)."""
-    return resources.settings.default_org_id
-
-
 ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+# Declared for the OpenAPI document ("Authorize" in /docs); the header itself is parsed by the Authenticator,
+# which explains what is wrong with it.
+_bearer = HTTPBearer(auto_error=False, description="Your organisation's API key: `Authorization: Bearer <key>`")
+
+
+async def get_org_id(
+    request: Request,
+    resources: ResourcesDep,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> str:
+    """The caller's organisation, from its API key (401 when the key is missing or unknown)."""
+    return await resources.auth.org_for(request.headers.get("authorization"))
+
+
 OrgDep = Annotated[str, Depends(get_org_id)]

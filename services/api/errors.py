@@ -6,8 +6,14 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg import OperationalError
+from psycopg_pool import PoolTimeout
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.api.auth import AuthError
+from services.api.credentials import CredentialError
+from services.api.sessions import IdempotencyConflictError, OverCapacityError
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +49,22 @@ def install_error_handlers(app: FastAPI) -> None:
     async def not_found(_: Request, exc: NotFoundError) -> JSONResponse:
         return JSONResponse(_body(str(exc)), status_code=404)
 
+    @app.exception_handler(AuthError)
+    async def unauthorised(_: Request, exc: AuthError) -> JSONResponse:
+        return JSONResponse(_body(str(exc)), status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(CredentialError)
+    async def forbidden(_: Request, exc: CredentialError) -> JSONResponse:
+        return JSONResponse(_body(str(exc)), status_code=403)
+
+    @app.exception_handler(OverCapacityError)
+    async def over_capacity(_: Request, exc: OverCapacityError) -> JSONResponse:
+        return JSONResponse(_body(str(exc)), status_code=429, headers={"Retry-After": str(exc.retry_after_s)})
+
+    @app.exception_handler(IdempotencyConflictError)
+    async def idempotency_conflict(_: Request, exc: IdempotencyConflictError) -> JSONResponse:
+        return JSONResponse(_body(str(exc)), status_code=422)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse(_body(str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
@@ -51,6 +73,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def redis_down(_: Request, exc: RedisError) -> JSONResponse:
         log.error("redis_unavailable", error=str(exc))
         return JSONResponse(_body("the message broker is unavailable; retry shortly"), 503, {"Retry-After": "1"})
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def database_down(_: Request, exc: Exception) -> JSONResponse:
+        log.error("database_unavailable", error=str(exc))
+        return JSONResponse(_body("the database is unavailable; retry shortly"), 503, {"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

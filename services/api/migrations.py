@@ -1,4 +1,4 @@
-"""Schema of the tables the API owns: flows."""
+"""Schema of the tables the API owns: flows, organisations and their API keys."""
 
 from __future__ import annotations
 
@@ -18,6 +18,33 @@ MIGRATIONS: tuple[Migration, ...] = (
             updated_at timestamptz NOT NULL DEFAULT now()
         );
         CREATE INDEX flows_org ON flows (org_id, created_at);
+        """,
+    ),
+    Migration(
+        version=2,
+        name="create organisations and api keys",
+        sql="""
+        CREATE TABLE organisations (
+            id text PRIMARY KEY,
+            name text NOT NULL UNIQUE,
+            created_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE TABLE api_keys (
+            id text PRIMARY KEY,
+            org_id text NOT NULL REFERENCES organisations (id),
+            key_hash text NOT NULL UNIQUE,
+            key_prefix text NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            revoked_at timestamptz
+        );
+        """,
+    ),
+    Migration(
+        version=3,
+        name="flow definition and agent settings",
+        sql="""
+        ALTER TABLE flows ADD COLUMN definition jsonb NOT NULL DEFAULT '{}'::jsonb;
+        ALTER TABLE flows ADD COLUMN agent_settings jsonb NOT NULL DEFAULT '{}'::jsonb;
         """,
     ),
 )

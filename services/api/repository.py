@@ -1,4 +1,4 @@
-"""All SQL of the API: flows (owned here) and read-only session rows (owned by the session store)."""
+"""All SQL of the API: flows and API keys (owned here) and read-only session rows (owned by the session store)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from psycopg import sql
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
+
+_FLOW_COLUMNS = sql.SQL("id, org_id, name, greeting, definition, agent_settings, created_at, updated_at")
+_UPDATABLE = frozenset({"name", "greeting", "definition", "agent_settings"})
+_JSON_COLUMNS = frozenset({"definition", "agent_settings"})
 
 
 @dataclass(frozen=True)
@@ -19,35 +25,71 @@ class Flow:
     org_id: str
     name: str
     greeting: str
+    definition: dict[str, Any]
+    agent_settings: dict[str, Any]
     created_at: datetime
+    updated_at: datetime
 
 
 class ApiRepository:
-    """Flows and session reads in PostgreSQL; every query is scoped to one organisation."""
+    """Flows, keys and session reads in PostgreSQL; every flow and session query is scoped to one organisation."""
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
 
-    async def create_flow(self, org_id: str, name: str, greeting: str) -> Flow:
+    async def create_flow(
+        self, org_id: str, name: str, greeting: str, definition: dict[str, Any], agent_settings: dict[str, Any]
+    ) -> Flow:
         """Insert a flow and return it."""
         async with self._pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
-                "INSERT INTO flows (id, org_id, name, greeting) VALUES (%s, %s, %s, %s) "
-                "RETURNING id, org_id, name, greeting, created_at",
-                (uuid.uuid4().hex, org_id, name, greeting),
+                sql.SQL(
+                    "INSERT INTO flows (id, org_id, name, greeting, definition, agent_settings) "
+                    "VALUES (%s, %s, %s, %s, %s, %s) RETURNING {}"
+                ).format(_FLOW_COLUMNS),
+                (uuid.uuid4().hex, org_id, name, greeting, Jsonb(definition), Jsonb(agent_settings)),
             )
             row = await cur.fetchone()
         assert row is not None
         return Flow(**row)
+
+    async def list_flows(self, org_id: str, limit: int) -> list[Flow]:
+        """The organisation's flows, oldest first."""
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                sql.SQL("SELECT {} FROM flows WHERE org_id = %s ORDER BY created_at, id LIMIT %s").format(
+                    _FLOW_COLUMNS
+                ),
+                (org_id, limit),
+            )
+            return [Flow(**row) for row in await cur.fetchall()]
 
     async def get_flow(self, org_id: str, flow_id: str) -> Flow | None:
         """Return the organisation's flow, or None."""
         async with self._pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute(
-                "SELECT id, org_id, name, greeting, created_at FROM flows WHERE id = %s AND org_id = %s",
-                (flow_id, org_id),
+                sql.SQL("SELECT {} FROM flows WHERE id = %s AND org_id = %s").format(_FLOW_COLUMNS), (flow_id, org_id)
+            )
+            row = await cur.fetchone()
+        return Flow(**row) if row else None
+
+    async def update_flow(self, org_id: str, flow_id: str, changes: dict[str, Any]) -> Flow | None:
+        """Apply ``changes`` (column -> value) to the organisation's flow; None when there is no such flow."""
+        if set(changes) - _UPDATABLE:
+            raise ValueError(f"not updatable: {sorted(set(changes) - _UPDATABLE)}")
+        columns = sorted(changes)
+        assignments = sql.SQL("").join(sql.SQL("{} = %s, ").format(sql.Identifier(col)) for col in columns)
+        values = [Jsonb(changes[c]) if c in _JSON_COLUMNS else changes[c] for c in columns]
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                sql.SQL("UPDATE flows SET {}updated_at = now() WHERE id = %s AND org_id = %s RETURNING {}").format(
+                    assignments, _FLOW_COLUMNS
+                ),
+                (*values, flow_id, org_id),
             )
             row = await cur.fetchone()
         return Flow(**row) if row else None
@@ -58,6 +100,37 @@ class ApiRepository:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute("SELECT * FROM sessions WHERE id = %s AND org_id = %s", (session_id, org_id))
             return await cur.fetchone()
+
+    async def org_for_key_hash(self, key_hash: str) -> str | None:
+        """The organisation of a live (not revoked) API key, by the key's hash."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT org_id FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL", (key_hash,)
+            )
+            row = await cur.fetchone()
+        return str(row[0]) if row else None
+
+    async def ensure_org(self, name: str) -> str:
+        """Return the id of the organisation called ``name``, creating it if needed."""
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO organisations (id, name) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
+                (uuid.uuid4().hex, name),
+            )
+            cur = await conn.execute("SELECT id FROM organisations WHERE name = %s", (name,))
+            row = await cur.fetchone()
+        assert row is not None
+        return str(row[0])
+
+    async def add_key(self, org_id: str, key_hash: str, key_prefix: str) -> str | None:
+        """Store a key's hash for the organisation; return the org that owns that hash (None: revoked)."""
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO api_keys (id, org_id, key_hash, key_prefix) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (key_hash) DO NOTHING",
+                (uuid.uuid4().hex, org_id, key_hash, key_prefix),
+            )
+        return await self.org_for_key_hash(key_hash)
 
     async def ping(self) -> None:
         """Raise if PostgreSQL does not answer."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -14,11 +15,34 @@ class ApiModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
+class FlowAgentSettings(ApiModel):
+    """What the agent worker needs to run the flow: provider names and the readiness deadline."""
+
+    stt: str | None = Field(default=None, min_length=1, max_length=100)
+    llm: str | None = Field(default=None, min_length=1, max_length=100)
+    tts: str | None = Field(default=None, min_length=1, max_length=100)
+    language: str | None = Field(default=None, min_length=1, max_length=35)
+    ready_timeout_s: float | None = Field(
+        default=None, gt=0, le=600, description="seconds the agent has to become ready (default: the API's setting)"
+    )
+
+
 class FlowCreate(ApiModel):
     """Body of ``POST /api/flows``."""
 
     name: str = Field(min_length=1, max_length=200)
     greeting: str = Field(min_length=1, max_length=2000)
+    definition: dict[str, Any] = Field(default_factory=dict, description="free-form flow definition (JSON object)")
+    agent_settings: FlowAgentSettings = Field(default_factory=FlowAgentSettings)
+
+
+class FlowUpdate(ApiModel):
+    """Body of ``PATCH /api/flows/{flow_id}``: only the fields given change."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    greeting: str | None = Field(default=None, min_length=1, max_length=2000)
+    definition: dict[str, Any] | None = None
+    agent_settings: FlowAgentSettings | None = None
 
 
 class FlowOut(ApiModel):
@@ -27,7 +51,16 @@ class FlowOut(ApiModel):
     id: str
     name: str
     greeting: str
+    definition: dict[str, Any]
+    agent_settings: FlowAgentSettings
     created_at: datetime
+    updated_at: datetime
+
+
+class FlowList(ApiModel):
+    """Answer of ``GET /api/flows``."""
+
+    flows: list[FlowOut]
 
 
 class SessionCreated(ApiModel):
@@ -61,6 +94,25 @@ class SessionOut(ApiModel):
     room_name: str | None = None
     ready_deadline: datetime | None = None
     stages: SessionStages
+
+
+class StatusEvent(ApiModel):
+    """One Server-Sent Event of ``GET /api/sessions/{id}/events``: the session's status from now on."""
+
+    session_id: str
+    status: str
+    reason: str | None = None
+    at: datetime
+
+
+class FlowInit(ApiModel):
+    """Answer of the agent's ``POST /internal/sessions/{id}/flow-init``: what it needs to run the flow."""
+
+    session_id: str
+    flow_id: str
+    greeting: str
+    definition: dict[str, Any]
+    agent_settings: FlowAgentSettings
 
 
 class ErrorBody(ApiModel):

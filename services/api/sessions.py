@@ -1,7 +1,8 @@
-"""Plain core of the session endpoints: mint, announce, and read back a session."""
+"""Plain core of the session endpoints: admit, mint, announce, and read back a session."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -9,13 +10,35 @@ from typing import Any, Protocol
 
 from contracts.events import SessionRequested, utc_now
 from contracts.status import SessionStatus
+from services.api.credentials import AgentClaims, CredentialIssuer
+from services.api.outbox import Admission
 from services.api.repository import Flow
 from services.api.schemas import SessionCreated, SessionOut, SessionStages
 from services.api.tokens import participant_token
 
 
+class OverCapacityError(Exception):
+    """The organisation has too many sessions not yet terminal: answered with 429 and Retry-After."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class IdempotencyConflictError(Exception):
+    """An Idempotency-Key was reused for a different request: answered with 422."""
+
+
 class SessionOutbox(Protocol):
-    """Where a session request goes (one write), and where a just-requested session is found."""
+    """Admission, the one announcement of a session request, and where a just-requested session is found."""
+
+    async def admit(self, org_id: str, session_id: str, idem_key: str | None, record: str) -> Admission:
+        """Replay a remembered request, or take a slot (remembering ``record``), or say the org is full."""
+        ...
+
+    async def release(self, org_id: str, session_id: str) -> None:
+        """Give a slot back."""
+        ...
 
     async def announce(self, request: SessionRequested) -> None:
         """Publish the request."""
@@ -36,33 +59,109 @@ class TokenIssuer:
     livekit_url: str
 
 
-async def request_session(
-    flow: Flow, outbox: SessionOutbox, issuer: TokenIssuer, ready_timeout_s: float
-) -> SessionCreated:
-    """Create a session id, room name and token, announce the request, and return at once."""
+@dataclass(frozen=True)
+class SessionPolicy:
+    """Defaults the hot path applies."""
+
+    ready_timeout_s: float
+    retry_after_s: int
+
+
+def ready_timeout_for(flow: Flow, default_s: float) -> float:
+    """The flow's readiness timeout, else the default."""
+    value = flow.agent_settings.get("readyTimeoutS")
+    return float(value) if isinstance(value, int | float) and value > 0 else default_s
+
+
+def new_request(flow: Flow, policy: SessionPolicy, credentials: CredentialIssuer) -> SessionRequested:
+    """A fresh session request for ``flow``: ids, deadline and the agent's credential."""
     session_id = uuid.uuid4().hex
-    room_name = f"session-{session_id}"
     now = utc_now()
-    request = SessionRequested(
+    deadline = now + timedelta(seconds=ready_timeout_for(flow, policy.ready_timeout_s))
+    credential = credentials.mint(AgentClaims(session_id, flow.id, flow.org_id), deadline)
+    return SessionRequested(
         session_id=session_id,
         org_id=flow.org_id,
         flow_id=flow.id,
-        room_name=room_name,
+        room_name=f"session-{session_id}",
         greeting=flow.greeting,
-        ready_deadline=now + timedelta(seconds=ready_timeout_s),
+        ready_deadline=deadline,
         occurred_at=now,
+        agent_credential=credential,
     )
+
+
+async def request_session(
+    flow: Flow,
+    idem_key: str | None,
+    outbox: SessionOutbox,
+    issuer: TokenIssuer,
+    credentials: CredentialIssuer,
+    policy: SessionPolicy,
+) -> SessionCreated:
+    """Admit a new session (or replay the one an Idempotency-Key already created), announce it, return at once."""
+    request = new_request(flow, policy, credentials)
     token = participant_token(
-        issuer.api_key, issuer.api_secret, room_name=room_name, identity=f"user-{session_id}", ttl_s=issuer.ttl_s
+        issuer.api_key,
+        issuer.api_secret,
+        room_name=request.room_name,
+        identity=f"user-{request.session_id}",
+        ttl_s=issuer.ttl_s,
     )
-    await outbox.announce(request)
-    return SessionCreated(
-        session_id=session_id,
-        room_name=room_name,
+    created = SessionCreated(
+        session_id=request.session_id,
+        room_name=request.room_name,
         token=token,
         livekit_url=issuer.livekit_url,
         ready_deadline=request.ready_deadline,
     )
+    record = json.dumps(
+        {"flowId": flow.id, "response": created.model_dump(mode="json"), "request": request.model_dump(mode="json")}
+    )
+    admission = await outbox.admit(flow.org_id, request.session_id, idem_key, record)
+    if admission.outcome == "full":
+        raise OverCapacityError(
+            "too many sessions not yet ended for this organisation; retry later", policy.retry_after_s
+        )
+    if admission.outcome == "replay":
+        assert admission.record is not None
+        return await _replay(flow, admission.record, outbox)
+    try:
+        await outbox.announce(request)
+    except Exception:
+        await outbox.release(flow.org_id, request.session_id)
+        raise
+    return created
+
+
+async def _replay(flow: Flow, record: str, outbox: SessionOutbox) -> SessionCreated:
+    """The remembered answer; announce it again if the first attempt never got that far (duplicates are harmless)."""
+    stored: dict[str, Any] = json.loads(record)
+    if stored["flowId"] != flow.id:
+        raise IdempotencyConflictError("this Idempotency-Key was already used for another flow; use a new key")
+    request = SessionRequested.model_validate(stored["request"])
+    if await outbox.snapshot(request.session_id) is None:
+        await outbox.announce(request)
+    return SessionCreated.model_validate(stored["response"])
+
+
+class SessionRows(Protocol):
+    """Reads the session store's rows."""
+
+    async def get_session(self, org_id: str, session_id: str) -> dict[str, Any] | None:
+        """The organisation's session row, or None."""
+        ...
+
+
+async def find_session(org_id: str, session_id: str, rows: SessionRows, outbox: SessionOutbox) -> SessionOut | None:
+    """The session as recorded, else as just requested (pending), else None; other organisations' are None."""
+    row = await rows.get_session(org_id, session_id)
+    if row is not None:
+        return session_from_row(row)
+    requested = await outbox.snapshot(session_id)
+    if requested is not None and requested.org_id == org_id:
+        return session_from_request(requested)
+    return None
 
 
 def session_from_row(row: dict[str, Any]) -> SessionOut:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from services.dispatcher.app import SERVICE, create_app
 from services.dispatcher.settings import DispatcherSettings
 from services.runtime.logging import configure_logging
+from services.runtime.running import run_app
 
 
 def main() -> None:
     """Run the dispatcher."""
     settings = DispatcherSettings()
     configure_logging(SERVICE, settings.log_level, settings.log_json)
-    asyncio.run(create_app(settings).run())
+    run_app(create_app(settings))
 
 
 if __name__ == "__main__":

@@ -1,19 +1,29 @@
-"""Composition root of the dispatcher: broker, LiveKit client, subscribers."""
+"""Composition root of the dispatcher: broker, LiveKit client, ledger, subscribers and the watchdog task."""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
 
 import aiohttp
 import structlog
 from faststream import FastStream
 from faststream.redis import RedisBroker
 from livekit import api
+from redis.asyncio import BlockingConnectionPool, Redis
 
-from contracts.events import SessionRequested
-from contracts.streams import SESSION_REQUESTED, Groups
-from services.dispatcher.dispatching import RetryPolicy, dispatch_session
+from contracts.events import AgentJoined, SessionRequested, SessionStatusChanged
+from contracts.streams import AGENT_JOINED, SESSION_REQUESTED, SESSION_STATUS_CHANGED, Groups
+from services.dispatcher.cleanup import clean_up_session
+from services.dispatcher.dispatching import dispatch_session
+from services.dispatcher.ledger import RedisSessionLedger
 from services.dispatcher.livekit_rooms import LiveKitRoomsClient
+from services.dispatcher.ports import SessionRecord
+from services.dispatcher.retries import RetryPolicy
 from services.dispatcher.room_locks import RedisRoomLocks
 from services.dispatcher.settings import DispatcherSettings
+from services.dispatcher.watchdog import WatchdogPolicy, handle_due, scan_once, watch_forever
 from services.runtime.consuming import subscribe
 from services.runtime.publishing import BrokerPublisher
 from services.runtime.streams import consumer_name, ensure_groups
@@ -21,12 +31,27 @@ from services.runtime.streams import consumer_name, ensure_groups
 SERVICE = "dispatcher"
 
 
+@dataclass
 class _Live:
     """Clients that exist only between start-up and shutdown (they need the running event loop)."""
 
-    lk: api.LiveKitAPI | None = None
+    lk: api.LiveKitAPI
     rooms: LiveKitRoomsClient
     locks: RedisRoomLocks
+    ledger: RedisSessionLedger
+    redis: Redis
+    watchdog: asyncio.Task[None]
+
+
+class _Started:
+    """Holds the live clients from start-up to shutdown."""
+
+    live: _Live | None = None
+
+    def get(self) -> _Live:
+        if self.live is None:
+            raise RuntimeError("the dispatcher has not started")
+        return self.live
 
 
 def create_app(settings: DispatcherSettings) -> FastStream:
@@ -34,29 +59,59 @@ def create_app(settings: DispatcherSettings) -> FastStream:
     broker = RedisBroker(settings.redis_url)
     publisher = BrokerPublisher(broker)
     consumer = consumer_name(SERVICE, settings.consumer_name)
-    policy = RetryPolicy(settings.retry_attempts, settings.retry_max_seconds, settings.retry_initial_s)
+    retry = RetryPolicy(settings.retry_attempts, settings.retry_max_seconds, settings.retry_initial_s)
+    watchdog = WatchdogPolicy(
+        settings.dispatch_join_timeout_s,
+        settings.dispatch_max_attempts,
+        settings.watchdog_lease_s,
+        settings.watchdog_batch,
+    )
     room_options = api.CreateRoomRequest(
         empty_timeout=settings.room_empty_timeout_s,
         departure_timeout=settings.room_departure_timeout_s,
         max_participants=settings.room_max_participants,
     )
-    live = _Live()
+    started = _Started()
 
     async def on_requested(request: SessionRequested) -> None:
         with structlog.contextvars.bound_contextvars(
             session_id=request.session_id, correlation_id=request.correlation_id
         ):
-            outcome = await dispatch_session(request, live.rooms, live.locks, policy)
-            await publisher.publish(outcome)
+            deps = started.get()
+            outcome = await dispatch_session(request, deps.rooms, deps.locks, deps.ledger, retry, watchdog)
+            if outcome is not None:
+                await publisher.publish(outcome)
 
-    subscribe(
-        broker,
-        SESSION_REQUESTED,
-        group=Groups.DISPATCHER,
-        consumer=consumer,
-        handler=on_requested,
-        max_workers=settings.max_workers,
-    )
+    async def on_agent_joined(event: AgentJoined) -> None:
+        await started.get().ledger.mark_joined(event.session_id)
+
+    async def on_status_changed(event: SessionStatusChanged) -> None:
+        with structlog.contextvars.bound_contextvars(session_id=event.session_id, correlation_id=event.correlation_id):
+            deps = started.get()
+            await clean_up_session(event, deps.rooms, deps.locks, deps.ledger, retry)
+
+    async def settle(record: SessionRecord) -> None:
+        with structlog.contextvars.bound_contextvars(
+            session_id=record.session_id, correlation_id=record.correlation_id
+        ):
+            deps = started.get()
+            outcome = await handle_due(record, deps.rooms, deps.locks, deps.ledger, retry, watchdog)
+            if outcome is not None:
+                await publisher.publish(outcome)
+
+    for stream, handler in (
+        (SESSION_REQUESTED, on_requested),
+        (AGENT_JOINED, on_agent_joined),
+        (SESSION_STATUS_CHANGED, on_status_changed),
+    ):
+        subscribe(
+            broker,
+            stream,
+            group=Groups.DISPATCHER,
+            consumer=consumer,
+            handler=handler,
+            max_workers=settings.max_workers,
+        )
 
     async def start() -> None:
         lk = api.LiveKitAPI(
@@ -66,15 +121,35 @@ def create_app(settings: DispatcherSettings) -> FastStream:
             timeout=aiohttp.ClientTimeout(total=settings.livekit_timeout_s),
             failover=False,
         )
-        live.lk = lk
-        live.rooms = LiveKitRoomsClient(lk, settings.livekit_agent_name, room_options, settings.livekit_max_in_flight)
-        redis = await broker.connect()
-        live.locks = RedisRoomLocks(redis, ttl_s=settings.livekit_timeout_s * settings.retry_attempts + 10)
-        await ensure_groups(redis)
+        rooms = LiveKitRoomsClient(lk, settings.livekit_agent_name, room_options, settings.livekit_max_in_flight)
+        await ensure_groups(await broker.connect())
+        # Locks and ledger get a pool of their own that waits for a free connection: the broker's pool
+        # raises MaxConnectionsError when a burst of handlers needs more connections than it has.
+        redis = Redis(
+            connection_pool=BlockingConnectionPool.from_url(
+                settings.redis_url, max_connections=settings.redis_max_connections, timeout=settings.livekit_timeout_s
+            )
+        )
+        ledger = RedisSessionLedger(redis, settings.livekit_agent_name, settings.ledger_ttl_s)
+        locks = RedisRoomLocks(redis, ttl_s=settings.livekit_timeout_s * settings.retry_attempts + 10)
+        task = asyncio.create_task(
+            watch_forever(lambda: scan_once(ledger, settle, watchdog), settings.watchdog_scan_interval_s),
+            name="dispatch-watchdog",
+        )
+        started.live = _Live(lk, rooms, locks, ledger, redis, task)
         structlog.get_logger(__name__).info("dispatcher_started", consumer=consumer, livekit=settings.livekit_http_url)
 
-    async def stop() -> None:
-        if live.lk is not None:
-            await live.lk.aclose()
+    async def stop_watchdog() -> None:
+        if started.live is not None:
+            started.live.watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await started.live.watchdog
 
-    return FastStream(broker, on_startup=[start], on_shutdown=[stop])
+    async def close_clients() -> None:
+        # After the broker stopped: handlers still in flight at shutdown need these until they finish.
+        deps, started.live = started.live, None
+        if deps is not None:
+            await deps.lk.aclose()
+            await deps.redis.aclose()
+
+    return FastStream(broker, on_startup=[start], on_shutdown=[stop_watchdog], after_shutdown=[close_clients])

@@ -1,27 +1,26 @@
-"""Turn a session request into a room and exactly one agent dispatch, with bounded retries."""
+"""Turn a session request into a room and exactly one agent dispatch, with bounded retries, and arm
+the watchdog that notices when no agent joins."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
 
 import structlog
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
-from tenacity.wait import wait_exponential_jitter
 
 from contracts.events import Event, SessionDispatched, SessionDispatchFailed, SessionRequested
 from contracts.job import AgentJobMetadata
-from services.dispatcher.ports import LiveKitRooms, PermanentLiveKitError, RoomLocks, TransientLiveKitError
+from services.dispatcher.ports import (
+    LiveKitRooms,
+    PermanentLiveKitError,
+    RoomLocks,
+    SessionLedger,
+    TransientLiveKitError,
+)
+from services.dispatcher.retries import RetryPolicy, with_retries
+from services.dispatcher.watchdog import WatchdogPolicy
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounds for transient LiveKit failures: attempts and total time, exponential backoff with jitter."""
-
-    attempts: int = 5
-    max_seconds: float = 20.0
-    initial_s: float = 0.1
 
 
 def job_metadata(request: SessionRequested) -> AgentJobMetadata:
@@ -33,34 +32,44 @@ def job_metadata(request: SessionRequested) -> AgentJobMetadata:
         roomName=request.room_name,
         greeting=request.greeting,
         correlationId=request.correlation_id,
+        credential=request.agent_credential,
     )
 
 
 async def dispatch_session(
-    request: SessionRequested, rooms: LiveKitRooms, locks: RoomLocks, policy: RetryPolicy
-) -> Event:
-    """Create the room and the dispatch under the room's lock; return the event that tells how it went."""
+    request: SessionRequested,
+    rooms: LiveKitRooms,
+    locks: RoomLocks,
+    ledger: SessionLedger,
+    retry: RetryPolicy,
+    watchdog: WatchdogPolicy,
+    clock: Callable[[], float] = time.time,
+) -> Event | None:
+    """Create the room and the dispatch under the room's lock, then arm the watchdog; return the event
+    that tells how it went (None for a session already over: nothing is created for it)."""
     metadata = job_metadata(request).to_json()
-    retrying = AsyncRetrying(
-        stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.max_seconds),
-        wait=wait_exponential_jitter(multiplier=policy.initial_s, max=policy.max_seconds / 4, jitter=policy.initial_s),
-        retry=retry_if_exception_type(TransientLiveKitError),
-        reraise=True,
-    )
     try:
         async with locks.hold(request.room_name):
-            async for attempt in retrying:
-                with attempt:
-                    await rooms.ensure_room(request.room_name, metadata)
-                    dispatch_id = await rooms.ensure_dispatch(request.room_name, metadata)
+            # Under the lock, so a clean-up that closed the session has finished, or will see our dispatch.
+            state = await ledger.remember(request.session_id, request.room_name, metadata, request.correlation_id)
+            if state == "closed":
+                log.info("dispatch_skipped", reason="session already over")
+                return None
+
+            async def create() -> str:
+                await rooms.ensure_room(request.room_name, metadata)
+                return await rooms.ensure_dispatch(request.room_name, metadata)
+
+            dispatch_id = await with_retries(retry, create)
     except PermanentLiveKitError as exc:
         log.warning("dispatch_failed", reason=str(exc), permanent=True)
         return _failed(request, str(exc))
     except TransientLiveKitError as exc:
-        reason = f"LiveKit still unavailable after {policy.attempts} attempts / {policy.max_seconds:g}s: {exc}"
+        reason = f"LiveKit still unavailable after {retry.describe()}: {exc}"
         log.warning("dispatch_failed", reason=reason, permanent=False)
         return _failed(request, reason)
-    log.info("dispatched", room=request.room_name, dispatch_id=dispatch_id)
+    armed = await ledger.arm(request.session_id, dispatch_id, 1, clock() + watchdog.join_timeout_s)
+    log.info("dispatched", room=request.room_name, dispatch_id=dispatch_id, watchdog_armed=armed)
     return SessionDispatched(
         session_id=request.session_id,
         correlation_id=request.correlation_id,

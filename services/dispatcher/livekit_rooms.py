@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable
 from typing import TypeVar
 
 import aiohttp
 from livekit import api
 
-from services.dispatcher.ports import PermanentLiveKitError, TransientLiveKitError
+from services.dispatcher.ports import LiveKitNotFoundError, PermanentLiveKitError, TransientLiveKitError
 
 T = TypeVar("T")
 
@@ -25,6 +26,11 @@ class LiveKitRoomsClient:
         self._agent_name = agent_name
         self._room_options = room_options
         self._in_flight = asyncio.Semaphore(max_in_flight)
+
+    @property
+    def agent_name(self) -> str:
+        """The agent name every dispatch is made for."""
+        return self._agent_name
 
     async def ensure_room(self, room_name: str, metadata: str) -> None:
         """CreateRoom is get-or-create on the server, so a retry or redelivery is harmless."""
@@ -48,6 +54,54 @@ class LiveKitRoomsClient:
         )
         return str(created.id)
 
+    async def agent_present(self, room_name: str) -> bool:
+        """An AGENT participant of our agent name (or of no stated name) is connected to the room."""
+        listed = await self._call(
+            self._lk.room.list_participants(api.ListParticipantsRequest(room=room_name)),
+            f"list participants of {room_name}",
+        )
+        return any(
+            p.kind == api.ParticipantInfo.AGENT
+            and p.attributes.get("lk.agent_name", self._agent_name) == self._agent_name
+            for p in listed.participants
+        )
+
+    async def replace_dispatch(self, room_name: str, metadata: str) -> str:
+        """Delete our stale dispatches (their jobs end with them), then create one; the room may have
+        closed meanwhile, so it is ensured first (ListDispatch on a missing room answers ``unavailable``)."""
+        await self.ensure_room(room_name, metadata)
+        await self._delete_our_dispatches(room_name)
+        created = await self._call(
+            self._lk.agent_dispatch.create_dispatch(
+                api.CreateAgentDispatchRequest(agent_name=self._agent_name, room=room_name, metadata=metadata)
+            ),
+            f"re-dispatch agent {self._agent_name!r} to {room_name}",
+        )
+        return str(created.id)
+
+    async def remove_room(self, room_name: str) -> None:
+        """Delete our dispatches and the room. A missing room is success: its dispatches went with it."""
+        listed = await self._call(
+            self._lk.room.list_rooms(api.ListRoomsRequest(names=[room_name])), f"look up room {room_name}"
+        )
+        if not listed.rooms:
+            return
+        await self._delete_our_dispatches(room_name)
+        with contextlib.suppress(LiveKitNotFoundError):
+            await self._call(
+                self._lk.room.delete_room(api.DeleteRoomRequest(room=room_name)), f"delete room {room_name}"
+            )
+
+    async def _delete_our_dispatches(self, room_name: str) -> None:
+        existing = await self._call(self._lk.agent_dispatch.list_dispatch(room_name), f"list dispatches of {room_name}")
+        for dispatch in existing:
+            if dispatch.agent_name == self._agent_name:
+                with contextlib.suppress(LiveKitNotFoundError):
+                    await self._call(
+                        self._lk.agent_dispatch.delete_dispatch(dispatch.id, room_name),
+                        f"delete dispatch {dispatch.id} of {room_name}",
+                    )
+
     async def _call(self, call: Awaitable[T], what: str) -> T:
         async with self._in_flight:
             try:
@@ -56,6 +110,8 @@ class LiveKitRoomsClient:
                 message = f"{what}: LiveKit answered {exc.status} {exc.code}: {exc.message}"
                 if exc.status >= 500 or exc.status == 429 or exc.code in _TRANSIENT_CODES:
                     raise TransientLiveKitError(message) from exc
+                if exc.code == "not_found":
+                    raise LiveKitNotFoundError(message) from exc
                 raise PermanentLiveKitError(_advice(exc.status, message)) from exc
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise TransientLiveKitError(f"{what}: cannot reach LiveKit ({type(exc).__name__}: {exc})") from exc

@@ -1,9 +1,13 @@
-"""The dispatcher's view of LiveKit: a port, and the two kinds of failure it can report."""
+"""The dispatcher's ports: LiveKit, room locks, the session ledger, the event publisher; and the two
+kinds of LiveKit failure."""
 
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Protocol
+
+from contracts.events import Event
 
 
 class LiveKitError(Exception):
@@ -18,8 +22,17 @@ class PermanentLiveKitError(LiveKitError):
     """Retrying cannot help (4xx such as ``permission_denied``): the message says what to fix."""
 
 
+class LiveKitNotFoundError(PermanentLiveKitError):
+    """The room, dispatch or participant does not exist (``not_found``)."""
+
+
 class LiveKitRooms(Protocol):
     """Room and dispatch operations the dispatcher needs; implementations must be idempotent."""
+
+    @property
+    def agent_name(self) -> str:
+        """The agent name every dispatch is made for (LIVEKIT_AGENT_NAME)."""
+        ...
 
     async def ensure_room(self, room_name: str, metadata: str) -> None:
         """Create the room, or accept the one that exists (get-or-create)."""
@@ -29,6 +42,19 @@ class LiveKitRooms(Protocol):
         """Return the id of the room's dispatch of our agent, creating it only if there is none."""
         ...
 
+    async def agent_present(self, room_name: str) -> bool:
+        """Whether an agent of ours is in the room right now (a missing room has none)."""
+        ...
+
+    async def replace_dispatch(self, room_name: str, metadata: str) -> str:
+        """Delete every dispatch of our agent in the room (creating the room if it closed), then
+        create one; return its id."""
+        ...
+
+    async def remove_room(self, room_name: str) -> None:
+        """Delete our dispatches and the room; a room that is already gone is success."""
+        ...
+
 
 class RoomLocks(Protocol):
     """Mutual exclusion per room across every dispatcher replica, so two deliveries of one request
@@ -36,4 +62,62 @@ class RoomLocks(Protocol):
 
     def hold(self, room_name: str) -> AbstractAsyncContextManager[None]:
         """Hold the room's lock for the block (bounded wait, expires if the holder dies)."""
+        ...
+
+
+class EventPublisher(Protocol):
+    """Publishes one event to the broker."""
+
+    async def publish(self, event: Event) -> None:
+        """Publish ``event`` on its stream."""
+        ...
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """What the dispatcher remembers of a session between messages and across replicas."""
+
+    session_id: str
+    room_name: str
+    metadata: str
+    correlation_id: str
+    state: str
+    dispatch_id: str = ""
+    attempt: int = 0
+
+
+class SessionLedger(Protocol):
+    """Per-session dispatch state and the watchdog's deadlines, shared by every replica.
+
+    States: ``requested`` -> ``watching`` (armed) -> ``joined`` | ``closed``. A closed session is never
+    dispatched again; a joined or closed one is never armed again.
+    """
+
+    async def remember(self, session_id: str, room_name: str, metadata: str, correlation_id: str) -> str:
+        """Record a requested session (first write wins); return its state."""
+        ...
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        """The record, if any."""
+        ...
+
+    async def arm(self, session_id: str, dispatch_id: str, attempt: int, deadline: float) -> bool:
+        """Watch a ``requested`` session until ``deadline`` (epoch s); False if it is in any other state."""
+        ...
+
+    async def rearm(self, session_id: str, dispatch_id: str, attempt: int, deadline: float) -> bool:
+        """Record a re-dispatch of a ``watching`` session and its new deadline; False otherwise."""
+        ...
+
+    async def claim_due(self, now: float, lease_s: float, limit: int) -> list[SessionRecord]:
+        """Atomically take up to ``limit`` watches past their deadline, each pushed ``lease_s`` later
+        (so another replica takes it again only if this one dies before it is settled)."""
+        ...
+
+    async def mark_joined(self, session_id: str) -> None:
+        """An agent joined: stop watching."""
+        ...
+
+    async def close(self, session_id: str) -> SessionRecord | None:
+        """The session is over (or given up): never dispatch or watch it again; return its record."""
         ...

@@ -8,7 +8,7 @@ from services.runtime.settings import LiveKitSettings
 
 
 class DispatcherSettings(LiveKitSettings):
-    """LiveKit room options, retry bounds and concurrency toward LiveKit."""
+    """LiveKit room options, retry bounds, the dispatch watchdog and concurrency toward LiveKit."""
 
     room_empty_timeout_s: int = Field(default=300, ge=1)
     room_departure_timeout_s: int = Field(default=20, ge=0)
@@ -19,3 +19,23 @@ class DispatcherSettings(LiveKitSettings):
     retry_max_seconds: float = Field(default=20.0, gt=0)
     retry_initial_s: float = Field(default=0.1, gt=0)
     max_workers: int = Field(default=64, ge=1, description="messages handled concurrently per replica")
+    dispatch_join_timeout_s: float = Field(
+        default=30.0, gt=0, description="how long a dispatched session may wait for agent.joined before re-dispatch"
+    )
+    dispatch_max_attempts: int = Field(
+        default=3, ge=1, description="dispatches per session (the first included) before it fails"
+    )
+    watchdog_scan_interval_s: float = Field(
+        default=1.0, gt=0, description="how often each replica looks for due watches"
+    )
+    watchdog_lease_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="a claimed watch is due again after this long if its replica died; keep it above "
+        "retry_max_seconds plus the room-lock wait",
+    )
+    watchdog_batch: int = Field(default=100, ge=1, description="watches claimed per scan")
+    redis_max_connections: int = Field(
+        default=64, ge=2, description="pool of the room locks and the ledger (callers wait for a free connection)"
+    )
+    ledger_ttl_s: int = Field(default=86_400, ge=60, description="how long the dispatcher remembers a session")

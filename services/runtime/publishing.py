@@ -7,8 +7,9 @@ from faststream.redis import RedisBroker
 from contracts.events import Event
 from contracts.streams import stream_for
 
-# Trim generously: a stream is capped far above any plausible consumer lag, never below it.
-STREAM_MAXLEN = 1_000_000
+# No trimming on the hot path: MAXLEN ~ can overtake a lagging group and silently drop entries it never
+# read. Streams are trimmed by services.runtime.trimming, only below every group's oldest needed entry.
+STREAM_MAXLEN: int | None = None
 
 
 class BrokerPublisher:

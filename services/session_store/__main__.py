@@ -9,6 +9,7 @@ import typer
 
 from services.runtime.logging import configure_logging
 from services.runtime.migrations import apply_migrations
+from services.runtime.running import run_app
 from services.session_store.app import SERVICE, create_app
 from services.session_store.migrations import MIGRATIONS
 from services.session_store.settings import SessionStoreSettings
@@ -28,7 +29,7 @@ def run() -> None:
     """Consume lifecycle events until SIGTERM/SIGINT."""
     settings = SessionStoreSettings()
     configure_logging(SERVICE, settings.log_level, settings.log_json)
-    asyncio.run(create_app(settings).run())
+    run_app(create_app(settings))
 
 
 @cli.command()

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import structlog
 from faststream import FastStream
 from faststream.redis import RedisBroker
 from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
 
 from contracts.events import LifecycleEvent
 from contracts.streams import SUBSCRIPTIONS, Groups
 from services.runtime.consuming import subscribe
 from services.runtime.migrations import apply_migrations
-from services.runtime.publishing import BrokerPublisher
 from services.runtime.streams import consumer_name, ensure_groups
+from services.session_store.announcing import StatusAnnouncer
+from services.session_store.expiry import run_expiry
 from services.session_store.lifecycle import handle_event
 from services.session_store.migrations import MIGRATIONS
 from services.session_store.repository import PostgresSessionRepository
@@ -28,7 +32,9 @@ def create_app(settings: SessionStoreSettings) -> FastStream:
         settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max, open=False
     )
     repo = PostgresSessionRepository(pool)
-    publisher = BrokerPublisher(broker)
+    redis = Redis.from_url(settings.redis_url)  # lazy: connects on first command
+    publisher = StatusAnnouncer(broker, redis)
+    background: set[asyncio.Task[None]] = set()
     consumer = consumer_name(SERVICE, settings.consumer_name)
 
     async def on_event(event: LifecycleEvent) -> None:
@@ -49,11 +55,21 @@ def create_app(settings: SessionStoreSettings) -> FastStream:
         await pool.open(wait=True, timeout=30)
         async with pool.connection() as conn:
             await apply_migrations(conn, SERVICE, MIGRATIONS)
-        redis = await broker.connect()
+        await broker.connect()
         await ensure_groups(redis)
         structlog.get_logger(__name__).info("session_store_started", consumer=consumer)
 
-    async def stop() -> None:
-        await pool.close()
+    async def start_expiry() -> None:
+        background.add(
+            asyncio.create_task(run_expiry(repo, publisher, settings.expiry_interval_s, settings.expiry_batch))
+        )
 
-    return FastStream(broker, on_startup=[start], on_shutdown=[stop])
+    async def stop() -> None:
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        background.clear()
+        await pool.close()
+        await redis.aclose()
+
+    return FastStream(broker, on_startup=[start], after_startup=[start_expiry], on_shutdown=[stop])

@@ -45,6 +45,7 @@ class Transition:
     from_status: SessionStatus | None
     to_status: SessionStatus
     reason: str | None
+    correlation_id: str | None = None
 
 
 class SessionRepository(Protocol):
@@ -105,7 +106,7 @@ async def handle_event(event: Event, repo: SessionRepository, publisher: EventPu
     await publisher.publish(
         SessionStatusChanged(
             session_id=transition.session_id,
-            correlation_id=event.correlation_id,
+            correlation_id=transition.correlation_id or event.correlation_id,
             org_id=transition.org_id,
             from_status=transition.from_status,
             to_status=transition.to_status,

@@ -14,6 +14,20 @@ from services.session_store.lifecycle import StatusChange, Transition
 _FACT_COLUMNS = frozenset({"org_id", "flow_id", "room_name", "ready_deadline", "correlation_id"})
 _STAGE_COLUMNS = frozenset({"requested_at", "dispatched_at", "agent_joined_at", "ready_at", "ended_at"})
 
+_EXPIRE_DUE = """
+WITH due AS (
+    SELECT id, status FROM sessions
+    WHERE status IN ('pending', 'dispatched', 'agent_joined') AND ready_deadline <= now()
+    ORDER BY ready_deadline
+    LIMIT %s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE sessions AS s
+SET status = %s, reason = %s, ended_at = COALESCE(s.ended_at, now()), updated_at = now()
+FROM due WHERE s.id = due.id
+RETURNING s.id, s.org_id, s.correlation_id, due.status
+"""
+
 
 class PostgresSessionRepository:
     """Session rows in PostgreSQL; each change runs in one transaction holding the row lock."""
@@ -34,7 +48,7 @@ class PostgresSessionRepository:
             )
             created = await cur.fetchone() is not None
             cur = await conn.execute(
-                "SELECT status, org_id FROM sessions WHERE id = %s FOR UPDATE", (change.session_id,)
+                "SELECT status, org_id, correlation_id FROM sessions WHERE id = %s FOR UPDATE", (change.session_id,)
             )
             row = await cur.fetchone()
             assert row is not None
@@ -50,6 +64,7 @@ class PostgresSessionRepository:
                 from_status=current,
                 to_status=change.target,
                 reason=change.reason,
+                correlation_id=row[2],
             )
 
     @staticmethod
@@ -72,6 +87,23 @@ class PostgresSessionRepository:
             sql.SQL(", ").join(assignments), sql.Literal(change.session_id)
         )
         await conn.execute(query)
+
+    async def expire_due(self, limit: int, reason: str) -> list[Transition]:
+        """Expire open sessions past their deadline; SKIP LOCKED lets several replicas share the work."""
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(_EXPIRE_DUE, (limit, SessionStatus.EXPIRED.value, reason))
+            rows = await cur.fetchall()
+        return [
+            Transition(
+                session_id=sid,
+                org_id=org_id,
+                from_status=SessionStatus(from_status),
+                to_status=SessionStatus.EXPIRED,
+                reason=reason,
+                correlation_id=correlation_id,
+            )
+            for sid, org_id, correlation_id, from_status in rows
+        ]
 
     async def get(self, session_id: str) -> dict[str, Any] | None:
         """Return one session row as a dict, or None."""

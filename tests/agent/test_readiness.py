@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from contracts.events import AgentFailed, AgentJoined, AgentReady
+from services.agent.flow_client import FlowConfig
 from services.agent.providers import OfflineSpeaker, ProviderError
 from services.agent.readiness import ReadinessOptions, run_readiness
 from tests.agent.fakes import FakePublisher, FakeRoom, FakeSpeaker
@@ -180,6 +181,28 @@ async def test_flow_init_hook_runs_before_the_greeting_and_can_fail() -> None:
     )
     assert (outcome.failed_stage, outcome.reason) == ("flow_init", "RuntimeError: api answered 503")
     assert speaker.said == []
+
+
+async def test_flow_init_greeting_is_the_one_spoken_and_announced() -> None:
+    sid = new_session()
+    room, publisher, speaker = FakeRoom(), FakePublisher(), FakeSpeaker()
+
+    async def initialise_flow(_: object) -> FlowConfig:
+        return FlowConfig(greeting="Greeting from the flow")
+
+    outcome = await run_readiness(
+        job_id="job-8b",
+        raw_metadata=metadata(sid),
+        room=room,
+        publisher=publisher,
+        speaker=speaker,
+        options=FAST,
+        initialise_flow=initialise_flow,
+    )
+    assert outcome.ready
+    assert speaker.said == ["Greeting from the flow"]
+    assert b'"greeting":"Greeting from the flow"' in room.sent[0].payload
+    assert "flow_init" in outcome.stage_timings_ms
 
 
 async def test_connect_failure_reports_to_broker_only() -> None:

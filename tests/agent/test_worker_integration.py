@@ -68,6 +68,7 @@ async def worker(
         agent_http_port=0,
         agent_user_wait_seconds=5.0,
         agent_speak_ms_per_char=1.0,
+        api_internal_url="",  # no API here: the greeting comes from the dispatch metadata
     )
     async with running_worker(settings) as running:
         yield running

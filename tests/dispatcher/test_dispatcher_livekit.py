@@ -1,121 +1,113 @@
-"""The dispatcher app over real Redis, talking to the LiveKit simulator with the real livekit-api client."""
+"""The dispatcher app over real Redis, talking to the LiveKit simulator with the real livekit-api client:
+idempotent dispatch, bounded retries, permanent errors, clean-up on a terminal status."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
-from typing import Any
-
+import aiohttp
 import pytest
-from faststream.redis import RedisBroker
-from faststream.redis.parser import BinaryMessageFormatV1
 from livekit import api
-from redis.asyncio import Redis
 
-from contracts.events import Event, SessionDispatched, SessionDispatchFailed, SessionRequested
-from contracts.streams import SESSION_DISPATCH_FAILED, SESSION_DISPATCHED
-from devstack.livekit_sim import Simulator, SimulatorConfig, run_simulator
+from contracts.events import SessionDispatched, SessionDispatchFailed, SessionStatusChanged
+from contracts.streams import SESSION_DISPATCH_FAILED, SESSION_DISPATCHED, SESSION_REQUESTED
+from devstack.livekit_sim import Simulator
 from devstack.livekit_sim.faults import Fault
-from services.dispatcher.app import create_app
-from services.dispatcher.settings import DispatcherSettings
-from services.runtime.publishing import BrokerPublisher
+from services.dispatcher.livekit_rooms import LiveKitRoomsClient
 
-AGENT = "agentready-test"
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    async with run_simulator(config=SimulatorConfig(assign_timeout=1.0)) as simulator:
-        yield simulator
+from .conftest import Publish, listed_dispatches, our_dispatches, wait_consumed, wait_for_events, wait_until
+from .fakes import session_request
 
 
-@pytest.fixture
-async def running(sim: Simulator, redis_url: str) -> AsyncIterator[Callable[[Event], Awaitable[None]]]:
-    """A dispatcher app against the simulator; yields a function that publishes an event to it."""
-    settings = DispatcherSettings(
-        redis_url=redis_url,
-        livekit_url=sim.url,
-        dev_mode=True,
-        livekit_agent_name=AGENT,
-        retry_initial_s=0.01,
-        consumer_name=f"test-{os.getpid()}-{uuid.uuid4().hex[:6]}",
-    )
-    app = create_app(settings)
-    broker = RedisBroker(redis_url)
-    await broker.connect()
-    await app.start()
-    try:
-        yield BrokerPublisher(broker).publish
-    finally:
-        await app.stop()
-        await broker.stop()
+def _of(session_id: str, count: int = 1) -> object:
+    return lambda events: len([e for e in events if e.session_id == session_id]) >= count
 
 
-def _request() -> SessionRequested:
-    sid = uuid.uuid4().hex
-    return SessionRequested(
-        session_id=sid,
-        org_id="org",
-        flow_id="flow",
-        room_name=f"session-{sid}",
-        greeting="Hello",
-        ready_deadline=datetime.now(UTC) + timedelta(seconds=30),
-    )
-
-
-async def _wait_for(
-    redis_url: str, stream: str, session_id: str, model: type[Any], timeout: float = 10, count: int = 1
-) -> Any:
-    """Wait until ``count`` events of the session are on ``stream``; return the first."""
-    redis = Redis.from_url(redis_url)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            found = []
-            for _, fields in await redis.xrange(stream):
-                data, _ = BinaryMessageFormatV1.parse(fields[b"__data__"])
-                event = model.model_validate_json(data)
-                if event.session_id == session_id:
-                    found.append(event)
-            if len(found) >= count:
-                return found[0]
-            await asyncio.sleep(0.05)
-    finally:
-        await redis.aclose()
-    raise AssertionError(f"fewer than {count} {model.__name__} for {session_id} on {stream} within {timeout} s")
-
-
-async def _our_dispatches(sim: Simulator, room: str) -> list[api.AgentDispatch]:
-    async with api.LiveKitAPI(sim.url, "devkey", "secret") as lk:
-        return [d for d in await lk.agent_dispatch.list_dispatch(room) if d.agent_name == AGENT]
-
-
-async def test_request_creates_room_and_one_dispatch(sim: Simulator, running: Any, redis_url: str) -> None:
-    request = _request()
+async def test_duplicate_delivery_creates_one_dispatch(
+    sim: Simulator, running: Publish, dispatcher_redis_url: str, agent_name: str
+) -> None:
+    request = session_request()
     await running(request)
     await running(request)  # duplicate delivery
     # Both deliveries are handled concurrently; both answer with the same, single dispatch.
-    first = await _wait_for(redis_url, SESSION_DISPATCHED, request.session_id, SessionDispatched, count=2)
-    dispatches = await _our_dispatches(sim, request.room_name)
-    assert [d.id for d in dispatches] == [first.dispatch_id]
+    events = await wait_for_events(
+        dispatcher_redis_url, SESSION_DISPATCHED, SessionDispatched, _of(request.session_id, 2)
+    )
+    ids = {e.dispatch_id for e in events if e.session_id == request.session_id}
+    dispatches = await listed_dispatches(sim, request.room_name, agent_name)
+    assert [d.id for d in dispatches] == list(ids)
     assert '"greeting":"Hello"' in dispatches[0].metadata
+    room = sim.state.rooms[request.room_name].info
+    assert (room.empty_timeout, room.departure_timeout, room.max_participants) == (300, 20, 10)
+    assert request.session_id in room.metadata
 
 
-async def test_unavailable_twice_then_success_gives_one_dispatch(sim: Simulator, running: Any, redis_url: str) -> None:
+async def test_unavailable_twice_then_success_gives_one_dispatch(
+    sim: Simulator, running: Publish, dispatcher_redis_url: str, agent_name: str
+) -> None:
     sim.faults.set(Fault(route="CreateDispatch", status=503, code="unavailable", count=2))
-    request = _request()
+    request = session_request()
     await running(request)
-    await _wait_for(redis_url, SESSION_DISPATCHED, request.session_id, SessionDispatched)
-    assert len(await _our_dispatches(sim, request.room_name)) == 1
+    await wait_for_events(dispatcher_redis_url, SESSION_DISPATCHED, SessionDispatched, _of(request.session_id))
+    assert len(our_dispatches(sim, request.room_name, agent_name)) == 1
+    assert sim.state.counters["twirp_requests.CreateDispatch"] == 3
 
 
-async def test_refused_credentials_fail_at_once(sim: Simulator, running: Any, redis_url: str) -> None:
-    sim.faults.set(Fault(route="CreateRoom", status=401, code="unauthenticated", msg="permissions denied"))
-    request = _request()
+@pytest.mark.parametrize(
+    ("status", "code", "msg"),
+    [(401, "unauthenticated", "permissions denied"), (403, "permission_denied", "no roomCreate grant")],
+    ids=["401-as-the-server-answers", "403"],
+)
+async def test_refused_permission_fails_at_once_with_a_reason(
+    sim: Simulator, running: Publish, dispatcher_redis_url: str, status: int, code: str, msg: str
+) -> None:
+    sim.faults.set(Fault(route="CreateRoom", status=status, code=code, msg=msg))
+    request = session_request()
     await running(request)
-    failed = await _wait_for(redis_url, SESSION_DISPATCH_FAILED, request.session_id, SessionDispatchFailed)
-    assert "401" in failed.reason and "LIVEKIT_API_KEY" in failed.reason
+    [failed] = [
+        e
+        for e in await wait_for_events(
+            dispatcher_redis_url, SESSION_DISPATCH_FAILED, SessionDispatchFailed, _of(request.session_id)
+        )
+        if e.session_id == request.session_id
+    ]
+    assert str(status) in failed.reason and msg in failed.reason and "LIVEKIT_API_KEY" in failed.reason
+    assert sim.state.counters["twirp_requests.CreateRoom"] == 1  # no retry
+    assert sim.state.counters["twirp_requests.CreateDispatch"] == 0
+
+
+@pytest.mark.parametrize("to_status", ["ended", "expired", "failed"])
+async def test_terminal_status_deletes_dispatch_and_room(
+    sim: Simulator, running: Publish, dispatcher_redis_url: str, agent_name: str, to_status: str
+) -> None:
+    request = session_request()
+    await running(request)
+    await wait_for_events(dispatcher_redis_url, SESSION_DISPATCHED, SessionDispatched, _of(request.session_id))
+    assert request.room_name in sim.state.rooms
+    await running(
+        SessionStatusChanged(
+            session_id=request.session_id, from_status="dispatched", to_status=to_status, reason="test"
+        )
+    )
+    await wait_until(lambda: request.room_name not in sim.state.rooms, what="room deleted")
+    assert sim.state.counters["twirp_requests.DeleteDispatch"] == 1
+    assert sim.state.counters["twirp_requests.DeleteRoom"] == 1
+    # A redelivered request for the session that is over creates nothing again.
+    await running(request)
+    await running(SessionStatusChanged(session_id=request.session_id, from_status=None, to_status=to_status))
+    await wait_consumed(dispatcher_redis_url, SESSION_REQUESTED)
+    await wait_until(lambda: sim.state.counters["twirp_requests.ListRooms"] == 2, what="second clean-up")
+    assert request.room_name not in sim.state.rooms
+    assert sim.state.counters["twirp_requests.CreateRoom"] == 1
+
+
+async def test_removing_a_room_that_is_gone_is_success(sim: Simulator, agent_name: str) -> None:
+    """ListDispatch on a missing room answers ``unavailable`` (a transient error): look the room up first."""
+    async with api.LiveKitAPI(sim.url, "devkey", "secret", timeout=aiohttp.ClientTimeout(total=5)) as lk:
+        rooms = LiveKitRoomsClient(lk, agent_name, api.CreateRoomRequest(), max_in_flight=4)
+        await rooms.remove_room("never-created")
+        await rooms.ensure_room("short-lived", "{}")
+        dispatch_id = await rooms.ensure_dispatch("short-lived", "{}")
+        assert our_dispatches(sim, "short-lived", agent_name) == [dispatch_id]
+        await rooms.remove_room("short-lived")
+        await rooms.remove_room("short-lived")
+    assert "short-lived" not in sim.state.rooms
+    assert sim.state.counters["twirp_requests.ListDispatch"] == 2  # one per room that existed

@@ -14,7 +14,9 @@ from tests.e2e.conftest import Stack
 pytestmark = pytest.mark.e2e
 
 
-async def _until_status(client: httpx.AsyncClient, session_id: str, wanted: str, deadline_s: float) -> dict[str, object]:
+async def _until_status(
+    client: httpx.AsyncClient, session_id: str, wanted: str, deadline_s: float
+) -> dict[str, object]:
     deadline = time.monotonic() + deadline_s
     body: dict[str, object] = {}
     while time.monotonic() < deadline:
@@ -29,7 +31,7 @@ async def _until_status(client: httpx.AsyncClient, session_id: str, wanted: str,
 
 
 async def test_session_becomes_ready(stack: Stack) -> None:
-    async with httpx.AsyncClient(base_url=stack.api_url, timeout=10) as client:
+    async with stack.client() as client:
         flow = await client.post("/api/flows", json={"name": "e2e", "greeting": "Hello from the agent"})
         assert flow.status_code == 201, flow.text
         started = time.monotonic()
@@ -50,7 +52,7 @@ async def test_session_becomes_ready(stack: Stack) -> None:
 
 
 async def test_bad_input_gets_a_clear_4xx(stack: Stack) -> None:
-    async with httpx.AsyncClient(base_url=stack.api_url, timeout=10) as client:
+    async with stack.client() as client:
         malformed = await client.post("/api/flows", content=b"{", headers={"content-type": "application/json"})
         unknown = await client.post("/api/flows/no-such-flow/sessions")
     assert malformed.status_code == 400 and "malformed JSON" in malformed.json()["error"]

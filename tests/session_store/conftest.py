@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from psycopg_pool import AsyncConnectionPool
@@ -18,3 +19,9 @@ async def pool(database_url: str) -> AsyncIterator[AsyncConnectionPool]:
         async with pool.connection() as conn:
             await apply_migrations(conn, "session_store", MIGRATIONS)
         yield pool
+
+
+@pytest.fixture(scope="session")
+def store_redis_url(redis_url: str) -> str:
+    """A Redis database of its own: an end-to-end stack still running on the default one never takes its events."""
+    return urlunsplit(urlsplit(redis_url)._replace(path="/2"))

@@ -31,7 +31,8 @@ async def _status_changes(redis: Redis, session_id: str) -> list[SessionStatusCh
     return found
 
 
-async def test_events_published_before_start_are_consumed(redis_url: str, database_url: str, pool) -> None:  # type: ignore[no-untyped-def]
+async def test_events_published_before_start_are_consumed(store_redis_url: str, database_url: str, pool) -> None:  # type: ignore[no-untyped-def]
+    redis_url = store_redis_url
     sid = uuid.uuid4().hex
     broker = RedisBroker(redis_url)
     await broker.connect()

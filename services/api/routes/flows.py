@@ -2,24 +2,50 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
 
 from services.api.dependencies import OrgDep, ResourcesDep
 from services.api.errors import NotFoundError
 from services.api.repository import Flow
-from services.api.schemas import ErrorBody, FlowCreate, FlowOut
+from services.api.schemas import ErrorBody, FlowAgentSettings, FlowCreate, FlowList, FlowOut, FlowUpdate
 
-router = APIRouter(prefix="/api/flows", tags=["flows"])
-
-
-def _out(flow: Flow) -> FlowOut:
-    return FlowOut(id=flow.id, name=flow.name, greeting=flow.greeting, created_at=flow.created_at)
+router = APIRouter(prefix="/api/flows", tags=["flows"], responses={401: {"model": ErrorBody}})
 
 
-@router.post("", status_code=201, response_model=FlowOut, response_model_by_alias=True)
+def flow_out(flow: Flow) -> FlowOut:
+    """The API view of a flow."""
+    return FlowOut(
+        id=flow.id,
+        name=flow.name,
+        greeting=flow.greeting,
+        definition=flow.definition,
+        agent_settings=FlowAgentSettings.model_validate(flow.agent_settings),
+        created_at=flow.created_at,
+        updated_at=flow.updated_at,
+    )
+
+
+def _settings_json(settings: FlowAgentSettings) -> dict[str, Any]:
+    return settings.model_dump(by_alias=True, exclude_none=True)
+
+
+@router.post("", status_code=201, response_model=FlowOut, responses={422: {"model": ErrorBody}})
 async def create_flow(body: FlowCreate, resources: ResourcesDep, org_id: OrgDep) -> FlowOut:
-    """Create a flow with a name and the greeting the agent speaks."""
-    return _out(await resources.repo.create_flow(org_id, body.name, body.greeting))
+    """Create a flow: a name, the greeting the agent speaks, a free-form definition and agent settings."""
+    flow = await resources.repo.create_flow(
+        org_id, body.name, body.greeting, body.definition, _settings_json(body.agent_settings)
+    )
+    return flow_out(flow)
+
+
+@router.get("", response_model=FlowList)
+async def list_flows(
+    resources: ResourcesDep, org_id: OrgDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> FlowList:
+    """The organisation's flows, oldest first."""
+    return FlowList(flows=[flow_out(f) for f in await resources.repo.list_flows(org_id, limit)])
 
 
 @router.get("/{flow_id}", response_model=FlowOut, responses={404: {"model": ErrorBody}})
@@ -28,4 +54,25 @@ async def get_flow(flow_id: str, resources: ResourcesDep, org_id: OrgDep) -> Flo
     flow = await resources.repo.get_flow(org_id, flow_id)
     if flow is None:
         raise NotFoundError(f"flow {flow_id!r} not found")
-    return _out(flow)
+    return flow_out(flow)
+
+
+@router.patch("/{flow_id}", response_model=FlowOut, responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}})
+async def update_flow(flow_id: str, body: FlowUpdate, resources: ResourcesDep, org_id: OrgDep) -> FlowOut:
+    """Change some of a flow's fields; fields not given keep their value (agentSettings is replaced whole)."""
+    changes: dict[str, Any] = {
+        column: value
+        for column, value in (("name", body.name), ("greeting", body.greeting), ("definition", body.definition))
+        if value is not None
+    }
+    if body.agent_settings is not None:
+        changes["agent_settings"] = _settings_json(body.agent_settings)
+    flow = (
+        await resources.repo.update_flow(org_id, flow_id, changes)
+        if changes
+        else await resources.repo.get_flow(org_id, flow_id)
+    )
+    if flow is None:
+        raise NotFoundError(f"flow {flow_id!r} not found")
+    resources.flow_cache.discard((org_id, flow_id))
+    return flow_out(flow)

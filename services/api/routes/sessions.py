@@ -1,38 +1,91 @@
-"""Session endpoints: request one (answers at once), read its status."""
+"""Session endpoints: request one (answers at once), read its status, end it."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from services.api.dependencies import OrgDep, ResourcesDep
+from fastapi import APIRouter, Header
+
+from contracts.events import SessionEndRequested
+from contracts.status import TERMINAL, SessionStatus
+from services.api.dependencies import OrgDep, Resources, ResourcesDep
 from services.api.errors import NotFoundError
+from services.api.repository import Flow
 from services.api.schemas import ErrorBody, SessionCreated, SessionOut
-from services.api.sessions import request_session, session_from_request, session_from_row
+from services.api.sessions import find_session, request_session
 
-router = APIRouter(tags=["sessions"])
+router = APIRouter(tags=["sessions"], responses={401: {"model": ErrorBody}})
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="a retried request with the same key returns the same session",
+    ),
+]
+
+_CREATE_RESPONSES: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorBody},
+    422: {"model": ErrorBody},
+    429: {"model": ErrorBody, "description": "too many open sessions; see Retry-After"},
+    503: {"model": ErrorBody},
+}
+
+
+async def _flow(resources: Resources, org_id: str, flow_id: str) -> Flow:
+    """The flow, from the brief in-process cache when possible (the hot path's only database read)."""
+    flow = resources.flow_cache.get((org_id, flow_id))
+    if flow is None:
+        flow = await resources.repo.get_flow(org_id, flow_id)
+        if flow is None:
+            raise NotFoundError(f"flow {flow_id!r} not found; create it with POST /api/flows")
+        resources.flow_cache.put((org_id, flow_id), flow)
+    return flow
 
 
 @router.post(
-    "/api/flows/{flow_id}/sessions",
-    status_code=202,
-    response_model=SessionCreated,
-    responses={404: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+    "/api/flows/{flow_id}/sessions", status_code=202, response_model=SessionCreated, responses=_CREATE_RESPONSES
 )
-async def create_session(flow_id: str, resources: ResourcesDep, org_id: OrgDep) -> SessionCreated:
+async def create_session(
+    flow_id: str, resources: ResourcesDep, org_id: OrgDep, idempotency_key: IdempotencyKey = None
+) -> SessionCreated:
     """Request an agent session: returns the room and a token at once; readiness comes later."""
-    flow = await resources.repo.get_flow(org_id, flow_id)
-    if flow is None:
-        raise NotFoundError(f"flow {flow_id!r} not found; create it with POST /api/flows")
-    return await request_session(flow, resources.outbox, resources.issuer, resources.settings.ready_timeout_s)
+    flow = await _flow(resources, org_id, flow_id)
+    return await request_session(
+        flow, idempotency_key, resources.outbox, resources.issuer, resources.credentials, resources.policy
+    )
+
+
+@router.post(
+    "/api/flows/{flow_id}/test-audio", status_code=202, response_model=SessionCreated, responses=_CREATE_RESPONSES
+)
+async def create_test_audio_session(
+    flow_id: str, resources: ResourcesDep, org_id: OrgDep, idempotency_key: IdempotencyKey = None
+) -> SessionCreated:
+    """Alias of ``POST /api/flows/{flow_id}/sessions`` (the route existing frontends call)."""
+    return await create_session(flow_id, resources, org_id, idempotency_key)
 
 
 @router.get("/api/sessions/{session_id}", response_model=SessionOut, responses={404: {"model": ErrorBody}})
 async def get_session(session_id: str, resources: ResourcesDep, org_id: OrgDep) -> SessionOut:
     """Return a session's status and the time each stage was reached."""
-    row = await resources.repo.get_session(org_id, session_id)
-    if row is not None:
-        return session_from_row(row)
-    requested = await resources.outbox.snapshot(session_id)
-    if requested is not None and requested.org_id == org_id:
-        return session_from_request(requested)
-    raise NotFoundError(f"session {session_id!r} not found")
+    session = await find_session(org_id, session_id, resources.repo, resources.outbox)
+    if session is None:
+        raise NotFoundError(f"session {session_id!r} not found")
+    return session
+
+
+@router.delete(
+    "/api/sessions/{session_id}", status_code=202, response_model=SessionOut, responses={404: {"model": ErrorBody}}
+)
+async def end_session(session_id: str, resources: ResourcesDep, org_id: OrgDep) -> SessionOut:
+    """End a session: answers at once; the status becomes ``ended`` and the room is cleaned up asynchronously."""
+    session = await find_session(org_id, session_id, resources.repo, resources.outbox)
+    if session is None:
+        raise NotFoundError(f"session {session_id!r} not found")
+    if SessionStatus(session.status) not in TERMINAL:
+        await resources.publisher.publish(SessionEndRequested(session_id=session_id, reason="ended by request"))
+    return session

@@ -1,0 +1,61 @@
+"""``python -m bench [--quick]``: run the benchmark and write the report into bench/results/."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import structlog
+
+from bench.config import FULL, QUICK
+from bench.report import headline, write
+from bench.runner import run_benchmark
+from services.runtime.logging import configure_logging
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def wait_for_quiet_machine(max_load: float, deadline_s: float) -> float:
+    """Wait (bounded) until the 1-minute load average is at most ``max_load``; return the load then."""
+    log = structlog.get_logger("bench")
+    started = time.monotonic()
+    while (load := os.getloadavg()[0]) > max_load and time.monotonic() - started < deadline_s:
+        log.info("waiting_for_quiet_machine", load_1m=load, wanted=max_load)
+        time.sleep(5)
+    return load
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse arguments, wait for a quiet machine, run, write the report."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="the short profile (under 3 minutes)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the report goes")
+    parser.add_argument("--agent-delay-ms", type=int, default=None, help="simulated agent start-up time")
+    parser.add_argument("--burst", type=int, default=None, help="sessions in the burst")
+    parser.add_argument("--max-load", type=float, default=1.0, help="wait until the load average is below this")
+    parser.add_argument("--load-wait-s", type=float, default=120.0, help="... but no longer than this")
+    parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profiles")
+    args = parser.parse_args(argv)
+    configure_logging("bench", "INFO")
+    config = QUICK if args.quick else FULL
+    changes: dict[str, object] = {"profile": not args.no_profile}
+    if args.agent_delay_ms is not None:
+        changes["agent_delay_ms"] = args.agent_delay_ms
+    if args.burst is not None:
+        changes["burst"] = args.burst
+    config = dataclasses.replace(config, **changes)  # type: ignore[arg-type]
+    wait_for_quiet_machine(args.max_load, args.load_wait_s)
+    with tempfile.TemporaryDirectory(prefix="agentready-bench-") as work:
+        results = asyncio.run(run_benchmark(config, Path(work)))
+    report = write(results, args.out)
+    print(headline(results))
+    print(f"\nreport: {report}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""The load generator: its own process, aiohttp with keep-alive pools on uvloop, JSON in and out.
+
+Closed loop: ``concurrency`` clients send back to back (maximum throughput, or a burst of ``count``).
+Open loop: requests start at fixed arrival times whatever the answers; latency is measured from the
+*scheduled* time, so a slow server cannot hide its slowness by slowing the generator (coordinated omission).
+``follow`` also opens each new session's SSE stream and records POST -> ``ready``.
+Run: ``python -m bench.loadgen < spec.json > result.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import aiohttp
+
+
+@dataclass
+class LoadSpec:
+    """What to send."""
+
+    base_url: str
+    path: str
+    mode: str  # "closed" | "open"
+    duration_s: float = 10.0
+    concurrency: int = 32
+    rate: float = 0.0  # open loop: requests per second
+    count: int = 0  # closed loop: stop after this many requests (0: run for duration_s)
+    headers: dict[str, str] = field(default_factory=dict)
+    follow: bool = False  # follow each created session's SSE stream until ready
+    timeout_s: float = 20.0  # above the polling baseline's 15 s agent timeout + grace
+
+
+@dataclass
+class LoadResult:
+    """What happened; times in milliseconds, ``cpu_s`` is the generator's own CPU time."""
+
+    latencies_ms: list[float] = field(default_factory=list)
+    statuses: dict[str, int] = field(default_factory=dict)
+    session_ids: list[str] = field(default_factory=list)
+    ready_ms: list[float] = field(default_factory=list)
+    follow_failures: dict[str, int] = field(default_factory=dict)
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    max_start_lag_ms: float = 0.0
+
+
+class _Run:
+    def __init__(self, spec: LoadSpec, session: aiohttp.ClientSession, sse: aiohttp.ClientSession) -> None:
+        self.spec = spec
+        self.http = session
+        self.sse = sse
+        self.result = LoadResult()
+        self.followers: set[asyncio.Task[None]] = set()
+
+    def _count(self, bucket: dict[str, int], key: str) -> None:
+        bucket[key] = bucket.get(key, 0) + 1
+
+    async def one(self, scheduled: float) -> None:
+        """Send one request; latency from ``scheduled``."""
+        try:
+            async with self.http.post(self.spec.path, headers=self.spec.headers) as response:
+                body = await response.read()
+                status = str(response.status)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            status, body = type(exc).__name__, b""
+        done = time.perf_counter()
+        self.result.latencies_ms.append((done - scheduled) * 1000)
+        self._count(self.result.statuses, status)
+        if status in ("200", "202") and body:
+            session_id = json.loads(body)["sessionId"]
+            self.result.session_ids.append(session_id)
+            if self.spec.follow:
+                task = asyncio.create_task(self.follow(session_id, scheduled))
+                self.followers.add(task)
+                task.add_done_callback(self.followers.discard)
+
+    async def follow(self, session_id: str, posted: float) -> None:
+        """Read the session's SSE stream until a terminal or ready status; record POST -> ready."""
+        outcome = "closed before ready"
+        try:
+            async with self.sse.get(f"/api/sessions/{session_id}/events", headers=self.spec.headers) as response:
+                if response.status != 200:
+                    outcome = f"http {response.status}"
+                else:
+                    async for line in response.content:
+                        if not line.startswith(b"data:"):
+                            continue
+                        status = json.loads(line[5:])["status"]
+                        if status == "ready":
+                            self.result.ready_ms.append((time.perf_counter() - posted) * 1000)
+                            return
+                        if status in ("failed", "expired", "ended"):
+                            outcome = status
+                            break
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            outcome = type(exc).__name__
+        self._count(self.result.follow_failures, outcome)
+
+    async def closed(self) -> None:
+        """``concurrency`` clients back to back, for ``duration_s`` or until ``count`` were sent."""
+        stop_at = time.perf_counter() + self.spec.duration_s
+        remaining = [self.spec.count]
+
+        async def client() -> None:
+            while time.perf_counter() < stop_at:
+                if self.spec.count:
+                    if remaining[0] <= 0:
+                        return
+                    remaining[0] -= 1
+                await self.one(time.perf_counter())
+
+        await asyncio.gather(*(client() for _ in range(self.spec.concurrency)))
+
+    async def open(self) -> None:
+        """Start request i at ``t0 + i / rate``, never waiting for earlier answers."""
+        total = int(self.spec.rate * self.spec.duration_s)
+        t0 = time.perf_counter() + 0.05
+        tasks: list[asyncio.Task[None]] = []
+        for i in range(total):
+            scheduled = t0 + i / self.spec.rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                self.result.max_start_lag_ms = max(self.result.max_start_lag_ms, -delay * 1000)
+            tasks.append(asyncio.create_task(self.one(scheduled)))
+        await asyncio.gather(*tasks)
+
+
+async def run_load(spec: LoadSpec) -> LoadResult:
+    """Run ``spec`` in this process's event loop and return what happened."""
+    timeout = aiohttp.ClientTimeout(total=spec.timeout_s)
+    limit = spec.concurrency if spec.mode == "closed" else 1024
+    connector = aiohttp.TCPConnector(limit=limit, keepalive_timeout=60)
+    sse_connector = aiohttp.TCPConnector(limit=0)
+    cpu0, wall0 = _cpu(), time.perf_counter()
+    async with (
+        aiohttp.ClientSession(spec.base_url, connector=connector, timeout=timeout) as session,
+        aiohttp.ClientSession(spec.base_url, connector=sse_connector, timeout=timeout) as sse,
+    ):
+        run = _Run(spec, session, sse)
+        await (run.closed() if spec.mode == "closed" else run.open())
+        run.result.wall_s = time.perf_counter() - wall0  # the sending phase: what throughput is measured over
+        if run.followers:
+            await asyncio.wait(run.followers, timeout=spec.timeout_s)
+    run.result.cpu_s = _cpu() - cpu0
+    return run.result
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    """Read a LoadSpec as JSON on stdin, write the LoadResult as JSON on stdout."""
+    spec = LoadSpec(**json.load(sys.stdin))
+    try:
+        import uvloop
+
+        result = uvloop.run(run_load(spec))
+    except ImportError:
+        result = asyncio.run(run_load(spec))
+    json.dump(asdict(result), sys.stdout)
+
+
+def spec_json(spec: LoadSpec) -> str:
+    """The spec as the generator process reads it."""
+    return json.dumps(asdict(spec))
+
+
+def result_from_json(raw: dict[str, Any]) -> LoadResult:
+    """Parse the generator's output."""
+    return LoadResult(**raw)
+
+
+if __name__ == "__main__":
+    main()

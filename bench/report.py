@@ -1,0 +1,142 @@
+"""The report: results JSON, a Markdown page with the headline table and ratios, a PNG of the latencies."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from bench.targets import Check, evaluate, ratios
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1f}"
+
+
+def headline(results: dict[str, Any]) -> str:
+    """The table README shows: one line per target, measured value, met or missed."""
+    lines = ["| target | measured | verdict |", "|---|---|---|"]
+    lines += [f"| {c.target} | {c.measured} | {c.verdict} |" for c in evaluate(results)]
+    m = results["machine_before"]
+    lines.append("")
+    lines.append(
+        f"Machine: {m['cpus']} cores ({m['cpu_model']}), {m['memory_gb']} GB; load average before / after: "
+        f"{m['load_average'][0]} / {results['machine_after']['load_average'][0]}; profile `{results['profile']}`, "
+        f"agent start-up delay {results['config']['agent_delay_ms']} ms."
+    )
+    return "\n".join(lines)
+
+
+def _phase_table(results: dict[str, Any]) -> str:
+    rows = [
+        "| target | phase | offered /s | served /s | p50 ms | p95 ms | p99 ms | max ms | answers | loadgen CPU |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in results["phases"]:
+        if p["target"].startswith("warmup"):
+            continue
+        lat = p["latency_ms"]
+        offered = f"{p['offered_rate']:.0f}" if p["offered_rate"] else "closed"
+        answers = ", ".join(f"{k}: {v}" for k, v in sorted(p["statuses"].items()))
+        rows.append(
+            f"| {p['target']} | {p['name']} | {offered} | {p['throughput_rps']:.0f} | {_ms(lat.get('p50'))} "
+            f"| {_ms(lat.get('p95'))} | {_ms(lat.get('p99'))} | {_ms(lat.get('max'))} | {answers} "
+            f"| {100 * p['loadgen_cpu_fraction']:.0f}% |"
+        )
+    return "\n".join(rows)
+
+
+def _resources(results: dict[str, Any]) -> str:
+    e2e, burst = results["e2e"]["cpu_s_per_1000"], results["burst"]["cpu_s_per_1000"]
+    rows = ["| service | peak RSS MB (whole run) | CPU s / 1,000 sessions (sustained) | (burst) |", "|---|---|---|---|"]
+    for name, rss in sorted(results["peak_rss_mb"].items()):
+        rows.append(f"| {name} | {rss:.0f} | {e2e.get(name, 0):.2f} | {burst.get(name, 0):.2f} |")
+    return "\n".join(rows)
+
+
+def _profiles(results: dict[str, Any]) -> str:
+    parts: list[str] = []
+    for p in results["phases"]:
+        for label, top in p.get("extra", {}).get("profiles", {}).items():
+            parts.append(f"**{label}** during `{p['target']} {p['name']}` (share of samples, innermost frame):\n")
+            parts += [f"- {share:.1f}% `{name}`" for name, share in top["self"]]
+            parts.append("")
+    return "\n".join(parts) or "(no profiles: py-spy was not available or not allowed to attach)"
+
+
+def markdown(results: dict[str, Any], plot_name: str) -> str:
+    """The whole report."""
+    e2e, burst, ratio = results["e2e"], results["burst"], ratios(results)
+    checks: list[Check] = evaluate(results)
+    missed = [c for c in checks if not c.met]
+    return "\n\n".join(
+        [
+            "# Benchmark: event-driven API vs ceiling vs polling baseline",
+            "## Headline\n\n" + headline(results),
+            "## Ratios\n\n"
+            f"- API / ceiling throughput (closed loop): **{100 * ratio['api_vs_ceiling']:.0f}%**\n"
+            f"- API / polling throughput (closed loop): **{ratio['api_vs_polling']:.1f}x**\n"
+            f"- polling / API p99 latency at the same offered rates: "
+            + ", ".join(f"{k}: **{v:.0f}x**" for k, v in ratio["polling_vs_api_p99"].items()),
+            "## Every phase\n\n" + _phase_table(results),
+            f"## End to end (sustained {e2e['rate']:.0f}/s for {e2e['duration_s']:.0f} s)\n\n"
+            f"accepted {e2e['accepted']}, ready {e2e['ready']}, not ready {e2e['not_ready'] or 0}; "
+            f"POST -> ready p50/p95/p99 {_ms(e2e['post_to_ready_ms'].get('p50'))} / "
+            f"{_ms(e2e['post_to_ready_ms'].get('p95'))} / {_ms(e2e['post_to_ready_ms'].get('p99'))} ms; "
+            f"minus the agent's {results['config']['agent_delay_ms']} ms: overhead "
+            f"{_ms(e2e['overhead_ms'].get('p50'))} / {_ms(e2e['overhead_ms'].get('p95'))} / "
+            f"{_ms(e2e['overhead_ms'].get('p99'))} ms.",
+            f"## Burst of {burst['requested']:,}\n\n"
+            f"accepted {burst['accepted']}, all ready after {_ms(burst['all_ready_s'])} s, "
+            f"statuses {burst['statuses']}, "
+            f"lost {burst['lost']}, duplicated agent jobs {burst['duplicated_agent_jobs']}, "
+            f"API {burst['api_throughput_rps']:.0f}/s with p99 {_ms(burst['api_latency_ms'].get('p99'))} ms.",
+            "## Memory and CPU per service\n\n" + _resources(results),
+            "## Where the time goes (py-spy)\n\n" + _profiles(results),
+            "## Targets missed\n\n"
+            + ("\n".join(f"- {c.target}: {c.measured} — {c.gap}" for c in missed) if missed else "none"),
+            f"![latency distributions]({plot_name})",
+            f"Run took {results['duration_s']:.0f} s. Raw numbers: `latest.json`.",
+        ]
+    )
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    """Latency CDFs of every target and phase, log-scaled (small PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=80)
+    for key, samples in results["samples"].items():
+        if not samples or key.startswith("warmup"):
+            continue
+        ordered = sorted(samples)
+        ys = [100 * (i + 1) / len(ordered) for i in range(len(ordered))]
+        axis = axes[1] if key.startswith("polling") else axes[0]
+        axis.plot(ordered, ys, label=key, linewidth=1)
+    for axis, title in zip(axes, ("event-driven API and ceiling", "polling baseline"), strict=True):
+        axis.set_xscale("log")
+        axis.set_xlabel("latency ms (from scheduled send)")
+        axis.set_ylabel("percentile")
+        axis.set_title(title)
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write(results: dict[str, Any], out_dir: Path) -> Path:
+    """Write latest.json, latest.md and latest.png into ``out_dir``; return the Markdown path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot(results, out_dir / "latest.png")
+    data = {k: v for k, v in results.items() if k != "samples"}
+    for phase in data["phases"]:
+        phase.get("extra", {}).pop("overhead_sample", None)
+    (out_dir / "latest.json").write_text(json.dumps(data, indent=1, default=str) + "\n", encoding="utf-8")
+    report = out_dir / "latest.md"
+    report.write_text(markdown(results, "latest.png") + "\n", encoding="utf-8")
+    return report

@@ -1,0 +1,159 @@
+"""The whole benchmark in one run: ceiling, API, end to end, burst, polling baseline; returns the results."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from bench.config import BenchConfig
+from bench.loadgen import LoadSpec
+from bench.measure import ResourceMonitor, cpu_delta, machine
+from bench.observe import sim_counters, status_counts, statuses_of, wait_drained
+from bench.phases import PhaseRunner, path_for, per_thousand
+from bench.stack import Stack, StackOptions, running_stack
+from bench.stats import summary
+
+log = structlog.get_logger("bench")
+
+
+async def run_benchmark(config: BenchConfig, work_dir: Path) -> dict[str, Any]:
+    """Start the stack, run every phase, stop the stack; the results as one JSON-able dict."""
+    options = StackOptions(agent_delay_ms=config.agent_delay_ms, log_dir=work_dir / "logs")
+    results: dict[str, Any] = {"profile": config.name, "machine_before": machine(), "config": vars(config)}
+    started = time.monotonic()
+    async with running_stack(options) as stack:
+        monitor = ResourceMonitor(dict(stack.pids))
+        monitor.start()
+        try:
+            runner = PhaseRunner(monitor, stack.auth, work_dir if config.profile else None)
+            results.update(await _phases(config, stack, runner))
+            results["phases"] = [phase.to_json() for phase in runner.results]
+            results["samples"] = {f"{p.target}:{p.name}": p.latencies_sample for p in runner.results}
+            results["peak_rss_mb"] = {name: value / 2**20 for name, value in monitor.overall_peaks.items()}
+        finally:
+            monitor.stop()
+    results["machine_after"] = machine()
+    results["duration_s"] = time.monotonic() - started
+    return results
+
+
+def _spec(url: str, stack: Stack, mode: str, **kwargs: Any) -> LoadSpec:
+    return LoadSpec(base_url=url, path=path_for(stack.flow_id), mode=mode, headers=stack.auth, **kwargs)
+
+
+async def _phases(config: BenchConfig, stack: Stack, runner: PhaseRunner) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    accepted = 0
+    closed = {"duration_s": config.closed_s, "concurrency": config.concurrency}
+    for target, url in (("warmup-ceiling", stack.ceiling_url), ("warmup-api", stack.api_url)):  # connections, caches
+        await runner.run("warmup", target, _spec(url, stack, "closed", duration_s=config.warmup_s, concurrency=16))
+    log.info("phase", name="ceiling closed loop")
+    ceiling, _ = await runner.run("closed", "ceiling", _spec(stack.ceiling_url, stack, "closed", **closed))
+    log.info("phase", name="api closed loop", ceiling_rps=round(ceiling.throughput_rps))
+    _, load = await runner.run(
+        "closed", "api", _spec(stack.api_url, stack, "closed", **closed), profile={"api": stack.pids["api"]}
+    )
+    accepted = await _count_accepted(runner)
+    out["drain_after_closed_s"] = await wait_drained(
+        stack.database_url, stack.flow_id, accepted, config.drain_deadline_s
+    )
+    rates = {fraction: fraction * ceiling.throughput_rps for fraction in config.open_fractions}
+    for fraction, rate in rates.items():
+        log.info("phase", name="api open loop", rate=round(rate))
+        await runner.run(
+            f"open-{int(fraction * 100)}%",
+            "api",
+            _spec(stack.api_url, stack, "open", rate=rate, duration_s=config.open_s),
+        )
+    accepted = await _count_accepted(runner)
+    out["drain_after_open_s"] = await _drain(config, stack, accepted)
+    out["e2e"] = await _e2e(config, stack, runner)
+    accepted = await _count_accepted(runner)
+    out["drain_after_e2e_s"] = await _drain(config, stack, accepted)
+    out["burst"] = await _burst(config, stack, runner)
+    log.info("phase", name="polling baseline")
+    await runner.run("closed", "polling", _spec(stack.polling_url, stack, "closed", **closed))
+    for fraction in config.polling_fractions:
+        rate = fraction * ceiling.throughput_rps
+        log.info("phase", name="polling open loop", rate=round(rate))
+        spec = _spec(stack.polling_url, stack, "open", rate=rate, duration_s=config.polling_open_s)
+        await runner.run(f"open-{int(fraction * 100)}%", "polling", spec)
+    out["api_closed_sessions"] = len(load.session_ids)
+    return out
+
+
+async def _drain(config: BenchConfig, stack: Stack, accepted: int) -> float:
+    """Let the pipeline finish the sessions of earlier phases, so they do not load the next one."""
+    return await wait_drained(stack.database_url, stack.flow_id, accepted, config.drain_deadline_s)
+
+
+async def _count_accepted(runner: PhaseRunner) -> int:
+    """Sessions the API accepted so far (202), over every phase against it."""
+    return sum(p.statuses.get("202", 0) for p in runner.results if p.target in ("api", "warmup-api", "e2e", "burst"))
+
+
+async def _e2e(config: BenchConfig, stack: Stack, runner: PhaseRunner) -> dict[str, Any]:
+    """Sustained rate for e2e_s seconds; each session followed over SSE until ready."""
+    log.info("phase", name="end to end", rate=config.e2e_rate)
+    spec = _spec(stack.api_url, stack, "open", rate=config.e2e_rate, duration_s=config.e2e_s, follow=True)
+    profile = {"api": stack.pids["api"], "agent": stack.pids["agent"]}
+    phase, load = await runner.run("sustained", "e2e", spec, profile=profile)
+    overhead = [ms - config.agent_delay_ms for ms in load.ready_ms]
+    accepted = phase.statuses.get("202", 0)
+    result = {
+        "rate": config.e2e_rate,
+        "duration_s": config.e2e_s,
+        "accepted": accepted,
+        "ready": len(load.ready_ms),
+        "not_ready": load.follow_failures,
+        "post_to_ready_ms": summary(load.ready_ms),
+        "overhead_ms": summary(overhead),
+        "cpu_s_per_1000": per_thousand(phase.cpu_s, accepted),
+    }
+    runner.results[-1].extra["overhead_sample"] = overhead
+    return result
+
+
+async def _burst(config: BenchConfig, stack: Stack, runner: PhaseRunner) -> dict[str, Any]:
+    """``burst`` sessions as fast as the API takes them; then wait until all are ready; lost and duplicated."""
+    log.info("phase", name="burst", sessions=config.burst)
+    counters0 = await sim_counters(stack.livekit_url)
+    ready0 = (await status_counts(stack.database_url, stack.flow_id))["ready"]
+    cpu0 = runner.monitor.cpu()
+    started = time.monotonic()
+    spec = _spec(stack.api_url, stack, "closed", duration_s=3600, concurrency=config.concurrency, count=config.burst)
+    profile = {"dispatcher": stack.pids["dispatcher"], "session_store": stack.pids["session_store"]}
+    phase, load = await runner.run("burst", "burst", spec, profile=profile)
+    accepted = len(load.session_ids)
+    all_ready_s: float | None = None
+    while time.monotonic() - started < config.burst_ready_deadline_s:
+        ready = (await status_counts(stack.database_url, stack.flow_id))["ready"] - ready0
+        if ready >= accepted:
+            all_ready_s = time.monotonic() - started
+            break
+        await asyncio.sleep(0.25)
+    cpu = cpu_delta(cpu0, runner.monitor.cpu())
+    phase.peak_rss_mb = {k: max(v, phase.peak_rss_mb.get(k, 0.0)) for k, v in runner.monitor.reset_peaks().items()}
+    statuses = await statuses_of(stack.database_url, load.session_ids)
+    counters1 = await sim_counters(stack.livekit_url)
+    jobs = counters1.get("jobs_assigned", 0) - counters0.get("jobs_assigned", 0)
+    rows = sum((await status_counts(stack.database_url, stack.flow_id)).values())
+    return {
+        "requested": config.burst,
+        "accepted": accepted,
+        "api_latency_ms": phase.latency_ms,
+        "api_throughput_rps": phase.throughput_rps,
+        "all_ready_s": all_ready_s,
+        "statuses": dict(statuses),
+        "lost": accepted - statuses.get("ready", 0),
+        "duplicated_agent_jobs": max(0, jobs - accepted),
+        "agent_jobs_assigned": jobs,
+        "rows_for_flow": rows,
+        "sim_jobs_dropped": counters1.get("jobs_dropped", 0) - counters0.get("jobs_dropped", 0),
+        "cpu_s_per_1000": per_thousand(cpu, accepted),
+        "peak_rss_mb": phase.peak_rss_mb,
+    }

@@ -1,0 +1,24 @@
+#!/bin/sh
+# Pick the service: the first argument if it names one, else $SERVICE; remaining arguments go to it.
+#   api | dispatcher | session_store | agent   -> python -m services.<name> [args]
+#   migrate                                    -> apply the API's and the session store's migrations, exit
+set -eu
+
+case "${1:-}" in
+  api | dispatcher | session_store | agent | migrate) service="$1"; shift ;;
+  *) service="${SERVICE:-}" ;;
+esac
+
+# The health check runs in its own process: tell it which service this container is.
+printf '%s\n' "$service" > /tmp/agentready-service
+
+case "$service" in
+  api | dispatcher | session_store | agent)
+    exec python -m "services.$service" "$@" ;;
+  migrate)
+    python -m services.api migrate
+    exec python -m services.session_store migrate ;;
+  *)
+    echo "usage: <api|dispatcher|session_store|agent|migrate> [args] (or set SERVICE); got '${service}'" >&2
+    exit 64 ;;
+esac

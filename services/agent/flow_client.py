@@ -1,0 +1,101 @@
+"""Flow initialisation through the API's internal endpoint, with the session's own credential.
+
+Retries only what retrying can fix — 5xx answers and connection errors — with exponential backoff and jitter,
+bounded in attempts and total time; a 4xx (refused credential, unknown session) fails at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import structlog
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
+from tenacity.wait import wait_exponential_jitter
+
+from services.agent.metadata import SessionMetadata
+
+log = structlog.get_logger(__name__)
+
+
+class FlowInitError(Exception):
+    """The API did not initialise the flow; the message says why (it becomes the agent.failed reason)."""
+
+
+class _Retryable(Exception):
+    """A failure worth another attempt (5xx or no connection)."""
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """What the API answered: the greeting to speak and the flow's settings for the agent."""
+
+    greeting: str
+    definition: dict[str, Any] = field(default_factory=dict)
+    agent_settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FlowInitPolicy:
+    """Bounds of the flow-init retries."""
+
+    attempts: int = 5
+    max_seconds: float = 10.0
+    initial_backoff_s: float = 0.1
+
+
+class HttpFlowInitialiser:
+    """Calls ``POST {api_url}/internal/sessions/{id}/flow-init`` with ``Authorization: Bearer <credential>``."""
+
+    def __init__(self, client: httpx.AsyncClient, api_url: str, policy: FlowInitPolicy) -> None:
+        self._client = client
+        self._api_url = api_url.rstrip("/")
+        self._policy = policy
+
+    async def __call__(self, session: SessionMetadata) -> FlowConfig:
+        """Initialise the session's flow; raise FlowInitError when refused or when retries run out."""
+        if not session.credential:
+            raise FlowInitError("the dispatch metadata carries no agent credential for the API")
+        policy = self._policy
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.max_seconds),
+            wait=wait_exponential_jitter(multiplier=policy.initial_backoff_s, max=policy.max_seconds / 4),
+            retry=retry_if_exception_type(_Retryable),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._once(session)
+        except _Retryable as exc:
+            raise FlowInitError(
+                f"flow init failed after {policy.attempts} attempts / {policy.max_seconds:g}s: {exc}"
+            ) from exc
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    async def _once(self, session: SessionMetadata) -> FlowConfig:
+        url = f"{self._api_url}/internal/sessions/{session.session_id}/flow-init"
+        try:
+            response = await self._client.post(url, headers={"Authorization": f"Bearer {session.credential}"})
+        except httpx.TransportError as exc:
+            log.warning("flow_init_unreachable", error=type(exc).__name__)
+            raise _Retryable(f"cannot reach the API at {self._api_url} ({type(exc).__name__})") from exc
+        if response.status_code >= 500:
+            log.warning("flow_init_server_error", status=response.status_code)
+            raise _Retryable(f"the API answered {response.status_code}")
+        if response.status_code >= 400:
+            raise FlowInitError(f"the API refused flow init: {response.status_code} {_error_text(response)}")
+        body = response.json()
+        return FlowConfig(
+            greeting=str(body["greeting"]),
+            definition=dict(body.get("definition") or {}),
+            agent_settings=dict(body.get("agentSettings") or {}),
+        )
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("error", response.text))
+    except ValueError:
+        return response.text[:200]

@@ -1,0 +1,68 @@
+"""``GET /api/sessions/{id}/events``: Server-Sent Events, one per status change, closing at a terminal status."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+
+from contracts.events import utc_now
+from contracts.status import TERMINAL, SessionStatus, can_transition
+from services.api.dependencies import OrgDep, Resources, ResourcesDep
+from services.api.errors import NotFoundError
+from services.api.fanout import DROPPED
+from services.api.schemas import ErrorBody, StatusEvent
+from services.api.sessions import find_session
+
+router = APIRouter(tags=["sessions"], responses={401: {"model": ErrorBody}})
+
+_RETRY_MS = 2000
+
+
+def status_frame(session_id: str, status: str, reason: str | None, at: datetime) -> str:
+    """One SSE event named ``status`` whose data is a StatusEvent."""
+    data = StatusEvent(session_id=session_id, status=status, reason=reason, at=at).model_dump_json(by_alias=True)
+    return f"event: status\ndata: {data}\n\n"
+
+
+async def status_stream(resources: Resources, org_id: str, session_id: str) -> AsyncIterator[str]:
+    """The current status first, then each forward change, until a terminal status (or the client lags)."""
+    with resources.fanout.listen(session_id) as listener:  # listen before reading: no change falls in between
+        current = await find_session(org_id, session_id, resources.repo, resources.outbox)
+        if current is None:  # gone since the route checked (snapshot expired): nothing to follow
+            return
+        status = SessionStatus(current.status)
+        yield f"retry: {_RETRY_MS}\n" + status_frame(session_id, status.value, current.reason, utc_now())
+        while status not in TERMINAL:
+            try:
+                change = await asyncio.wait_for(listener.queue.get(), timeout=resources.settings.sse_heartbeat_s)
+            except TimeoutError:
+                yield ": keep-alive\n\n"  # a comment: keeps proxies from closing an idle stream
+                continue
+            if change is DROPPED:
+                yield ": too slow; reconnect to get the current status\n\n"
+                return
+            target = SessionStatus(change.to_status)
+            if not can_transition(status, target) or target == status:
+                continue  # late or duplicate: the status only moves forward
+            status = target
+            yield status_frame(session_id, status.value, change.reason, change.occurred_at)
+
+
+@router.get(
+    "/api/sessions/{session_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, 404: {"model": ErrorBody}},
+)
+async def session_events(session_id: str, resources: ResourcesDep, org_id: OrgDep) -> StreamingResponse:
+    """Follow a session's status: ``event: status`` with ``{sessionId, status, reason, at}`` per change."""
+    if await find_session(org_id, session_id, resources.repo, resources.outbox) is None:
+        raise NotFoundError(f"session {session_id!r} not found")
+    return StreamingResponse(
+        status_stream(resources, org_id, session_id),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,46 @@
+"""Endpoints for the agent, not for frontends: authorised by the session's agent credential, not an API key."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header
+
+from services.api.credentials import CredentialError
+from services.api.dependencies import ResourcesDep
+from services.api.errors import NotFoundError
+from services.api.routes.flows import flow_out
+from services.api.schemas import ErrorBody, FlowInit
+from services.api.sessions import find_session
+
+router = APIRouter(prefix="/internal", tags=["internal"])
+
+
+@router.post(
+    "/sessions/{session_id}/flow-init",
+    response_model=FlowInit,
+    responses={403: {"model": ErrorBody}, 404: {"model": ErrorBody}},
+)
+async def flow_init(
+    session_id: str,
+    resources: ResourcesDep,
+    authorization: Annotated[str | None, Header(description="Bearer <the session's agent credential>")] = None,
+) -> FlowInit:
+    """The flow the agent runs for this session: greeting, definition and agent settings."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise CredentialError("missing agent credential: send 'Authorization: Bearer <agent credential>'")
+    claims = resources.credentials.verify(token.strip(), session_id)
+    if await find_session(claims.org_id, session_id, resources.repo, resources.outbox) is None:
+        raise NotFoundError(f"session {session_id!r} not found")
+    flow = await resources.repo.get_flow(claims.org_id, claims.flow_id)
+    if flow is None:
+        raise NotFoundError(f"flow {claims.flow_id!r} of session {session_id!r} not found")
+    out = flow_out(flow)
+    return FlowInit(
+        session_id=session_id,
+        flow_id=flow.id,
+        greeting=out.greeting,
+        definition=out.definition,
+        agent_settings=out.agent_settings,
+    )

@@ -1,0 +1,138 @@
+"""The session ledger in Redis: a hash per session and one sorted set of watch deadlines.
+
+Every state change is one Lua script or one MULTI, so replicas never interleave inside a change, and
+claiming due watches re-scores them in the same script (a lease): two replicas never take the same one.
+Keys are namespaced by agent name, so deployments sharing a Redis never touch each other's watches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from redis.asyncio import Redis
+
+from services.dispatcher.ports import SessionRecord
+
+_REMEMBER = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'room', ARGV[1], 'metadata', ARGV[2], 'correlation_id', ARGV[3], 'state', 'requested')
+elseif redis.call('HEXISTS', KEYS[1], 'room') == 0 then
+  redis.call('HSET', KEYS[1], 'room', ARGV[1], 'metadata', ARGV[2], 'correlation_id', ARGV[3])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return redis.call('HGET', KEYS[1], 'state')
+"""
+
+# ARGV: required state, session id, dispatch id, attempt, deadline, ttl
+_WATCH = """
+if redis.call('HGET', KEYS[1], 'state') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'watching', 'dispatch_id', ARGV[3], 'attempt', ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+return 1
+"""
+
+_CLAIM = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+for _, sid in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], sid) end
+return due
+"""
+
+_JOINED = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'closed' then redis.call('HSET', KEYS[1], 'state', 'joined') end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+
+class RedisSessionLedger:
+    """:class:`~services.dispatcher.ports.SessionLedger` on Redis; records live ``ttl_s`` after their last change."""
+
+    def __init__(self, redis: Redis, agent_name: str, ttl_s: int = 86_400) -> None:
+        self._redis = redis
+        self._prefix = f"agentready:dispatcher:{agent_name}"
+        self._watchdog = f"{self._prefix}:watchdog"
+        self._ttl_s = ttl_s
+        self._remember = redis.register_script(_REMEMBER)
+        self._watch = redis.register_script(_WATCH)
+        self._claim = redis.register_script(_CLAIM)
+        self._joined = redis.register_script(_JOINED)
+
+    def _key(self, session_id: str) -> str:
+        return f"{self._prefix}:session:{session_id}"
+
+    async def remember(self, session_id: str, room_name: str, metadata: str, correlation_id: str) -> str:
+        """Record a requested session (first write wins); return its state."""
+        state = await self._remember(
+            keys=[self._key(session_id)], args=[room_name, metadata, correlation_id, self._ttl_s]
+        )
+        return _text(state)
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        """The record, if any."""
+        return _record(session_id, await self._redis.hgetall(self._key(session_id)))
+
+    async def arm(self, session_id: str, dispatch_id: str, attempt: int, deadline: float) -> bool:
+        """Watch a ``requested`` session until ``deadline``."""
+        return await self._set_watch("requested", session_id, dispatch_id, attempt, deadline)
+
+    async def rearm(self, session_id: str, dispatch_id: str, attempt: int, deadline: float) -> bool:
+        """Record a re-dispatch of a ``watching`` session."""
+        return await self._set_watch("watching", session_id, dispatch_id, attempt, deadline)
+
+    async def _set_watch(self, required: str, session_id: str, dispatch_id: str, attempt: int, deadline: float) -> bool:
+        done = await self._watch(
+            keys=[self._key(session_id), self._watchdog],
+            args=[required, session_id, dispatch_id, attempt, repr(deadline), self._ttl_s],
+        )
+        return bool(done)
+
+    async def claim_due(self, now: float, lease_s: float, limit: int) -> list[SessionRecord]:
+        """Take due watches under a lease; drop watches whose record has expired."""
+        claimed = await self._claim(keys=[self._watchdog], args=[repr(now), repr(now + lease_s), limit])
+        records: list[SessionRecord] = []
+        for raw in claimed:
+            session_id = _text(raw)
+            record = await self.get(session_id)
+            if record is None or record.state != "watching":
+                await self._redis.zrem(self._watchdog, session_id)
+                continue
+            records.append(record)
+        return records
+
+    async def mark_joined(self, session_id: str) -> None:
+        """Stop watching (a closed session stays closed)."""
+        await self._joined(keys=[self._key(session_id), self._watchdog], args=[session_id, self._ttl_s])
+
+    async def close(self, session_id: str) -> SessionRecord | None:
+        """Never dispatch or watch the session again; return its record."""
+        key = self._key(session_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, "state", "closed")
+            pipe.zrem(self._watchdog, session_id)
+            pipe.expire(key, self._ttl_s)
+            pipe.hgetall(key)
+            *_, fields = await pipe.execute()
+        return _record(session_id, fields)
+
+
+def _text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _record(session_id: str, fields: Mapping[bytes | str, bytes | str]) -> SessionRecord | None:
+    if not fields:
+        return None
+    values = {_text(k): _text(v) for k, v in fields.items()}
+    return SessionRecord(
+        session_id=session_id,
+        room_name=values.get("room", ""),
+        metadata=values.get("metadata", ""),
+        correlation_id=values.get("correlation_id", ""),
+        state=values.get("state", ""),
+        dispatch_id=values.get("dispatch_id", ""),
+        attempt=int(values.get("attempt") or 0),
+    )

@@ -1,0 +1,187 @@
+"""At-least-once handling of one stream message: lease while working, count failures, dead-letter poison.
+
+A handler that raises leaves its message pending (NACK); the claimer (XAUTOCLAIM) of some replica
+retries it once it has been idle ``claim_idle_s``. Failures caused by infrastructure that is down
+(Redis, PostgreSQL, the network) do not count toward the limit: those messages wait for it to return.
+Any other failure does; on the ``max_deliveries``-th the message goes to ``<stream>:dead`` with its
+error and is acked. A message delivered more often than that without ever finishing (its consumer
+crashed or hung each time) is dead-lettered when claimed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import typing
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import psycopg_pool
+import structlog
+from faststream.redis import RedisBroker
+from faststream.redis.annotations import RedisStreamMessage
+from pydantic import Field, TypeAdapter
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+
+from services.runtime.dead_letters import FailureLedger, dead_letter
+
+log = structlog.get_logger(__name__)
+
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    OSError,  # includes ConnectionError and the builtin TimeoutError
+    asyncio.TimeoutError,
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.BusyLoadingError,
+    psycopg.OperationalError,
+    psycopg_pool.PoolTimeout,
+)
+
+
+class DeliveryPolicy(BaseSettings):
+    """Redelivery bounds, from ``DELIVERY_*`` variables (read when a subscriber is built, never at import)."""
+
+    model_config = SettingsConfigDict(env_prefix="DELIVERY_", env_file=None, extra="ignore", frozen=True)
+
+    max_deliveries: int = Field(default=5, ge=1, description="failed deliveries before a message is dead-lettered")
+    claim_idle_s: float = Field(default=30.0, gt=0, description="idle time after which another consumer takes over")
+    polling_ms: int = Field(default=1000, ge=10, description="how long one read blocks, and the claimer's pause")
+
+    @property
+    def claim_idle_ms(self) -> int:
+        """``claim_idle_s`` in milliseconds, as XAUTOCLAIM wants it."""
+        return max(1, int(self.claim_idle_s * 1000))
+
+    @property
+    def lease_every_s(self) -> float:
+        """How often a message still being handled has its idle time reset, so no claimer takes it."""
+        return self.claim_idle_s / 3
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when ``exc`` (or what caused it) says infrastructure is unreachable, not that the message is bad."""
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return False
+        if isinstance(seen, _TRANSIENT):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def event_adapter(handler: Callable[..., Awaitable[Any]]) -> TypeAdapter[Any]:
+    """A validator for the type of the handler's first parameter (a model or an annotated union)."""
+    first = next(iter(inspect.signature(handler).parameters))
+    hints = typing.get_type_hints(handler, include_extras=True)
+    return TypeAdapter(hints[first])
+
+
+@contextlib.asynccontextmanager
+async def _lease(redis: Redis, where: StreamPlace, message_id: str, every_s: float) -> AsyncIterator[None]:
+    """Keep resetting the message's idle time while the block runs (XCLAIM JUSTID: no delivery counted)."""
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            with contextlib.suppress(redis_errors.RedisError):
+                await redis.xclaim(
+                    where.stream, where.group, where.consumer, min_idle_time=0, message_ids=[message_id], justid=True
+                )
+
+    task = asyncio.create_task(renew())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@dataclass(frozen=True)
+class StreamPlace:
+    """Which stream, group and consumer a subscriber reads as."""
+
+    stream: str
+    group: str
+    consumer: str
+
+
+class DeliveryGuard:
+    """The FastStream handler of one subscriber: decodes, calls the plain handler, applies the policy."""
+
+    def __init__(
+        self,
+        broker: RedisBroker,
+        where: StreamPlace,
+        handler: Callable[[Any], Awaitable[Any]],
+        policy: DeliveryPolicy,
+        *,
+        claimed: bool,
+    ) -> None:
+        """``claimed`` marks the claimer's guard: its messages were delivered before, elsewhere or here."""
+        self._broker = broker
+        self._where = where
+        self._handler = handler
+        self._adapter = event_adapter(handler)
+        self._policy = policy
+        self._claimed = claimed
+
+    async def handle(self, message: RedisStreamMessage) -> None:
+        """Handle one message; return to ack it, raise to leave it pending for a claimer."""
+        message_id = message.raw_message["message_ids"][0].decode()
+        fields: dict[bytes, bytes] = message.raw_message["data"]
+        redis = await self._broker.connect()
+        ledger = FailureLedger(redis, self._where.stream, self._where.group)
+        attempts, last_error = (await ledger.attempts(message_id)) if self._claimed else (1, None)
+        with structlog.contextvars.bound_contextvars(stream=self._where.stream, stream_message_id=message_id):
+            if attempts > self._policy.max_deliveries:
+                error = last_error or "delivered too often without finishing: its consumer crashed or hung each time"
+                await self._dead_letter(redis, message_id, fields, error, attempts - 1)
+                return
+            try:
+                async with _lease(redis, self._where, message_id, self._policy.lease_every_s):
+                    await self._handler(self._adapter.validate_json(message.body))
+            except Exception as exc:  # noqa: BLE001 -- every failure is counted or re-raised, never dropped
+                await self._failed(ledger, redis, message_id, fields, exc, attempts)
+                return
+            if self._claimed:
+                await ledger.forget(message_id)
+
+    async def _failed(
+        self,
+        ledger: FailureLedger,
+        redis: Redis,
+        message_id: str,
+        fields: dict[bytes, bytes],
+        exc: Exception,
+        attempts: int,
+    ) -> None:
+        """Re-raise (message stays pending) unless this was the last allowed attempt."""
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        if is_transient(exc):
+            log.warning("delivery_failed_transient", error=error, will_retry_after_s=self._policy.claim_idle_s)
+            await ledger.record(message_id, error, transient=True)
+            raise exc
+        if attempts >= self._policy.max_deliveries:
+            log.error("delivery_failed_dead_lettered", error=error, attempts=attempts)
+            await self._dead_letter(redis, message_id, fields, error, attempts)
+            return
+        log.warning("delivery_failed", error=error, attempts=attempts, max_deliveries=self._policy.max_deliveries)
+        await ledger.record(message_id, error, transient=False)
+        raise exc
+
+    async def _dead_letter(
+        self, redis: Redis, message_id: str, fields: dict[bytes, bytes], error: str, attempts: int
+    ) -> None:
+        where = self._where
+        dead_id = await dead_letter(
+            redis, where.stream, where.group, message_id, fields,
+            error=error, attempts=attempts, consumer=where.consumer,
+        )  # fmt: skip
+        log.error("message_dead_lettered", dead_letter_id=dead_id, error=error, attempts=attempts)

@@ -1,0 +1,89 @@
+"""Fast smoke tests of the benchmark's pieces (never the benchmark itself): stats, targets, load generator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from bench.loadgen import LoadSpec, run_load
+from bench.profiling import top_functions
+from bench.stats import percentile, summary
+from bench.targets import evaluate
+
+
+def test_percentiles_use_nearest_rank() -> None:
+    samples = [float(i) for i in range(1, 101)]
+    assert percentile(samples, 50) == 50.0
+    assert percentile(samples, 99) == 99.0
+    assert summary(samples)["max"] == 100.0
+    assert summary([]) == {"count": 0}
+
+
+@pytest.fixture
+async def echo_server() -> AsyncIterator[str]:
+    """A tiny HTTP server answering the session route with a session id, after 2 ms."""
+    count = 0
+
+    async def create(_: web.Request) -> web.Response:
+        nonlocal count
+        count += 1
+        session_id = f"s{count}"
+        await asyncio.sleep(0.002)
+        return web.json_response({"sessionId": session_id}, status=202)
+
+    app = web.Application()
+    app.router.add_post("/api/flows/{flow}/sessions", create)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    yield f"http://{host}:{port}"
+    await runner.cleanup()
+
+
+async def test_closed_loop_stops_after_count(echo_server: str) -> None:
+    spec = LoadSpec(base_url=echo_server, path="/api/flows/f/sessions", mode="closed", concurrency=4, count=20)
+    result = await run_load(spec)
+    assert result.statuses == {"202": 20}
+    assert len(set(result.session_ids)) == 20
+    assert all(ms >= 2.0 for ms in result.latencies_ms)
+
+
+async def test_open_loop_sends_at_the_fixed_rate(echo_server: str) -> None:
+    spec = LoadSpec(base_url=echo_server, path="/api/flows/f/sessions", mode="open", rate=100, duration_s=0.3)
+    result = await run_load(spec)
+    assert result.statuses == {"202": 30}
+    assert 0.25 < result.wall_s < 2.0
+
+
+def test_collapsed_stacks_reduce_to_top_functions(tmp_path: Path) -> None:
+    raw = tmp_path / "p.txt"
+    raw.write_text("main (a.py:1);work (b.py:2) 3\nmain (a.py:1);idle (c.py:3) 1\n")
+    top = top_functions(raw)
+    assert top["self"][0] == ("work (b.py)", 75.0)
+
+
+def test_targets_report_the_gap() -> None:
+    phase = {"throughput_rps": 100.0, "latency_ms": {"p99": 20.0}}
+    results = {
+        "config": {"open_fractions": [0.5]},
+        "phases": [
+            {**phase, "target": "ceiling", "name": "closed"},
+            {**phase, "target": "api", "name": "closed", "throughput_rps": 70.0},
+            {**phase, "target": "api", "name": "open-50%"},
+        ],
+        "e2e": {"rate": 200.0, "overhead_ms": {"p50": 10.0, "p99": 150.0}},
+        "burst": {"requested": 10, "accepted": 10, "all_ready_s": 1.0, "lost": 0, "duplicated_agent_jobs": 0},
+        "peak_rss_mb": {"api": 100.0, "dispatcher": 160.0, "session_store": 90.0},
+    }
+    verdicts = {c.target: c for c in evaluate(json.loads(json.dumps(results)))}
+    assert not verdicts["API throughput >= 80% of the ceiling"].met
+    assert "50.0 ms over" in verdicts["pipeline overhead p99 <= 100 ms at 200/s"].gap
+    assert verdicts["burst of 10: all ready, 0 lost, 0 duplicated"].met
+    assert not verdicts["dispatcher peak RSS < 150 MB"].met

@@ -1,0 +1,87 @@
+"""A throw-away consumer on a unique stream: the runtime's subscribe() and serve() on real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from faststream import FastStream
+from faststream.redis import RedisBroker
+from pydantic import BaseModel
+
+from services.runtime.consuming import subscribe
+from services.runtime.delivery import DeliveryPolicy
+from services.runtime.streams import ensure_groups
+
+FAST = DeliveryPolicy(max_deliveries=3, claim_idle_s=0.6, polling_ms=100)
+
+
+class Job(BaseModel):
+    """The test event."""
+
+    n: int
+
+
+@dataclass
+class Probe:
+    """A stream, its group, and what the handler saw."""
+
+    stream: str = field(default_factory=lambda: f"test:delivery:{uuid.uuid4().hex[:10]}")
+    group: str = "workers"
+    calls: list[int] = field(default_factory=list)
+
+    @property
+    def dead(self) -> str:
+        """The dead-letter stream."""
+        return f"{self.stream}:dead"
+
+
+def consumer_app(
+    redis_url: str,
+    probe: Probe,
+    consumer: str,
+    behaviour: Callable[[Job], Awaitable[None]],
+    *,
+    policy: DeliveryPolicy = FAST,
+    max_workers: int = 4,
+) -> FastStream:
+    """A FastStream app whose one handler records the job then runs ``behaviour``."""
+    broker = RedisBroker(redis_url, graceful_timeout=3.0)
+
+    async def handle(job: Job) -> None:
+        probe.calls.append(job.n)
+        await behaviour(job)
+
+    subscribe(
+        broker, probe.stream, group=probe.group, consumer=consumer, handler=handle, max_workers=max_workers,
+        policy=policy,
+    )  # fmt: skip
+
+    async def start() -> None:
+        await ensure_groups(await broker.connect(), {probe.group: (probe.stream,)})
+
+    return FastStream(broker, on_startup=[start])
+
+
+async def publish(redis_url: str, stream: str, *numbers: int) -> None:
+    """Publish jobs the way the services do (through a FastStream broker)."""
+    broker = RedisBroker(redis_url)
+    await broker.connect()
+    try:
+        for n in numbers:
+            await broker.publish(Job(n=n), stream=stream)
+    finally:
+        await broker.stop()
+
+
+async def until(check: Callable[[], Awaitable[bool]], deadline_s: float, what: str) -> float:
+    """Poll ``check`` until true; return the seconds it took, or fail naming ``what`` and the bound."""
+    started = time.monotonic()
+    while time.monotonic() - started < deadline_s:
+        if await check():
+            return time.monotonic() - started
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{what}: not within {deadline_s} s")

@@ -1,0 +1,101 @@
+"""The runtime's delivery guarantees on real Redis: claimer, leases, transient failures, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from redis.asyncio import Redis
+
+from services.runtime.delivery import DeliveryPolicy, is_transient
+from tests.delivery.harness import FAST, Job, Probe, consumer_app, publish, until
+
+
+async def _ok(_: Job) -> None:
+    return None
+
+
+async def test_poison_is_dead_lettered_after_the_limit_while_the_rest_flow(redis_url: str, redis: Redis) -> None:
+    probe = Probe()
+
+    async def poison_13(job: Job) -> None:
+        if job.n == 13:
+            raise ValueError("13 is poison")
+
+    app = consumer_app(redis_url, probe, "c1", poison_13)
+    async with app:
+        await publish(redis_url, probe.stream, *range(30))
+        await redis.xadd(probe.stream, {"not": "an event"})
+        bound = 10.0
+        took = await until(lambda: _dead_and_done(redis, probe), bound, "2 dead letters and nothing pending")
+    dead = await redis.xrange(probe.dead)
+    errors = sorted(fields[b"dead:error"].decode().split(":")[0] for _, fields in dead)
+    assert errors == ["ValidationError", "ValueError"]
+    assert {fields[b"dead:attempts"] for _, fields in dead} == {str(FAST.max_deliveries).encode()}
+    counts = Counter(probe.calls)
+    assert counts[13] == FAST.max_deliveries
+    assert all(counts[n] == 1 for n in range(30) if n != 13), counts
+    print(f"poison dead-lettered after {FAST.max_deliveries} attempts in {took:.1f} s (bound {bound} s)")
+
+
+async def _dead_and_done(redis: Redis, probe: Probe) -> bool:
+    pending = await redis.xpending(probe.stream, probe.group)
+    return int(await redis.xlen(probe.dead)) == 2 and pending["pending"] == 0
+
+
+async def test_claimer_takes_over_the_messages_of_a_killed_consumer(redis_url: str, redis: Redis) -> None:
+    probe = Probe()
+    await redis.xgroup_create(probe.stream, probe.group, id="0", mkstream=True)
+    await publish(redis_url, probe.stream, *range(5))
+    # a replica read them and was killed before acking: they sit in its pending list forever
+    await redis.xreadgroup(probe.group, "killed-replica", {probe.stream: ">"})
+    async with consumer_app(redis_url, probe, "survivor", _ok):
+        bound = FAST.claim_idle_s + 5
+        took = await until(
+            lambda: _nothing_pending(redis, probe), bound, "the survivor claims and acks the killed one's messages"
+        )
+    assert sorted(probe.calls) == list(range(5))
+    print(f"claimed after {took:.1f} s (idle {FAST.claim_idle_s} s, bound {bound} s)")
+
+
+async def _nothing_pending(redis: Redis, probe: Probe) -> bool:
+    return int((await redis.xpending(probe.stream, probe.group))["pending"]) == 0
+
+
+async def test_a_slow_handler_keeps_its_lease_and_runs_once(redis_url: str, redis: Redis) -> None:
+    probe = Probe()
+
+    async def slow(_: Job) -> None:
+        await asyncio.sleep(FAST.claim_idle_s * 4)
+
+    # two replicas: without the lease, the other's claimer would take the message after claim_idle_s
+    async with consumer_app(redis_url, probe, "a", slow), consumer_app(redis_url, probe, "b", slow):
+        await publish(redis_url, probe.stream, 1)
+        await until(lambda: _nothing_pending_after_one(redis, probe), FAST.claim_idle_s * 4 + 5, "slow job acked")
+    assert probe.calls == [1]
+
+
+async def _nothing_pending_after_one(redis: Redis, probe: Probe) -> bool:
+    return bool(probe.calls) and await _nothing_pending(redis, probe)
+
+
+async def test_infrastructure_failures_do_not_count_toward_the_limit(redis_url: str, redis: Redis) -> None:
+    probe = Probe()
+    policy = DeliveryPolicy(max_deliveries=2, claim_idle_s=0.3, polling_ms=50)
+
+    async def database_down_four_times(job: Job) -> None:
+        if len(probe.calls) <= 4:
+            raise ConnectionRefusedError("database is down")
+
+    async with consumer_app(redis_url, probe, "c1", database_down_four_times, policy=policy):
+        await publish(redis_url, probe.stream, 7)
+        await until(lambda: _nothing_pending_after_one(redis, probe), 15, "handled once the database is back")
+    assert len(probe.calls) == 5
+    assert int(await redis.xlen(probe.dead)) == 0
+
+
+def test_transient_errors_are_told_apart_by_cause() -> None:
+    wrapped = RuntimeError("query failed")
+    wrapped.__cause__ = ConnectionResetError("peer went away")
+    assert is_transient(wrapped)
+    assert not is_transient(ValueError("bad payload"))

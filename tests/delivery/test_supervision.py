@@ -1,0 +1,51 @@
+"""run_app's supervision on real Redis: lost groups re-created, pending released on shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.asyncio import Redis
+
+from services.runtime.running import RunSettings, release_pending, serve
+from tests.delivery.harness import FAST, Job, Probe, consumer_app, publish, until
+
+
+async def _ok(_: Job) -> None:
+    return None
+
+
+async def test_a_lost_group_is_recreated_and_consumption_goes_on(redis_url: str, redis: Redis) -> None:
+    probe = Probe()
+    app = consumer_app(redis_url, probe, "c1", _ok)
+    stop = asyncio.Event()
+    running = asyncio.create_task(serve(app, RunSettings(watch_every_s=0.2), stop))
+    try:
+        await publish(redis_url, probe.stream, 1)
+        await until(lambda: _seen(probe, 1), 5, "first job handled")
+        # what a Redis restart without persistence does to the group (the stream is re-created by producers)
+        await redis.delete(probe.stream)
+        await publish(redis_url, probe.stream, 2)  # XADD re-creates the stream, without any group
+        bound = 10.0
+        took = await until(lambda: _seen(probe, 2), bound, "job published after the group was lost")
+        assert not running.done(), "the service exited instead of recovering"
+        print(f"group re-created and job handled {took:.1f} s after the loss (bound {bound} s)")
+    finally:
+        stop.set()
+        code = await asyncio.wait_for(running, 30)
+    assert code == 0
+
+
+async def _seen(probe: Probe, n: int) -> bool:
+    return n in probe.calls
+
+
+async def test_stop_releases_what_this_replica_still_holds(redis_url: str, redis: Redis) -> None:
+    probe = Probe()
+    await redis.xgroup_create(probe.stream, probe.group, id="0", mkstream=True)
+    await publish(redis_url, probe.stream, 1, 2, 3)
+    await redis.xreadgroup(probe.group, "leaving", {probe.stream: ">"})
+    released = await release_pending(redis, probe.stream, probe.group, "leaving", FAST.claim_idle_ms)
+    assert released == 3
+    # at once claimable by any other replica, no waiting for the idle time
+    _, claimed, *_ = await redis.xautoclaim(probe.stream, probe.group, "other", FAST.claim_idle_ms, "0-0")
+    assert len(claimed) == 3

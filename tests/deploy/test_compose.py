@@ -1,0 +1,79 @@
+"""deploy/docker-compose.yml: valid against the compose-spec schema, and it names only services, commands and
+environment variables that exist."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+import pytest
+
+from tests.deploy.manifests import COMMANDS, DEPLOY, allowed_env, load_yaml
+
+OURS = {"migrate", "api", "dispatcher", "session_store", "agent"}
+SCALED = ("dispatcher", "agent", "session_store")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return load_yaml(DEPLOY / "docker-compose.yml")  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.Draft7Validator:
+    return jsonschema.Draft7Validator(json.loads((DEPLOY / "schemas" / "compose-spec.json").read_text()))
+
+
+def test_compose_file_validates_against_the_compose_spec(
+    compose: dict[str, Any], validator: jsonschema.Draft7Validator
+) -> None:
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(compose)]
+    assert errors == []
+
+
+def test_the_schema_rejects_a_misspelt_key(compose: dict[str, Any], validator: jsonschema.Draft7Validator) -> None:
+    broken = json.loads(json.dumps(compose))
+    broken["services"]["api"]["restrat"] = "always"
+    assert not validator.is_valid(broken)
+
+
+def test_infrastructure_and_every_service_are_there(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert set(services) == OURS | {"redis", "postgres", "livekit"}
+    assert "--appendonly" in services["redis"]["command"]
+    assert services["livekit"]["image"].startswith("livekit/livekit-server")
+    assert "--dev" in services["livekit"]["command"]
+
+
+def test_each_service_runs_an_existing_command_with_only_its_own_settings(compose: dict[str, Any]) -> None:
+    for name in OURS:
+        service = compose["services"][name]
+        command = service["command"]
+        assert command[0] in COMMANDS and command[0] == name, f"{name}: unknown command {command}"
+        unknown = set(service["environment"]) - allowed_env(command[0])
+        assert not unknown, f"{name} sets variables no settings class reads: {sorted(unknown)}"
+
+
+def test_each_service_has_a_health_check_restart_policy_and_grace_period(compose: dict[str, Any]) -> None:
+    for name in OURS - {"migrate"}:
+        service = compose["services"][name]
+        assert service["restart"] == "unless-stopped", name
+        assert service["healthcheck"]["test"] == ["CMD", "python", "-m", "deploy.docker.healthcheck", name]
+        assert "stop_grace_period" in service, name
+    assert compose["services"]["migrate"]["restart"] == "on-failure"
+
+
+def test_scaled_services_can_have_replicas(compose: dict[str, Any]) -> None:
+    # `docker compose up --scale dispatcher=3 --scale agent=2`: no fixed names, no host ports to collide on
+    for name in SCALED:
+        service = compose["services"][name]
+        assert "container_name" not in service, name
+        assert "ports" not in service, name
+
+
+def test_dependencies_name_existing_services(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, service in services.items():
+        for dependency in service.get("depends_on", {}):
+            assert dependency in services, f"{name} depends on unknown {dependency}"

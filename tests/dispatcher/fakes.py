@@ -1,0 +1,131 @@
+"""Fakes of the dispatcher's ports for unit tests: in-memory LiveKit rooms, locks and ledger."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from contracts.events import SessionRequested
+from services.dispatcher.ports import LiveKitError, SessionRecord
+from services.dispatcher.retries import RetryPolicy
+
+FAST = RetryPolicy(attempts=4, max_seconds=5, initial_s=0.001)
+AGENT = "agentready-test"
+
+
+class NoLocks:
+    """Single-process tests need no cross-replica lock."""
+
+    @asynccontextmanager
+    async def hold(self, room_name: str) -> AsyncIterator[None]:
+        yield
+
+
+class FakeRooms:
+    """In-memory rooms and dispatches that fail as scripted (a fake of the LiveKitRooms port)."""
+
+    agent_name = AGENT
+
+    def __init__(self, failures: list[LiveKitError] | None = None) -> None:
+        self.failures = list(failures or [])
+        self.rooms: dict[str, str] = {}
+        self.dispatches: dict[str, list[str]] = {}
+        self.agents_in: set[str] = set()  # rooms with an agent participant
+        self.calls = 0
+
+    def _maybe_fail(self) -> None:
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+
+    async def ensure_room(self, room_name: str, metadata: str) -> None:
+        self._maybe_fail()
+        self.rooms.setdefault(room_name, metadata)
+
+    async def ensure_dispatch(self, room_name: str, metadata: str) -> str:
+        existing = self.dispatches.setdefault(room_name, [])
+        if not existing:
+            existing.append(f"AD_{uuid.uuid4().hex[:8]}")
+        return existing[0]
+
+    async def agent_present(self, room_name: str) -> bool:
+        return room_name in self.agents_in
+
+    async def replace_dispatch(self, room_name: str, metadata: str) -> str:
+        self._maybe_fail()
+        self.rooms.setdefault(room_name, metadata)
+        self.dispatches[room_name] = [f"AD_{uuid.uuid4().hex[:8]}"]
+        return self.dispatches[room_name][0]
+
+    async def remove_room(self, room_name: str) -> None:
+        self._maybe_fail()
+        self.rooms.pop(room_name, None)
+        self.dispatches.pop(room_name, None)
+
+
+class FakeLedger:
+    """The SessionLedger port in memory, with the same state rules as the Redis one."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, SessionRecord] = {}
+        self.deadlines: dict[str, float] = {}
+
+    async def remember(self, session_id: str, room_name: str, metadata: str, correlation_id: str) -> str:
+        found = self.records.get(session_id)
+        if found is None:
+            found = SessionRecord(session_id, room_name, metadata, correlation_id, "requested")
+        elif not found.room_name:
+            found = replace(found, room_name=room_name, metadata=metadata, correlation_id=correlation_id)
+        self.records[session_id] = found
+        return found.state
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        return self.records.get(session_id)
+
+    async def _watch(self, required: str, session_id: str, dispatch_id: str, attempt: int, deadline: float) -> bool:
+        found = self.records.get(session_id)
+        if found is None or found.state != required:
+            return False
+        self.records[session_id] = replace(found, state="watching", dispatch_id=dispatch_id, attempt=attempt)
+        self.deadlines[session_id] = deadline
+        return True
+
+    async def arm(self, session_id: str, dispatch_id: str, attempt: int, deadline: float) -> bool:
+        return await self._watch("requested", session_id, dispatch_id, attempt, deadline)
+
+    async def rearm(self, session_id: str, dispatch_id: str, attempt: int, deadline: float) -> bool:
+        return await self._watch("watching", session_id, dispatch_id, attempt, deadline)
+
+    async def claim_due(self, now: float, lease_s: float, limit: int) -> list[SessionRecord]:
+        due = sorted((d, s) for s, d in self.deadlines.items() if d <= now)[:limit]
+        for _, session_id in due:
+            self.deadlines[session_id] = now + lease_s
+        return [self.records[s] for _, s in due]
+
+    async def mark_joined(self, session_id: str) -> None:
+        found = self.records.get(session_id) or SessionRecord(session_id, "", "", "", "joined")
+        if found.state != "closed":
+            self.records[session_id] = replace(found, state="joined")
+        self.deadlines.pop(session_id, None)
+
+    async def close(self, session_id: str) -> SessionRecord | None:
+        found = self.records.get(session_id) or SessionRecord(session_id, "", "", "", "closed")
+        self.records[session_id] = replace(found, state="closed")
+        self.deadlines.pop(session_id, None)
+        return self.records[session_id]
+
+
+def session_request(room_name: str | None = None) -> SessionRequested:
+    """A session request with fresh ids."""
+    sid = uuid.uuid4().hex
+    return SessionRequested(
+        session_id=sid,
+        org_id="org",
+        flow_id="flow",
+        room_name=room_name or f"session-{sid}",
+        greeting="Hello",
+        ready_deadline=datetime.now(UTC) + timedelta(seconds=30),
+    )

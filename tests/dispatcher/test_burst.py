@@ -1,0 +1,104 @@
+"""A burst: 2,000 session requests while the simulator adds 50 ms to every call. All are dispatched, each
+room holds exactly one dispatch of our agent, and LiveKit never sees more requests at once than the cap."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import structlog
+from faststream.redis import RedisBroker
+from redis.asyncio import Redis
+
+from contracts.events import SessionDispatched
+from contracts.streams import SESSION_DISPATCHED
+from devstack.livekit_sim import Simulator
+from devstack.livekit_sim.faults import Fault
+from services.runtime.publishing import BrokerPublisher
+
+from .conftest import BURST_DB, dispatcher_settings, events_on, running_dispatcher, with_db
+from .fakes import session_request
+
+SESSIONS = 2_000
+IN_FLIGHT_CAP = 32
+LATENCY_MS = 50
+# About 25 s on an idle 2-core machine (CPU-bound: client, simulator and Redis share it); the bound
+# leaves room for a busy CI runner.
+DEADLINE_S = 120
+
+
+@pytest.fixture
+def quiet_logs() -> Iterator[None]:
+    """Info logs of 2,000 sessions cost CPU this test is not about: warnings and errors only."""
+    saved = structlog.get_config()
+    access = logging.getLogger("faststream.access.redis")
+    level = access.level
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    access.setLevel(logging.WARNING)
+    yield
+    structlog.configure(**saved)
+    access.setLevel(level)
+
+
+@pytest.fixture
+async def burst_redis_url(redis_url: str) -> AsyncIterator[str]:
+    """A Redis database for this test alone, emptied afterwards: 2,000 requests must not become another
+    consumer's backlog."""
+    url = with_db(redis_url, BURST_DB)
+    yield url
+    redis = Redis.from_url(url)
+    await redis.flushdb()
+    await redis.aclose()
+
+
+async def test_burst_of_requests_respects_the_in_flight_cap(
+    sim: Simulator, burst_redis_url: str, agent_name: str, quiet_logs: None
+) -> None:
+    sim.faults.set(Fault(route="*", latency_ms=LATENCY_MS))
+    settings = dispatcher_settings(
+        sim,
+        burst_redis_url,
+        agent_name,
+        livekit_max_in_flight=IN_FLIGHT_CAP,
+        dispatch_join_timeout_s=600.0,  # no agent in this test: the watchdog must stay quiet
+    )
+    requests = [session_request() for _ in range(SESSIONS)]
+    broker = RedisBroker(burst_redis_url)
+    await broker.connect()
+    redis = Redis.from_url(burst_redis_url)
+    started = time.monotonic()
+    try:
+        async with running_dispatcher(settings):
+            publisher = BrokerPublisher(broker)
+            for i in range(0, SESSIONS, 50):  # as fast as the publishing side's Redis pool allows
+                await asyncio.gather(*(publisher.publish(r) for r in requests[i : i + 50]))
+            published_s = time.monotonic() - started
+            deadline = started + DEADLINE_S
+            while await redis.xlen(SESSION_DISPATCHED) < SESSIONS:
+                assert time.monotonic() < deadline, f"{await redis.xlen(SESSION_DISPATCHED)} of {SESSIONS} dispatched"
+                await asyncio.sleep(0.1)
+            elapsed_s = time.monotonic() - started
+        dispatched = await events_on(redis, SESSION_DISPATCHED, SessionDispatched)
+    finally:
+        await broker.stop()
+        await redis.aclose()
+
+    assert {e.session_id for e in dispatched} == {r.session_id for r in requests}
+    assert len(dispatched) == SESSIONS
+    ours = {
+        name: [d.id for d in room.dispatches.values() if d.agent_name == agent_name]
+        for name, room in sim.state.rooms.items()
+    }
+    assert set(ours) == {r.room_name for r in requests}
+    assert all(len(ids) == 1 for ids in ours.values())
+    assert {e.dispatch_id for e in dispatched} == {ids[0] for ids in ours.values()}
+    peak = sim.state.counters["twirp_in_flight_peak"]
+    assert 0 < peak <= IN_FLIGHT_CAP
+    # Each session costs CreateRoom + ListDispatch + CreateDispatch, each at least LATENCY_MS.
+    assert sim.state.counters["twirp_requests"] == 3 * SESSIONS
+    print(
+        f"\nburst: {SESSIONS} sessions in {elapsed_s:.1f} s (published in {published_s:.1f} s), peak in flight {peak}"
+    )

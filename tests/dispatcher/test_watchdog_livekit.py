@@ -1,0 +1,235 @@
+"""The dispatch watchdog against the simulator's real server behaviours, with real livekit-agents workers:
+a job dropped for want of a worker, a worker killed mid-job, no worker ever."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import aiohttp
+import pytest
+from faststream.redis import RedisBroker
+from livekit.agents import AgentServer, JobContext, JobExecutorType
+from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
+
+from contracts.events import AgentJoined, SessionDispatched, SessionDispatchFailed, SessionEndRequested
+from contracts.job import AgentJobMetadata
+from contracts.streams import SESSION_DISPATCH_FAILED, SESSION_DISPATCHED
+from devstack.livekit_sim import Simulator
+from services.agent.settings import AgentSettings
+from services.agent.worker import running_worker
+from services.dispatcher.ledger import RedisSessionLedger
+from services.runtime.publishing import BrokerPublisher
+from services.session_store.app import create_app as create_session_store
+from services.session_store.repository import PostgresSessionRepository
+from services.session_store.settings import SessionStoreSettings
+
+from .conftest import dispatcher_settings, our_dispatches, running_dispatcher, wait_for_events, wait_until
+from .fakes import session_request
+
+
+def _attempts(events: list[SessionDispatched], session_id: str) -> list[int]:
+    return sorted(e.attempt for e in events if e.session_id == session_id)
+
+
+async def test_no_worker_at_first_then_the_watchdog_redispatches_and_the_session_gets_ready(
+    sim: Simulator, dispatcher_redis_url: str, database_url: str, agent_name: str
+) -> None:
+    store = create_session_store(
+        SessionStoreSettings(
+            redis_url=dispatcher_redis_url, database_url=database_url, consumer_name=f"t-{uuid.uuid4().hex[:6]}"
+        )
+    )
+    settings = dispatcher_settings(sim, dispatcher_redis_url, agent_name, dispatch_max_attempts=10)
+    request = session_request()
+    sid, room = request.session_id, request.room_name
+    async with (
+        AsyncConnectionPool(database_url, min_size=1, max_size=2, open=False) as pool,
+        running_dispatcher(settings) as publish,
+    ):
+        await store.start()
+        try:
+            repo = PostgresSessionRepository(pool)
+            await publish(request)
+            await wait_for_events(
+                dispatcher_redis_url, SESSION_DISPATCHED, SessionDispatched, lambda e: 1 in _attempts(e, sid)
+            )
+            # No worker serves the agent name: the server dropped the job and the dispatch stays listed.
+            await wait_until(lambda: sim.state.counters["jobs_dropped.no_worker"] >= 1, what="job dropped")
+            assert len(our_dispatches(sim, room, agent_name)) == 1
+            async with running_worker(_agent_settings(sim, dispatcher_redis_url, agent_name)) as worker:
+                await _wait_status(repo, sid, "ready")
+                # Re-dispatched once or more (more if the worker registered only after the second attempt).
+                events = await wait_for_events(
+                    dispatcher_redis_url, SESSION_DISPATCHED, SessionDispatched, lambda e: len(_attempts(e, sid)) >= 2
+                )
+                latest = max((e for e in events if e.session_id == sid), key=lambda e: e.attempt)
+                assert our_dispatches(sim, room, agent_name) == [latest.dispatch_id]  # the stale one was deleted
+                agents = [p for p in sim.state.rooms[room].participants.values() if p.kind == "agent"]
+                assert len(agents) == 1
+                # Ending the session (the store turns it into session.status_changed) removes room and dispatch,
+                # and with them the agent's job.
+                await publish(SessionEndRequested(session_id=sid, correlation_id=request.correlation_id))
+                await _wait_status(repo, sid, "ended")
+                await wait_until(lambda: room not in sim.state.rooms, what="room deleted")
+                await wait_until(lambda: not worker.server.active_jobs, what="agent job ended")
+        finally:
+            await store.stop()
+
+
+async def _wait_status(repo: PostgresSessionRepository, session_id: str, status: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    row = None
+    while time.monotonic() < deadline:
+        row = await repo.get(session_id)
+        if row is not None and row["status"] == status:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"session {session_id} not {status} within {timeout} s: {row}")
+
+
+def _agent_settings(sim: Simulator, redis_url: str, agent_name: str) -> AgentSettings:
+    return AgentSettings(
+        livekit_url=sim.ws_url,
+        livekit_api_key="devkey",
+        livekit_api_secret="secret",
+        livekit_agent_name=agent_name,
+        dev_mode=True,
+        redis_url=redis_url,
+        agent_room_backend="simulator",
+        agent_job_executor="thread",
+        agent_num_idle_processes=1,
+        agent_load_threshold=float("inf"),  # the test machine's CPU load must not refuse jobs
+        agent_http_port=0,
+        agent_wait_for_user=False,
+        agent_speak_ms_per_char=0.0,
+        api_internal_url="",  # no API in this test: skip flow init, greet from the dispatch metadata
+    )
+
+
+@dataclass
+class RecordingWorker:
+    """An AgentServer whose first job hangs without joining (a worker about to be killed) and whose
+    later jobs publish ``agent.joined`` as the agent service does, then stay until released."""
+
+    server: AgentServer
+    started: list[str] = field(default_factory=list)  # job ids, in order (list.append is thread-safe)
+    jobs: queue.Queue[str] = field(default_factory=queue.Queue)
+    release: threading.Event = field(default_factory=threading.Event)
+
+
+@pytest.fixture
+async def recording_worker(
+    sim: Simulator, dispatcher_redis_url: str, agent_name: str
+) -> AsyncIterator[RecordingWorker]:
+    server = AgentServer(
+        job_executor_type=JobExecutorType.THREAD,
+        ws_url=sim.ws_url,
+        api_key="devkey",
+        api_secret="secret",
+        host="127.0.0.1",
+        port=0,
+        num_idle_processes=0,
+        load_fnc=lambda: 0.0,  # CPU load on a busy test machine must not refuse jobs
+    )
+    worker = RecordingWorker(server)
+
+    @server.rtc_session(agent_name=agent_name)
+    async def entrypoint(ctx: JobContext) -> None:
+        first = not worker.started
+        worker.started.append(ctx.job.id)
+        worker.jobs.put(ctx.job.id)
+        if not first:
+            metadata = AgentJobMetadata.model_validate_json(ctx.job.metadata)
+            broker = RedisBroker(dispatcher_redis_url)
+            await broker.connect()
+            try:
+                await BrokerPublisher(broker).publish(
+                    AgentJoined(
+                        session_id=metadata.sessionId,
+                        correlation_id=metadata.correlationId,
+                        room_name=metadata.roomName,
+                        job_id=ctx.job.id,
+                    )
+                )
+            finally:
+                await broker.stop()
+        await asyncio.to_thread(worker.release.wait, 30)
+        ctx.shutdown(reason="released")
+
+    registered = asyncio.Event()
+    server.on("worker_registered", lambda *_: registered.set())
+    task = asyncio.create_task(server.run(devmode=True))
+    try:
+        async with asyncio.timeout(5.0):
+            await registered.wait()
+        yield worker
+    finally:
+        worker.release.set()
+        await server.aclose()
+        await task
+
+
+async def test_worker_killed_mid_job_gets_the_session_a_new_dispatch(
+    sim: Simulator, recording_worker: RecordingWorker, dispatcher_redis_url: str, agent_name: str
+) -> None:
+    request = session_request()
+    sid, room = request.session_id, request.room_name
+    async with running_dispatcher(dispatcher_settings(sim, dispatcher_redis_url, agent_name)) as publish:
+        await publish(request)
+        first_job = await asyncio.to_thread(recording_worker.jobs.get, True, 5.0)
+        async with aiohttp.ClientSession() as http, http.post(f"{sim.url}/sim/workers/disconnect") as resp:
+            assert (await resp.json())["disconnected"] == 1
+        assert sim.state.counters["jobs_lost_with_worker"] == 1
+        events = await wait_for_events(
+            dispatcher_redis_url, SESSION_DISPATCHED, SessionDispatched, lambda e: 2 in _attempts(e, sid)
+        )
+        second_job = await asyncio.to_thread(recording_worker.jobs.get, True, 5.0)
+        assert second_job != first_job
+        assert sim.state.counters["workers_registered"] == 2  # the AgentServer reconnected by itself
+        redispatch = next(e for e in events if e.session_id == sid and e.attempt == 2)
+        assert our_dispatches(sim, room, agent_name) == [redispatch.dispatch_id]
+        redis = Redis.from_url(dispatcher_redis_url)
+        try:
+            ledger = RedisSessionLedger(redis, agent_name)
+
+            async def state() -> str:
+                record = await ledger.get(sid)
+                return record.state if record else ""
+
+            deadline = time.monotonic() + 5
+            while await state() != "joined":
+                assert time.monotonic() < deadline, "agent.joined did not disarm the watchdog"
+                await asyncio.sleep(0.02)
+        finally:
+            await redis.aclose()
+
+
+async def test_no_worker_ever_fails_the_session_with_an_actionable_reason(
+    sim: Simulator, dispatcher_redis_url: str, agent_name: str
+) -> None:
+    settings = dispatcher_settings(
+        sim, dispatcher_redis_url, agent_name, dispatch_join_timeout_s=0.3, dispatch_max_attempts=2
+    )
+    request = session_request()
+    async with running_dispatcher(settings) as publish:
+        await publish(request)
+        failures = await wait_for_events(
+            dispatcher_redis_url,
+            SESSION_DISPATCH_FAILED,
+            SessionDispatchFailed,
+            lambda events: any(e.session_id == request.session_id for e in events),
+        )
+    [failed] = [e for e in failures if e.session_id == request.session_id]
+    assert failed.reason == (
+        f"no agent joined after 2 dispatch attempts; is a worker registered under LIVEKIT_AGENT_NAME={agent_name!r}?"
+    )
+    dispatched = await wait_for_events(dispatcher_redis_url, SESSION_DISPATCHED, SessionDispatched, lambda e: True)
+    assert _attempts(dispatched, request.session_id) == [1, 2]
+    assert len(our_dispatches(sim, request.room_name, agent_name)) == 1
