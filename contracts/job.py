@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from pydantic import BaseModel, ConfigDict
 
 
@@ -21,3 +23,14 @@ class AgentJobMetadata(BaseModel):
     def to_json(self) -> str:
         """Serialise for the dispatch's metadata field."""
         return self.model_dump_json()
+
+
+def room_metadata(job_metadata: str) -> str:
+    """The job metadata without its secrets, for the room's metadata, which every participant can read."""
+    try:
+        data = json.loads(job_metadata)
+    except ValueError:
+        return job_metadata
+    if isinstance(data, dict):
+        data.pop("credential", None)
+    return json.dumps(data, separators=(",", ":"))

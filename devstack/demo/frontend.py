@@ -179,15 +179,24 @@ async def _status(frontend: Frontend, session_id: str) -> str:
         return "unknown"
 
 
-async def _stage_times(frontend: Frontend, session_id: str) -> dict[str, float]:
-    """Seconds between consecutive stages (and requested→ready), from the server's own timestamps."""
-    try:
-        response = await frontend.client.get(f"/api/sessions/{session_id}", headers=frontend.headers)
-    except httpx.HTTPError as exc:
-        raise _Failed("http_error", f"GET session: {type(exc).__name__}: {exc}") from exc
-    if response.status_code != 200:
-        raise _Failed(f"http_{response.status_code}", f"GET session: {response.text[:200]}")
-    raw = response.json().get("stages") or {}
+async def _stage_times(frontend: Frontend, session_id: str, settle_s: float = 3.0) -> dict[str, float]:
+    """Seconds between consecutive stages (and requested→ready), from the server's own timestamps.
+
+    Events arrive out of order (the agent can be ready before ``session.dispatched`` is recorded), so a
+    missing stage is asked for again for up to ``settle_s``.
+    """
+    deadline = time.monotonic() + settle_s
+    while True:
+        try:
+            response = await frontend.client.get(f"/api/sessions/{session_id}", headers=frontend.headers)
+        except httpx.HTTPError as exc:
+            raise _Failed("http_error", f"GET session: {type(exc).__name__}: {exc}") from exc
+        if response.status_code != 200:
+            raise _Failed(f"http_{response.status_code}", f"GET session: {response.text[:200]}")
+        raw = response.json().get("stages") or {}
+        if all(raw.get(name) for name in STAGES) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
     at = {name: datetime.fromisoformat(raw[name]) for name in STAGES if raw.get(name)}
     times: dict[str, float] = {}
     for earlier, later in [*itertools.pairwise(STAGES), ("requested", "ready")]:

@@ -7,10 +7,12 @@ import os
 import signal
 
 import structlog
+from redis.asyncio import Redis
 
 from services.agent.settings import AgentSettings
 from services.agent.worker import serve
 from services.runtime.logging import configure_logging
+from services.runtime.streams import ensure_groups
 
 log = structlog.get_logger("services.agent")
 
@@ -29,6 +31,13 @@ async def main(settings: AgentSettings) -> None:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
+    # The agent only publishes, but creating the groups here too (from id 0) means an event it publishes
+    # before a consumer's first start is never skipped.
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        await ensure_groups(redis)
+    finally:
+        await redis.aclose()
     await serve(settings, stop)
 
 

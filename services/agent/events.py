@@ -6,6 +6,10 @@ import asyncio
 from typing import Protocol
 
 from faststream.redis import RedisBroker
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
+from tenacity.wait import wait_exponential_jitter
 
 from contracts.events import Event
 from contracts.streams import stream_for
@@ -25,8 +29,10 @@ class RedisEventPublisher:
     job's event loop, and :meth:`close` must run before that loop ends.
     """
 
-    def __init__(self, redis_url: str) -> None:
+    def __init__(self, redis_url: str, *, attempts: int = 6, max_seconds: float = 15.0) -> None:
         self._broker = RedisBroker(redis_url)
+        self._attempts = attempts
+        self._max_seconds = max_seconds
         self._connected = False
         self._lock: asyncio.Lock | None = None
 
@@ -41,9 +47,21 @@ class RedisEventPublisher:
                 self._connected = True
 
     async def publish(self, event: Event) -> None:
-        """XADD ``event`` (JSON) to ``stream_for(type(event))``, with its correlation id in the envelope."""
-        await self._ensure_connected()
-        await self._broker.publish(event, stream=stream_for(type(event)), correlation_id=event.correlation_id)
+        """XADD ``event`` (JSON) to ``stream_for(type(event))``, with its correlation id in the envelope.
+
+        A Redis restart or blip is retried (bounded in attempts and time), so ``agent.ready`` survives it;
+        the event's message id makes a duplicate after an ambiguous failure harmless downstream.
+        """
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._attempts) | stop_after_delay(self._max_seconds),
+            wait=wait_exponential_jitter(multiplier=0.1, max=2.0),
+            retry=retry_if_exception_type((RedisConnectionError, RedisTimeoutError, OSError)),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                await self._ensure_connected()
+                await self._broker.publish(event, stream=stream_for(type(event)), correlation_id=event.correlation_id)
 
     async def close(self) -> None:
         """Close the connection, if one was opened; the publisher can connect again afterwards."""

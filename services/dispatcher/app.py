@@ -131,7 +131,7 @@ def create_app(settings: DispatcherSettings) -> FastStream:
             )
         )
         ledger = RedisSessionLedger(redis, settings.livekit_agent_name, settings.ledger_ttl_s)
-        locks = RedisRoomLocks(redis, ttl_s=settings.livekit_timeout_s * settings.retry_attempts + 10)
+        locks = RedisRoomLocks(redis, ttl_s=settings.room_lock_ttl_s, wait_s=settings.room_lock_wait_s)
         task = asyncio.create_task(
             watch_forever(lambda: scan_once(ledger, settle, watchdog), settings.watchdog_scan_interval_s),
             name="dispatch-watchdog",

@@ -10,6 +10,7 @@ from typing import TypeVar
 import aiohttp
 from livekit import api
 
+from contracts.job import room_metadata
 from services.dispatcher.ports import LiveKitNotFoundError, PermanentLiveKitError, TransientLiveKitError
 
 T = TypeVar("T")
@@ -37,7 +38,8 @@ class LiveKitRoomsClient:
         request = api.CreateRoomRequest()
         request.CopyFrom(self._room_options)
         request.name = room_name
-        request.metadata = metadata
+        # Room metadata is readable by every participant: never put the agent's credential there.
+        request.metadata = room_metadata(metadata)
         await self._call(self._lk.room.create_room(request), f"create room {room_name}")
 
     async def ensure_dispatch(self, room_name: str, metadata: str) -> str:

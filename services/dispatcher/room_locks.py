@@ -1,17 +1,28 @@
-"""Per-room locks in Redis (redis-py's Lock: SET NX PX with a token, released only by its holder)."""
+"""Per-room locks in Redis (redis-py's Lock: SET NX PX with a token, released only by its holder).
+
+The lock is short-lived and kept alive by its holder: a dispatcher killed with -9 blocks its room for
+at most ``ttl_s``, while a live holder working through slow LiveKit retries never loses it.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from redis.asyncio import Redis
+from redis.asyncio.lock import Lock
+from redis.exceptions import LockError, RedisError
+
+log = structlog.get_logger(__name__)
 
 
 class RedisRoomLocks:
-    """One lock per room; it expires after ``ttl_s`` if its holder crashes, and a waiter gives up after ``wait_s``."""
+    """One lock per room, renewed every ``ttl_s / 3`` while held; a waiter gives up after ``wait_s``."""
 
-    def __init__(self, redis: Redis, ttl_s: float = 30.0, wait_s: float = 30.0) -> None:
+    def __init__(self, redis: Redis, ttl_s: float = 10.0, wait_s: float = 20.0) -> None:
         self._redis = redis
         self._ttl_s = ttl_s
         self._wait_s = wait_s
@@ -23,4 +34,19 @@ class RedisRoomLocks:
             f"agentready:dispatch-lock:{room_name}", timeout=self._ttl_s, blocking_timeout=self._wait_s
         )
         async with lock:
-            yield
+            keeper = asyncio.create_task(self._keep_alive(lock, room_name))
+            try:
+                yield
+            finally:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
+
+    async def _keep_alive(self, lock: Lock, room_name: str) -> None:
+        while True:
+            await asyncio.sleep(self._ttl_s / 3)
+            try:
+                await lock.reacquire()
+            except (LockError, RedisError) as exc:  # the block goes on; the lock may lapse, log it
+                log.warning("room_lock_renewal_failed", room=room_name, error=str(exc))
+                return

@@ -19,6 +19,10 @@ class DispatcherSettings(LiveKitSettings):
     retry_max_seconds: float = Field(default=20.0, gt=0)
     retry_initial_s: float = Field(default=0.1, gt=0)
     max_workers: int = Field(default=64, ge=1, description="messages handled concurrently per replica")
+    room_lock_ttl_s: float = Field(
+        default=10.0, gt=0, description="a crashed dispatcher's room lock lapses after this (renewed while held)"
+    )
+    room_lock_wait_s: float = Field(default=20.0, gt=0, description="how long a delivery waits for a busy room's lock")
     dispatch_join_timeout_s: float = Field(
         default=30.0, gt=0, description="how long a dispatched session may wait for agent.joined before re-dispatch"
     )

@@ -38,6 +38,7 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     redis_errors.ConnectionError,
     redis_errors.TimeoutError,
     redis_errors.BusyLoadingError,
+    redis_errors.LockError,  # another replica holds the resource: try again later, not a poison message
     psycopg.OperationalError,
     psycopg_pool.PoolTimeout,
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -17,9 +18,15 @@ from services.session_store.migrations import MIGRATIONS as STORE_MIGRATIONS
 
 
 @pytest.fixture(scope="session")
-def api_settings(redis_url: str, database_url: str) -> ApiSettings:
+def api_redis_url(redis_url: str) -> str:
+    """A Redis database of its own: the requests these tests leave on the streams never reach other tests' stacks."""
+    return urlunsplit(urlsplit(redis_url)._replace(path="/3"))
+
+
+@pytest.fixture(scope="session")
+def api_settings(api_redis_url: str, database_url: str) -> ApiSettings:
     """Settings pointing at the test servers, dev credentials allowed."""
-    return ApiSettings(redis_url=redis_url, database_url=database_url, dev_mode=True)
+    return ApiSettings(redis_url=api_redis_url, database_url=database_url, dev_mode=True)
 
 
 async def _store_schema(database_url: str) -> None:

@@ -19,8 +19,8 @@ from services.session_store.announcing import StatusAnnouncer
 from tests.api.conftest import http_client, new_flow
 
 
-async def _requests_for(redis_url: str, session_id: str) -> int:
-    redis = Redis.from_url(redis_url)
+async def _requests_for(api_redis_url: str, session_id: str) -> int:
+    redis = Redis.from_url(api_redis_url)
     try:
         entries = await redis.xrevrange(SESSION_REQUESTED, count=200)
     finally:
@@ -28,14 +28,14 @@ async def _requests_for(redis_url: str, session_id: str) -> int:
     return sum(1 for _, e in entries if session_id.encode() in b"".join(e.values()))
 
 
-async def test_retry_with_the_same_key_returns_the_same_session(client: httpx.AsyncClient, redis_url: str) -> None:
+async def test_retry_with_the_same_key_returns_the_same_session(client: httpx.AsyncClient, api_redis_url: str) -> None:
     flow_id = await new_flow(client)
     headers = {"Idempotency-Key": uuid.uuid4().hex}
     first = await client.post(f"/api/flows/{flow_id}/sessions", headers=headers)
     again = await client.post(f"/api/flows/{flow_id}/test-audio", headers=headers)  # the alias shares the key
     assert first.status_code == again.status_code == 202
     assert first.json() == again.json()
-    assert await _requests_for(redis_url, first.json()["sessionId"]) == 1
+    assert await _requests_for(api_redis_url, first.json()["sessionId"]) == 1
     other = await client.post(f"/api/flows/{flow_id}/sessions", headers={"Idempotency-Key": uuid.uuid4().hex})
     assert other.json()["sessionId"] != first.json()["sessionId"]
 
@@ -63,11 +63,11 @@ async def test_keys_are_per_organisation(client: httpx.AsyncClient, other_client
     assert mine.json()["sessionId"] != theirs.json()["sessionId"]
 
 
-async def test_cap_answers_429_until_a_session_ends(api_settings: ApiSettings, redis_url: str) -> None:
+async def test_cap_answers_429_until_a_session_ends(api_settings: ApiSettings, api_redis_url: str) -> None:
     capped = create_app(api_settings.model_copy(update={"max_open_sessions_per_org": 2, "admission_retry_after_s": 3}))
     key, org_id = await create_key(api_settings.database_url, f"capped-{uuid.uuid4().hex[:8]}")
-    broker = RedisBroker(redis_url)
-    redis = Redis.from_url(redis_url)
+    broker = RedisBroker(api_redis_url)
+    redis = Redis.from_url(api_redis_url)
     app: FastAPI = capped
     try:
         await broker.connect()

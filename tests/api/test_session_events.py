@@ -83,12 +83,12 @@ async def test_slow_listener_is_dropped_not_the_process(api_app: FastAPI) -> Non
         assert listener.queue.get_nowait() is None  # the marker that ends its stream
 
 
-async def test_delete_requests_the_end(client: httpx.AsyncClient, redis_url: str) -> None:
+async def test_delete_requests_the_end(client: httpx.AsyncClient, api_redis_url: str) -> None:
     flow_id = await new_flow(client)
     sid = (await client.post(f"/api/flows/{flow_id}/sessions")).json()["sessionId"]
     response = await client.delete(f"/api/sessions/{sid}")
     assert response.status_code == 202 and response.json()["sessionId"] == sid
-    redis = Redis.from_url(redis_url)
+    redis = Redis.from_url(api_redis_url)
     try:
         entries = await redis.xrevrange(SESSION_END_REQUESTED, count=100)
     finally:

@@ -25,7 +25,7 @@ async def test_create_and_get_flow(client: httpx.AsyncClient) -> None:
 
 
 async def test_session_request_answers_202_and_publishes_one_event(
-    client: httpx.AsyncClient, api_settings: ApiSettings, redis_url: str
+    client: httpx.AsyncClient, api_settings: ApiSettings, api_redis_url: str
 ) -> None:
     flow_id = await _flow(client, greeting="Welcome!")
     response = await client.post(f"/api/flows/{flow_id}/sessions")
@@ -40,7 +40,7 @@ async def test_session_request_answers_202_and_publishes_one_event(
     assert claims["video"]["roomJoin"] is True
     assert not claims["video"].get("roomAdmin") and not claims["video"].get("roomCreate")
 
-    redis = Redis.from_url(redis_url)
+    redis = Redis.from_url(api_redis_url)
     try:
         entries = await redis.xrevrange(SESSION_REQUESTED, count=50)
     finally:
@@ -87,10 +87,10 @@ async def test_wrong_types_and_unknown_fields_are_422(client: httpx.AsyncClient)
     assert "name" in error and "colour" in error
 
 
-async def test_event_round_trips_through_the_stream(client: httpx.AsyncClient, redis_url: str) -> None:
+async def test_event_round_trips_through_the_stream(client: httpx.AsyncClient, api_redis_url: str) -> None:
     flow_id = await _flow(client, greeting="Round trip")
     created = (await client.post(f"/api/flows/{flow_id}/sessions")).json()
-    redis = Redis.from_url(redis_url)
+    redis = Redis.from_url(api_redis_url)
     try:
         entries = await redis.xrevrange(SESSION_REQUESTED, count=50)
     finally:

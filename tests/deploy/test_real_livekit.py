@@ -52,11 +52,16 @@ def _wait_until_up(url: str, deadline_s: float) -> None:
         time.sleep(0.5)  # polling with a deadline
 
 
+# Read at collection time, before any test runs: livekit-agents' AgentServer.run() (used in-process by
+# other tests) writes LIVEKIT_URL/API_KEY/API_SECRET into os.environ, which must not look like a real server.
+_GIVEN = {k: os.environ.get(k) for k in ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")}
+
+
 @pytest.fixture(scope="module")
 def livekit_server() -> Iterator[LiveKitServer]:
-    url = os.environ.get("LIVEKIT_URL")
+    url = _GIVEN["LIVEKIT_URL"]
     if url:
-        key, secret = os.environ.get("LIVEKIT_API_KEY"), os.environ.get("LIVEKIT_API_SECRET")
+        key, secret = _GIVEN["LIVEKIT_API_KEY"], _GIVEN["LIVEKIT_API_SECRET"]
         if not key or not secret:
             pytest.skip("LIVEKIT_URL is set but LIVEKIT_API_KEY / LIVEKIT_API_SECRET are not")
         yield LiveKitServer(url, key, secret)

@@ -128,4 +128,5 @@ def session_request(room_name: str | None = None) -> SessionRequested:
         room_name=room_name or f"session-{sid}",
         greeting="Hello",
         ready_deadline=datetime.now(UTC) + timedelta(seconds=30),
+        agent_credential="agent-credential-secret",
     )

@@ -63,6 +63,9 @@ async def test_burst_of_requests_respects_the_in_flight_cap(
         burst_redis_url,
         agent_name,
         livekit_max_in_flight=IN_FLIGHT_CAP,
+        # Enough handlers to keep the cap busy (each makes one LiveKit call at a time), few enough that the
+        # broker's non-blocking pool of 100 Redis connections is never exhausted.
+        max_workers=48,
         dispatch_join_timeout_s=600.0,  # no agent in this test: the watchdog must stay quiet
     )
     requests = [session_request() for _ in range(SESSIONS)]

@@ -38,6 +38,9 @@ async def test_duplicate_delivery_creates_one_dispatch(
     room = sim.state.rooms[request.room_name].info
     assert (room.empty_timeout, room.departure_timeout, room.max_participants) == (300, 20, 10)
     assert request.session_id in room.metadata
+    # The agent's credential goes to the agent's dispatch only, never to the room every participant can read.
+    assert "agent-credential-secret" in dispatches[0].metadata
+    assert "agent-credential-secret" not in room.metadata
 
 
 async def test_unavailable_twice_then_success_gives_one_dispatch(

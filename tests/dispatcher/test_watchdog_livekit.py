@@ -4,6 +4,7 @@ a job dropped for want of a worker, a worker killed mid-job, no worker ever."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 import time
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import pytest
 from faststream.redis import RedisBroker
+from livekit import api
 from livekit.agents import AgentServer, JobContext, JobExecutorType
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
@@ -46,7 +48,10 @@ async def test_no_worker_at_first_then_the_watchdog_redispatches_and_the_session
             redis_url=dispatcher_redis_url, database_url=database_url, consumer_name=f"t-{uuid.uuid4().hex[:6]}"
         )
     )
-    settings = dispatcher_settings(sim, dispatcher_redis_url, agent_name, dispatch_max_attempts=10)
+    # 3 s: room for a slow job start on a busy machine; the first job is dropped (no worker) anyway.
+    settings = dispatcher_settings(
+        sim, dispatcher_redis_url, agent_name, dispatch_join_timeout_s=3.0, dispatch_max_attempts=10
+    )
     request = session_request()
     sid, room = request.session_id, request.room_name
     async with (
@@ -63,7 +68,10 @@ async def test_no_worker_at_first_then_the_watchdog_redispatches_and_the_session
             # No worker serves the agent name: the server dropped the job and the dispatch stays listed.
             await wait_until(lambda: sim.state.counters["jobs_dropped.no_worker"] >= 1, what="job dropped")
             assert len(our_dispatches(sim, room, agent_name)) == 1
-            async with running_worker(_agent_settings(sim, dispatcher_redis_url, agent_name)) as worker:
+            async with (
+                running_worker(_agent_settings(sim, dispatcher_redis_url, agent_name)) as worker,
+                _room_deleted_on_exit(sim, room),  # the agent's job lasts as long as its room
+            ):
                 await _wait_status(repo, sid, "ready")
                 # Re-dispatched once or more (more if the worker registered only after the second attempt).
                 events = await wait_for_events(
@@ -81,6 +89,16 @@ async def test_no_worker_at_first_then_the_watchdog_redispatches_and_the_session
                 await wait_until(lambda: not worker.server.active_jobs, what="agent job ended")
         finally:
             await store.stop()
+
+
+@contextlib.asynccontextmanager
+async def _room_deleted_on_exit(sim: Simulator, room: str) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        async with api.LiveKitAPI(sim.url, "devkey", "secret") as lk:
+            with contextlib.suppress(api.TwirpError):
+                await lk.room.delete_room(api.DeleteRoomRequest(room=room))
 
 
 async def _wait_status(repo: PostgresSessionRepository, session_id: str, status: str, timeout: float = 15.0) -> None:

@@ -151,20 +151,20 @@ async def test_terminal_change_frees_the_admission_slot(redis_url: str) -> None:
 
 
 async def test_the_running_store_expires_sessions_by_itself(
-    redis_url: str, database_url: str, pool: AsyncConnectionPool
+    store_redis_url: str, database_url: str, pool: AsyncConnectionPool
 ) -> None:
     sid = uuid.uuid4().hex
     settings = SessionStoreSettings(
-        redis_url=redis_url, database_url=database_url, consumer_name=f"t-{sid}", expiry_interval_s=0.1
+        redis_url=store_redis_url, database_url=database_url, consumer_name=f"t-{sid}", expiry_interval_s=0.1
     )
     app = create_app(settings)
     repo = PostgresSessionRepository(pool)
     await handle_event(_requested(sid, deadline_s=0.3), repo, RecordingPublisher())
-    await app.start()
+    await asyncio.wait_for(app.start(), timeout=30)
     try:
         deadline = time.monotonic() + 10
-        while await _status(repo, sid) is not SessionStatus.EXPIRED:
+        while await asyncio.wait_for(_status(repo, sid), timeout=10) is not SessionStatus.EXPIRED:
             assert time.monotonic() < deadline, "not expired within 10 s"
             await asyncio.sleep(0.05)
     finally:
-        await app.stop()
+        await asyncio.wait_for(app.stop(), timeout=30)
