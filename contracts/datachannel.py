@@ -1,4 +1,9 @@
-"""Payloads the agent sends to the frontend on the LiveKit data channel (topic ``agent-status``)."""
+"""LiveKit data-channel topics and the agent's payloads.
+
+- ``agent-status``: sent by the agent (its participant) to the user's frontend: ``agent.ready`` / ``agent.failed``.
+- ``flow-events``: sent by the dispatcher through the server API's ``SendData`` to watchers only (monitor /
+  supervisor / admin, filtered by role): :class:`contracts.flow_events.FlowEventPayload`.
+"""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from contracts.datachannel import AgentFailedPayload, AgentReadyPayload
 from contracts.events import ALL_EVENTS, event_type
+from contracts.flow_events import FlowEvent, FlowEventPayload
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 
@@ -21,6 +22,8 @@ def render_schemas() -> dict[str, str]:
     models: dict[str, type[BaseModel]] = {f"{event_type(m)}.json": m for m in ALL_EVENTS}
     models["datachannel.agent.ready.json"] = AgentReadyPayload
     models["datachannel.agent.failed.json"] = AgentFailedPayload
+    models["flow.event.json"] = FlowEvent
+    models["datachannel.flow.event.json"] = FlowEventPayload
     return {name: json.dumps(m.model_json_schema(), indent=2, sort_keys=True) + "\n" for name, m in models.items()}
 
 

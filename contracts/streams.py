@@ -14,6 +14,7 @@ from contracts.events import (
     SessionStatusChanged,
     event_type,
 )
+from contracts.flow_events import FlowEvent
 
 STREAM_PREFIX = "agentready"
 
@@ -31,6 +32,7 @@ AGENT_READY = stream_for(AgentReady)
 AGENT_FAILED = stream_for(AgentFailed)
 SESSION_END_REQUESTED = stream_for(SessionEndRequested)
 SESSION_STATUS_CHANGED = stream_for(SessionStatusChanged)
+FLOW_EVENT = stream_for(FlowEvent)  # agent stage/flow/error events and lifecycle events, relayed to watchers
 
 
 class Groups:
@@ -44,7 +46,7 @@ class Groups:
 # Which group reads which stream: every service creates all of these at start-up (from id 0),
 # so a message published before a consumer first started is never missed.
 SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
-    Groups.DISPATCHER: (SESSION_REQUESTED, AGENT_JOINED, SESSION_STATUS_CHANGED),
+    Groups.DISPATCHER: (SESSION_REQUESTED, AGENT_JOINED, SESSION_STATUS_CHANGED, FLOW_EVENT),
     Groups.SESSION_STORE: (
         SESSION_REQUESTED,
         SESSION_DISPATCHED,

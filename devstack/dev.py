@@ -52,9 +52,18 @@ class _Interrupted(Exception):
 
 
 def service_env(
-    environ: Mapping[str, str], redis: ServerHandle, postgres: ServerHandle, livekit_url: str, api_port: int
+    environ: Mapping[str, str],
+    redis: ServerHandle,
+    postgres: ServerHandle,
+    livekit_url: str,
+    api_port: int,
+    *,
+    simulated: bool = True,
 ) -> dict[str, str]:
-    """The services' environment: dev defaults, overridden by every variable the user already set."""
+    """The services' environment: dev defaults, overridden by every variable the user already set.
+
+    Against a real LiveKit server (``simulated`` False) the agent joins rooms over WebRTC.
+    """
     defaults = {
         "REDIS_URL": redis.url,
         "DATABASE_URL": postgres.url,
@@ -62,7 +71,7 @@ def service_env(
         "LIVEKIT_API_KEY": "devkey",
         "LIVEKIT_API_SECRET": "secret",
         "DEV_MODE": "true",
-        "AGENT_ROOM_BACKEND": "simulator",
+        "AGENT_ROOM_BACKEND": "simulator" if simulated else "livekit",
         "AGENT_JOB_EXECUTOR": "thread",
         "AGENT_LOAD_THRESHOLD": "inf",  # a laptop's CPU load must not make the only worker refuse jobs
         "AGENT_HTTP_PORT": "0",
@@ -150,7 +159,7 @@ async def _start(
     """Start the simulator (unless LIVEKIT_URL is set) and the services; wait for the API; print the banner."""
     simulated = "LIVEKIT_URL" not in os.environ
     livekit_url = os.environ.get("LIVEKIT_URL", f"http://{SIMULATOR_HOST}:{SIMULATOR_PORT}")
-    env = service_env(os.environ, redis, postgres, livekit_url, options.api_port)
+    env = service_env(os.environ, redis, postgres, livekit_url, options.api_port, simulated=simulated)
     api_url = f"http://{env['API_HOST']}:{env['API_PORT']}"
     ensure_port_free(env["API_HOST"], int(env["API_PORT"]), "the API; or pass --api-port")
     if simulated:

@@ -8,7 +8,8 @@ awaited) -> ``agent.ready`` on the data channel (topic ``agent-status``) and on 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,6 +20,7 @@ from contracts.datachannel import AGENT_STATUS_TOPIC, AgentFailedPayload, AgentR
 from contracts.events import AgentFailed, AgentJoined, AgentReady, utc_now
 from services.agent.events import EventPublisher
 from services.agent.flow_client import FlowConfig
+from services.agent.flow_reporting import FlowReporter
 from services.agent.metadata import SessionMetadata, parse_metadata, salvage_ids
 from services.agent.providers import Speaker
 from services.agent.room import AgentRoom
@@ -68,52 +70,90 @@ async def run_readiness(
     options: ReadinessOptions,
     initialise_flow: FlowInitialiser | None = None,
     clock: Callable[[], datetime] = utc_now,
+    flow_events: EventPublisher | None = None,
 ) -> ReadinessOutcome:
-    """Take one job from dispatch to ``agent.ready`` (or ``agent.failed``); never raises but on cancel."""
+    """Take one job from dispatch to ``agent.ready`` (or ``agent.failed``); never raises but on cancel.
+
+    With ``flow_events``, each stage's start and end (with its duration), the flow's initialisation, the
+    spoken greeting and a failure (stage and reason) also go to the broker as flow events for watchers.
+    """
     run = StageClock(structlog.get_logger("services.agent.readiness").bind(job_id=job_id))
     session: SessionMetadata | None = None
+    flow: FlowReporter | None = None
     connected = ready_sent = False
     try:
         async with run.stage("metadata", None):
             session = parse_metadata(raw_metadata)
         run.log = run.log.bind(session_id=session.session_id, correlation_id=session.correlation_id)
         ids = {"session_id": session.session_id, "correlation_id": session.correlation_id}
-        async with run.stage("joined", options.stage_timeout_seconds):
+        if flow_events is not None:
+            flow = FlowReporter(flow_events, **ids, room_name=session.room_name)
+        async with _stage(run, flow, "joined", options.stage_timeout_seconds):
             await publisher.publish(AgentJoined(**ids, room_name=session.room_name, job_id=job_id))
-        async with run.stage("connect", options.stage_timeout_seconds):
+        async with _stage(run, flow, "connect", options.stage_timeout_seconds):
             await room.connect()
             connected = True
-        async with run.stage("providers", options.stage_timeout_seconds):
+        async with _stage(run, flow, "providers", options.stage_timeout_seconds):
             await speaker.prepare()
         user: str | None = None
         if options.wait_for_user:
             no_user = f"no user joined within {options.user_wait_seconds:g} s"
-            async with run.stage("wait_for_user", None, timeout_reason=no_user):
+            async with _stage(run, flow, "wait_for_user", None, timeout_reason=no_user):
                 user = await room.wait_for_participant(options.user_wait_seconds)
         greeting = session.greeting
         if initialise_flow is not None:
-            async with run.stage("flow_init", options.flow_init_timeout_seconds):
+            async with _stage(run, flow, "flow_init", options.flow_init_timeout_seconds):
                 greeting = (await initialise_flow(session)).greeting
-        async with run.stage("greeting", options.greeting_timeout_seconds):
+        if flow is not None:
+            flow.emit("flow", "flow.initialised", details={"flowId": session.flow_id, "greeting": greeting})
+        async with _stage(run, flow, "greeting", options.greeting_timeout_seconds):
             await speaker.say(greeting)
-        async with run.stage("announce", options.stage_timeout_seconds):
+        if flow is not None:
+            flow.emit(
+                "flow", "greeting.spoken", details={"greeting": greeting, "durationMs": run.timings_ms["greeting"]}
+            )
+        async with _stage(run, flow, "announce", options.stage_timeout_seconds):
             payload = AgentReadyPayload(sessionId=session.session_id, greeting=greeting, timestamp=iso_utc(clock()))
             await room.publish_data(payload.to_bytes(), topic=AGENT_STATUS_TOPIC, reliable=True)
             ready_sent = True
         timings = {**run.timings_ms, "total": run.elapsed_ms()}
-        async with run.stage("ready", options.stage_timeout_seconds):
+        async with _stage(run, flow, "ready", options.stage_timeout_seconds):
             await publisher.publish(AgentReady(**ids, greeting=greeting, stage_timings_ms=timings))
         run.log.info("agent_ready", user=user, stage_timings_ms=timings)
         return ReadinessOutcome(True, session, user, stage_timings_ms=timings)
     except StageFailed as failure:
         tell_room = connected and not ready_sent
+        _flow_failure(flow, failure)
         await _report_failure(run, failure, raw_metadata, session, room, publisher, tell_room, clock)
         return ReadinessOutcome(False, session, None, failure.stage, failure.reason, dict(run.timings_ms))
     except asyncio.CancelledError:
         cancelled = StageFailed(run.current, "job cancelled (the worker or the room is shutting down)")
         tell_room = connected and not ready_sent
+        _flow_failure(flow, cancelled)
         await _report_failure(run, cancelled, raw_metadata, session, room, publisher, tell_room, clock)
         raise
+    finally:
+        if flow is not None:
+            await flow.aclose()
+
+
+@asynccontextmanager
+async def _stage(
+    run: StageClock, flow: FlowReporter | None, name: str, deadline: float | None, *, timeout_reason: str = ""
+) -> AsyncIterator[None]:
+    """``run.stage``, announced to watchers when it starts and when it finishes (with its duration)."""
+    if flow is not None:
+        flow.emit("stage", "stage.started", {"stage": name})
+    async with run.stage(name, deadline, timeout_reason=timeout_reason):
+        yield
+    if flow is not None:
+        flow.emit("stage", "stage.finished", {"stage": name, "durationMs": run.timings_ms[name]})
+
+
+def _flow_failure(flow: FlowReporter | None, failure: StageFailed) -> None:
+    """Tell watchers which stage failed; only admins see why."""
+    if flow is not None:
+        flow.emit("error", "stage.failed", {"stage": failure.stage}, error={"reason": failure.reason})
 
 
 async def _report_failure(

@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import structlog
 
+from contracts.flow_events import is_watcher
 from services.agent.room import RoomClosed
 
 log = structlog.get_logger(__name__)
@@ -42,7 +43,7 @@ class SimulatorRoom:
         self._session: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._users: dict[str, dict[str, Any]] = {}  # identity -> participant, agents excluded
+        self._users: dict[str, dict[str, Any]] = {}  # identity -> participant, agents and watchers excluded
         self._changed = asyncio.Condition()
         self._closed = asyncio.Event()
         self.identity: str | None = None
@@ -67,8 +68,11 @@ class SimulatorRoom:
 
     def _add(self, participant: dict[str, Any]) -> None:
         identity = participant.get("identity")
-        if isinstance(identity, str) and identity != self.identity and participant.get("kind") != "agent":
-            self._users[identity] = participant
+        if not isinstance(identity, str) or identity == self.identity or participant.get("kind") == "agent":
+            return
+        if is_watcher(participant.get("attributes") or {}):
+            return  # a monitor/supervisor/admin watching the session is not the user
+        self._users[identity] = participant
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         try:
@@ -93,7 +97,7 @@ class SimulatorRoom:
                 self._changed.notify_all()
 
     async def wait_for_participant(self, timeout: float) -> str:  # noqa: ASYNC109 - the deadline is part of the port
-        """Return the first non-agent participant's identity; TimeoutError after ``timeout`` s."""
+        """Return the first participant that is neither an agent nor a watcher; TimeoutError after ``timeout`` s."""
         async with asyncio.timeout(timeout), self._changed:
             while not self._users:
                 if self._closed.is_set():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import cast
@@ -21,13 +22,14 @@ from services.agent.events import RedisEventPublisher
 from services.agent.flow_client import FlowInitPolicy, HttpFlowInitialiser
 from services.agent.providers import Speaker, UnavailableSpeaker, create_speaker
 from services.agent.readiness import ReadinessOptions, run_readiness
-from services.agent.room import create_room
+from services.agent.room import AgentRoom, RoomClosed, create_room
 from services.agent.settings import AgentSettings
 from services.runtime.logging import configure_logging
 
 log = structlog.get_logger(__name__)
 
 REGISTER_TIMEOUT_SECONDS = 30.0
+CLOSE_TIMEOUT_SECONDS = 20.0
 
 
 def prepare_process(settings: AgentSettings, proc: JobProcess) -> None:
@@ -40,6 +42,13 @@ def prepare_process(settings: AgentSettings, proc: JobProcess) -> None:
         log.error("provider_setup_failed", error=str(exc))
         proc.userdata["speaker"] = UnavailableSpeaker(exc)
     proc.userdata["publisher"] = RedisEventPublisher(settings.redis_url)
+    proc.userdata["tls"] = _tls_context()
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context per process, shared by its job executors: building one costs ~0.1 s of CPU."""
+    return ssl.create_default_context()
 
 
 def readiness_options(settings: AgentSettings) -> ReadinessOptions:
@@ -68,11 +77,14 @@ async def run_job(settings: AgentSettings, ctx: JobContext) -> None:
     ctx.add_shutdown_callback(publisher.close)  # the connection belongs to this job's event loop
     room = create_room(settings, ctx)  # never ctx.connect() here: the simulator room has no WebRTC
     reason = "readiness failed"
-    http = httpx.AsyncClient(timeout=settings.agent_stage_timeout_seconds)
-    initialise_flow = (
-        HttpFlowInitialiser(http, settings.api_internal_url, flow_policy(settings))
+    # One TLS context per job executor (building one costs ~0.1 s of CPU), a client only if flow init runs.
+    http = (
+        httpx.AsyncClient(timeout=settings.agent_stage_timeout_seconds, verify=ctx.proc.userdata["tls"])
         if settings.api_internal_url
         else None
+    )
+    initialise_flow = (
+        HttpFlowInitialiser(http, settings.api_internal_url, flow_policy(settings)) if http is not None else None
     )
     try:
         outcome = await run_readiness(
@@ -83,14 +95,32 @@ async def run_job(settings: AgentSettings, ctx: JobContext) -> None:
             speaker=cast(Speaker, ctx.proc.userdata["speaker"]),
             options=readiness_options(settings),
             initialise_flow=initialise_flow,
+            flow_events=publisher,  # stage/flow/error events for watchers (relayed by the dispatcher)
         )
         if outcome.ready:
-            await room.wait_until_over(outcome.user_identity)
-            reason = "session over"
+            reason = await _stay_with_user(room, outcome.user_identity, settings.agent_user_wait_seconds)
     finally:
-        await http.aclose()
+        if http is not None:
+            await http.aclose()
         await room.disconnect()
         ctx.shutdown(reason)
+
+
+async def _stay_with_user(room: AgentRoom, user: str | None, user_wait_s: float) -> str:
+    """Keep the job (and its executor) only while there is someone to talk to; return why it ends.
+
+    When readiness did not wait for the user, the user still gets ``user_wait_s`` to arrive: a job
+    nobody joins would otherwise hold its executor until the room closes.
+    """
+    if user is None:
+        try:
+            user = await room.wait_for_participant(user_wait_s)
+        except TimeoutError:
+            return f"no user joined within {user_wait_s:g} s of ready"
+        except RoomClosed:
+            return "room closed"
+    await room.wait_until_over(user)
+    return "session over"
 
 
 def job_count_load(max_jobs: int) -> Callable[[AgentServer], float]:
@@ -146,9 +176,16 @@ async def running_worker(settings: AgentSettings) -> AsyncIterator[RunningWorker
         log.info("worker_registered", worker_id=server.id, agent_name=settings.livekit_agent_name)
         yield RunningWorker(server, run)
     finally:
-        await server.aclose()
-        with contextlib.suppress(asyncio.CancelledError):
-            await run
+        try:  # bounded: a job thread that never acknowledges its shutdown must not hang the process
+            async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
+                await server.aclose()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await run
+        except TimeoutError:
+            log.warning("worker_close_timed_out", timeout_s=CLOSE_TIMEOUT_SECONDS)
+            run.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await run
 
 
 async def serve(settings: AgentSettings, stop: asyncio.Event) -> None:

@@ -21,7 +21,7 @@ from services.api.fanout import StatusFanout
 from services.api.migrations import MIGRATIONS
 from services.api.outbox import AdmissionPolicy, RedisSessionOutbox
 from services.api.repository import ApiRepository
-from services.api.routes import events, flows, health, internal, sessions
+from services.api.routes import events, flows, health, internal, sessions, watch
 from services.api.sessions import SessionPolicy, TokenIssuer
 from services.api.settings import ApiSettings
 from services.api.ttl_cache import TtlCache
@@ -90,6 +90,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(flows.router)
     app.include_router(sessions.router)
+    app.include_router(watch.router)
     app.include_router(events.router)
     app.include_router(internal.router)
     return app

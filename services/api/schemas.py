@@ -8,6 +8,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from contracts.flow_events import WatcherRole
+
 
 class ApiModel(BaseModel):
     """Base: camelCase JSON, unknown fields refused."""
@@ -120,3 +122,21 @@ class ErrorBody(ApiModel):
 
     error: str
     detail: list[dict[str, object]] | None = None
+
+
+class WatchRequest(ApiModel):
+    """Body of ``POST /api/sessions/{session_id}/watch``."""
+
+    role: WatcherRole = Field(description="what the watcher may see on topic flow-events: monitor < supervisor < admin")
+
+
+class WatchToken(ApiModel):
+    """A listen-only token for one session's room, for a watcher of ``role``."""
+
+    session_id: str
+    room_name: str
+    identity: str
+    role: WatcherRole
+    token: str
+    livekit_url: str
+    topic: str = Field(description="the data-channel topic the flow events arrive on")

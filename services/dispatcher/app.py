@@ -14,9 +14,12 @@ from livekit import api
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from contracts.events import AgentJoined, SessionRequested, SessionStatusChanged
-from contracts.streams import AGENT_JOINED, SESSION_REQUESTED, SESSION_STATUS_CHANGED, Groups
+from contracts.flow_events import FlowEvent
+from contracts.streams import AGENT_JOINED, FLOW_EVENT, SESSION_REQUESTED, SESSION_STATUS_CHANGED, Groups
 from services.dispatcher.cleanup import clean_up_session
 from services.dispatcher.dispatching import dispatch_session
+from services.dispatcher.flow_relay import RoomWatchers, lifecycle_event, relay_flow_event
+from services.dispatcher.flow_seq import RedisFlowSequencer
 from services.dispatcher.ledger import RedisSessionLedger
 from services.dispatcher.livekit_rooms import LiveKitRoomsClient
 from services.dispatcher.ports import SessionRecord
@@ -41,6 +44,8 @@ class _Live:
     ledger: RedisSessionLedger
     redis: Redis
     watchdog: asyncio.Task[None]
+    watchers: RoomWatchers
+    sequencer: RedisFlowSequencer
 
 
 class _Started:
@@ -60,6 +65,7 @@ def create_app(settings: DispatcherSettings) -> FastStream:
     publisher = BrokerPublisher(broker)
     consumer = consumer_name(SERVICE, settings.consumer_name)
     retry = RetryPolicy(settings.retry_attempts, settings.retry_max_seconds, settings.retry_initial_s)
+    relay_retry = RetryPolicy(settings.flow_relay_attempts, settings.livekit_timeout_s, settings.retry_initial_s)
     watchdog = WatchdogPolicy(
         settings.dispatch_join_timeout_s,
         settings.dispatch_max_attempts,
@@ -88,7 +94,15 @@ def create_app(settings: DispatcherSettings) -> FastStream:
     async def on_status_changed(event: SessionStatusChanged) -> None:
         with structlog.contextvars.bound_contextvars(session_id=event.session_id, correlation_id=event.correlation_id):
             deps = started.get()
+            record = await deps.ledger.get(event.session_id)
+            if record is not None and record.room_name:  # watchers see status changes as lifecycle flow events
+                await publisher.publish(lifecycle_event(event, record.room_name))
             await clean_up_session(event, deps.rooms, deps.locks, deps.ledger, retry)
+
+    async def on_flow_event(event: FlowEvent) -> None:
+        with structlog.contextvars.bound_contextvars(session_id=event.session_id, correlation_id=event.correlation_id):
+            deps = started.get()
+            await relay_flow_event(event, deps.watchers, deps.rooms, deps.sequencer, relay_retry)
 
     async def settle(record: SessionRecord) -> None:
         with structlog.contextvars.bound_contextvars(
@@ -112,6 +126,15 @@ def create_app(settings: DispatcherSettings) -> FastStream:
             handler=handler,
             max_workers=settings.max_workers,
         )
+    # Its own subscriber: few workers (one by default) so a session's flow events reach watchers in order.
+    subscribe(
+        broker,
+        FLOW_EVENT,
+        group=Groups.DISPATCHER,
+        consumer=consumer,
+        handler=on_flow_event,
+        max_workers=settings.flow_relay_workers,
+    )
 
     async def start() -> None:
         lk = api.LiveKitAPI(
@@ -136,7 +159,8 @@ def create_app(settings: DispatcherSettings) -> FastStream:
             watch_forever(lambda: scan_once(ledger, settle, watchdog), settings.watchdog_scan_interval_s),
             name="dispatch-watchdog",
         )
-        started.live = _Live(lk, rooms, locks, ledger, redis, task)
+        watchers = RoomWatchers(rooms.room_watchers, settings.flow_watchers_cache_s)
+        started.live = _Live(lk, rooms, locks, ledger, redis, task, watchers, RedisFlowSequencer(redis))
         structlog.get_logger(__name__).info("dispatcher_started", consumer=consumer, livekit=settings.livekit_http_url)
 
     async def stop_watchdog() -> None:

@@ -10,6 +10,7 @@ from typing import TypeVar
 import aiohttp
 from livekit import api
 
+from contracts.flow_events import watcher_role
 from contracts.job import room_metadata
 from services.dispatcher.ports import LiveKitNotFoundError, PermanentLiveKitError, TransientLiveKitError
 
@@ -67,6 +68,26 @@ class LiveKitRoomsClient:
             and p.attributes.get("lk.agent_name", self._agent_name) == self._agent_name
             for p in listed.participants
         )
+
+    async def room_watchers(self, room_name: str) -> dict[str, str]:
+        """Identity -> role of the room's watchers (participants whose attributes carry a watcher role)."""
+        listed = await self._call(
+            self._lk.room.list_participants(api.ListParticipantsRequest(room=room_name)),
+            f"list participants of {room_name}",
+        )
+        found = {p.identity: watcher_role(p.attributes) for p in listed.participants}
+        return {identity: role for identity, role in found.items() if role is not None}
+
+    async def send_data(self, room_name: str, payload: bytes, *, topic: str, destinations: list[str]) -> None:
+        """SendData from the server (no sender participant), reliable, to ``destinations`` only."""
+        request = api.SendDataRequest(
+            room=room_name,
+            data=payload,
+            kind=api.DataPacket.Kind.RELIABLE,
+            topic=topic,
+            destination_identities=destinations,
+        )
+        await self._call(self._lk.room.send_data(request), f"send {topic} data in {room_name}")
 
     async def replace_dispatch(self, room_name: str, metadata: str) -> str:
         """Delete our stale dispatches (their jobs end with them), then create one; the room may have

@@ -43,3 +43,13 @@ class DispatcherSettings(LiveKitSettings):
         default=64, ge=2, description="pool of the room locks and the ledger (callers wait for a free connection)"
     )
     ledger_ttl_s: int = Field(default=86_400, ge=60, description="how long the dispatcher remembers a session")
+    flow_watchers_cache_s: float = Field(
+        default=1.0, ge=0, description="how long a room's watcher list is reused for flow events (0: list every time)"
+    )
+    flow_relay_workers: int = Field(
+        default=1,
+        ge=1,
+        description="flow events relayed concurrently per replica; 1 keeps each session's events in order "
+        "(more: watchers must reorder by seq)",
+    )
+    flow_relay_attempts: int = Field(default=3, ge=1, description="SendData attempts per flow event and role")

@@ -74,7 +74,14 @@ def stack_env(redis_url: str, database_url: str, livekit_url: str, api_port: int
         "AGENT_JOB_EXECUTOR": "thread",
         "AGENT_WAIT_FOR_USER": "false",
         "AGENT_HTTP_PORT": "0",
-        "AGENT_LOAD_THRESHOLD": "inf",
+        "AGENT_LOAD_THRESHOLD": "0.9",
+        "AGENT_USER_WAIT_SECONDS": "0.5",  # nobody joins these rooms: free each job's executor soon after ready
+        "AGENT_NUM_IDLE_PROCESSES": "16",
+        # Capacity in jobs, so a burst is refused (and re-dispatched by the watchdog) instead of piling up
+        # hundreds of jobs waiting for executors inside one worker.
+        "AGENT_MAX_JOBS": "60",
+        "DISPATCH_JOIN_TIMEOUT_S": "10",
+        "DISPATCH_MAX_ATTEMPTS": "6",
         "API_HOST": "127.0.0.1",
         "API_PORT": str(api_port),
         "API_INTERNAL_URL": f"http://127.0.0.1:{api_port}",
@@ -96,7 +103,7 @@ async def start_stack(data_dir: Path) -> FaultStack:
     postgres.start()
     sim_port, api_port = free_port(), free_port()
     livekit_url = f"http://127.0.0.1:{sim_port}"
-    output: deque[str] = deque(maxlen=400)
+    output: deque[str] = deque(maxlen=int(os.environ.get("FAULT_LOG_LINES", "400")))
     group = ProcessGroup(lambda label, line: output.append(f"{label} | {line}"), stop_timeout_s=10)
     stack = FaultStack(
         redis, postgres, f"http://127.0.0.1:{api_port}", livekit_url,
@@ -133,8 +140,11 @@ class LoadResult:
     seconds: float = 0.0
 
 
-async def post_sessions(stack: FaultStack, flow_id: str, count: int, into: LoadResult, *, concurrency: int = 4) -> None:
-    """POST ``count`` sessions into ``into``; a POST that fails (server down, 5xx) is retried, as a client would."""
+async def post_sessions(
+    stack: FaultStack, flow_id: str, count: int, into: LoadResult, *, concurrency: int = 4, rate_per_s: float = 0
+) -> None:
+    """POST ``count`` sessions into ``into`` (at ``rate_per_s`` when set); a POST that fails (server down, 5xx)
+    is retried, as a client would."""
     accepted, rooms = into.accepted, into.rooms
     started = time.monotonic()
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -143,7 +153,9 @@ async def post_sessions(stack: FaultStack, flow_id: str, count: int, into: LoadR
 
     async def worker(client: httpx.AsyncClient) -> None:
         while not queue.empty():
-            queue.get_nowait()
+            index = queue.get_nowait()
+            if rate_per_s:  # open-loop pacing: request i is due at i / rate after the start
+                await asyncio.sleep(max(0.0, started + index / rate_per_s - time.monotonic()))
             deadline = time.monotonic() + 60
             while True:
                 try:

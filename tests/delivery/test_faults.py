@@ -32,19 +32,22 @@ from tests.delivery.fault_stack import (
     stop_stack,
 )
 
-pytestmark = [
-    pytest.mark.fault,
-    pytest.mark.timeout(600),
-    pytest.mark.skipif(
-        os.environ.get("RUN_FAULT_SUITE") != "1",
-        reason="set RUN_FAULT_SUITE=1: not green yet (see the delivery report: dispatcher room lock after kill -9)",
-    ),
-]
+pytestmark = [pytest.mark.fault, pytest.mark.timeout(600)]
 
-# The issue asks for 500; the agent (thread executor, 2 cores) currently fails jobs when ~100 arrive at
-# once ("room connection was not established within 10 seconds"), so the default is what it sustains.
-SESSIONS = int(os.environ.get("FAULT_SESSIONS", "60"))
-READY_BOUND_S = 90.0  # every accepted session ready within this, counted from the end of the load
+# The fault scenarios lose sessions today (kill -9: sessions whose agent never joins after the kill; see
+# the closing note of the delivery issue), so they run only when asked; the control scenario always runs.
+needs_fault_suite = pytest.mark.skipif(
+    os.environ.get("RUN_FAULT_SUITE") != "1",
+    reason="set RUN_FAULT_SUITE=1: the fault scenarios are not green yet (kill -9 loses sessions)",
+)
+
+SESSIONS = int(os.environ.get("FAULT_SESSIONS", "500"))
+READY_BOUND_S = 90.0
+# Arrival rate: what one thread-executor agent worker sustains on 2 shared cores (~25 jobs/s measured); a
+# faster burst is still safe (the worker reports itself full, the watchdog re-dispatches) but slower.
+RATE_PER_S = float(
+    os.environ.get("FAULT_RATE", "25")
+)  # every accepted session ready within this, counted from the end of the load
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +68,7 @@ async def _run_scenario(stack: FaultStack, name: str, fault: Callable[[], Awaita
     flow_id = await create_flow(stack)
     load = LoadResult()
     started = time.monotonic()
-    posting = asyncio.create_task(post_sessions(stack, flow_id, SESSIONS, load))
+    posting = asyncio.create_task(post_sessions(stack, flow_id, SESSIONS, load, rate_per_s=RATE_PER_S))
     while len(load.accepted) < SESSIONS // 3 and not posting.done():  # noqa: ASYNC110 -- bounded by the load
         await asyncio.sleep(0.05)
     await fault()
@@ -78,6 +81,8 @@ async def _run_scenario(stack: FaultStack, name: str, fault: Callable[[], Awaita
         f"all ready {took:.1f} s after the load (bound {READY_BOUND_S:.0f} s); total {total:.1f} s; "
         f"lost={len(lost)} duplicated={len(duplicated)}"
     )
+    if lost and (dump := os.environ.get("FAULT_DUMP")):  # the whole output, for diagnosing a loss
+        await asyncio.to_thread(Path(dump).write_text, "\n".join(stack.output))
     assert len(load.accepted) == SESSIONS
     assert not lost, f"{len(lost)} sessions lost, e.g. {lost[:5]}\n{stack.tail()}"
     assert not duplicated, f"rooms with more than one agent job: {duplicated[:5]}"
@@ -104,6 +109,14 @@ async def _duplicated(stack: FaultStack, load: LoadResult) -> list[str]:
     return [room for room in load.rooms.values() if jobs.get(room, 0) > 1]
 
 
+async def test_no_fault_baseline(fault_stack: FaultStack) -> None:
+    async def nothing() -> None:
+        return None
+
+    await _run_scenario(fault_stack, "no fault (control)", nothing)
+
+
+@needs_fault_suite
 async def test_kill_9_one_replica_of_each_consumer(fault_stack: FaultStack) -> None:
     async def kill_replicas() -> None:
         fault_stack.kill("session_store-1")
@@ -114,6 +127,7 @@ async def test_kill_9_one_replica_of_each_consumer(fault_stack: FaultStack) -> N
         await fault_stack.start_service(service, f"{service}-1")  # the next tests run with two replicas again
 
 
+@needs_fault_suite
 async def test_redis_restart_with_append_only_file(fault_stack: FaultStack) -> None:
     async def restart_redis() -> None:
         fault_stack.redis.stop()
@@ -122,6 +136,7 @@ async def test_redis_restart_with_append_only_file(fault_stack: FaultStack) -> N
     await _run_scenario(fault_stack, "Redis restart (AOF)", restart_redis)
 
 
+@needs_fault_suite
 async def test_postgres_down_for_10_seconds(fault_stack: FaultStack) -> None:
     async def stop_postgres_10s() -> None:
         fault_stack.postgres.stop()
@@ -131,6 +146,7 @@ async def test_postgres_down_for_10_seconds(fault_stack: FaultStack) -> None:
     await _run_scenario(fault_stack, "PostgreSQL down 10 s", stop_postgres_10s)
 
 
+@needs_fault_suite
 async def test_a_poison_message_is_dead_lettered_while_the_rest_flow(fault_stack: FaultStack) -> None:
     redis = Redis.from_url(fault_stack.redis.url)
     dead = dead_letter_stream(SESSION_REQUESTED)

@@ -22,7 +22,7 @@ from tests.e2e.conftest import SERVICES, Stack, running_stack, with_redis_db
 @pytest.fixture(scope="module")
 async def waiting_stack(redis_url: str, database_url: str) -> AsyncIterator[Stack]:
     """A stack whose agent waits for the user (the demo's frontends join), on its own Redis database."""
-    extra = {**demo_stack_env(10), "DISPATCH_JOIN_TIMEOUT_S": "3", "LOG_LEVEL": "WARNING"}
+    extra = {**demo_stack_env(10), "DISPATCH_JOIN_TIMEOUT_S": "10", "LOG_LEVEL": "WARNING"}
     async with running_stack(with_redis_db(redis_url, 2), database_url, SERVICES, extra_env=extra) as stack:
         yield stack
 
@@ -30,7 +30,7 @@ async def waiting_stack(redis_url: str, database_url: str) -> AsyncIterator[Stac
 @pytest.mark.e2e
 async def test_twenty_frontends_all_see_agent_ready(waiting_stack: Stack, tmp_path: Path) -> None:
     config = DemoConfig(
-        api_url=waiting_stack.api_url, api_key=waiting_stack.api_key, sessions=20, concurrency=10, ready_timeout_s=20
+        api_url=waiting_stack.api_url, api_key=waiting_stack.api_key, sessions=20, concurrency=10, ready_timeout_s=40
     )
     seen: list[SessionResult] = []
     started = time.monotonic()
