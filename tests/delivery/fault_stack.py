@@ -197,3 +197,13 @@ async def jobs_per_room(livekit_url: str) -> dict[str, int]:
     async with httpx.AsyncClient(timeout=10) as client:
         state = (await client.get(f"{livekit_url}/sim/state")).json()
     return {name: int(room["jobs"]) for name, room in state["rooms"].items()}
+
+
+async def sim_summary(livekit_url: str) -> str:
+    """The simulator's job counters (assigned, dropped by reason, rejected) and each worker's status, load and
+    running jobs: tells a job nobody took from a worker that stayed full."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        state = (await client.get(f"{livekit_url}/sim/state")).json()
+    counters = {k: v for k, v in sorted(state["counters"].items()) if k.startswith(("jobs", "workers"))}
+    workers = [f"{w['status']} load={w['load']:.2f} jobs={len(w['jobs'])}" for w in state["workers"]]
+    return f"{counters} workers={workers}"
