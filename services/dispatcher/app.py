@@ -15,6 +15,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from contracts.events import AgentJoined, SessionRequested, SessionStatusChanged
 from contracts.flow_events import FlowEvent
+from contracts.keys import watched_room_key
 from contracts.streams import AGENT_JOINED, FLOW_EVENT, SESSION_REQUESTED, SESSION_STATUS_CHANGED, Groups
 from services.dispatcher.cleanup import clean_up_session
 from services.dispatcher.dispatching import dispatch_session
@@ -159,7 +160,11 @@ def create_app(settings: DispatcherSettings) -> FastStream:
             watch_forever(lambda: scan_once(ledger, settle, watchdog), settings.watchdog_scan_interval_s),
             name="dispatch-watchdog",
         )
-        watchers = RoomWatchers(rooms.room_watchers, settings.flow_watchers_cache_s)
+
+        async def is_watched(room_name: str) -> bool:
+            return bool(await redis.exists(watched_room_key(room_name)))
+
+        watchers = RoomWatchers(rooms.room_watchers, settings.flow_watchers_cache_s, is_watched=is_watched)
         started.live = _Live(lk, rooms, locks, ledger, redis, task, watchers, RedisFlowSequencer(redis))
         structlog.get_logger(__name__).info("dispatcher_started", consumer=consumer, livekit=settings.livekit_http_url)
 

@@ -49,17 +49,22 @@ class RoomWatchers:
         list_watchers: Callable[[str], Awaitable[dict[str, str]]],
         ttl_s: float,
         *,
+        is_watched: Callable[[str], Awaitable[bool]] | None = None,
         max_rooms: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._list = list_watchers
+        self._is_watched = is_watched
         self._ttl_s = ttl_s
         self._max_rooms = max_rooms
         self._clock = clock
         self._rooms: dict[str, tuple[float, dict[str, str]]] = {}
 
     async def watchers(self, room_name: str) -> dict[str, str]:
-        """The room's watchers, from the cache while fresh."""
+        """The room's watchers, from the cache while fresh; none, without asking LiveKit, for a room that no
+        watcher token was ever minted for."""
+        if self._is_watched is not None and not await self._is_watched(room_name):
+            return {}
         now = self._clock()
         cached = self._rooms.get(room_name)
         if cached is not None and cached[0] > now:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import httpx
 import jwt
+from redis.asyncio import Redis
 
+from contracts.keys import watched_room_key
 from tests.api.conftest import new_flow
 
 
@@ -14,8 +16,15 @@ async def _session(client: httpx.AsyncClient) -> dict[str, str]:
     return dict(response.json())
 
 
-async def test_watch_token_is_listen_only_hidden_and_carries_the_role(client: httpx.AsyncClient) -> None:
+async def test_watch_token_is_listen_only_hidden_and_carries_the_role(
+    client: httpx.AsyncClient, api_redis_url: str
+) -> None:
     session = await _session(client)
+    redis = Redis.from_url(api_redis_url)
+    try:
+        assert not await redis.exists(watched_room_key(session["roomName"]))
+    finally:
+        await redis.aclose()
     response = await client.post(f"/api/sessions/{session['sessionId']}/watch", json={"role": "supervisor"})
     assert response.status_code == 200, response.text
     body = response.json()
@@ -32,6 +41,11 @@ async def test_watch_token_is_listen_only_hidden_and_carries_the_role(client: ht
         True,
     )
     assert not video.get("roomAdmin") and not video.get("roomCreate")
+    redis = Redis.from_url(api_redis_url)
+    try:  # the relay now sends this room its flow events
+        assert await redis.exists(watched_room_key(session["roomName"]))
+    finally:
+        await redis.aclose()
 
 
 async def test_another_organisations_session_cannot_be_watched(

@@ -11,6 +11,7 @@ import contextlib
 import os
 import time
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -80,6 +81,9 @@ def dispatcher_settings(sim: Simulator, redis_url: str, agent_name: str, **overr
     return DispatcherSettings(**values)
 
 
+STOP_BOUND_S = 20.0
+
+
 @contextlib.asynccontextmanager
 async def running_dispatcher(settings: DispatcherSettings) -> AsyncIterator[Publish]:
     """Run a dispatcher app; yield a function that publishes an event to the streams it reads."""
@@ -90,7 +94,10 @@ async def running_dispatcher(settings: DispatcherSettings) -> AsyncIterator[Publ
     try:
         yield BrokerPublisher(broker).publish
     finally:
-        await app.stop()
+        try:  # bounded like services.runtime.running.run_app bounds it in production
+            await asyncio.wait_for(app.stop(), timeout=STOP_BOUND_S)
+        except TimeoutError:
+            warnings.warn(f"dispatcher app.stop() took over {STOP_BOUND_S} s", RuntimeWarning, stacklevel=1)
         await broker.stop()
 
 

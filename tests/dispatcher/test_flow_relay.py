@@ -8,8 +8,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from redis.asyncio import Redis
+
 from contracts.events import SessionDispatched, SessionStatusChanged
 from contracts.flow_events import FlowEvent
+from contracts.keys import watched_room_key
 from contracts.streams import SESSION_DISPATCHED
 from devstack.livekit_sim import Simulator
 from services.api.tokens import watcher_token
@@ -73,6 +76,20 @@ async def test_one_send_per_role_allowed_and_none_without_watchers() -> None:
     assert len(sender.sent) == 4 and "s1" not in str(seq.seen.get(empty.message_id))
 
 
+async def test_an_unwatched_room_costs_no_livekit_call() -> None:
+    calls: list[str] = []
+    rooms = {"r1": {"m1": "monitor"}, "r2": {"m2": "monitor"}}
+
+    async def is_watched(room_name: str) -> bool:
+        return room_name == "r1"  # only r1 had a watcher token minted
+
+    watchers = RoomWatchers(lister(rooms, calls), ttl_s=60, is_watched=is_watched)
+    sender, seq = FakeSender(), CountingSequencer()
+    assert await relay_flow_event(flow_event("stage", "stage.started", room="r2"), watchers, sender, seq, FAST) == []
+    assert await relay_flow_event(flow_event("stage", "stage.started"), watchers, sender, seq, FAST) == ["monitor"]
+    assert calls == ["r1"]
+
+
 async def test_a_failed_send_lists_again_and_a_gone_room_is_nobody_to_tell() -> None:
     calls: list[str] = []
     rooms = {"r1": {"m1": "monitor"}}
@@ -105,6 +122,11 @@ async def test_user_monitor_and_admin_in_one_room_get_exactly_their_events(
     await wait_for_events(
         dispatcher_redis_url, SESSION_DISPATCHED, SessionDispatched, lambda es: any(e.session_id == sid for e in es)
     )
+    redis = Redis.from_url(dispatcher_redis_url)
+    try:  # what the API's watch endpoint does when it mints a watcher token
+        await redis.set(watched_room_key(room), "1", ex=60)
+    finally:
+        await redis.aclose()
     monitor_token = watcher_token("devkey", "secret", room_name=room, identity="mon-1", role="monitor", ttl_s=60)
     admin_token = watcher_token("devkey", "secret", room_name=room, identity="adm-1", role="admin", ttl_s=60)
     async with (

@@ -7,6 +7,7 @@ import uuid
 from fastapi import APIRouter, HTTPException
 
 from contracts.datachannel import FLOW_EVENTS_TOPIC
+from contracts.keys import WATCHED_ROOM_TTL_S, watched_room_key
 from contracts.status import TERMINAL, SessionStatus
 from services.api.dependencies import OrgDep, ResourcesDep
 from services.api.errors import NotFoundError
@@ -39,6 +40,8 @@ async def watch_session(session_id: str, body: WatchRequest, resources: Resource
         role=body.role,
         ttl_s=issuer.ttl_s,
     )
+    # Before the token exists: the relay then sends this room its flow events (it skips unwatched rooms).
+    await resources.redis.set(watched_room_key(session.room_name), "1", ex=WATCHED_ROOM_TTL_S)
     return WatchToken(
         session_id=session_id,
         room_name=session.room_name,
