@@ -51,7 +51,10 @@ async def test_twenty_frontends_all_see_agent_ready(waiting_stack: Stack, tmp_pa
     assert ready is not None and http is not None and http.p50_ms < ready.p50_ms < elapsed * 1000
     for name in STAGE_ORDER:
         stage = summary.stages[name]
-        assert stage is not None and stage.count == 20 and stage.p50_ms >= 0, (name, stage)
+        assert stage is not None and stage.count == 20, (name, stage)
+        # The agent's job starts inside CreateDispatch, so agent.joined may be stamped before session.dispatched:
+        # only that stage may be negative; every other one runs forward in time.
+        assert name == "dispatched→agent_joined" or stage.p50_ms >= 0, (name, stage)
     write_json(tmp_path / "summary.json", summary)
     assert json.loads((tmp_path / "summary.json").read_text())["ready"] == 20
 
