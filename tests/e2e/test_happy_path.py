@@ -45,8 +45,9 @@ async def test_session_becomes_ready(stack: Stack) -> None:
         elapsed = time.monotonic() - started
     stages = body["stages"]
     assert isinstance(stages, dict)
-    times = [datetime.fromisoformat(stages[k]) for k in ("requested", "dispatched", "agentJoined", "ready")]
-    assert times == sorted(times), stages
+    at = {k: datetime.fromisoformat(stages[k]) for k in ("requested", "dispatched", "agentJoined", "ready")}
+    # The agent's job starts inside CreateDispatch, so agentJoined may be stamped just before dispatched.
+    assert at["requested"] <= at["dispatched"] and at["requested"] <= at["agentJoined"] <= at["ready"], stages
     assert body["roomName"] == session["roomName"]
     print(f"POST -> ready in {elapsed * 1000:.0f} ms")
 
