@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -51,8 +52,11 @@ class Transition:
 class SessionRepository(Protocol):
     """The storage port of the session store."""
 
-    async def apply(self, change: StatusChange) -> Transition | None:
-        """Record the change's stage time and facts; move the status if the machine allows it."""
+    async def apply(
+        self, change: StatusChange, before_commit: Callable[[Transition], Awaitable[None]] | None = None
+    ) -> Transition | None:
+        """Record the change's stage time and facts; move the status if the machine allows it. ``before_commit``
+        runs inside the transaction when the status moves: if it raises, nothing is recorded."""
         ...
 
 
@@ -97,20 +101,28 @@ def change_for(event: Event) -> StatusChange:
 
 
 async def handle_event(event: Event, repo: SessionRepository, publisher: EventPublisher) -> Transition | None:
-    """Apply one event; announce the transition when the status really moved (duplicates change nothing)."""
-    transition = await repo.apply(change_for(event))
+    """Apply one event; announce the transition when the status really moved (duplicates change nothing).
+
+    The announcement is published before the status change commits: if publishing fails, the change rolls back
+    and the event stays pending for a retry, so a status change is never recorded without being announced
+    (at worst it is announced twice, which every consumer of ``session.status_changed`` tolerates).
+    """
+
+    async def announce(transition: Transition) -> None:
+        await publisher.publish(
+            SessionStatusChanged(
+                session_id=transition.session_id,
+                correlation_id=transition.correlation_id or event.correlation_id,
+                org_id=transition.org_id,
+                from_status=transition.from_status,
+                to_status=transition.to_status,
+                reason=transition.reason,
+            )
+        )
+
+    transition = await repo.apply(change_for(event), before_commit=announce)
     if transition is None:
         log.info("status_unchanged", message_id=event.message_id, event_type=getattr(event, "type", "?"))
         return None
     log.info("status_changed", from_status=transition.from_status, to_status=transition.to_status)
-    await publisher.publish(
-        SessionStatusChanged(
-            session_id=transition.session_id,
-            correlation_id=transition.correlation_id or event.correlation_id,
-            org_id=transition.org_id,
-            from_status=transition.from_status,
-            to_status=transition.to_status,
-            reason=transition.reason,
-        )
-    )
     return transition

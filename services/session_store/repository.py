@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from psycopg import sql
@@ -35,8 +36,11 @@ class PostgresSessionRepository:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
 
-    async def apply(self, change: StatusChange) -> Transition | None:
-        """Record stage time and facts (first value wins), then move the status if allowed."""
+    async def apply(
+        self, change: StatusChange, before_commit: Callable[[Transition], Awaitable[None]] | None = None
+    ) -> Transition | None:
+        """Record stage time and facts (first value wins), then move the status if allowed; ``before_commit``
+        runs inside the transaction (holding the row lock) when the status moves, and its failure rolls back."""
         unknown = set(change.facts) - _FACT_COLUMNS
         if unknown or (change.stage is not None and change.stage not in _STAGE_COLUMNS):
             raise ValueError(f"unknown session columns: {sorted(unknown)} {change.stage}")
@@ -58,7 +62,7 @@ class PostgresSessionRepository:
             if not moves:
                 return None
             org_id = change.facts.get("org_id", row[1])
-            return Transition(
+            transition = Transition(
                 session_id=change.session_id,
                 org_id=str(org_id) if org_id is not None else None,
                 from_status=current,
@@ -66,6 +70,9 @@ class PostgresSessionRepository:
                 reason=change.reason,
                 correlation_id=row[2],
             )
+            if before_commit is not None:
+                await before_commit(transition)
+            return transition
 
     @staticmethod
     async def _record(conn: Any, change: StatusChange, moves: bool) -> None:

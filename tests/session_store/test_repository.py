@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.events import (
@@ -151,3 +152,32 @@ async def test_concurrent_events_for_one_session_serialise(pool: AsyncConnection
 async def test_migrations_are_idempotent(pool: AsyncConnectionPool) -> None:
     async with pool.connection() as conn:
         assert await apply_migrations(conn, "session_store", MIGRATIONS) == []
+
+
+class FailingOncePublisher(RecordingPublisher):
+    """The broker refuses the first publish, as during a Redis blip."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    async def publish(self, event: Event) -> None:
+        if not self.failed:
+            self.failed = True
+            raise ConnectionError("redis unavailable")
+        await super().publish(event)
+
+
+async def test_a_change_is_never_recorded_without_its_announcement(pool: AsyncConnectionPool) -> None:
+    sid = _sid()
+    repo, publisher = PostgresSessionRepository(pool), FailingOncePublisher()
+    await handle_event(_requested(sid), repo, RecordingPublisher())
+    ready = AgentReady(session_id=sid, greeting="Hello")
+    with pytest.raises(ConnectionError):
+        await handle_event(ready, repo, publisher)
+    row = await repo.get(sid)
+    assert row is not None and row["status"] == "pending" and row["ready_at"] is None  # rolled back
+    await handle_event(ready, repo, publisher)  # the redelivery
+    row = await repo.get(sid)
+    assert row is not None and row["status"] == "ready"
+    assert [(e.from_status, e.to_status) for e in publisher.events] == [("pending", "ready")]  # type: ignore[attr-defined]
