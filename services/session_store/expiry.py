@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import structlog
@@ -18,18 +19,23 @@ EXPIRED_REASON = "the agent was not ready by the session's readiness deadline"
 class ExpiringRepository(Protocol):
     """The storage port for expiry."""
 
-    async def expire_due(self, limit: int, reason: str) -> list[Transition]:
-        """Move up to ``limit`` open sessions past their deadline to ``expired``; return the moves made."""
+    async def expire_due(
+        self,
+        limit: int,
+        reason: str,
+        before_commit: Callable[[list[Transition]], Awaitable[None]] | None = None,
+    ) -> list[Transition]:
+        """Move up to ``limit`` open sessions past their deadline to ``expired``; return the moves made.
+        ``before_commit`` runs before they are committed; if it raises, none of them is."""
         ...
 
 
 async def expire_due_sessions(repo: ExpiringRepository, publisher: EventPublisher, batch: int) -> int:
-    """Expire what is due now (in batches) and announce each move; return how many sessions expired."""
-    total = 0
-    while True:
-        transitions = await repo.expire_due(batch, EXPIRED_REASON)
+    """Expire what is due now (in batches) and announce each move before it commits (a failed announcement
+    rolls the batch back for the next scan); return how many sessions expired."""
+
+    async def announce(transitions: list[Transition]) -> None:
         for transition in transitions:
-            log.info("session_expired", session_id=transition.session_id, from_status=transition.from_status)
             await publisher.publish(
                 SessionStatusChanged(
                     session_id=transition.session_id,
@@ -40,6 +46,12 @@ async def expire_due_sessions(repo: ExpiringRepository, publisher: EventPublishe
                     reason=transition.reason,
                 )
             )
+
+    total = 0
+    while True:
+        transitions = await repo.expire_due(batch, EXPIRED_REASON, before_commit=announce)
+        for transition in transitions:
+            log.info("session_expired", session_id=transition.session_id, from_status=transition.from_status)
         total += len(transitions)
         if len(transitions) < batch:
             return total

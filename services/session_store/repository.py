@@ -95,22 +95,31 @@ class PostgresSessionRepository:
         )
         await conn.execute(query)
 
-    async def expire_due(self, limit: int, reason: str) -> list[Transition]:
-        """Expire open sessions past their deadline; SKIP LOCKED lets several replicas share the work."""
+    async def expire_due(
+        self,
+        limit: int,
+        reason: str,
+        before_commit: Callable[[list[Transition]], Awaitable[None]] | None = None,
+    ) -> list[Transition]:
+        """Expire open sessions past their deadline; SKIP LOCKED lets several replicas share the work.
+        ``before_commit`` runs inside the transaction; its failure rolls the batch back for the next scan."""
         async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(_EXPIRE_DUE, (limit, SessionStatus.EXPIRED.value, reason))
             rows = await cur.fetchall()
-        return [
-            Transition(
-                session_id=sid,
-                org_id=org_id,
-                from_status=SessionStatus(from_status),
-                to_status=SessionStatus.EXPIRED,
-                reason=reason,
-                correlation_id=correlation_id,
-            )
-            for sid, org_id, correlation_id, from_status in rows
-        ]
+            transitions = [
+                Transition(
+                    session_id=sid,
+                    org_id=org_id,
+                    from_status=SessionStatus(from_status),
+                    to_status=SessionStatus.EXPIRED,
+                    reason=reason,
+                    correlation_id=correlation_id,
+                )
+                for sid, org_id, correlation_id, from_status in rows
+            ]
+            if transitions and before_commit is not None:
+                await before_commit(transitions)
+        return transitions
 
     async def get(self, session_id: str) -> dict[str, Any] | None:
         """Return one session row as a dict, or None."""

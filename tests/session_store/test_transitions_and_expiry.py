@@ -168,3 +168,21 @@ async def test_the_running_store_expires_sessions_by_itself(
             await asyncio.sleep(0.05)
     finally:
         await asyncio.wait_for(app.stop(), timeout=30)
+
+
+async def test_an_expiry_is_never_recorded_without_its_announcement(pool: AsyncConnectionPool) -> None:
+    repo = PostgresSessionRepository(pool)
+    sid = uuid.uuid4().hex
+    await handle_event(_requested(sid, deadline_s=-1), repo, RecordingPublisher())
+
+    class BrokerDown(RecordingPublisher):
+        async def publish(self, event: Event) -> None:
+            raise ConnectionError("redis unavailable")
+
+    with pytest.raises(ConnectionError):
+        await expire_due_sessions(repo, BrokerDown(), batch=100)
+    assert await _status(repo, sid) is SessionStatus.PENDING  # rolled back with its announcement
+    publisher = RecordingPublisher()
+    await expire_due_sessions(repo, publisher, batch=100)
+    assert await _status(repo, sid) is SessionStatus.EXPIRED
+    assert [(e.from_status, e.to_status) for e in publisher.events if e.session_id == sid] == [("pending", "expired")]
