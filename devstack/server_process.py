@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import signal
 import socket
@@ -11,7 +12,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,3 +128,35 @@ class ServerProcess:
                 self.popen.wait(5)
         else:
             self.popen.wait()
+
+
+@contextmanager
+def started_on_free_port(
+    name: str,
+    build: Callable[[int], ServerProcess],
+    probe: Callable[[int], bool],
+    *,
+    attempts: int,
+    deadline_s: float,
+) -> Iterator[tuple[ServerProcess, int]]:
+    """Start ``build(port)`` on a free port until ``probe(port)`` answers (a port can be taken between choosing
+    and binding it: up to ``attempts`` tries); yield ``(server, port)`` and stop the server on exit, always."""
+    error: ServerStartError | None = None
+    for _ in range(attempts):
+        port = free_tcp_port()
+        server = build(port)
+        try:
+            server.wait_ready(functools.partial(probe, port), deadline_s=deadline_s)
+        except ServerStartError as exc:
+            server.stop()
+            error = exc
+            continue
+        except BaseException:  # Ctrl-C while starting: still no orphan
+            server.stop()
+            raise
+        try:
+            yield server, port
+        finally:
+            server.stop()
+        return
+    raise ServerStartError(f"{name} did not start after {attempts} attempts") from error

@@ -18,7 +18,6 @@ from redis.asyncio import Redis
 from contracts.events import SessionRequested
 from contracts.keys import open_sessions_key
 from contracts.streams import SESSION_REQUESTED
-from services.runtime.publishing import STREAM_MAXLEN
 
 _ADMIT = """
 if ARGV[6] == '1' then
@@ -101,7 +100,6 @@ class RedisSessionOutbox:
                 request,
                 stream=SESSION_REQUESTED,
                 correlation_id=request.correlation_id,
-                maxlen=STREAM_MAXLEN,
                 pipeline=pipe,
             )
             pipe.set(snapshot_key(request.session_id), request.model_dump_json(), ex=self._ttl)

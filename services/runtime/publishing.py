@@ -7,9 +7,8 @@ from faststream.redis import RedisBroker
 from contracts.events import Event
 from contracts.streams import stream_for
 
-# No trimming on the hot path: MAXLEN ~ can overtake a lagging group and silently drop entries it never
-# read. Streams are trimmed by services.runtime.trimming, only below every group's oldest needed entry.
-STREAM_MAXLEN: int | None = None
+# No MAXLEN on any publish: MAXLEN ~ can overtake a lagging group and silently drop entries it never read.
+# Streams are trimmed by services.runtime.trimming, only below every group's oldest needed entry.
 
 
 class BrokerPublisher:
@@ -20,6 +19,4 @@ class BrokerPublisher:
 
     async def publish(self, event: Event) -> None:
         """Publish one event (one XADD)."""
-        await self._broker.publish(
-            event, stream=stream_for(type(event)), correlation_id=event.correlation_id, maxlen=STREAM_MAXLEN
-        )
+        await self._broker.publish(event, stream=stream_for(type(event)), correlation_id=event.correlation_id)

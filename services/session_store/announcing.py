@@ -9,7 +9,6 @@ from contracts.events import Event, SessionStatusChanged
 from contracts.keys import open_sessions_key
 from contracts.status import TERMINAL, SessionStatus
 from contracts.streams import stream_for
-from services.runtime.publishing import STREAM_MAXLEN
 
 
 class StatusAnnouncer:
@@ -26,7 +25,6 @@ class StatusAnnouncer:
                 event,
                 stream=stream_for(type(event)),
                 correlation_id=event.correlation_id,
-                maxlen=STREAM_MAXLEN,
                 pipeline=pipe,
             )
             if isinstance(event, SessionStatusChanged) and event.org_id and SessionStatus(event.to_status) in TERMINAL:
