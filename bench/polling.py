@@ -67,12 +67,12 @@ def create_polling_app() -> FastAPI:
         session_id = uuid.uuid4().hex
         room_name = f"poll-{session_id}"
         metadata = AgentJobMetadata(
-            sessionId=session_id,
-            flowId=flow_id,
-            orgId="bench-polling",
-            roomName=room_name,
+            session_id=session_id,
+            flow_id=flow_id,
+            org_id="bench-polling",
+            room_name=room_name,
             greeting="Hello.",
-            correlationId=session_id,
+            correlation_id=session_id,
         )
         await lk.room.create_room(api.CreateRoomRequest(name=room_name))
         await lk.agent_dispatch.create_dispatch(

@@ -4,25 +4,27 @@ from __future__ import annotations
 
 import json
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.events import SessionId, new_message_id
 
 
 class AgentJobMetadata(BaseModel):
-    """What the agent needs to start a session; JSON with camelCase keys on the wire."""
+    """What the agent needs to start a session; JSON with camelCase keys on the wire (the agent validates it)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
-    sessionId: str
-    flowId: str
-    orgId: str
-    roomName: str
+    session_id: SessionId = Field(alias="sessionId")
+    flow_id: str = Field(alias="flowId", min_length=1)
+    org_id: str = Field(alias="orgId", min_length=1)
+    room_name: str = Field(alias="roomName", min_length=1)
     greeting: str
-    correlationId: str
+    correlation_id: str = Field(alias="correlationId", default_factory=new_message_id, min_length=1)
     credential: str = ""  # the session's agent credential for the API's flow-init endpoint
 
     def to_json(self) -> str:
-        """Serialise for the dispatch's metadata field."""
-        return self.model_dump_json()
+        """Serialise for the dispatch's metadata field (camelCase keys)."""
+        return self.model_dump_json(by_alias=True)
 
 
 def room_metadata(job_metadata: str) -> str:

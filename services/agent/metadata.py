@@ -4,27 +4,15 @@ from __future__ import annotations
 
 import json
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
-from contracts.events import SessionId, new_message_id
+from contracts.job import AgentJobMetadata as SessionMetadata  # the dispatcher's contract, validated here
+
+__all__ = ["InvalidMetadata", "SessionMetadata", "parse_metadata", "salvage_ids"]
 
 
 class InvalidMetadata(ValueError):
     """The dispatch metadata is not the JSON object the agent needs; the message says what is wrong."""
-
-
-class SessionMetadata(BaseModel):
-    """What one agent job is about: its session, flow, room and greeting."""
-
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
-
-    session_id: SessionId = Field(alias="sessionId")
-    flow_id: str = Field(alias="flowId", min_length=1)
-    org_id: str = Field(alias="orgId", min_length=1)
-    room_name: str = Field(alias="roomName", min_length=1)
-    greeting: str
-    correlation_id: str = Field(alias="correlationId", default_factory=new_message_id, min_length=1)
-    credential: str = ""  # the session's agent credential for the API's flow-init endpoint
 
 
 def parse_metadata(raw: str) -> SessionMetadata:

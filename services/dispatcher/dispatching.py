@@ -26,12 +26,12 @@ log = structlog.get_logger(__name__)
 def job_metadata(request: SessionRequested) -> AgentJobMetadata:
     """The metadata the agent reads from its job."""
     return AgentJobMetadata(
-        sessionId=request.session_id,
-        flowId=request.flow_id,
-        orgId=request.org_id,
-        roomName=request.room_name,
+        session_id=request.session_id,
+        flow_id=request.flow_id,
+        org_id=request.org_id,
+        room_name=request.room_name,
         greeting=request.greeting,
-        correlationId=request.correlation_id,
+        correlation_id=request.correlation_id,
         credential=request.agent_credential,
     )
 

@@ -113,12 +113,12 @@ async def test_a_frontend_receives_agent_ready_from_the_real_worker(
     )
     session_id, room_name = str(uuid.uuid4()), f"real-{run}"
     metadata = AgentJobMetadata(
-        sessionId=session_id,
-        flowId=str(uuid.uuid4()),
-        orgId=str(uuid.uuid4()),
-        roomName=room_name,
+        session_id=session_id,
+        flow_id=str(uuid.uuid4()),
+        org_id=str(uuid.uuid4()),
+        room_name=room_name,
         greeting="Hello from a real LiveKit server!",
-        correlationId=str(uuid.uuid4()),
+        correlation_id=str(uuid.uuid4()),
     )
     token = (
         api.AccessToken(livekit_server.api_key, livekit_server.api_secret)

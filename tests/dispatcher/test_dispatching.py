@@ -24,7 +24,7 @@ async def test_dispatches_with_the_session_metadata_and_arms_the_watchdog() -> N
     assert isinstance(outcome, SessionDispatched)
     assert (outcome.correlation_id, outcome.attempt) == (request.correlation_id, 1)
     metadata = AgentJobMetadata.model_validate_json(rooms.rooms[request.room_name])
-    assert (metadata.sessionId, metadata.greeting, metadata.orgId) == (request.session_id, "Hello", "org")
+    assert (metadata.session_id, metadata.greeting, metadata.org_id) == (request.session_id, "Hello", "org")
     record = ledger.records[request.session_id]
     assert (record.state, record.dispatch_id, record.attempt) == ("watching", outcome.dispatch_id, 1)
     assert ledger.deadlines[request.session_id] == 1010.0

@@ -170,9 +170,9 @@ async def recording_worker(
             try:
                 await BrokerPublisher(broker).publish(
                     AgentJoined(
-                        session_id=metadata.sessionId,
-                        correlation_id=metadata.correlationId,
-                        room_name=metadata.roomName,
+                        session_id=metadata.session_id,
+                        correlation_id=metadata.correlation_id,
+                        room_name=metadata.room_name,
                         job_id=ctx.job.id,
                     )
                 )
