@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from faststream.redis import RedisBroker
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
 from tenacity.wait import wait_exponential_jitter
 
 from contracts.events import Event
+from contracts.keys import watched_room_key
 from contracts.streams import stream_for
+from services.runtime.broker import new_broker
 
 
 class EventPublisher(Protocol):
@@ -30,7 +31,7 @@ class RedisEventPublisher:
     """
 
     def __init__(self, redis_url: str, *, attempts: int = 6, max_seconds: float = 15.0) -> None:
-        self._broker = RedisBroker(redis_url)
+        self._broker = new_broker(redis_url)
         self._attempts = attempts
         self._max_seconds = max_seconds
         self._connected = False
@@ -62,6 +63,12 @@ class RedisEventPublisher:
             with attempt:
                 await self._ensure_connected()
                 await self._broker.publish(event, stream=stream_for(type(event)), correlation_id=event.correlation_id)
+
+    async def room_watched(self, room_name: str) -> bool:
+        """True when a watcher token was minted for ``room_name`` (the flow-events relay serves only those)."""
+        await self._ensure_connected()
+        redis = await self._broker.connect()
+        return bool(await redis.exists(watched_room_key(room_name)))
 
     async def close(self) -> None:
         """Close the connection, if one was opened; the publisher can connect again afterwards."""

@@ -3,12 +3,17 @@
 Events are queued and published in order by one background task, so a broker round trip never sits on
 the readiness path; :meth:`FlowReporter.aclose` flushes what is left within a bound. Flow events are
 observational: a publish that fails is logged and dropped, never raised into the pipeline.
+
+Only watched rooms get them: with ``is_watched``, events are skipped until the room has a watcher (the
+API marks the room when it mints a watcher token), so unwatched sessions cost one Redis EXISTS per
+event here instead of an XADD plus a delivery to the relay, which would drop them anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -24,8 +29,19 @@ FLUSH_TIMEOUT_SECONDS = 3.0
 class FlowReporter:
     """Publishes one session's flow events in the order they were emitted."""
 
-    def __init__(self, publisher: EventPublisher, *, session_id: str, correlation_id: str, room_name: str) -> None:
+    def __init__(
+        self,
+        publisher: EventPublisher,
+        *,
+        session_id: str,
+        correlation_id: str,
+        room_name: str,
+        is_watched: Callable[[str], Awaitable[bool]] | None = None,
+    ) -> None:
         self._publisher = publisher
+        self._is_watched = is_watched
+        self._watched = is_watched is None  # once watched, a room stays watched
+        self.skipped = 0
         self._ids = {"session_id": session_id, "correlation_id": correlation_id, "room_name": room_name}
         self._queue: asyncio.Queue[FlowEvent | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -48,9 +64,17 @@ class FlowReporter:
     async def _drain(self) -> None:
         while (event := await self._queue.get()) is not None:
             try:
+                if not await self._room_watched(event.room_name):
+                    self.skipped += 1
+                    continue
                 await self._publisher.publish(event)
             except Exception as exc:  # noqa: BLE001 - watchers miss one event; the session goes on
                 log.warning("flow_event_dropped", name=event.name, error=f"{type(exc).__name__}: {exc}")
+
+    async def _room_watched(self, room_name: str) -> bool:
+        if not self._watched and self._is_watched is not None:
+            self._watched = await self._is_watched(room_name)
+        return self._watched
 
     async def aclose(self, timeout: float = FLUSH_TIMEOUT_SECONDS) -> None:  # noqa: ASYNC109 - bounded flush
         """Publish what is queued within ``timeout`` s, then stop (what is left is dropped and logged)."""

@@ -71,11 +71,13 @@ async def run_readiness(
     initialise_flow: FlowInitialiser | None = None,
     clock: Callable[[], datetime] = utc_now,
     flow_events: EventPublisher | None = None,
+    flow_watched: Callable[[str], Awaitable[bool]] | None = None,
 ) -> ReadinessOutcome:
     """Take one job from dispatch to ``agent.ready`` (or ``agent.failed``); never raises but on cancel.
 
     With ``flow_events``, each stage's start and end (with its duration), the flow's initialisation, the
-    spoken greeting and a failure (stage and reason) also go to the broker as flow events for watchers.
+    spoken greeting and a failure (stage and reason) also go to the broker as flow events for watchers;
+    ``flow_watched(room_name)`` limits them to rooms that have a watcher.
     """
     run = StageClock(structlog.get_logger("services.agent.readiness").bind(job_id=job_id))
     session: SessionMetadata | None = None
@@ -87,7 +89,7 @@ async def run_readiness(
         run.log = run.log.bind(session_id=session.session_id, correlation_id=session.correlation_id)
         ids = {"session_id": session.session_id, "correlation_id": session.correlation_id}
         if flow_events is not None:
-            flow = FlowReporter(flow_events, **ids, room_name=session.room_name)
+            flow = FlowReporter(flow_events, **ids, room_name=session.room_name, is_watched=flow_watched)
         async with _stage(run, flow, "joined", options.stage_timeout_seconds):
             await publisher.publish(AgentJoined(**ids, room_name=session.room_name, job_id=job_id))
         async with _stage(run, flow, "connect", options.stage_timeout_seconds):

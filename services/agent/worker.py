@@ -96,6 +96,7 @@ async def run_job(settings: AgentSettings, ctx: JobContext) -> None:
             options=readiness_options(settings),
             initialise_flow=initialise_flow,
             flow_events=publisher,  # stage/flow/error events for watchers (relayed by the dispatcher)
+            flow_watched=publisher.room_watched,  # ... only for rooms that have one
         )
         if outcome.ready:
             reason = await _stay_with_user(room, outcome.user_identity, settings.agent_user_wait_seconds)

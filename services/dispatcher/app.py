@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import aiohttp
 import structlog
 from faststream import FastStream
-from faststream.redis import RedisBroker
 from livekit import api
 from redis.asyncio import BlockingConnectionPool, Redis
 
@@ -28,6 +27,7 @@ from services.dispatcher.retries import RetryPolicy
 from services.dispatcher.room_locks import RedisRoomLocks
 from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.watchdog import WatchdogPolicy, handle_due, scan_once, watch_forever
+from services.runtime.broker import new_broker
 from services.runtime.consuming import subscribe
 from services.runtime.publishing import BrokerPublisher
 from services.runtime.streams import consumer_name, ensure_groups
@@ -62,7 +62,7 @@ class _Started:
 
 def create_app(settings: DispatcherSettings) -> FastStream:
     """Build the dispatcher's FastStream app from its settings."""
-    broker = RedisBroker(settings.redis_url)
+    broker = new_broker(settings.redis_url)
     publisher = BrokerPublisher(broker)
     consumer = consumer_name(SERVICE, settings.consumer_name)
     retry = RetryPolicy(settings.retry_attempts, settings.retry_max_seconds, settings.retry_initial_s)
@@ -96,7 +96,8 @@ def create_app(settings: DispatcherSettings) -> FastStream:
         with structlog.contextvars.bound_contextvars(session_id=event.session_id, correlation_id=event.correlation_id):
             deps = started.get()
             record = await deps.ledger.get(event.session_id)
-            if record is not None and record.room_name:  # watchers see status changes as lifecycle flow events
+            # watchers see status changes as lifecycle flow events; unwatched rooms skip the round trip
+            if record is not None and record.room_name and await deps.watchers.is_watched(record.room_name):
                 await publisher.publish(lifecycle_event(event, record.room_name))
             await clean_up_session(event, deps.rooms, deps.locks, deps.ledger, retry)
 

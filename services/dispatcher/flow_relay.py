@@ -60,10 +60,14 @@ class RoomWatchers:
         self._clock = clock
         self._rooms: dict[str, tuple[float, dict[str, str]]] = {}
 
+    async def is_watched(self, room_name: str) -> bool:
+        """False for a room that no watcher token was ever minted for (always True without that check)."""
+        return self._is_watched is None or await self._is_watched(room_name)
+
     async def watchers(self, room_name: str) -> dict[str, str]:
         """The room's watchers, from the cache while fresh; none, without asking LiveKit, for a room that no
         watcher token was ever minted for."""
-        if self._is_watched is not None and not await self._is_watched(room_name):
+        if not await self.is_watched(room_name):
             return {}
         now = self._clock()
         cached = self._rooms.get(room_name)

@@ -21,8 +21,8 @@ from typing import Any
 import psycopg
 import psycopg_pool
 import structlog
+from faststream.message import StreamMessage
 from faststream.redis import RedisBroker
-from faststream.redis.annotations import RedisStreamMessage
 from pydantic import Field, TypeAdapter
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis import exceptions as redis_errors
@@ -133,8 +133,13 @@ class DeliveryGuard:
         self._policy = policy
         self._claimed = claimed
 
-    async def handle(self, message: RedisStreamMessage) -> None:
-        """Handle one message; return to ack it, raise to leave it pending for a claimer."""
+    async def handle(self, _decoded: Any = None) -> None:
+        """Handle the message being consumed; return to ack it, raise to leave it pending for a claimer.
+
+        The message comes from the broker's context, not through dependency injection (which costs a
+        thread-pool hop per message); FastStream's own decoding, if any, is ignored.
+        """
+        message: StreamMessage[Any] = self._broker.context.get_local("message")
         message_id = message.raw_message["message_ids"][0].decode()
         fields: dict[bytes, bytes] = message.raw_message["data"]
         redis = await self._broker.connect()

@@ -6,12 +6,12 @@ import asyncio
 
 import structlog
 from faststream import FastStream
-from faststream.redis import RedisBroker
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from contracts.events import LifecycleEvent
 from contracts.streams import SUBSCRIPTIONS, Groups
+from services.runtime.broker import new_broker
 from services.runtime.consuming import subscribe
 from services.runtime.migrations import apply_migrations
 from services.runtime.streams import consumer_name, ensure_groups
@@ -27,7 +27,7 @@ SERVICE = "session_store"
 
 def create_app(settings: SessionStoreSettings) -> FastStream:
     """Build the session store's FastStream app from its settings."""
-    broker = RedisBroker(settings.redis_url)
+    broker = new_broker(settings.redis_url)
     pool = AsyncConnectionPool(
         settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max, open=False
     )

@@ -71,3 +71,23 @@ async def test_a_broker_that_fails_does_not_fail_the_session() -> None:
         speaker=FakeSpeaker(), options=FAST, flow_events=FakePublisher(error=ConnectionError("redis down")),
     )  # fmt: skip
     assert outcome.ready
+
+
+async def test_an_unwatched_room_gets_no_flow_events_until_a_watcher_arrives() -> None:
+    """Events before the room is watched are skipped (the relay would drop them); from then on all go out."""
+    flow, checks = FakePublisher(), []
+    watched_after = 3  # the room becomes watched at the 4th check
+
+    async def is_watched(room_name: str) -> bool:
+        checks.append(room_name)
+        return len(checks) > watched_after
+
+    outcome = await run_readiness(
+        job_id="j", raw_metadata=metadata(f"s-{uuid.uuid4().hex}"), room=FakeRoom(), publisher=FakePublisher(),
+        speaker=FakeSpeaker(), options=FAST, flow_events=flow, flow_watched=is_watched,
+    )  # fmt: skip
+    assert outcome.ready
+    assert checks == ["room-1"] * (watched_after + 1)  # once watched, never asked again
+    everything = 8 + 4 + 4  # as in the first test: 4 stages, flow + greeting (4 events), announce and ready
+    assert len(flow.events) == everything - watched_after
+    assert names(flow)[0] == "stage:stage.finished:connect"

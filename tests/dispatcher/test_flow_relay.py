@@ -3,8 +3,10 @@ and an admin in one room (real dispatcher app, real Redis, real livekit-api Send
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +15,7 @@ from redis.asyncio import Redis
 from contracts.events import SessionDispatched, SessionStatusChanged
 from contracts.flow_events import FlowEvent
 from contracts.keys import watched_room_key
-from contracts.streams import SESSION_DISPATCHED
+from contracts.streams import FLOW_EVENT, SESSION_DISPATCHED, SESSION_STATUS_CHANGED, Groups
 from devstack.livekit_sim import Simulator
 from services.api.tokens import watcher_token
 from services.dispatcher.flow_relay import RoomWatchers, relay_flow_event
@@ -21,7 +23,7 @@ from services.dispatcher.ports import TransientLiveKitError
 from services.dispatcher.retries import RetryPolicy
 from tests.agent.bus_client import BusParticipant, join_bus, participant_token
 
-from .conftest import Publish, wait_for_events, wait_until
+from .conftest import Publish, events_on, wait_for_events, wait_until
 from .fakes import session_request
 
 FAST = RetryPolicy(attempts=2, max_seconds=1.0, initial_s=0.01)
@@ -177,3 +179,40 @@ async def test_user_monitor_and_admin_in_one_room_get_exactly_their_events(
         # hidden watchers are never announced to the user
         assert not [f for f in rest if f.get("type") == "participant_joined" and "-1" in f["participant"]["identity"]
                     and f["participant"]["identity"] != "agent-1"]  # fmt: skip
+
+
+async def test_status_changes_of_an_unwatched_room_are_not_turned_into_flow_events(
+    sim: Simulator, running: Publish, dispatcher_redis_url: str
+) -> None:
+    request = session_request()
+    sid, room = request.session_id, request.room_name
+    await running(request)
+    await wait_for_events(
+        dispatcher_redis_url, SESSION_DISPATCHED, SessionDispatched, lambda es: any(e.session_id == sid for e in es)
+    )
+    await running(SessionStatusChanged(session_id=sid, from_status="pending", to_status="dispatched"))
+    redis = Redis.from_url(dispatcher_redis_url)
+    try:
+        await _wait_handled(redis, SESSION_STATUS_CHANGED, timeout=10.0)
+        mine = [e for e in await events_on(redis, FLOW_EVENT, FlowEvent) if e.session_id == sid]
+        assert mine == []  # nobody watches: not even one XADD for the relay to drop
+        await redis.set(watched_room_key(room), "1", ex=60)  # what /watch does
+        await running(SessionStatusChanged(session_id=sid, from_status="dispatched", to_status="agent_joined"))
+        found = await wait_for_events(
+            dispatcher_redis_url, FLOW_EVENT, FlowEvent, lambda es: any(e.session_id == sid for e in es)
+        )
+        assert [e.name for e in found if e.session_id == sid] == ["session.agent_joined"]
+    finally:
+        await redis.aclose()
+
+
+async def _wait_handled(redis: Redis, stream: str, timeout: float) -> None:
+    """Wait until every entry of ``stream`` was read and acked by the dispatcher's group."""
+    deadline = time.monotonic() + timeout
+    while True:
+        groups = {g["name"].decode(): g for g in await redis.xinfo_groups(stream)}
+        group = groups.get(Groups.DISPATCHER)
+        if group is not None and group["lag"] == 0 and group["pending"] == 0:
+            return
+        assert time.monotonic() < deadline, f"the dispatcher did not handle all of {stream} within {timeout} s"
+        await asyncio.sleep(0.02)
