@@ -20,11 +20,13 @@ from services.api.errors import install_error_handlers
 from services.api.fanout import StatusFanout
 from services.api.migrations import MIGRATIONS
 from services.api.outbox import AdmissionPolicy, RedisSessionOutbox
-from services.api.repository import ApiRepository
+from services.api.repository import ApiRepository, Flow
 from services.api.routes import events, flows, health, internal, sessions, watch
 from services.api.sessions import SessionPolicy, TokenIssuer
 from services.api.settings import ApiSettings
 from services.api.ttl_cache import TtlCache
+from services.runtime.broker import new_broker
+from services.runtime.delivery import is_transient
 from services.runtime.migrations import apply_migrations
 from services.runtime.publishing import BrokerPublisher
 from services.runtime.streams import ensure_groups
@@ -32,10 +34,26 @@ from services.runtime.streams import ensure_groups
 SERVICE = "api"
 
 
+def _key_hash_prefix(digest: str) -> str:
+    """How a cached API key appears in logs: the start of its stored hash (``api_keys.key_hash``), never the key."""
+    return digest[:12]
+
+
 def build_resources(settings: ApiSettings, pool: AsyncConnectionPool, redis: Redis, broker: RedisBroker) -> Resources:
     """Wire the per-process objects from settings and open clients."""
     repo = ApiRepository(pool)
     policy = AdmissionPolicy(settings.max_open_sessions_per_org, settings.admission_lease_s, settings.idempotency_ttl_s)
+    # Both caches may answer from an expired entry only while the lookup fails because PostgreSQL is unreachable.
+    key_cache: TtlCache[str, str] = TtlCache(
+        settings.auth_cache_ttl_s,
+        stale_s=settings.cache_stale_max_s,
+        is_outage=is_transient,
+        name="api_keys",
+        log_key=_key_hash_prefix,
+    )
+    flow_cache: TtlCache[tuple[str, str], Flow] = TtlCache(
+        settings.flow_cache_ttl_s, stale_s=settings.cache_stale_max_s, is_outage=is_transient, name="flows"
+    )
     return Resources(
         settings=settings,
         pool=pool,
@@ -48,10 +66,10 @@ def build_resources(settings: ApiSettings, pool: AsyncConnectionPool, redis: Red
         ),
         credentials=CredentialIssuer(settings.agent_credential_secret, settings.agent_credential_margin_s),
         policy=SessionPolicy(settings.ready_timeout_s, settings.admission_retry_after_s),
-        auth=Authenticator(repo, settings.auth_cache_ttl_s),
+        auth=Authenticator(repo, key_cache),
         fanout=StatusFanout(redis, settings.sse_queue_size),
         publisher=BrokerPublisher(broker),
-        flow_cache=TtlCache(settings.flow_cache_ttl_s),
+        flow_cache=flow_cache,
     )
 
 
@@ -61,13 +79,17 @@ def create_app(settings: ApiSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = AsyncConnectionPool(
-            settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max, open=False
+            settings.database_url,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            timeout=settings.db_pool_timeout_s,
+            open=False,
         )
         await pool.open(wait=True, timeout=30)
         async with pool.connection() as conn:
             await apply_migrations(conn, SERVICE, MIGRATIONS)
         redis = Redis.from_url(settings.redis_url)
-        broker = RedisBroker(settings.redis_url)
+        broker = new_broker(settings.redis_url)
         await broker.connect()
         await ensure_groups(redis)
         resources = build_resources(settings, pool, redis, broker)

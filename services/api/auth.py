@@ -54,18 +54,15 @@ def bearer_key(authorization: str | None) -> str:
 class Authenticator:
     """Resolves API keys to organisations, remembering recent answers briefly (revocation takes up to the TTL)."""
 
-    def __init__(self, lookup: KeyLookup, cache_ttl_s: float) -> None:
+    def __init__(self, lookup: KeyLookup, cache: TtlCache[str, str]) -> None:
+        """``cache`` maps key hashes to organisations; its policy (TTL, use during an outage) is the caller's."""
         self._lookup = lookup
-        self._cache: TtlCache[str, str] = TtlCache(cache_ttl_s)
+        self._cache = cache
 
     async def org_for(self, authorization: str | None) -> str:
         """The organisation of the request's key; AuthError when it has none or an unknown one."""
-        key = bearer_key(authorization)
-        digest = hash_key(key)
-        org_id = self._cache.get(digest)
+        digest = hash_key(bearer_key(authorization))
+        org_id = await self._cache.get(digest, lambda: self._lookup.org_for_key_hash(digest))
         if org_id is None:
-            org_id = await self._lookup.org_for_key_hash(digest)
-            if org_id is None:
-                raise AuthError("invalid API key")
-            self._cache.put(digest, org_id)
+            raise AuthError("invalid API key")
         return org_id

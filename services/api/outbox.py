@@ -1,16 +1,18 @@
-"""The API's Redis writes on the hot path: admission (with idempotency) in one script, then the announcement.
+"""The API's Redis writes on the hot path: admission, idempotency and the announcement in one round trip.
 
-1. ``admit``: one Lua script, atomic: replay a remembered Idempotency-Key, else check the organisation's cap of
-   open sessions, take a slot and remember the key.
-2. ``announce``: one MULTI: XADD ``session.requested`` and SET the pending snapshot (which also marks it announced).
+``admit`` runs one Lua script, atomic: replay a remembered Idempotency-Key, else check the organisation's cap of
+open sessions; when there is room, XADD ``session.requested``, take a slot, remember the key and SET the pending
+snapshot (which also marks the session announced). The stream entry is encoded by the FastStream broker itself,
+so subscribers read exactly what ``broker.publish`` would have written.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
@@ -19,6 +21,14 @@ from contracts.events import SessionRequested
 from contracts.keys import open_sessions_key
 from contracts.streams import SESSION_REQUESTED
 
+if TYPE_CHECKING:
+    from redis.asyncio.client import Pipeline
+
+# KEYS: 1 open sessions, 2 idempotency key, 3 stream, 4 snapshot.
+# ARGV: 1 now, 2 cap, 3 session id, 4 slot expiry, 5 lease, 6 has idempotency key, 7 record, 8 its TTL,
+#       9 snapshot, 10 its TTL, 11.. the stream entry's field/value pairs.
+# XADD is the first write that can be refused (OOM, wrong type): an error there leaves no slot and no key behind.
+# No MAXLEN, as in services.runtime.publishing: streams are trimmed below every group's oldest needed entry.
 _ADMIT = """
 if ARGV[6] == '1' then
     local existing = redis.call('GET', KEYS[2])
@@ -26,9 +36,11 @@ if ARGV[6] == '1' then
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return {2, ''} end
+redis.call('XADD', KEYS[3], '*', unpack(ARGV, 11))
 redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 if ARGV[6] == '1' then redis.call('SET', KEYS[2], ARGV[7], 'EX', ARGV[8]) end
+redis.call('SET', KEYS[4], ARGV[9], 'EX', ARGV[10])
 return {0, ''}
 """
 
@@ -60,6 +72,27 @@ class AdmissionPolicy:
     idempotency_ttl_s: int
 
 
+class _EncodedEntry:
+    """Stands in for a pipeline: the broker encodes a stream entry as it would publish it, and it is kept here."""
+
+    def __init__(self) -> None:
+        self.stream = ""
+        self.fields: dict[str | bytes, str | bytes | int | float] = {}
+
+    async def xadd(
+        self, name: str, fields: Mapping[str | bytes, str | bytes | int | float], maxlen: int | None = None
+    ) -> bytes:
+        """Keep what ``XADD name * fields`` would send (the broker's only call on a pipeline for a stream)."""
+        if maxlen is not None:
+            raise ValueError("session.requested is published without MAXLEN")
+        self.stream, self.fields = name, dict(fields)
+        return b""
+
+    def args(self) -> list[str | bytes | int | float]:
+        """The entry's field/value pairs, flat, as XADD takes them."""
+        return [item for pair in self.fields.items() for item in pair]
+
+
 class RedisSessionOutbox:
     """Admission, announcement and snapshots of requested sessions, in Redis."""
 
@@ -70,11 +103,15 @@ class RedisSessionOutbox:
         self._policy = policy
         self._admit = redis.register_script(_ADMIT)
 
-    async def admit(self, org_id: str, session_id: str, idem_key: str | None, record: str) -> Admission:
-        """Replay the record remembered for ``idem_key``, or take an open-session slot and remember ``record``."""
+    async def admit(self, request: SessionRequested, idem_key: str | None, record: str) -> Admission:
+        """Replay the record remembered for ``idem_key``, or say the organisation is full, or take a slot,
+        remember ``record`` and announce ``request``: one script, one round trip."""
+        entry = await self._encode(request)
         now = time.time()
-        keys = [open_sessions_key(org_id), idempotency_key(org_id, idem_key or "")]
-        args: list[str | int | float] = [
+        org_id, session_id = request.org_id, request.session_id
+        idem = idempotency_key(org_id, idem_key or "")
+        keys = [open_sessions_key(org_id), idem, entry.stream, snapshot_key(session_id)]
+        args: list[str | bytes | int | float] = [
             now,
             self._policy.max_open,
             session_id,
@@ -83,6 +120,9 @@ class RedisSessionOutbox:
             "1" if idem_key else "0",
             record,
             self._policy.idempotency_ttl_s,
+            request.model_dump_json(),
+            self._ttl,
+            *entry.args(),
         ]
         code, value = await self._admit(keys=keys, args=args)
         if int(code) == 1:
@@ -90,11 +130,11 @@ class RedisSessionOutbox:
         return Admission("full" if int(code) == 2 else "admitted")
 
     async def release(self, org_id: str, session_id: str) -> None:
-        """Give a slot back (the announcement failed)."""
+        """Give a slot back (admission failed, or its answer was lost)."""
         await self._redis.zrem(open_sessions_key(org_id), session_id)
 
     async def announce(self, request: SessionRequested) -> None:
-        """Publish the request; afterwards the session is visible and will be dispatched."""
+        """Publish the request and SET its snapshot (a replay whose first attempt left no snapshot)."""
         async with self._redis.pipeline(transaction=True) as pipe:
             await self._broker.publish(
                 request,
@@ -109,3 +149,14 @@ class RedisSessionOutbox:
         """Return the request of a session the session store may not have recorded yet."""
         raw = await self._redis.get(snapshot_key(session_id))
         return SessionRequested.model_validate_json(raw) if raw else None
+
+    async def _encode(self, request: SessionRequested) -> _EncodedEntry:
+        """The ``session.requested`` entry exactly as ``broker.publish`` writes it (envelope, headers, ids)."""
+        entry = _EncodedEntry()
+        await self._broker.publish(
+            request,
+            stream=SESSION_REQUESTED,
+            correlation_id=request.correlation_id,
+            pipeline=cast("Pipeline", entry),
+        )
+        return entry

@@ -32,8 +32,9 @@ class IdempotencyConflictError(Exception):
 class SessionOutbox(Protocol):
     """Admission, the one announcement of a session request, and where a just-requested session is found."""
 
-    async def admit(self, org_id: str, session_id: str, idem_key: str | None, record: str) -> Admission:
-        """Replay a remembered request, or take a slot (remembering ``record``), or say the org is full."""
+    async def admit(self, request: SessionRequested, idem_key: str | None, record: str) -> Admission:
+        """Replay a remembered request, or say the org is full, or take a slot, remember ``record`` and publish
+        ``request``, all at once."""
         ...
 
     async def release(self, org_id: str, session_id: str) -> None:
@@ -41,7 +42,7 @@ class SessionOutbox(Protocol):
         ...
 
     async def announce(self, request: SessionRequested) -> None:
-        """Publish the request."""
+        """Publish the request again (a replay whose first attempt left no snapshot)."""
         ...
 
     async def snapshot(self, session_id: str) -> SessionRequested | None:
@@ -99,7 +100,7 @@ async def request_session(
     credentials: CredentialIssuer,
     policy: SessionPolicy,
 ) -> SessionCreated:
-    """Admit a new session (or replay the one an Idempotency-Key already created), announce it, return at once."""
+    """Admit and announce a new session (or replay the one an Idempotency-Key already created), return at once."""
     request = new_request(flow, policy, credentials)
     token = participant_token(
         issuer.api_key,
@@ -118,7 +119,11 @@ async def request_session(
     record = json.dumps(
         {"flowId": flow.id, "response": created.model_dump(mode="json"), "request": request.model_dump(mode="json")}
     )
-    admission = await outbox.admit(flow.org_id, request.session_id, idem_key, record)
+    try:
+        admission = await outbox.admit(request, idem_key, record)
+    except Exception:
+        await outbox.release(flow.org_id, request.session_id)  # no slot kept for a request its client saw fail
+        raise
     if admission.outcome == "full":
         raise OverCapacityError(
             "too many sessions not yet ended for this organisation; retry later", policy.retry_after_s
@@ -126,11 +131,6 @@ async def request_session(
     if admission.outcome == "replay":
         assert admission.record is not None
         return await _replay(flow, admission.record, outbox)
-    try:
-        await outbox.announce(request)
-    except Exception:
-        await outbox.release(flow.org_id, request.session_id)
-        raise
     return created
 
 

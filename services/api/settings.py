@@ -23,6 +23,9 @@ class ApiSettings(LiveKitSettings):
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     db_pool_min: int = 1
     db_pool_max: int = 10
+    db_pool_timeout_s: float = Field(
+        default=5.0, gt=0, description="how long a request waits for a database connection before it gives up (503)"
+    )
     token_ttl_s: int = Field(default=600, ge=30, le=3600, description="lifetime of a participant token")
     ready_timeout_s: float = Field(default=30.0, gt=0, le=600, description="default readiness deadline of a session")
     session_snapshot_ttl_s: int = Field(default=3600, ge=60)
@@ -35,6 +38,11 @@ class ApiSettings(LiveKitSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="larger request bodies get 413")
     auth_cache_ttl_s: float = Field(default=10.0, ge=0, description="how long a key -> org lookup is reused")
     flow_cache_ttl_s: float = Field(default=2.0, ge=0, description="how long the hot path reuses a flow it read")
+    cache_stale_max_s: float = Field(
+        default=600.0,
+        ge=0,
+        description="while PostgreSQL is unreachable, how long past their TTL cached flows and keys are still used",
+    )
     agent_credential_secret: str = DEV_AGENT_CREDENTIAL_SECRET
     agent_credential_margin_s: int = Field(default=120, ge=0, description="agent credential validity after deadline")
     sse_heartbeat_s: float = Field(default=15.0, gt=0, description="comment line sent to idle SSE clients")

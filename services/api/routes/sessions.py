@@ -36,13 +36,13 @@ _CREATE_RESPONSES: dict[int | str, dict[str, object]] = {
 
 
 async def _flow(resources: Resources, org_id: str, flow_id: str) -> Flow:
-    """The flow, from the brief in-process cache when possible (the hot path's only database read)."""
-    flow = resources.flow_cache.get((org_id, flow_id))
+    """The flow, from the brief in-process cache when possible (the hot path's only database read).
+
+    While PostgreSQL is unreachable a flow read before is still used (see ``TtlCache``); an unknown flow is not.
+    """
+    flow = await resources.flow_cache.get((org_id, flow_id), lambda: resources.repo.get_flow(org_id, flow_id))
     if flow is None:
-        flow = await resources.repo.get_flow(org_id, flow_id)
-        if flow is None:
-            raise NotFoundError(f"flow {flow_id!r} not found; create it with POST /api/flows")
-        resources.flow_cache.put((org_id, flow_id), flow)
+        raise NotFoundError(f"flow {flow_id!r} not found; create it with POST /api/flows")
     return flow
 
 
