@@ -9,8 +9,6 @@ from collections import Counter
 import httpx
 import psycopg
 
-NON_TERMINAL = ("pending", "dispatched", "agent_joined")
-
 
 async def status_counts(database_url: str, flow_id: str) -> Counter[str]:
     """Sessions of the flow by status."""
@@ -30,17 +28,6 @@ async def statuses_of(database_url: str, session_ids: list[str]) -> Counter[str]
     return counts
 
 
-async def wait_drained(database_url: str, flow_id: str, accepted: int, deadline_s: float) -> float:
-    """Wait until every accepted session has a row and none is still on its way; return the seconds waited."""
-    started = time.monotonic()
-    while time.monotonic() - started < deadline_s:
-        counts = await status_counts(database_url, flow_id)
-        if sum(counts.values()) >= accepted and not any(counts[s] for s in NON_TERMINAL):
-            break
-        await asyncio.sleep(0.5)
-    return time.monotonic() - started
-
-
 async def sim_counters(livekit_url: str) -> dict[str, int]:
     """The simulator's counters (jobs assigned, dropped, ...)."""
     async with httpx.AsyncClient(timeout=30) as client:
@@ -48,3 +35,34 @@ async def sim_counters(livekit_url: str) -> dict[str, int]:
         response.raise_for_status()
         counters: dict[str, int] = response.json()["counters"]
         return counters
+
+
+SETTLED = ("ready", "ended", "failed", "expired")
+
+
+async def wait_settled(database_url: str, session_ids: list[str], deadline_s: float) -> float | None:
+    """Wait until each of ``session_ids`` is ready or terminal; the seconds that took, None past the deadline."""
+    started = time.monotonic()
+    while True:
+        counts = await statuses_of(database_url, session_ids)
+        if sum(counts[s] for s in SETTLED) >= len(set(session_ids)):
+            return time.monotonic() - started
+        if time.monotonic() - started > deadline_s:
+            return None
+        await asyncio.sleep(0.5)
+
+
+async def ready_delays_ms(database_url: str, session_ids: list[str]) -> tuple[list[float], float]:
+    """For the sessions that got ready: request -> ready in ms (the API's and the agent's event times), and
+    how many became ready per second from the first request to the last ready."""
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        cur = await conn.execute(
+            "SELECT extract(epoch FROM requested_at), extract(epoch FROM ready_at) FROM sessions "
+            "WHERE id = ANY(%s) AND ready_at IS NOT NULL AND requested_at IS NOT NULL",
+            (session_ids,),
+        )
+        rows = [(float(a), float(b)) for a, b in await cur.fetchall()]
+    if not rows:
+        return [], 0.0
+    span = max(b for _, b in rows) - min(a for a, _ in rows)
+    return [1000 * (b - a) for a, b in rows], len(rows) / span if span > 0 else 0.0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -12,9 +11,9 @@ import structlog
 from bench.config import BenchConfig
 from bench.loadgen import LoadSpec
 from bench.measure import ResourceMonitor, cpu_delta, machine
-from bench.observe import sim_counters, status_counts, statuses_of, wait_drained
+from bench.observe import ready_delays_ms, sim_counters, status_counts, statuses_of, wait_settled
 from bench.phases import PhaseRunner, path_for, per_thousand
-from bench.stack import Stack, StackOptions, running_stack
+from bench.stack import Stack, StackOptions, pipeline_paused, running_stack
 from bench.stats import summary
 
 log = structlog.get_logger("bench")
@@ -47,95 +46,100 @@ def _spec(url: str, stack: Stack, mode: str, **kwargs: Any) -> LoadSpec:
 
 async def _phases(config: BenchConfig, stack: Stack, runner: PhaseRunner) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    accepted = 0
     closed = {"duration_s": config.closed_s, "concurrency": config.concurrency}
-    for target, url in (("warmup-ceiling", stack.ceiling_url), ("warmup-api", stack.api_url)):  # connections, caches
-        await runner.run("warmup", target, _spec(url, stack, "closed", duration_s=config.warmup_s, concurrency=16))
-    log.info("phase", name="ceiling closed loop")
-    ceiling, _ = await runner.run("closed", "ceiling", _spec(stack.ceiling_url, stack, "closed", **closed))
-    log.info("phase", name="api closed loop", ceiling_rps=round(ceiling.throughput_rps))
-    _, load = await runner.run(
-        "closed", "api", _spec(stack.api_url, stack, "closed", **closed), profile={"api": stack.pids["api"]}
-    )
-    accepted = await _count_accepted(runner)
-    out["drain_after_closed_s"] = await wait_drained(
-        stack.database_url, stack.flow_id, accepted, config.drain_deadline_s
-    )
-    rates = {fraction: fraction * ceiling.throughput_rps for fraction in config.open_fractions}
-    for fraction, rate in rates.items():
-        log.info("phase", name="api open loop", rate=round(rate))
-        await runner.run(
-            f"open-{int(fraction * 100)}%",
-            "api",
-            _spec(stack.api_url, stack, "open", rate=rate, duration_s=config.open_s),
+    async with pipeline_paused(stack):  # the API alone on the machine, as the ceiling is
+        for target, url in (("warmup-ceiling", stack.ceiling_url), ("warmup-api", stack.api_url)):
+            await runner.run("warmup", target, _spec(url, stack, "closed", duration_s=config.warmup_s, concurrency=16))
+        log.info("phase", name="ceiling closed loop")
+        ceiling, _ = await runner.run("closed", "ceiling", _spec(stack.ceiling_url, stack, "closed", **closed))
+        log.info("phase", name="api closed loop", ceiling_rps=round(ceiling.throughput_rps))
+        _, load = await runner.run(
+            "closed", "api", _spec(stack.api_url, stack, "closed", **closed), profile={"api": stack.pids["api"]}
         )
-    accepted = await _count_accepted(runner)
-    out["drain_after_open_s"] = await _drain(config, stack, accepted)
+        out["api_closed_sessions"] = len(load.session_ids)
+        for fraction in config.open_fractions:
+            rate = fraction * ceiling.throughput_rps
+            log.info("phase", name="api open loop", rate=round(rate))
+            spec = _spec(stack.api_url, stack, "open", rate=rate, duration_s=config.open_s)
+            await runner.run(f"open-{int(fraction * 100)}%", "api", spec)
+        log.info("phase", name="polling baseline")
+        await runner.run("closed", "polling", _spec(stack.polling_url, stack, "closed", **closed))
+        for fraction in config.polling_fractions:
+            rate = fraction * ceiling.throughput_rps
+            log.info("phase", name="polling open loop", rate=round(rate))
+            spec = _spec(stack.polling_url, stack, "open", rate=rate, duration_s=config.polling_open_s)
+            await runner.run(f"open-{int(fraction * 100)}%", "polling", spec)
     out["e2e"] = await _e2e(config, stack, runner)
-    accepted = await _count_accepted(runner)
-    out["drain_after_e2e_s"] = await _drain(config, stack, accepted)
+    out["e2e_unsaturated"] = await _e2e_unsaturated(config, stack, runner, out["e2e"]["ready_per_s"])
     out["burst"] = await _burst(config, stack, runner)
-    log.info("phase", name="polling baseline")
-    await runner.run("closed", "polling", _spec(stack.polling_url, stack, "closed", **closed))
-    for fraction in config.polling_fractions:
-        rate = fraction * ceiling.throughput_rps
-        log.info("phase", name="polling open loop", rate=round(rate))
-        spec = _spec(stack.polling_url, stack, "open", rate=rate, duration_s=config.polling_open_s)
-        await runner.run(f"open-{int(fraction * 100)}%", "polling", spec)
-    out["api_closed_sessions"] = len(load.session_ids)
     return out
 
 
-async def _drain(config: BenchConfig, stack: Stack, accepted: int) -> float:
-    """Let the pipeline finish the sessions of earlier phases, so they do not load the next one."""
-    return await wait_drained(stack.database_url, stack.flow_id, accepted, config.drain_deadline_s)
-
-
-async def _count_accepted(runner: PhaseRunner) -> int:
-    """Sessions the API accepted so far (202), over every phase against it."""
-    return sum(p.statuses.get("202", 0) for p in runner.results if p.target in ("api", "warmup-api", "e2e", "burst"))
-
-
 async def _e2e(config: BenchConfig, stack: Stack, runner: PhaseRunner) -> dict[str, Any]:
-    """Sustained rate for e2e_s seconds; each session followed over SSE until ready."""
+    """The target rate for e2e_s seconds; then wait until every session settled; request -> ready per session.
+
+    Times come from the sessions' own records (the API's request time, the agent's ready time), so a
+    backlog shows as it is instead of as client timeouts; ready/s is what the pipeline sustained.
+    """
     log.info("phase", name="end to end", rate=config.e2e_rate)
-    spec = _spec(stack.api_url, stack, "open", rate=config.e2e_rate, duration_s=config.e2e_s, follow=True)
-    profile = {"api": stack.pids["api"], "agent": stack.pids["agent"]}
+    spec = _spec(stack.api_url, stack, "open", rate=config.e2e_rate, duration_s=config.e2e_s)
+    profile = {"dispatcher": stack.pids["dispatcher"], "agent": stack.pids["agent"]}
+    cpu0 = runner.monitor.cpu()
     phase, load = await runner.run("sustained", "e2e", spec, profile=profile)
-    overhead = [ms - config.agent_delay_ms for ms in load.ready_ms]
-    accepted = phase.statuses.get("202", 0)
-    result = {
+    settled_s = await wait_settled(stack.database_url, load.session_ids, config.e2e_ready_deadline_s)
+    cpu = cpu_delta(cpu0, runner.monitor.cpu())
+    delays, ready_per_s = await ready_delays_ms(stack.database_url, load.session_ids)
+    statuses = await statuses_of(stack.database_url, load.session_ids)
+    overhead = [ms - config.agent_delay_ms for ms in delays]
+    runner.results[-1].extra["overhead_sample"] = overhead
+    return {
         "rate": config.e2e_rate,
         "duration_s": config.e2e_s,
-        "accepted": accepted,
+        "accepted": len(load.session_ids),
+        "ready": len(delays),
+        "statuses": dict(statuses),
+        "settled_after_s": settled_s,
+        "ready_per_s": ready_per_s,
+        "post_to_ready_ms": summary(delays),
+        "overhead_ms": summary(overhead),
+        "cpu_s_per_1000": per_thousand(cpu, len(load.session_ids)),
+        "api_latency_ms": phase.latency_ms,
+    }
+
+
+async def _e2e_unsaturated(
+    config: BenchConfig, stack: Stack, runner: PhaseRunner, capacity_per_s: float
+) -> dict[str, Any]:
+    """Half of the rate the pipeline sustained above, each session followed over SSE: the overhead unqueued."""
+    rate = max(1.0, min(config.e2e_rate, 0.5 * capacity_per_s))
+    log.info("phase", name="end to end below capacity", rate=round(rate, 1))
+    spec = _spec(stack.api_url, stack, "open", rate=rate, duration_s=config.e2e_unsaturated_s, follow=True)
+    phase, load = await runner.run("below-capacity", "e2e", spec)
+    overhead = [ms - config.agent_delay_ms for ms in load.ready_ms]
+    return {
+        "rate": rate,
+        "duration_s": config.e2e_unsaturated_s,
+        "accepted": phase.statuses.get("202", 0),
         "ready": len(load.ready_ms),
         "not_ready": load.follow_failures,
         "post_to_ready_ms": summary(load.ready_ms),
         "overhead_ms": summary(overhead),
-        "cpu_s_per_1000": per_thousand(phase.cpu_s, accepted),
     }
-    runner.results[-1].extra["overhead_sample"] = overhead
-    return result
 
 
 async def _burst(config: BenchConfig, stack: Stack, runner: PhaseRunner) -> dict[str, Any]:
     """``burst`` sessions as fast as the API takes them; then wait until all are ready; lost and duplicated."""
     log.info("phase", name="burst", sessions=config.burst)
     counters0 = await sim_counters(stack.livekit_url)
-    ready0 = (await status_counts(stack.database_url, stack.flow_id))["ready"]
     cpu0 = runner.monitor.cpu()
     started = time.monotonic()
     spec = _spec(stack.api_url, stack, "closed", duration_s=3600, concurrency=config.concurrency, count=config.burst)
     profile = {"dispatcher": stack.pids["dispatcher"], "session_store": stack.pids["session_store"]}
     phase, load = await runner.run("burst", "burst", spec, profile=profile)
     accepted = len(load.session_ids)
-    all_ready_s: float | None = None
-    while time.monotonic() - started < config.burst_ready_deadline_s:
-        ready = (await status_counts(stack.database_url, stack.flow_id))["ready"] - ready0
-        if ready >= accepted:
-            all_ready_s = time.monotonic() - started
-            break
-        await asyncio.sleep(0.25)
+    settled_s = await wait_settled(stack.database_url, load.session_ids, config.burst_ready_deadline_s)
+    delays, ready_per_s = await ready_delays_ms(stack.database_url, load.session_ids)
+    all_ready_s = time.monotonic() - started if settled_s is not None and len(delays) == accepted else None
     cpu = cpu_delta(cpu0, runner.monitor.cpu())
     phase.peak_rss_mb = {k: max(v, phase.peak_rss_mb.get(k, 0.0)) for k, v in runner.monitor.reset_peaks().items()}
     statuses = await statuses_of(stack.database_url, load.session_ids)
@@ -149,7 +153,9 @@ async def _burst(config: BenchConfig, stack: Stack, runner: PhaseRunner) -> dict
         "api_throughput_rps": phase.throughput_rps,
         "all_ready_s": all_ready_s,
         "statuses": dict(statuses),
-        "lost": accepted - statuses.get("ready", 0),
+        "ready": len(delays),
+        "ready_per_s": ready_per_s,
+        "lost": accepted - len(delays),  # never became ready (still open, failed or expired)
         "duplicated_agent_jobs": max(0, jobs - accepted),
         "agent_jobs_assigned": jobs,
         "rows_for_flow": rows,

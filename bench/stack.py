@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import IO
 
 import httpx
+from redis.asyncio import Redis
 
+from contracts.streams import SESSION_REQUESTED, SUBSCRIPTIONS
 from devstack.readiness import wait_for_http_ok, wait_for_tcp
 from devstack.server_process import die_with_parent_hook
 from devstack.servers import ServerHandle, postgres_server, redis_server
@@ -86,6 +88,9 @@ def stack_env(
         "AGENT_WAIT_FOR_USER": "false",
         "AGENT_LOAD_THRESHOLD": "1000000",  # the simulated agent fleet never reports itself full
         "AGENT_SPEAK_MS_PER_CHAR": "0",  # the agent's whole start-up time is the simulator's job delay
+        # The benchmark's frontends never join their rooms: each job ends soon after ready instead of holding
+        # its executor 30 s for a user who never comes (a production fleet holds jobs on many machines).
+        "AGENT_USER_WAIT_SECONDS": "0.5",
         "AGENT_HTTP_PORT": "0",
         "MAX_OPEN_SESSIONS_PER_ORG": "1000000",
         "API_INTERNAL_URL": f"http://127.0.0.1:{api_port}",
@@ -178,6 +183,35 @@ async def running_stack(options: StackOptions) -> AsyncIterator[Stack]:
         yield stack
 
 
+PIPELINE = ("dispatcher", "session_store", "agent")  # everything downstream of the API's XADD
+
+
+@asynccontextmanager
+async def pipeline_paused(stack: Stack) -> AsyncIterator[None]:
+    """Stop the pipeline's processes (SIGSTOP) for the block, then skip what the API published meanwhile.
+
+    The API phases then run on the same free cores as the ceiling (whose stream nobody reads): what is
+    compared is the API process, not how the two cores are shared with the consumers of its output. The
+    pipeline itself is measured in the end-to-end and burst phases. On exit every group reading
+    ``session.requested`` moves past the requests published during the block, and the processes resume.
+    """
+    pids = [stack.pids[name] for name in PIPELINE]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        redis = Redis.from_url(stack.redis_url)
+        try:
+            for group, streams in SUBSCRIPTIONS.items():
+                if SESSION_REQUESTED in streams:
+                    await redis.xgroup_setid(SESSION_REQUESTED, group, "$")
+        finally:
+            await redis.aclose()
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
+
+
 async def wait_for_workers(livekit_url: str, names: set[str], *, deadline_s: float) -> None:
     """Wait until a worker is registered with the simulator under each of ``names``."""
     async with httpx.AsyncClient(timeout=5) as client, asyncio.timeout(deadline_s):
@@ -189,8 +223,12 @@ async def wait_for_workers(livekit_url: str, names: set[str], *, deadline_s: flo
 
 
 async def create_flow(stack: Stack) -> str:
-    """Create the flow every benchmark session is requested for; return its id."""
+    """Create the flow every benchmark session is requested for; return its id.
+
+    Its readiness deadline is the longest allowed (600 s): a burst served at the pipeline's pace takes minutes.
+    """
     async with httpx.AsyncClient(base_url=stack.api_url, headers=stack.auth, timeout=10) as client:
-        response = await client.post("/api/flows", json={"name": "bench", "greeting": "Hello."})
+        flow = {"name": "bench", "greeting": "Hello.", "agentSettings": {"readyTimeoutS": 600}}
+        response = await client.post("/api/flows", json=flow)
         response.raise_for_status()
         return str(response.json()["id"])
