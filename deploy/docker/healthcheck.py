@@ -1,6 +1,6 @@
 """Container health check: ``python -m deploy.docker.healthcheck [service] [--liveness]``; exit 0 when healthy.
 
-- api: ``GET /readyz`` on API_PORT answers 200 (Redis and PostgreSQL reachable).
+- api: ``GET /readyz`` on API_PORT answers 200 (Redis reachable; PostgreSQL unreachable is only "degraded").
 - agent: the livekit-agents worker's health endpoint ``GET /`` on AGENT_HTTP_PORT answers 200
   (503 once the worker lost its LiveKit connection).
 - dispatcher, session_store: these FastStream consumers serve no HTTP. The check is that the service's

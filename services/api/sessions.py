@@ -164,6 +164,19 @@ async def find_session(org_id: str, session_id: str, rows: SessionRows, outbox: 
     return None
 
 
+async def session_exists_for(claims: AgentClaims, rows: SessionRows, outbox: SessionOutbox) -> bool:
+    """True when the session an agent credential speaks for exists: just requested, else recorded.
+
+    The outbox's snapshot comes first (it matches the credential's organisation and flow): flow init then reads no
+    session row in PostgreSQL, so an agent starts while PostgreSQL is unreachable. Only a session the snapshot no
+    longer knows needs its row (an unreachable database raises: retryable, never "not found").
+    """
+    requested = await outbox.snapshot(claims.session_id)
+    if requested is not None and (requested.org_id, requested.flow_id) == (claims.org_id, claims.flow_id):
+        return True
+    return await rows.get_session(claims.org_id, claims.session_id) is not None
+
+
 def session_from_row(row: dict[str, Any]) -> SessionOut:
     """The API view of a session row."""
     return SessionOut(

@@ -26,6 +26,9 @@ class ApiSettings(LiveKitSettings):
     db_pool_timeout_s: float = Field(
         default=5.0, gt=0, description="how long a request waits for a database connection before it gives up (503)"
     )
+    probe_timeout_s: float = Field(
+        default=1.0, gt=0, le=10, description="how long /readyz waits for Redis and for PostgreSQL (checked at once)"
+    )
     token_ttl_s: int = Field(default=600, ge=30, le=3600, description="lifetime of a participant token")
     ready_timeout_s: float = Field(default=30.0, gt=0, le=600, description="default readiness deadline of a session")
     session_snapshot_ttl_s: int = Field(default=3600, ge=60)

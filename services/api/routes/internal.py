@@ -10,8 +10,9 @@ from services.api.credentials import CredentialError
 from services.api.dependencies import ResourcesDep
 from services.api.errors import NotFoundError
 from services.api.routes.flows import flow_out
+from services.api.routes.sessions import cached_flow
 from services.api.schemas import ErrorBody, FlowInit
-from services.api.sessions import find_session
+from services.api.sessions import session_exists_for
 
 router = APIRouter(prefix="/internal", tags=["internal"])
 
@@ -19,21 +20,26 @@ router = APIRouter(prefix="/internal", tags=["internal"])
 @router.post(
     "/sessions/{session_id}/flow-init",
     response_model=FlowInit,
-    responses={403: {"model": ErrorBody}, 404: {"model": ErrorBody}},
+    responses={403: {"model": ErrorBody}, 404: {"model": ErrorBody}, 503: {"model": ErrorBody}},
 )
 async def flow_init(
     session_id: str,
     resources: ResourcesDep,
     authorization: Annotated[str | None, Header(description="Bearer <the session's agent credential>")] = None,
 ) -> FlowInit:
-    """The flow the agent runs for this session: greeting, definition and agent settings."""
+    """The flow the agent runs for this session: greeting, definition and agent settings.
+
+    Answers while PostgreSQL is unreachable for a session requested recently; 503 (retry) when it cannot tell.
+    """
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise CredentialError("missing agent credential: send 'Authorization: Bearer <agent credential>'")
     claims = resources.credentials.verify(token.strip(), session_id)
-    if await find_session(claims.org_id, session_id, resources.repo, resources.outbox) is None:
+    if not await session_exists_for(claims, resources.repo, resources.outbox):
         raise NotFoundError(f"session {session_id!r} not found")
-    flow = await resources.repo.get_flow(claims.org_id, claims.flow_id)
+    # The session request's own flow cache: while PostgreSQL is unreachable, the flow it was requested with is
+    # still served, so sessions requested during an outage reach ready.
+    flow = await cached_flow(resources, claims.org_id, claims.flow_id)
     if flow is None:
         raise NotFoundError(f"flow {claims.flow_id!r} of session {session_id!r} not found")
     out = flow_out(flow)

@@ -35,12 +35,17 @@ _CREATE_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-async def _flow(resources: Resources, org_id: str, flow_id: str) -> Flow:
-    """The flow, from the brief in-process cache when possible (the hot path's only database read).
+async def cached_flow(resources: Resources, org_id: str, flow_id: str) -> Flow | None:
+    """The flow, from the brief in-process cache when possible (the hot path's only database read), or None.
 
     While PostgreSQL is unreachable a flow read before is still used (see ``TtlCache``); an unknown flow is not.
     """
-    flow = await resources.flow_cache.get((org_id, flow_id), lambda: resources.repo.get_flow(org_id, flow_id))
+    return await resources.flow_cache.get((org_id, flow_id), lambda: resources.repo.get_flow(org_id, flow_id))
+
+
+async def _flow(resources: Resources, org_id: str, flow_id: str) -> Flow:
+    """The flow a session is requested for (404 when there is none)."""
+    flow = await cached_flow(resources, org_id, flow_id)
     if flow is None:
         raise NotFoundError(f"flow {flow_id!r} not found; create it with POST /api/flows")
     return flow
