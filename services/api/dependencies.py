@@ -41,8 +41,8 @@ class Resources:
     flow_cache: TtlCache[tuple[str, str], Flow]
 
 
-def get_resources(request: Request) -> Resources:
-    """FastAPI dependency: the process's resources."""
+async def get_resources(request: Request) -> Resources:
+    """FastAPI dependency: the process's resources (async: a sync dependency costs a thread-pool hop per request)."""
     resources: Resources = request.app.state.resources
     return resources
 
