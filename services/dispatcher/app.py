@@ -27,7 +27,7 @@ from services.dispatcher.retries import RetryPolicy
 from services.dispatcher.room_locks import RedisRoomLocks
 from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.watchdog import WatchdogPolicy, handle_due, scan_once, watch_forever
-from services.runtime.broker import new_broker
+from services.runtime.broker import CONNECTION_OPTIONS, new_broker
 from services.runtime.consuming import subscribe
 from services.runtime.publishing import BrokerPublisher
 from services.runtime.streams import consumer_name, ensure_groups
@@ -152,7 +152,10 @@ def create_app(settings: DispatcherSettings) -> FastStream:
         # raises MaxConnectionsError when a burst of handlers needs more connections than it has.
         redis = Redis(
             connection_pool=BlockingConnectionPool.from_url(
-                settings.redis_url, max_connections=settings.redis_max_connections, timeout=settings.livekit_timeout_s
+                settings.redis_url,
+                max_connections=settings.redis_max_connections,
+                timeout=settings.livekit_timeout_s,
+                **CONNECTION_OPTIONS,
             )
         )
         ledger = RedisSessionLedger(redis, settings.livekit_agent_name, settings.ledger_ttl_s)

@@ -52,6 +52,12 @@ class DeliveryPolicy(BaseSettings):
     max_deliveries: int = Field(default=5, ge=1, description="failed deliveries before a message is dead-lettered")
     claim_idle_s: float = Field(default=30.0, gt=0, description="idle time after which another consumer takes over")
     polling_ms: int = Field(default=1000, ge=10, description="how long one read blocks, and the claimer's pause")
+    handler_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="a handler still running after this is cancelled; its message is retried like after an outage "
+        "(without the deadline, a hung handler would keep renewing its lease and its message would never move)",
+    )
 
     @property
     def claim_idle_ms(self) -> int:
@@ -84,12 +90,24 @@ def event_adapter(handler: Callable[..., Awaitable[Any]]) -> TypeAdapter[Any]:
 
 
 @contextlib.asynccontextmanager
-async def _lease(redis: Redis, where: StreamPlace, message_id: str, every_s: float) -> AsyncIterator[None]:
-    """Keep resetting the message's idle time while the block runs (XCLAIM JUSTID: no delivery counted)."""
+async def _lease(
+    redis: Redis, where: StreamPlace, message_id: str, every_s: float, for_at_most_s: float
+) -> AsyncIterator[None]:
+    """Keep resetting the message's idle time while the block runs (XCLAIM JUSTID: no delivery counted).
+
+    The renewal stops when the block ends, and in any case after ``for_at_most_s``: a renewal that outlived
+    its handler (a cancellation swallowed inside the Redis client while Redis restarts, a handler task
+    dropped) would otherwise hide the message from every claimer forever.
+    """
+    released = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    until = loop.time() + for_at_most_s
 
     async def renew() -> None:
-        while True:
-            await asyncio.sleep(every_s)
+        while not released.is_set() and loop.time() < until:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(released.wait(), timeout=every_s)
+                return
             with contextlib.suppress(redis_errors.RedisError):
                 await redis.xclaim(
                     where.stream, where.group, where.consumer, min_idle_time=0, message_ids=[message_id], justid=True
@@ -99,6 +117,7 @@ async def _lease(redis: Redis, where: StreamPlace, message_id: str, every_s: flo
     try:
         yield
     finally:
+        released.set()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
@@ -151,7 +170,10 @@ class DeliveryGuard:
                 await self._dead_letter(redis, message_id, fields, error, attempts - 1)
                 return
             try:
-                async with _lease(redis, self._where, message_id, self._policy.lease_every_s):
+                async with (
+                    _lease(redis, self._where, message_id, self._policy.lease_every_s, self._policy.handler_timeout_s),
+                    asyncio.timeout(self._policy.handler_timeout_s),
+                ):
                     await self._handler(self._adapter.validate_json(message.body))
             except Exception as exc:  # noqa: BLE001 -- every failure is counted or re-raised, never dropped
                 await self._failed(ledger, redis, message_id, fields, exc, attempts)

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from contracts.events import LifecycleEvent
 from contracts.streams import SUBSCRIPTIONS, Groups
-from services.runtime.broker import new_broker
+from services.runtime.broker import CONNECTION_OPTIONS, new_broker
 from services.runtime.consuming import subscribe
 from services.runtime.migrations import apply_migrations
 from services.runtime.streams import consumer_name, ensure_groups
@@ -32,7 +32,7 @@ def create_app(settings: SessionStoreSettings) -> FastStream:
         settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max, open=False
     )
     repo = PostgresSessionRepository(pool)
-    redis = Redis.from_url(settings.redis_url)  # lazy: connects on first command
+    redis = Redis.from_url(settings.redis_url, **CONNECTION_OPTIONS)  # lazy: connects on first command
     publisher = StatusAnnouncer(broker, redis)
     background: set[asyncio.Task[None]] = set()
     consumer = consumer_name(SERVICE, settings.consumer_name)

@@ -90,6 +90,7 @@ def stack_env(redis_url: str, database_url: str, livekit_url: str, api_port: int
         "DELIVERY_CLAIM_IDLE_S": str(CLAIM_IDLE_S),
         "DELIVERY_MAX_DELIVERIES": str(MAX_DELIVERIES),
         "DELIVERY_POLLING_MS": "200",
+        "DELIVERY_HANDLER_TIMEOUT_S": "20",  # a handler hung by the fault is retried within the test's bound
         "LOG_LEVEL": "WARNING",
         "LOG_JSON": "true",
         "PYTHONUNBUFFERED": "1",

@@ -12,6 +12,7 @@ from faststream import FastStream
 from faststream.redis import RedisBroker
 from pydantic import BaseModel
 
+from services.runtime.broker import new_broker
 from services.runtime.consuming import subscribe
 from services.runtime.delivery import DeliveryPolicy
 from services.runtime.streams import ensure_groups
@@ -49,7 +50,7 @@ def consumer_app(
     max_workers: int = 4,
 ) -> FastStream:
     """A FastStream app whose one handler records the job then runs ``behaviour``."""
-    broker = RedisBroker(redis_url, graceful_timeout=3.0)
+    broker = new_broker(redis_url, graceful_timeout=3.0)  # as the services build theirs
 
     async def handle(job: Job) -> None:
         probe.calls.append(job.n)

@@ -94,6 +94,26 @@ async def test_infrastructure_failures_do_not_count_toward_the_limit(redis_url: 
     assert int(await redis.xlen(probe.dead)) == 0
 
 
+async def test_a_hung_handler_is_cancelled_at_its_deadline_and_its_message_retried(
+    redis_url: str, redis: Redis
+) -> None:
+    """Without the deadline the lease would keep the message from every claimer, forever."""
+    probe = Probe()
+    policy = DeliveryPolicy(max_deliveries=3, claim_idle_s=0.6, polling_ms=100, handler_timeout_s=0.5)
+    never = asyncio.Event()
+
+    async def hangs_the_first_time(_: Job) -> None:
+        if len(probe.calls) == 1:
+            await never.wait()
+
+    async with consumer_app(redis_url, probe, "c1", hangs_the_first_time, policy=policy):
+        await publish(redis_url, probe.stream, 3)
+        bound = policy.handler_timeout_s + policy.claim_idle_s + 5
+        await until(lambda: _nothing_pending_after_one(redis, probe), bound, "handled on the retry")
+    assert probe.calls == [3, 3]
+    assert int(await redis.xlen(probe.dead)) == 0  # a timeout counts as transient, not toward the limit
+
+
 def test_transient_errors_are_told_apart_by_cause() -> None:
     wrapped = RuntimeError("query failed")
     wrapped.__cause__ = ConnectionResetError("peer went away")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from contracts.streams import SESSION_REQUESTED, dead_letter_stream
+from contracts.streams import SESSION_REQUESTED, SUBSCRIPTIONS, dead_letter_stream
 from tests.delivery.fault_stack import (
     CLAIM_IDLE_S,
     MAX_DELIVERIES,
@@ -85,6 +85,7 @@ async def _run_scenario(stack: FaultStack, name: str, fault: Callable[[], Awaita
     )
     if lost:  # why the agent took no job: dropped (and why), or the worker full / stuck with jobs
         print(f"[{name}] simulator: {await sim_summary(stack.livekit_url)}")
+        print(f"[{name}] streams:\n{await _streams_report(stack.redis.url)}")
     if lost and (dump := os.environ.get("FAULT_DUMP")):  # the whole output, for diagnosing a loss
         await asyncio.to_thread(Path(dump).write_text, "\n".join(stack.output))
     assert len(load.accepted) == SESSIONS
@@ -106,6 +107,28 @@ async def _wait_ready(stack: FaultStack, load: LoadResult, bound_s: float) -> tu
         seen = await statuses(stack.postgres.url, not_ready)
         return [f"{sid}={seen.get(sid, 'missing')}" for sid in not_ready], time.monotonic() - started
     return [], time.monotonic() - started
+
+
+async def _streams_report(redis_url: str) -> str:
+    """Each group's lag and pending entries (with consumer, idle time and deliveries of the oldest few)."""
+    redis = Redis.from_url(redis_url, decode_responses=True)
+    lines = []
+    try:
+        for group, streams in SUBSCRIPTIONS.items():
+            for stream in streams:
+                info = {g["name"]: g for g in await redis.xinfo_groups(stream)}.get(group)
+                if info is None:
+                    lines.append(f"  {stream} / {group}: NO GROUP")
+                    continue
+                lines.append(f"  {stream} / {group}: lag={info.get('lag')} pending={info['pending']}")
+                for entry in await redis.xpending_range(stream, group, "-", "+", 5) if info["pending"] else []:
+                    lines.append(
+                        f"    {entry['message_id']} consumer={entry['consumer']} "
+                        f"idle={entry['time_since_delivered']} ms deliveries={entry['times_delivered']}"
+                    )
+    finally:
+        await redis.aclose()
+    return "\n".join(lines)
 
 
 async def _duplicated(stack: FaultStack, load: LoadResult) -> list[str]:
