@@ -25,7 +25,7 @@ from services.api.routes import events, flows, health, internal, sessions, watch
 from services.api.sessions import SessionPolicy, TokenIssuer
 from services.api.settings import ApiSettings
 from services.api.ttl_cache import TtlCache
-from services.runtime.broker import new_broker
+from services.runtime.broker import CONNECTION_OPTIONS, new_broker
 from services.runtime.delivery import is_transient
 from services.runtime.migrations import apply_migrations
 from services.runtime.publishing import BrokerPublisher
@@ -82,13 +82,14 @@ def create_app(settings: ApiSettings) -> FastAPI:
             settings.database_url,
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
+            check=AsyncConnectionPool.check_connection,  # a connection left over from before an outage is replaced
             timeout=settings.db_pool_timeout_s,
             open=False,
         )
         await pool.open(wait=True, timeout=30)
         async with pool.connection() as conn:
             await apply_migrations(conn, SERVICE, MIGRATIONS)
-        redis = Redis.from_url(settings.redis_url)
+        redis = Redis.from_url(settings.redis_url, **CONNECTION_OPTIONS)
         broker = new_broker(settings.redis_url)
         await broker.connect()
         await ensure_groups(redis)

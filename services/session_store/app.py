@@ -29,7 +29,11 @@ def create_app(settings: SessionStoreSettings) -> FastStream:
     """Build the session store's FastStream app from its settings."""
     broker = new_broker(settings.redis_url)
     pool = AsyncConnectionPool(
-        settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max, open=False
+        settings.database_url,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        open=False,
+        check=AsyncConnectionPool.check_connection,  # a connection left over from before an outage is replaced
     )
     repo = PostgresSessionRepository(pool)
     redis = Redis.from_url(settings.redis_url, **CONNECTION_OPTIONS)  # lazy: connects on first command

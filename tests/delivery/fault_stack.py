@@ -179,9 +179,15 @@ async def post_sessions(
 
 
 async def create_flow(stack: FaultStack) -> str:
-    """A flow to start sessions of."""
+    """A flow to start sessions of; a 503 (the database just came back from the previous test's outage) is
+    retried for up to 30 s, as a client told "retry shortly" would."""
+    deadline = time.monotonic() + 30
     async with httpx.AsyncClient(base_url=stack.api_url, headers=stack.headers, timeout=10) as client:
-        response = await client.post("/api/flows", json={"name": "fault", "greeting": "Hello"})
+        while True:
+            response = await client.post("/api/flows", json={"name": "fault", "greeting": "Hello"})
+            if response.status_code != 503 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
         assert response.status_code == 201, response.text
         return str(response.json()["id"])
 
