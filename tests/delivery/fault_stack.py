@@ -111,7 +111,7 @@ async def start_stack(data_dir: Path) -> FaultStack:
         stack_env(redis.url, postgres.url, livekit_url, api_port), group, output=output,
     )  # fmt: skip
     sim_argv = [sys.executable, "-m", "devstack.livekit_sim", "--host", "127.0.0.1", "--port", str(sim_port)]
-    await group.start(ChildSpec("livekit-sim", sim_argv, env=stack.env, cwd=REPO_ROOT))
+    stack.pids["livekit-sim"] = await group.start(ChildSpec("livekit-sim", sim_argv, env=stack.env, cwd=REPO_ROOT))
     await wait_for_tcp("127.0.0.1", sim_port, deadline_s=30)
     for service in CONSUMERS:
         for i in range(1, REPLICAS + 1):
@@ -204,6 +204,22 @@ async def jobs_per_room(livekit_url: str) -> dict[str, int]:
     async with httpx.AsyncClient(timeout=10) as client:
         state = (await client.get(f"{livekit_url}/sim/state")).json()
     return {name: int(room["jobs"]) for name, room in state["rooms"].items()}
+
+
+async def thread_dump(pid: int) -> str:
+    """Every thread's stack of ``pid`` (py-spy dump), to see where a stalled process waits; "" without py-spy."""
+    exe = Path(sys.executable).parent / "py-spy"
+    if not exe.exists():
+        return ""
+    proc = await asyncio.create_subprocess_exec(
+        str(exe), "dump", "--pid", str(pid), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
+    except TimeoutError:
+        proc.kill()
+        return "py-spy dump timed out"
+    return out.decode(errors="replace")
 
 
 async def sim_summary(livekit_url: str) -> str:

@@ -34,6 +34,7 @@ from tests.delivery.fault_stack import (
     start_stack,
     statuses,
     stop_stack,
+    thread_dump,
 )
 
 pytestmark = [pytest.mark.fault, pytest.mark.timeout(600)]
@@ -83,6 +84,9 @@ async def _run_scenario(stack: FaultStack, name: str, fault: Callable[[], Awaita
     if lost:  # why the agent took no job: dropped (and why), or the worker full / stuck with jobs
         print(f"[{name}] simulator: {await sim_summary(stack.livekit_url)}")
         print(f"[{name}] streams:\n{await _streams_report(stack.redis.url)}")
+        for label in ("agent", "livekit-sim"):  # a worker that stopped answering: where its threads wait
+            dump = await thread_dump(stack.pids[label])
+            print(f"[{name}] threads of {label} (first 150 lines):\n" + "\n".join(dump.splitlines()[:150]))
     if lost and (dump := os.environ.get("FAULT_DUMP")):  # the whole output, for diagnosing a loss
         await asyncio.to_thread(Path(dump).write_text, "\n".join(stack.output))
     assert len(load.accepted) == SESSIONS
