@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--agent-delay-ms", type=int, default=None, help="simulated agent start-up time")
     parser.add_argument("--burst", type=int, default=None, help="sessions in the burst")
     parser.add_argument("--max-load", type=float, default=1.0, help="wait until the load average is below this")
-    parser.add_argument("--load-wait-s", type=float, default=120.0, help="... but no longer than this")
+    parser.add_argument("--load-wait-s", type=float, default=None, help="... but no longer (default 120; quick 20)")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profiles")
     args = parser.parse_args(argv)
     configure_logging("bench", "INFO")
@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.burst is not None:
         changes["burst"] = args.burst
     config = dataclasses.replace(config, **changes)  # type: ignore[arg-type]
-    wait_for_quiet_machine(args.max_load, args.load_wait_s)
+    load_wait_s = args.load_wait_s if args.load_wait_s is not None else (20.0 if args.quick else 120.0)
+    wait_for_quiet_machine(args.max_load, load_wait_s)
     with tempfile.TemporaryDirectory(prefix="agentready-bench-") as work:
         results = asyncio.run(run_benchmark(config, Path(work)))
     report = write(results, args.out)

@@ -31,13 +31,14 @@ FULL = BenchConfig(name="full")
 QUICK = BenchConfig(
     name="quick",
     warmup_s=1.0,
-    closed_s=4.0,
-    open_s=5.0,
-    polling_open_s=2.0,
+    closed_s=3.0,
+    open_s=4.0,
+    open_fractions=(0.25, 0.5),  # the full run adds 75%
+    polling_open_s=1.5,
     polling_fractions=(0.5,),
     e2e_s=1.0,
     e2e_ready_deadline_s=90.0,
-    e2e_unsaturated_s=5.0,
+    e2e_unsaturated_s=4.0,
     burst=200,
     burst_ready_deadline_s=90.0,
 )

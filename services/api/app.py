@@ -10,7 +10,7 @@ import structlog
 from fastapi import FastAPI
 from faststream.redis import RedisBroker
 from psycopg_pool import AsyncConnectionPool
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from services.api.auth import Authenticator
 from services.api.body_limit import BodyLimitMiddleware
@@ -32,6 +32,7 @@ from services.runtime.publishing import BrokerPublisher
 from services.runtime.streams import ensure_groups
 
 SERVICE = "api"
+REDIS_MAX_CONNECTIONS = 512
 
 
 def _key_hash_prefix(digest: str) -> str:
@@ -89,7 +90,12 @@ def create_app(settings: ApiSettings) -> FastAPI:
         await pool.open(wait=True, timeout=30)
         async with pool.connection() as conn:
             await apply_migrations(conn, SERVICE, MIGRATIONS)
-        redis = Redis.from_url(settings.redis_url, **CONNECTION_OPTIONS)
+        # A burst waits (bounded) for a free connection instead of failing at redis-py's default cap of 100.
+        redis = Redis(
+            connection_pool=BlockingConnectionPool.from_url(
+                settings.redis_url, max_connections=REDIS_MAX_CONNECTIONS, timeout=5, **CONNECTION_OPTIONS
+            )
+        )
         broker = new_broker(settings.redis_url)
         await broker.connect()
         await ensure_groups(redis)
