@@ -41,7 +41,22 @@ async def main(settings: AgentSettings) -> None:
     await serve(settings, stop)
 
 
+LOOP_MONITOR_ENV = "LIVEKIT_AGENTS_LOOP_BLOCK_WARN_MS"
+
+
+def quiet_loop_monitors(settings: AgentSettings) -> None:
+    """With thread executors, turn livekit-agents' per-job event-loop monitor off unless configured.
+
+    Every job thread then shares one GIL, so each job's monitor (one more thread per job) mostly measures
+    the others and logs "event loop blocked" for all of them at once: under a backlog that storm of warnings
+    from hundreds of threads left the worker's logging locks stuck and the worker deaf to new jobs.
+    """
+    if settings.agent_job_executor == "thread":
+        os.environ.setdefault(LOOP_MONITOR_ENV, "0")
+
+
 if __name__ == "__main__":
     agent_settings = AgentSettings()
+    quiet_loop_monitors(agent_settings)
     configure_logging("agent", agent_settings.log_level, agent_settings.log_json)
     asyncio.run(main(agent_settings))

@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import structlog
 
@@ -21,6 +21,12 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 log = structlog.get_logger(__name__)
+
+
+def _retrieve(done: asyncio.Future[Any]) -> None:
+    """Mark a failed lookup's error as seen (its own caller got it; others may not have waited)."""
+    if not done.cancelled():
+        done.exception()
 
 
 def never(_: BaseException) -> bool:
@@ -59,6 +65,7 @@ class TtlCache(Generic[K, V]):
         self._clock = clock
         self._entries: dict[K, _Entry[V]] = {}
         self._retrying: set[K] = set()  # stale keys whose lookup is being retried in the background
+        self._inflight: dict[K, asyncio.Future[V | None]] = {}  # lookups running now, awaited by the same key's others
         self._tasks: set[asyncio.Task[None]] = set()  # the retries (referenced until done)
 
     async def get(self, key: K, lookup: Callable[[], Awaitable[V | None]]) -> V | None:
@@ -74,7 +81,23 @@ class TtlCache(Generic[K, V]):
                 if key not in self._retrying:
                     self._retry_in_background(key, entry, lookup)
                 return entry.value
-        return await self._refresh(key, entry, lookup)
+        inflight = self._inflight.get(key)
+        if inflight is not None:  # one lookup per key at a time: a burst must not take every database connection
+            if entry is not None:
+                return entry.value  # expired a moment ago, being looked up right now
+            return await asyncio.shield(inflight)
+        done: asyncio.Future[V | None] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(_retrieve)
+        self._inflight[key] = done
+        try:
+            value = await self._refresh(key, entry, lookup)
+        except BaseException as exc:
+            done.set_exception(exc)
+            raise
+        finally:
+            self._inflight.pop(key, None)
+        done.set_result(value)
+        return value
 
     def discard(self, key: K) -> None:
         """Forget ``key`` (its next request looks it up)."""

@@ -256,3 +256,28 @@ async def test_a_background_retry_that_gets_a_real_error_drops_the_stale_value()
     assert [e["event"] for e in logs] == ["cache_refresh_failed"]
     with pytest.raises(psycopg.errors.UndefinedTable):
         await cache.get("k", lookup)
+
+
+async def test_concurrent_requests_for_one_key_share_one_lookup() -> None:
+    """A burst on an expired or unknown key costs one database lookup, not one per request."""
+    clock = Clock()
+    cache: TtlCache[str, str] = TtlCache(1.0, clock=clock)
+    calls = 0
+    release = asyncio.Event()
+
+    async def slow_lookup() -> str:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return f"v{calls}"
+
+    first = [asyncio.create_task(cache.get("k", slow_lookup)) for _ in range(20)]
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(*first) == ["v1"] * 20 and calls == 1
+    clock.now += 2.0  # expired: the first request looks it up again, the others get the value it replaces
+    release.clear()
+    again = [asyncio.create_task(cache.get("k", slow_lookup)) for _ in range(20)]
+    await asyncio.sleep(0)
+    release.set()
+    assert sorted(await asyncio.gather(*again)) == ["v1"] * 19 + ["v2"] and calls == 2
