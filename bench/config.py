@@ -36,9 +36,9 @@ QUICK = BenchConfig(
     open_fractions=(0.25, 0.5),  # the full run adds 75%
     polling_open_s=1.5,
     polling_fractions=(0.5,),
-    e2e_s=1.0,
+    e2e_s=0.5,
     e2e_ready_deadline_s=90.0,
     e2e_unsaturated_s=4.0,
-    burst=200,
+    burst=150,
     burst_ready_deadline_s=90.0,
 )

@@ -76,7 +76,7 @@ def _e2e_section(results: dict[str, Any]) -> str:
     bound = 1000 * cores / cpu_ms if cpu_ms else 0.0
     per_service = ", ".join(f"{name} {e2e['cpu_s_per_1000'].get(name, 0.0):.0f}" for name in PIPELINE)
     return (
-        f"## End to end\n\n**At {e2e['rate']:.0f}/s for {e2e['duration_s']:.0f} s** (request -> ready from the "
+        f"## End to end\n\n**At {e2e['rate']:.0f}/s for {e2e['duration_s']:g} s** (request -> ready from the "
         f"sessions' records, minus the agent's {delay} ms): accepted {e2e['accepted']}, ready {e2e['ready']}, "
         f"statuses {e2e['statuses']}, all settled after {_ms(e2e['settled_after_s'])} s; the pipeline made "
         f"**{e2e['ready_per_s']:.1f} sessions ready per second**; overhead p50/p95/p99 {_ms(o.get('p50'))} / "
