@@ -32,6 +32,7 @@ def create_app(settings: SessionStoreSettings) -> FastStream:
         settings.database_url,
         min_size=settings.db_pool_min,
         max_size=settings.db_pool_max,
+        timeout=settings.db_pool_timeout_s,
         open=False,
         check=AsyncConnectionPool.check_connection,  # a connection left over from before an outage is replaced
     )
