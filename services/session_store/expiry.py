@@ -8,7 +8,6 @@ from typing import Protocol
 
 import structlog
 
-from contracts.events import SessionStatusChanged
 from services.session_store.lifecycle import EventPublisher, Transition
 
 log = structlog.get_logger(__name__)
@@ -36,16 +35,7 @@ async def expire_due_sessions(repo: ExpiringRepository, publisher: EventPublishe
 
     async def announce(transitions: list[Transition]) -> None:
         for transition in transitions:
-            await publisher.publish(
-                SessionStatusChanged(
-                    session_id=transition.session_id,
-                    correlation_id=transition.correlation_id or transition.session_id,
-                    org_id=transition.org_id,
-                    from_status=transition.from_status,
-                    to_status=transition.to_status,
-                    reason=transition.reason,
-                )
-            )
+            await publisher.publish(transition.announcement(transition.session_id))
 
     total = 0
     while True:

@@ -48,6 +48,17 @@ class Transition:
     reason: str | None
     correlation_id: str | None = None
 
+    def announcement(self, fallback_correlation_id: str) -> SessionStatusChanged:
+        """The ``session.status_changed`` event for this move (its own correlation id, else the fallback)."""
+        return SessionStatusChanged(
+            session_id=self.session_id,
+            correlation_id=self.correlation_id or fallback_correlation_id,
+            org_id=self.org_id,
+            from_status=self.from_status,
+            to_status=self.to_status,
+            reason=self.reason,
+        )
+
 
 class SessionRepository(Protocol):
     """The storage port of the session store."""
@@ -109,16 +120,7 @@ async def handle_event(event: Event, repo: SessionRepository, publisher: EventPu
     """
 
     async def announce(transition: Transition) -> None:
-        await publisher.publish(
-            SessionStatusChanged(
-                session_id=transition.session_id,
-                correlation_id=transition.correlation_id or event.correlation_id,
-                org_id=transition.org_id,
-                from_status=transition.from_status,
-                to_status=transition.to_status,
-                reason=transition.reason,
-            )
-        )
+        await publisher.publish(transition.announcement(event.correlation_id))
 
     transition = await repo.apply(change_for(event), before_commit=announce)
     if transition is None:
