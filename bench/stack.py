@@ -94,6 +94,7 @@ def stack_env(
         "AGENT_NUM_IDLE_PROCESSES": "8",
         "DISPATCH_JOIN_TIMEOUT_S": "5",
         "DISPATCH_MAX_ATTEMPTS": "100",
+        "DISPATCH_MAX_WAITING": "25",  # below the job cap: a backlog waits in the stream, not in refused jobs
         "AGENT_SPEAK_MS_PER_CHAR": "0",  # the agent's whole start-up time is the simulator's job delay
         # The benchmark's frontends never join their rooms: each job ends soon after ready instead of holding
         # its executor 30 s for a user who never comes (a production fleet holds jobs on many machines).

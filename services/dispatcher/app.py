@@ -22,6 +22,7 @@ from services.dispatcher.flow_relay import RoomWatchers, lifecycle_event, relay_
 from services.dispatcher.flow_seq import RedisFlowSequencer
 from services.dispatcher.ledger import RedisSessionLedger
 from services.dispatcher.livekit_rooms import LiveKitRoomsClient
+from services.dispatcher.pacing import DispatchPacer, PacingPolicy
 from services.dispatcher.ports import SessionRecord
 from services.dispatcher.retries import RetryPolicy
 from services.dispatcher.room_locks import RedisRoomLocks
@@ -47,6 +48,7 @@ class _Live:
     watchdog: asyncio.Task[None]
     watchers: RoomWatchers
     sequencer: RedisFlowSequencer
+    pacer: DispatchPacer
 
 
 class _Started:
@@ -73,6 +75,7 @@ def create_app(settings: DispatcherSettings) -> FastStream:
         settings.watchdog_lease_s,
         settings.watchdog_batch,
     )
+    pacing = PacingPolicy(settings.dispatch_max_waiting, settings.dispatch_max_pacing_wait_s)
     room_options = api.CreateRoomRequest(
         empty_timeout=settings.room_empty_timeout_s,
         departure_timeout=settings.room_departure_timeout_s,
@@ -85,7 +88,8 @@ def create_app(settings: DispatcherSettings) -> FastStream:
             session_id=request.session_id, correlation_id=request.correlation_id
         ):
             deps = started.get()
-            outcome = await dispatch_session(request, deps.rooms, deps.locks, deps.ledger, retry, watchdog)
+            async with deps.pacer.slot():
+                outcome = await dispatch_session(request, deps.rooms, deps.locks, deps.ledger, retry, watchdog)
             if outcome is not None:
                 await publisher.publish(outcome)
 
@@ -169,7 +173,8 @@ def create_app(settings: DispatcherSettings) -> FastStream:
             return bool(await redis.exists(watched_room_key(room_name)))
 
         watchers = RoomWatchers(rooms.room_watchers, settings.flow_watchers_cache_s, is_watched=is_watched)
-        started.live = _Live(lk, rooms, locks, ledger, redis, task, watchers, RedisFlowSequencer(redis))
+        pacer = DispatchPacer(ledger.waiting, pacing)
+        started.live = _Live(lk, rooms, locks, ledger, redis, task, watchers, RedisFlowSequencer(redis), pacer)
         structlog.get_logger(__name__).info("dispatcher_started", consumer=consumer, livekit=settings.livekit_http_url)
 
     async def stop_watchdog() -> None:

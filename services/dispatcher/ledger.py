@@ -101,6 +101,10 @@ class RedisSessionLedger:
             records.append(record)
         return records
 
+    async def waiting(self) -> int:
+        """How many dispatched sessions wait for their agent (the watch set, every replica's)."""
+        return int(await self._redis.zcard(self._watchdog))
+
     async def mark_joined(self, session_id: str) -> None:
         """Stop watching (a closed session stays closed)."""
         await self._joined(keys=[self._key(session_id), self._watchdog], args=[session_id, self._ttl_s])

@@ -114,6 +114,10 @@ class SessionLedger(Protocol):
         (so another replica takes it again only if this one dies before it is settled)."""
         ...
 
+    async def waiting(self) -> int:
+        """How many sessions are armed and wait for their agent, across every replica."""
+        ...
+
     async def mark_joined(self, session_id: str) -> None:
         """An agent joined: stop watching."""
         ...

@@ -29,6 +29,15 @@ class DispatcherSettings(LiveKitSettings):
     dispatch_max_attempts: int = Field(
         default=3, ge=1, description="dispatches per session (the first included) before it fails"
     )
+    dispatch_max_waiting: int = Field(
+        default=200,
+        ge=0,
+        description="new dispatches wait while this many dispatched sessions wait for their agent (all replicas; "
+        "0: no pacing). Keep it below the agent fleet's free job capacity: LiveKit drops jobs a full fleet refuses",
+    )
+    dispatch_max_pacing_wait_s: float = Field(
+        default=60.0, gt=0, description="a paced session is dispatched anyway after waiting this long"
+    )
     watchdog_scan_interval_s: float = Field(
         default=1.0, gt=0, description="how often each replica looks for due watches"
     )

@@ -82,6 +82,10 @@ def stack_env(redis_url: str, database_url: str, livekit_url: str, api_port: int
         "AGENT_MAX_JOBS": "60",
         "DISPATCH_JOIN_TIMEOUT_S": "10",
         "DISPATCH_MAX_ATTEMPTS": "6",
+        # Pacing: at most 25 sessions wait for their agent, so a backlog released by a fault reaches the worker
+        # no faster than it frees jobs (unpaced, refused waves needed up to 6 join timeouts: ~60 s).
+        "DISPATCH_MAX_WAITING": "25",
+        "DISPATCH_MAX_PACING_WAIT_S": "10",  # below DELIVERY_HANDLER_TIMEOUT_S
         "API_HOST": "127.0.0.1",
         "API_PORT": str(api_port),
         "API_INTERNAL_URL": f"http://127.0.0.1:{api_port}",

@@ -105,6 +105,9 @@ class FakeLedger:
             self.deadlines[session_id] = now + lease_s
         return [self.records[s] for _, s in due]
 
+    async def waiting(self) -> int:
+        return len(self.deadlines)
+
     async def mark_joined(self, session_id: str) -> None:
         found = self.records.get(session_id) or SessionRecord(session_id, "", "", "", "joined")
         if found.state != "closed":

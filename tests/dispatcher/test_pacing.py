@@ -1,0 +1,138 @@
+"""Dispatch pacing: the pacer's rules, then a dispatcher on real Redis and the simulator holding a burst back."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from redis.asyncio import Redis
+
+from contracts.events import AgentJoined, SessionRequested
+from contracts.streams import SESSION_REQUESTED, Groups
+from devstack.livekit_sim import Simulator
+from services.dispatcher.ledger import RedisSessionLedger
+from services.dispatcher.pacing import DispatchPacer, PacingPolicy
+
+from .conftest import dispatcher_settings, our_dispatches, running_dispatcher, wait_until
+from .fakes import session_request
+
+
+class Waiting:
+    """The shared count the pacer reads, set by the test (in production: the ledger's watch set)."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self.reads = 0
+
+    async def __call__(self) -> int:
+        self.reads += 1
+        return self.value
+
+
+async def test_admits_up_to_the_cap_counting_its_own_dispatches_in_progress() -> None:
+    waiting = Waiting()
+    waiting.value = 1
+    pacer = DispatchPacer(waiting, PacingPolicy(max_waiting=3, max_wait_s=30, look_every_s=0.01))
+    async with pacer.slot(), pacer.slot():  # 1 waiting + 2 in progress = the cap
+        third = asyncio.create_task(_enter(pacer))
+        await asyncio.sleep(0.1)  # the fault under test: time passes, the third must not get in
+        assert not third.done()
+        waiting.value = 0  # one agent joined
+        await asyncio.wait_for(third, timeout=5)
+
+
+async def test_releases_its_slot_when_the_dispatch_fails() -> None:
+    pacer = DispatchPacer(Waiting(), PacingPolicy(max_waiting=1, max_wait_s=30, look_every_s=0.01))
+    try:
+        async with pacer.slot():
+            raise RuntimeError("LiveKit said no")
+    except RuntimeError:
+        pass
+    assert await asyncio.wait_for(_enter(pacer), timeout=5) < 1
+
+
+async def test_gives_up_waiting_after_the_bound_and_dispatches_anyway() -> None:
+    waiting = Waiting()
+    waiting.value = 10
+    pacer = DispatchPacer(waiting, PacingPolicy(max_waiting=5, max_wait_s=0.2, look_every_s=0.01))
+    started = time.monotonic()
+    waited = await asyncio.wait_for(_enter(pacer), timeout=5)
+    assert 0.2 <= waited <= time.monotonic() - started
+
+
+async def test_many_waiting_handlers_share_one_count_read_per_look() -> None:
+    waiting = Waiting()
+    waiting.value = 5
+    pacer = DispatchPacer(waiting, PacingPolicy(max_waiting=5, max_wait_s=0.3, look_every_s=0.05))
+    await asyncio.gather(*(_enter(pacer) for _ in range(50)))
+    assert waiting.reads <= 0.3 / 0.05 + 2  # not 50 handlers x 6 looks
+
+
+async def test_zero_turns_pacing_off() -> None:
+    waiting = Waiting()
+    waiting.value = 1_000
+    pacer = DispatchPacer(waiting, PacingPolicy(max_waiting=0, max_wait_s=30))
+    assert await asyncio.wait_for(_enter(pacer), timeout=5) == 0.0
+    assert waiting.reads == 0
+
+
+async def _enter(pacer: DispatchPacer) -> float:
+    async with pacer.slot() as waited:
+        return waited
+
+
+async def test_a_burst_is_dispatched_no_faster_than_agents_join(
+    sim: Simulator, dispatcher_redis_url: str, agent_name: str
+) -> None:
+    cap, sessions = 4, 10
+    settings = dispatcher_settings(
+        sim,
+        dispatcher_redis_url,
+        agent_name,
+        dispatch_max_waiting=cap,
+        dispatch_join_timeout_s=600.0,  # no agent in this test: the watchdog must stay quiet
+    )
+    requests = [session_request() for _ in range(sessions)]
+
+    def dispatched() -> list[SessionRequested]:
+        return [r for r in requests if our_dispatches(sim, r.room_name, agent_name)]
+
+    redis = Redis.from_url(dispatcher_redis_url)
+    ledger = RedisSessionLedger(redis, agent_name)
+    try:
+        async with running_dispatcher(settings) as publish:
+            for request in requests:
+                await publish(request)
+            await wait_until(lambda: len(dispatched()) >= cap, what=f"{cap} dispatched")
+            assert settings.consumer_name is not None
+            await _until_held(
+                redis, settings.consumer_name, sessions - cap
+            )  # the rest were read and are held, not left unread
+            assert len(dispatched()) == cap
+            assert await ledger.waiting() == cap
+
+            joined_ids: set[str] = set()
+            for joined in range(sessions):  # each agent that joins lets one more session through
+                await wait_until(lambda n=joined: len(dispatched()) > n, what=f"dispatch {joined + 1}")
+                assert len(dispatched()) <= joined + cap
+                first_waiting = next(r for r in dispatched() if r.session_id not in joined_ids)
+                joined_ids.add(first_waiting.session_id)
+                await publish(AgentJoined(session_id=first_waiting.session_id, room_name="r", job_id="j"))
+            assert len(dispatched()) == sessions
+    finally:
+        await redis.aclose()
+
+
+async def _until_held(redis: Redis, consumer: str, held: int, timeout: float = 10.0) -> None:
+    """Wait until the dispatcher has read ``held`` more requests than it dispatched (read, not acked)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pending = await redis.xpending(SESSION_REQUESTED, Groups.DISPATCHER)
+        mine = {
+            (c["name"].decode() if isinstance(c["name"], bytes) else c["name"]): c["pending"]
+            for c in pending["consumers"]
+        }
+        if mine.get(consumer, 0) >= held:
+            return
+        assert time.monotonic() < deadline, f"requests not read and held within {timeout} s: {pending}"
+        await asyncio.sleep(0.02)
