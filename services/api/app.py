@@ -116,9 +116,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app = FastAPI(title="agentready", version="0.1.0", lifespan=lifespan)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
+    app.include_router(sessions.router)  # first: routes are matched in order, and this one holds the hot path
     app.include_router(health.router)
     app.include_router(flows.router)
-    app.include_router(sessions.router)
     app.include_router(watch.router)
     app.include_router(events.router)
     app.include_router(internal.router)
