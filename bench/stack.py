@@ -86,15 +86,16 @@ def stack_env(
         "AGENT_ROOM_BACKEND": "simulator",
         "AGENT_JOB_EXECUTOR": "thread",
         "AGENT_WAIT_FOR_USER": "false",
-        # The worker takes at most 30 jobs at once and refuses more; the simulator drops a refused job and the
-        # dispatcher's watchdog offers it again 5 s later, so a backlog waits for the fleet instead of piling
-        # thousands of jobs onto one worker's executor pool (it stopped taking jobs: 4 of 3,000 ready).
+        # The worker takes at most 80 jobs at once and refuses more (the simulator, like LiveKit, drops a refused
+        # job); the dispatcher keeps at most 50 sessions waiting for their agent, so a backlog waits in the stream
+        # instead of piling onto one worker (unpaced, it stopped taking jobs: 4 of 3,000 ready) or turning into
+        # refused jobs and re-dispatches.
         "AGENT_LOAD_THRESHOLD": "0.99",
-        "AGENT_MAX_JOBS": "30",
-        "AGENT_NUM_IDLE_PROCESSES": "8",
-        "DISPATCH_JOIN_TIMEOUT_S": "5",
-        "DISPATCH_MAX_ATTEMPTS": "100",
-        "DISPATCH_MAX_WAITING": "25",  # below the job cap: a backlog waits in the stream, not in refused jobs
+        "AGENT_MAX_JOBS": "80",
+        "AGENT_NUM_IDLE_PROCESSES": "16",
+        "DISPATCH_JOIN_TIMEOUT_S": "10",
+        "DISPATCH_MAX_ATTEMPTS": "5",
+        "DISPATCH_MAX_WAITING": "50",
         "AGENT_SPEAK_MS_PER_CHAR": "0",  # the agent's whole start-up time is the simulator's job delay
         # The benchmark's frontends never join their rooms: each job ends soon after ready instead of holding
         # its executor 30 s for a user who never comes (a production fleet holds jobs on many machines).
