@@ -24,12 +24,12 @@ from services.api.repository import ApiRepository, Flow
 from services.api.routes import events, flows, health, internal, sessions, watch
 from services.api.sessions import SessionPolicy, TokenIssuer
 from services.api.settings import ApiSettings
-from services.api.ttl_cache import TtlCache
 from services.runtime.broker import CONNECTION_OPTIONS, new_broker
 from services.runtime.delivery import is_transient
 from services.runtime.migrations import apply_migrations
 from services.runtime.publishing import BrokerPublisher
 from services.runtime.streams import ensure_groups
+from services.runtime.ttl_cache import TtlCache
 
 SERVICE = "api"
 REDIS_MAX_CONNECTIONS = 512

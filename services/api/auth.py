@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from typing import Protocol
 
-from services.api.ttl_cache import TtlCache
+from services.runtime.ttl_cache import TtlCache
 
 KEY_PREFIX = "ar_"
 MIN_KEY_LENGTH = 16

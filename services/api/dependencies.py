@@ -18,8 +18,8 @@ from services.api.outbox import RedisSessionOutbox
 from services.api.repository import ApiRepository, Flow
 from services.api.sessions import SessionPolicy, TokenIssuer
 from services.api.settings import ApiSettings
-from services.api.ttl_cache import TtlCache
 from services.runtime.publishing import BrokerPublisher
+from services.runtime.ttl_cache import TtlCache
 
 
 @dataclass

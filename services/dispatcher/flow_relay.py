@@ -18,6 +18,7 @@ from contracts.events import SessionStatusChanged
 from contracts.flow_events import FlowEvent, project
 from services.dispatcher.ports import LiveKitError, TransientLiveKitError
 from services.dispatcher.retries import RetryPolicy, with_retries
+from services.runtime.ttl_cache import TtlCache
 
 log = structlog.get_logger(__name__)
 
@@ -55,10 +56,9 @@ class RoomWatchers:
     ) -> None:
         self._list = list_watchers
         self._is_watched = is_watched
-        self._ttl_s = ttl_s
-        self._max_rooms = max_rooms
-        self._clock = clock
-        self._rooms: dict[str, tuple[float, dict[str, str]]] = {}
+        self._rooms: TtlCache[str, dict[str, str]] = TtlCache(
+            ttl_s, name="room_watchers", max_entries=max_rooms, clock=clock
+        )
 
     async def is_watched(self, room_name: str) -> bool:
         """False for a room that no watcher token was ever minted for (always True without that check)."""
@@ -69,22 +69,12 @@ class RoomWatchers:
         watcher token was ever minted for."""
         if not await self.is_watched(room_name):
             return {}
-        now = self._clock()
-        cached = self._rooms.get(room_name)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        found = await self._list(room_name)
-        if self._ttl_s > 0:
-            if len(self._rooms) >= self._max_rooms:
-                self._rooms = {name: entry for name, entry in self._rooms.items() if entry[0] > now}
-                if len(self._rooms) >= self._max_rooms:
-                    self._rooms.pop(next(iter(self._rooms)))
-            self._rooms[room_name] = (now + self._ttl_s, found)
-        return found
+        found = await self._rooms.get(room_name, lambda: self._list(room_name))
+        return found if found is not None else {}
 
     def forget(self, room_name: str) -> None:
         """Drop the room's entry (after a failed send: the room or its watchers changed)."""
-        self._rooms.pop(room_name, None)
+        self._rooms.discard(room_name)
 
 
 def by_role(event: FlowEvent, watchers: dict[str, str]) -> dict[str, list[str]]:

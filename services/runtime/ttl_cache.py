@@ -1,9 +1,10 @@
 """A small in-process cache of lookups whose answers expire; during an outage it answers from expired entries.
 
-Reused by the hot path for flows and API keys. A value is reused for ``ttl_s``; then the next request looks it up
-again. Only when that lookup fails with an error ``is_outage`` accepts (the database is unreachable) is the
-expired value used instead, for at most ``stale_s`` past its expiry; meanwhile requests answer at once and one
-lookup per key and TTL is retried in the background, so an outage costs one slow request per key, not one per TTL.
+Used by the API's hot path (flows, API keys) and the dispatcher (room watchers). A value is reused for ``ttl_s``;
+then the next request looks it up again, one lookup per key at a time. Only when that lookup fails with an error
+``is_outage`` accepts (the database is unreachable) is the expired value used instead, for at most ``stale_s`` past
+its expiry; meanwhile requests answer at once and one lookup per key and TTL is retried in the background, so an
+outage costs one slow request per key, not one per TTL.
 A lookup that answers None (not found, revoked) drops the entry at once: a working database is never overridden.
 """
 

@@ -11,8 +11,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from services.api.auth import Authenticator, AuthError, hash_key
-from services.api.ttl_cache import TtlCache
 from services.runtime.delivery import is_transient
+from services.runtime.ttl_cache import TtlCache
 
 TTL = 2.0
 STALE = 60.0
