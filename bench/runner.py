@@ -53,10 +53,12 @@ async def _phases(config: BenchConfig, stack: Stack, runner: PhaseRunner) -> dic
         log.info("phase", name="ceiling closed loop")
         ceiling, _ = await runner.run("closed", "ceiling", _spec(stack.ceiling_url, stack, "closed", **closed))
         log.info("phase", name="api closed loop", ceiling_rps=round(ceiling.throughput_rps))
-        _, load = await runner.run(
-            "closed", "api", _spec(stack.api_url, stack, "closed", **closed), profile={"api": stack.pids["api"]}
-        )
+        _, load = await runner.run("closed", "api", _spec(stack.api_url, stack, "closed", **closed))
         out["api_closed_sessions"] = len(load.session_ids)
+        if config.profile:  # a run of its own: py-spy's CPU must not count against the API beside the ceiling
+            profiled = {**closed, "duration_s": min(config.closed_s, 5.0)}
+            spec = _spec(stack.api_url, stack, "closed", **profiled)
+            await runner.run("closed-profiled", "api", spec, profile={"api": stack.pids["api"]})
         for fraction in config.open_fractions:
             rate = fraction * ceiling.throughput_rps
             log.info("phase", name="api open loop", rate=round(rate))

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 
-from bench.loadgen import LoadSpec, run_load
+from bench.loadgen import LoadSpec, _Run, run_load
 from bench.profiling import top_functions
 from bench.stats import percentile, summary
 from bench.targets import evaluate
@@ -60,6 +62,16 @@ async def test_open_loop_sends_at_the_fixed_rate(echo_server: str) -> None:
     result = await run_load(spec)
     assert result.statuses == {"202": 30}
     assert 0.25 < result.wall_s < 2.0
+
+
+async def test_a_request_sent_before_its_scheduled_time_counts_from_its_send(echo_server: str) -> None:
+    """uvloop's timers (millisecond resolution) can wake the open loop early; latency must not shrink."""
+    spec = LoadSpec(base_url=echo_server, path="/api/flows/f/sessions", mode="open")
+    async with aiohttp.ClientSession(base_url=echo_server) as http:
+        run = _Run(spec, http, http)
+        await run.one(scheduled=time.perf_counter() + 0.05)  # woke 50 ms early
+    assert run.result.statuses == {"202": 1}
+    assert run.result.latencies_ms[0] > 0  # measured from the scheduled time, it would be about -48 ms
 
 
 def test_collapsed_stacks_reduce_to_top_functions(tmp_path: Path) -> None:
