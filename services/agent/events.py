@@ -7,13 +7,14 @@ from typing import Protocol
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
-from tenacity.wait import wait_exponential_jitter
 
 from contracts.events import Event
 from contracts.keys import watched_room_key
 from contracts.streams import stream_for
 from services.runtime.broker import new_broker
+from services.runtime.retrying import RetryPolicy, with_retries
+
+_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 class EventPublisher(Protocol):
@@ -32,8 +33,7 @@ class RedisEventPublisher:
 
     def __init__(self, redis_url: str, *, attempts: int = 6, max_seconds: float = 15.0) -> None:
         self._broker = new_broker(redis_url)
-        self._attempts = attempts
-        self._max_seconds = max_seconds
+        self._retry = RetryPolicy(attempts, max_seconds, initial_s=0.1)
         self._connected = False
         self._lock: asyncio.Lock | None = None
 
@@ -53,16 +53,12 @@ class RedisEventPublisher:
         A Redis restart or blip is retried (bounded in attempts and time), so ``agent.ready`` survives it;
         the event's message id makes a duplicate after an ambiguous failure harmless downstream.
         """
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._attempts) | stop_after_delay(self._max_seconds),
-            wait=wait_exponential_jitter(multiplier=0.1, max=2.0),
-            retry=retry_if_exception_type((RedisConnectionError, RedisTimeoutError, OSError)),
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                await self._ensure_connected()
-                await self._broker.publish(event, stream=stream_for(type(event)), correlation_id=event.correlation_id)
+
+        async def once() -> None:
+            await self._ensure_connected()
+            await self._broker.publish(event, stream=stream_for(type(event)), correlation_id=event.correlation_id)
+
+        await with_retries(self._retry, once, _REDIS_DOWN)
 
     async def room_watched(self, room_name: str) -> bool:
         """True when a watcher token was minted for ``room_name`` (the flow-events relay serves only those)."""

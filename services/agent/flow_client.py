@@ -11,10 +11,9 @@ from typing import Any
 
 import httpx
 import structlog
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
-from tenacity.wait import wait_exponential_jitter
 
 from services.agent.metadata import SessionMetadata
+from services.runtime.retrying import RetryPolicy, with_retries
 
 log = structlog.get_logger(__name__)
 
@@ -57,22 +56,11 @@ class HttpFlowInitialiser:
         """Initialise the session's flow; raise FlowInitError when refused or when retries run out."""
         if not session.credential:
             raise FlowInitError("the dispatch metadata carries no agent credential for the API")
-        policy = self._policy
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.max_seconds),
-            wait=wait_exponential_jitter(multiplier=policy.initial_backoff_s, max=policy.max_seconds / 4),
-            retry=retry_if_exception_type(_Retryable),
-            reraise=True,
-        )
+        policy = RetryPolicy(self._policy.attempts, self._policy.max_seconds, self._policy.initial_backoff_s)
         try:
-            async for attempt in retrying:
-                with attempt:
-                    return await self._once(session)
+            return await with_retries(policy, lambda: self._once(session), _Retryable)
         except _Retryable as exc:
-            raise FlowInitError(
-                f"flow init failed after {policy.attempts} attempts / {policy.max_seconds:g}s: {exc}"
-            ) from exc
-        raise AssertionError("unreachable: tenacity either returns or raises")
+            raise FlowInitError(f"flow init failed after {policy.describe()}: {exc}") from exc
 
     async def _once(self, session: SessionMetadata) -> FlowConfig:
         url = f"{self._api_url}/internal/sessions/{session.session_id}/flow-init"
