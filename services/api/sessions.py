@@ -116,8 +116,12 @@ async def request_session(
         livekit_url=issuer.livekit_url,
         ready_deadline=request.ready_deadline,
     )
-    record = json.dumps(
-        {"flowId": flow.id, "response": created.model_dump(mode="json"), "request": request.model_dump(mode="json")}
+    record = (  # what a retry with the same Idempotency-Key gets back; without a key nothing is remembered
+        json.dumps(
+            {"flowId": flow.id, "response": created.model_dump(mode="json"), "request": request.model_dump(mode="json")}
+        )
+        if idem_key
+        else ""
     )
     try:
         admission = await outbox.admit(request, idem_key, record)
