@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 
 import aiohttp
@@ -88,7 +89,8 @@ def create_app(settings: DispatcherSettings) -> FastStream:
             session_id=request.session_id, correlation_id=request.correlation_id
         ):
             deps = started.get()
-            async with deps.pacer.slot():
+            # no longer than the session may wait for its agent at all
+            async with deps.pacer.slot(max_wait_s=request.ready_deadline.timestamp() - time.time()):
                 outcome = await dispatch_session(request, deps.rooms, deps.locks, deps.ledger, retry, watchdog)
             if outcome is not None:
                 await publisher.publish(outcome)

@@ -55,6 +55,10 @@ async def dispatch_session(
             if state == "closed":
                 log.info("dispatch_skipped", reason="session already over")
                 return None
+            if request.ready_deadline.timestamp() <= clock():
+                # read late (a backlog): the session store expires it; an agent sent now would only be cleaned up
+                log.info("dispatch_skipped", reason="past its readiness deadline")
+                return None
 
             async def create() -> str:
                 await rooms.ensure_room(request.room_name, metadata)

@@ -45,28 +45,32 @@ class DispatchPacer:
         self._policy = policy
         self._clock = clock
         self._looked_at = float("-inf")
-        self._waiting = 0  # as of the last look
+        self._waiting = 0  # as of the last look, plus the dispatches finished here since
         self._dispatching = 0  # admitted here and not yet armed, so not in the count yet
         self._lock = asyncio.Lock()
 
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[float]:
-        """Hold a slot while dispatching (wait at most ``max_wait_s`` for it); yield the seconds waited."""
-        if self._policy.max_waiting <= 0:
+    async def slot(self, max_wait_s: float | None = None) -> AsyncIterator[float]:
+        """Hold a slot while dispatching (wait at most ``max_wait_s``, never more than the policy's); yield the
+        seconds waited. Nothing to wait for (0 or less: a session past its readiness deadline) takes no slot."""
+        if self._policy.max_waiting <= 0 or (max_wait_s is not None and max_wait_s <= 0):
             yield 0.0
             return
-        waited = await self._admit()
+        bound = self._policy.max_wait_s if max_wait_s is None else min(max_wait_s, self._policy.max_wait_s)
+        waited = await self._admit(bound)
         try:
             yield waited
         finally:
             self._dispatching -= 1
+            # Armed by now (or failed): the count read before the next look does not have it yet.
+            self._waiting += 1
 
-    async def _admit(self) -> float:
+    async def _admit(self, max_wait_s: float) -> float:
         policy = self._policy
         started = self._clock()
         while not await self._take():
             waited = self._clock() - started
-            if waited >= policy.max_wait_s:
+            if waited >= max_wait_s:
                 log.warning("dispatch_pacing_gave_up", waited_s=round(waited, 3), max_waiting=policy.max_waiting)
                 self._dispatching += 1
                 return waited

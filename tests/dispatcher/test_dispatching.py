@@ -3,6 +3,8 @@ watchdog armed once, nothing created for a session that is already over."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from contracts.events import Event, SessionDispatched, SessionDispatchFailed, SessionRequested
 from contracts.job import AgentJobMetadata
 from services.dispatcher.dispatching import dispatch_session
@@ -46,6 +48,15 @@ async def test_session_already_over_is_not_dispatched() -> None:
     await ledger.close(request.session_id)  # ended before its request was consumed
     assert await _dispatch(rooms, ledger, request) is None
     assert rooms.rooms == {} and rooms.calls == 0
+    assert ledger.records[request.session_id].room_name == request.room_name  # learnt, for clean-up
+
+
+async def test_session_past_its_readiness_deadline_is_not_dispatched() -> None:
+    rooms, ledger = FakeRooms(), FakeLedger()
+    request = session_request().model_copy(update={"ready_deadline": datetime.fromtimestamp(999.0, UTC)})
+    assert await _dispatch(rooms, ledger, request) is None  # the clock says 1000
+    assert rooms.rooms == {} and rooms.calls == 0
+    assert request.session_id not in ledger.deadlines
     assert ledger.records[request.session_id].room_name == request.room_name  # learnt, for clean-up
 
 

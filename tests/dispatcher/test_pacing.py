@@ -41,6 +41,18 @@ async def test_admits_up_to_the_cap_counting_its_own_dispatches_in_progress() ->
         await asyncio.wait_for(third, timeout=5)
 
 
+async def test_a_finished_dispatch_still_counts_until_the_count_shows_it() -> None:
+    waiting = Waiting()
+    pacer = DispatchPacer(waiting, PacingPolicy(max_waiting=1, max_wait_s=30, look_every_s=0.3))
+    async with pacer.slot():
+        waiting.value = 1  # armed: in the shared count, but this replica read the count before
+    second = asyncio.create_task(_enter(pacer))
+    await asyncio.sleep(0.1)  # the fault under test: a look is not due yet, the stale count says 0
+    assert not second.done()
+    waiting.value = 0  # its agent joined
+    await asyncio.wait_for(second, timeout=5)
+
+
 async def test_releases_its_slot_when_the_dispatch_fails() -> None:
     pacer = DispatchPacer(Waiting(), PacingPolicy(max_waiting=1, max_wait_s=30, look_every_s=0.01))
     try:
@@ -66,6 +78,20 @@ async def test_many_waiting_handlers_share_one_count_read_per_look() -> None:
     pacer = DispatchPacer(waiting, PacingPolicy(max_waiting=5, max_wait_s=0.3, look_every_s=0.05))
     await asyncio.gather(*(_enter(pacer) for _ in range(50)))
     assert waiting.reads <= 0.3 / 0.05 + 2  # not 50 handlers x 6 looks
+
+
+async def test_a_session_waits_no_longer_than_it_may_and_one_past_its_deadline_takes_no_slot() -> None:
+    waiting = Waiting()
+    waiting.value = 5
+    pacer = DispatchPacer(waiting, PacingPolicy(max_waiting=5, max_wait_s=30, look_every_s=0.01))
+    started = time.monotonic()
+    async with pacer.slot(max_wait_s=0.2) as waited:
+        assert 0.2 <= waited < 5
+    async with pacer.slot(max_wait_s=-1.0) as waited:
+        assert waited == 0.0
+    assert time.monotonic() - started < 5
+    waiting.value = 4  # one free slot: the past-deadline session above did not keep one
+    assert await asyncio.wait_for(_enter(pacer), timeout=5) < 1
 
 
 async def test_zero_turns_pacing_off() -> None:
