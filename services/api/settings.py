@@ -49,6 +49,12 @@ class ApiSettings(LiveKitSettings):
     agent_credential_secret: str = DEV_AGENT_CREDENTIAL_SECRET
     agent_credential_margin_s: int = Field(default=120, ge=0, description="agent credential validity after deadline")
     sse_heartbeat_s: float = Field(default=15.0, gt=0, description="comment line sent to idle SSE clients")
+    sse_recheck_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="an SSE stream re-reads the session's status this long after it starts, then at every heartbeat: "
+        "a change announced just before the client subscribed, whose database write was not yet visible, still arrives",
+    )
     sse_queue_size: int = Field(default=32, ge=1, description="changes buffered per SSE client before it is dropped")
 
     def model_post_init(self, context: object, /) -> None:

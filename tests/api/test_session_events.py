@@ -73,6 +73,27 @@ async def test_late_client_of_a_terminal_session_gets_it_and_the_stream_closes(
     assert '"reason":"late"' in response.text
 
 
+async def test_a_change_announced_before_the_client_subscribed_still_arrives(
+    client: httpx.AsyncClient, api_app: FastAPI
+) -> None:
+    """The session store announces before it commits: a client can read the old status and miss the event."""
+    import psycopg
+
+    flow_id = await new_flow(client)
+    sid = (await client.post(f"/api/flows/{flow_id}/sessions")).json()["sessionId"]
+    org_id = (await api_app.state.resources.outbox.snapshot(sid)).org_id
+    stream = asyncio.create_task(client.get(f"/api/sessions/{sid}/events", timeout=10))
+    await _until_listening(api_app, sid)
+    async with await psycopg.AsyncConnection.connect(api_app.state.resources.settings.database_url) as conn:
+        await conn.execute(  # committed now; its announcement went out before this client listened
+            "INSERT INTO sessions (id, org_id, flow_id, status, reason) VALUES (%s, %s, %s, 'expired', 'late')",
+            (sid, org_id, flow_id),
+        )
+    # no event will come: only the stream's re-read can see it (heartbeats are 15 s apart)
+    response = await asyncio.wait_for(stream, timeout=10)
+    assert _statuses(response.text) == ["pending", "expired"]
+
+
 async def test_slow_listener_is_dropped_not_the_process(api_app: FastAPI) -> None:
     fanout = api_app.state.resources.fanout
     sid = uuid.uuid4().hex

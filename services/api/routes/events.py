@@ -28,6 +28,11 @@ def status_frame(session_id: str, status: str, reason: str | None, at: datetime)
     return f"event: status\ndata: {data}\n\n"
 
 
+def _moves(status: SessionStatus, target: SessionStatus) -> bool:
+    """True when ``target`` is a forward move from ``status`` (not late, not a duplicate)."""
+    return target != status and can_transition(status, target)
+
+
 async def status_stream(resources: Resources, org_id: str, session_id: str) -> AsyncIterator[str]:
     """The current status first, then each forward change, until a terminal status (or the client lags)."""
     with resources.fanout.listen(session_id) as listener:  # listen before reading: no change falls in between
@@ -36,17 +41,27 @@ async def status_stream(resources: Resources, org_id: str, session_id: str) -> A
             return
         status = SessionStatus(current.status)
         yield f"retry: {_RETRY_MS}\n" + status_frame(session_id, status.value, current.reason, utc_now())
+        settings = resources.settings
+        wait_s = min(settings.sse_recheck_s, settings.sse_heartbeat_s)
         while status not in TERMINAL:
             try:
-                change = await asyncio.wait_for(listener.queue.get(), timeout=resources.settings.sse_heartbeat_s)
+                change = await asyncio.wait_for(listener.queue.get(), timeout=wait_s)
             except TimeoutError:
-                yield ": keep-alive\n\n"  # a comment: keeps proxies from closing an idle stream
+                # The session store announces a change just before committing it: a client that subscribed in
+                # between read the old status and heard nothing. Re-reading the status closes that gap.
+                wait_s = settings.sse_heartbeat_s
+                latest = await find_session(org_id, session_id, resources.repo, resources.outbox)
+                if latest is not None and _moves(status, SessionStatus(latest.status)):
+                    status = SessionStatus(latest.status)
+                    yield status_frame(session_id, status.value, latest.reason, utc_now())
+                else:
+                    yield ": keep-alive\n\n"  # a comment: keeps proxies from closing an idle stream
                 continue
             if change is DROPPED:
                 yield ": too slow; reconnect to get the current status\n\n"
                 return
             target = SessionStatus(change.to_status)
-            if not can_transition(status, target) or target == status:
+            if not _moves(status, target):
                 continue  # late or duplicate: the status only moves forward
             status = target
             yield status_frame(session_id, status.value, change.reason, change.occurred_at)
