@@ -55,19 +55,29 @@ async def test_sse_sends_current_status_then_each_change_and_closes(
     assert api_app.state.resources.fanout.listener_count(sid) == 0
 
 
-async def test_late_client_of_a_terminal_session_gets_it_and_the_stream_closes(
-    client: httpx.AsyncClient, api_app: FastAPI
-) -> None:
+async def _new_session(client: httpx.AsyncClient) -> tuple[str, str]:
+    """A requested session: its flow id and session id."""
+    flow_id = await new_flow(client)
+    return flow_id, (await client.post(f"/api/flows/{flow_id}/sessions")).json()["sessionId"]
+
+
+async def _expire_in_the_store(api_app: FastAPI, flow_id: str, sid: str) -> None:
+    """Write the session's row as the session store would, at 'expired' (reason 'late'), with no event."""
     import psycopg
 
-    flow_id = await new_flow(client)
-    sid = (await client.post(f"/api/flows/{flow_id}/sessions")).json()["sessionId"]
     org_id = (await api_app.state.resources.outbox.snapshot(sid)).org_id
     async with await psycopg.AsyncConnection.connect(api_app.state.resources.settings.database_url) as conn:
         await conn.execute(
             "INSERT INTO sessions (id, org_id, flow_id, status, reason) VALUES (%s, %s, %s, 'expired', 'late')",
             (sid, org_id, flow_id),
         )
+
+
+async def test_late_client_of_a_terminal_session_gets_it_and_the_stream_closes(
+    client: httpx.AsyncClient, api_app: FastAPI
+) -> None:
+    flow_id, sid = await _new_session(client)
+    await _expire_in_the_store(api_app, flow_id, sid)
     response = await asyncio.wait_for(client.get(f"/api/sessions/{sid}/events"), timeout=10)
     assert _statuses(response.text) == ["expired"]
     assert '"reason":"late"' in response.text
@@ -77,18 +87,10 @@ async def test_a_change_announced_before_the_client_subscribed_still_arrives(
     client: httpx.AsyncClient, api_app: FastAPI
 ) -> None:
     """The session store announces before it commits: a client can read the old status and miss the event."""
-    import psycopg
-
-    flow_id = await new_flow(client)
-    sid = (await client.post(f"/api/flows/{flow_id}/sessions")).json()["sessionId"]
-    org_id = (await api_app.state.resources.outbox.snapshot(sid)).org_id
+    flow_id, sid = await _new_session(client)
     stream = asyncio.create_task(client.get(f"/api/sessions/{sid}/events", timeout=10))
     await _until_listening(api_app, sid)
-    async with await psycopg.AsyncConnection.connect(api_app.state.resources.settings.database_url) as conn:
-        await conn.execute(  # committed now; its announcement went out before this client listened
-            "INSERT INTO sessions (id, org_id, flow_id, status, reason) VALUES (%s, %s, %s, 'expired', 'late')",
-            (sid, org_id, flow_id),
-        )
+    await _expire_in_the_store(api_app, flow_id, sid)  # its announcement went out before this client listened
     # no event will come: only the stream's re-read can see it (heartbeats are 15 s apart)
     response = await asyncio.wait_for(stream, timeout=10)
     assert _statuses(response.text) == ["pending", "expired"]
