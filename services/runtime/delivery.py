@@ -99,14 +99,14 @@ async def _lease(
     its handler (a cancellation swallowed inside the Redis client while Redis restarts, a handler task
     dropped) would otherwise hide the message from every claimer forever.
     """
-    released = asyncio.Event()
+    released = False
     loop = asyncio.get_running_loop()
     until = loop.time() + for_at_most_s
 
     async def renew() -> None:
-        while not released.is_set() and loop.time() < until:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(released.wait(), timeout=every_s)
+        while loop.time() < until:
+            await asyncio.sleep(every_s)  # the cancellation below normally ends the renewal here
+            if released:  # ... but not if the Redis client swallowed it during the XCLAIM
                 return
             with contextlib.suppress(redis_errors.RedisError):
                 await redis.xclaim(
@@ -117,7 +117,7 @@ async def _lease(
     try:
         yield
     finally:
-        released.set()
+        released = True
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
