@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from bench.profiling import py_spy
 from devstack.processes import ChildSpec, ProcessGroup
 from devstack.readiness import wait_for_http_ok, wait_for_sim_worker, wait_for_tcp
 from tests.delivery.servers import RestartablePostgres, RestartableRedis
@@ -212,11 +213,11 @@ async def jobs_per_room(livekit_url: str) -> dict[str, int]:
 
 async def thread_dump(pid: int) -> str:
     """Every thread's stack of ``pid`` (py-spy dump), to see where a stalled process waits; "" without py-spy."""
-    exe = Path(sys.executable).parent / "py-spy"
-    if not exe.exists():
+    exe = py_spy()
+    if exe is None:
         return ""
     proc = await asyncio.create_subprocess_exec(
-        str(exe), "dump", "--pid", str(pid), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        exe, "dump", "--pid", str(pid), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout=30)
