@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -40,7 +41,11 @@ def test_process_running_finds_the_service_by_its_module() -> None:
     assert not process_running(marker.removeprefix("services."))
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", marker])
     try:
-        assert process_running(marker.removeprefix("services."))
+        # the child's command line is the interpreter's until it has exec'd: look again, with a deadline
+        deadline = time.monotonic() + 10
+        while not process_running(marker.removeprefix("services.")):
+            assert time.monotonic() < deadline, "the child process was never found by its module name"
+            time.sleep(0.02)
     finally:
         child.kill()
         child.wait(timeout=10)
