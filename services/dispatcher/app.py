@@ -75,6 +75,8 @@ def create_app(settings: DispatcherSettings) -> FastStream:
         settings.dispatch_max_attempts,
         settings.watchdog_lease_s,
         settings.watchdog_batch,
+        settings.dispatch_join_timeout_min_s,
+        settings.dispatch_ready_reserve_s,
     )
     pacing = PacingPolicy(settings.dispatch_max_waiting, settings.dispatch_max_pacing_wait_s)
     room_options = api.CreateRoomRequest(

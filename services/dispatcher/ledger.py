@@ -15,9 +15,11 @@ from services.dispatcher.ports import SessionRecord
 
 _REMEMBER = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], 'room', ARGV[1], 'metadata', ARGV[2], 'correlation_id', ARGV[3], 'state', 'requested')
+  redis.call('HSET', KEYS[1], 'room', ARGV[1], 'metadata', ARGV[2], 'correlation_id', ARGV[3], 'state', 'requested',
+    'ready_deadline', ARGV[5])
 elseif redis.call('HEXISTS', KEYS[1], 'room') == 0 then
-  redis.call('HSET', KEYS[1], 'room', ARGV[1], 'metadata', ARGV[2], 'correlation_id', ARGV[3])
+  redis.call('HSET', KEYS[1], 'room', ARGV[1], 'metadata', ARGV[2], 'correlation_id', ARGV[3],
+    'ready_deadline', ARGV[5])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return redis.call('HGET', KEYS[1], 'state')
@@ -62,10 +64,13 @@ class RedisSessionLedger:
     def _key(self, session_id: str) -> str:
         return f"{self._prefix}:session:{session_id}"
 
-    async def remember(self, session_id: str, room_name: str, metadata: str, correlation_id: str) -> str:
-        """Record a requested session (first write wins); return its state."""
+    async def remember(
+        self, session_id: str, room_name: str, metadata: str, correlation_id: str, ready_deadline: float = 0.0
+    ) -> str:
+        """Record a requested session and its readiness deadline (first write wins); return its state."""
         state = await self._remember(
-            keys=[self._key(session_id)], args=[room_name, metadata, correlation_id, self._ttl_s]
+            keys=[self._key(session_id)],
+            args=[room_name, metadata, correlation_id, self._ttl_s, repr(ready_deadline)],
         )
         return _text(state)
 
@@ -139,4 +144,5 @@ def _record(session_id: str, fields: Mapping[bytes | str, bytes | str]) -> Sessi
         state=values.get("state", ""),
         dispatch_id=values.get("dispatch_id", ""),
         attempt=int(values.get("attempt") or 0),
+        ready_deadline=float(values.get("ready_deadline") or 0.0),
     )

@@ -84,6 +84,7 @@ class SessionRecord:
     state: str
     dispatch_id: str = ""
     attempt: int = 0
+    ready_deadline: float = 0.0  # epoch s; 0: unknown (a record written before deadlines were kept)
 
 
 class SessionLedger(Protocol):
@@ -93,8 +94,10 @@ class SessionLedger(Protocol):
     dispatched again; a joined or closed one is never armed again.
     """
 
-    async def remember(self, session_id: str, room_name: str, metadata: str, correlation_id: str) -> str:
-        """Record a requested session (first write wins); return its state."""
+    async def remember(
+        self, session_id: str, room_name: str, metadata: str, correlation_id: str, ready_deadline: float = 0.0
+    ) -> str:
+        """Record a requested session and its readiness deadline (epoch s; first write wins); return its state."""
         ...
 
     async def get(self, session_id: str) -> SessionRecord | None:

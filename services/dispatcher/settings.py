@@ -24,7 +24,19 @@ class DispatcherSettings(LiveKitSettings):
     )
     room_lock_wait_s: float = Field(default=20.0, gt=0, description="how long a delivery waits for a busy room's lock")
     dispatch_join_timeout_s: float = Field(
-        default=30.0, gt=0, description="how long a dispatched session may wait for agent.joined before re-dispatch"
+        default=10.0,
+        gt=0,
+        description="the longest one dispatch waits for agent.joined before re-dispatch (each waits the time left "
+        "before the session's deadline less dispatch_ready_reserve_s, shared out over the attempts left)",
+    )
+    dispatch_join_timeout_min_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="the shortest one dispatch waits (capped by dispatch_join_timeout_s): LiveKit's job offer "
+        "expires after ~3 s, then the job starts and says agent.joined",
+    )
+    dispatch_ready_reserve_s: float = Field(
+        default=5.0, ge=0, description="time a joined agent needs to get ready, kept free before the deadline"
     )
     dispatch_max_attempts: int = Field(
         default=3, ge=1, description="dispatches per session (the first included) before it fails"

@@ -73,12 +73,22 @@ class FakeLedger:
         self.records: dict[str, SessionRecord] = {}
         self.deadlines: dict[str, float] = {}
 
-    async def remember(self, session_id: str, room_name: str, metadata: str, correlation_id: str) -> str:
+    async def remember(
+        self, session_id: str, room_name: str, metadata: str, correlation_id: str, ready_deadline: float = 0.0
+    ) -> str:
         found = self.records.get(session_id)
         if found is None:
-            found = SessionRecord(session_id, room_name, metadata, correlation_id, "requested")
+            found = SessionRecord(
+                session_id, room_name, metadata, correlation_id, "requested", ready_deadline=ready_deadline
+            )
         elif not found.room_name:
-            found = replace(found, room_name=room_name, metadata=metadata, correlation_id=correlation_id)
+            found = replace(
+                found,
+                room_name=room_name,
+                metadata=metadata,
+                correlation_id=correlation_id,
+                ready_deadline=ready_deadline,
+            )
         self.records[session_id] = found
         return found.state
 
