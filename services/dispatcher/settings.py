@@ -39,7 +39,7 @@ class DispatcherSettings(LiveKitSettings):
         default=5.0, ge=0, description="time a joined agent needs to get ready, kept free before the deadline"
     )
     dispatch_max_attempts: int = Field(
-        default=3, ge=1, description="dispatches per session (the first included) before it fails"
+        default=5, ge=1, description="dispatches per session (the first included) before it fails"
     )
     dispatch_max_waiting: int = Field(
         default=200,

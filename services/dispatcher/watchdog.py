@@ -41,7 +41,7 @@ class WatchdogPolicy:
     """
 
     join_timeout_s: float = 10.0
-    max_attempts: int = 3
+    max_attempts: int = 5
     lease_s: float = 60.0
     batch: int = 100
     min_join_timeout_s: float = 5.0

@@ -8,20 +8,21 @@ import pytest
 from services.dispatcher.ports import SessionRecord
 from services.dispatcher.watchdog import WatchdogPolicy, should_redispatch
 
-DEFAULTS = WatchdogPolicy()  # the settings' defaults: cap 10 s, floor 5 s, reserve 5 s, 3 attempts
+DEFAULTS = WatchdogPolicy()  # the settings' defaults: cap 10 s, floor 5 s, reserve 5 s, 5 attempts
 
 
 @pytest.mark.parametrize(
     ("ready_timeout_s", "dispatch_times", "last_wait_s"),
     [
         (2, [0.0], 5.0),  # too short for a second dispatch: the session expires
-        (5, [0.0], 5.0),
+        (9, [0.0], 5.0),
         (10, [0.0, 5.0], 5.0),  # a short deadline still gets one re-dispatch
         (15, [0.0, 5.0, 10.0], 5.0),
-        (20, [0.0, 5.0, 10.0], 5.0),
-        (30, [0.0, 25 / 3, 50 / 3], 25 / 3),  # the default deadline: two re-dispatches, the last at 16.7 s
-        (60, [0.0, 10.0, 20.0], 10.0),  # a long deadline: the cap keeps re-dispatches quick
-        (600, [0.0, 10.0, 20.0], 10.0),
+        (20, [0.0, 5.0, 10.0, 15.0], 5.0),
+        (30, [0.0, 5.0, 10.0, 15.0, 20.0], 5.0),  # the default deadline: four re-dispatches, the last at 20 s
+        (45, [0.0, 8.0, 16.0, 24.0, 32.0], 8.0),  # 40 s to share over 5 attempts
+        (60, [0.0, 10.0, 20.0, 30.0, 40.0], 10.0),  # a long deadline: the cap keeps re-dispatches quick
+        (600, [0.0, 10.0, 20.0, 30.0, 40.0], 10.0),
     ],
 )
 def test_dispatch_times_per_deadline(ready_timeout_s: float, dispatch_times: list[float], last_wait_s: float) -> None:
@@ -29,36 +30,37 @@ def test_dispatch_times_per_deadline(ready_timeout_s: float, dispatch_times: lis
     assert times == pytest.approx(dispatch_times)
     last = times[-1]
     assert DEFAULTS.join_timeout(len(times), last, ready_timeout_s) == pytest.approx(last_wait_s)
-    # Every re-dispatch leaves LiveKit's offer time (~3 s) and the reserve before the deadline.
+    # Every re-dispatch leaves at least LiveKit's offer time and the job's start before the deadline.
     assert all(t + DEFAULTS.min_join_timeout_s <= ready_timeout_s for t in times[1:])
 
 
-def test_the_default_deadline_fits_two_further_attempts_with_time_to_get_ready() -> None:
+def test_the_default_deadline_fits_two_further_attempts_and_time_to_get_ready() -> None:
     times = DEFAULTS.dispatch_times(30)
     assert len(times) - 1 >= 2
-    assert times[-1] + DEFAULTS.ready_reserve_s < 30 - DEFAULTS.min_join_timeout_s + 1e-9
+    last_due = times[-1] + DEFAULTS.join_timeout(len(times), times[-1], 30)
+    assert last_due + DEFAULTS.ready_reserve_s <= 30
 
 
 @pytest.mark.parametrize(
     ("attempt", "now", "expected"),
     [
-        (1, 0.0, 25 / 3),  # 25 s left after the reserve, 3 attempts to share them
-        (2, 25 / 3, 25 / 3),
-        (3, 50 / 3, 25 / 3),
-        (3, 24.0, 5.0),  # late (a backlog): never less than the floor
+        (1, 0.0, 8.0),  # 40 s left after the reserve, 5 attempts to share them
+        (2, 8.0, 8.0),
+        (5, 32.0, 8.0),
+        (5, 38.0, 5.0),  # late (a backlog): never less than the floor
         (1, -100.0, 10.0),  # plenty of time: never more than the cap
     ],
 )
 def test_join_timeout_shares_the_time_left(attempt: int, now: float, expected: float) -> None:
-    assert DEFAULTS.join_timeout(attempt, now, 30.0) == pytest.approx(expected)
+    assert DEFAULTS.join_timeout(attempt, now, 45.0) == pytest.approx(expected)
 
 
 def test_unknown_deadline_waits_the_cap_and_attempts_stay_bounded() -> None:
     assert DEFAULTS.join_timeout(1, 1000.0, 0.0) == 10.0
-    assert DEFAULTS.dispatch_times(10**6) == [0.0, 10.0, 20.0]
+    assert DEFAULTS.dispatch_times(10**6) == [0.0, 10.0, 20.0, 30.0, 40.0]
     old = SessionRecord("s", "r", "{}", "c", "watching", "AD_1", attempt=2)  # written before deadlines were kept
     assert should_redispatch(old, DEFAULTS, now=1e9)
-    assert not should_redispatch(SessionRecord("s", "r", "{}", "c", "watching", "AD_3", attempt=3), DEFAULTS)
+    assert not should_redispatch(SessionRecord("s", "r", "{}", "c", "watching", "AD_5", attempt=5), DEFAULTS)
 
 
 def test_no_redispatch_that_cannot_join_before_the_deadline() -> None:
