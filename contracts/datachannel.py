@@ -1,6 +1,9 @@
 """LiveKit data-channel topics and the agent's payloads.
 
-- ``agent-status``: sent by the agent (its participant) to the user's frontend: ``agent.ready`` / ``agent.failed``.
+- ``agent-status``: sent by the agent (its participant) to the user's frontend: ``agent.ready`` / ``agent.failed``;
+  when no agent is there to say it (the dispatch failed, re-dispatch gave up, the readiness deadline passed) the
+  dispatcher sends ``agent.failed`` through the server API's ``SendData``, with a stable ``code`` and a short
+  sentence for the end user as ``reason`` (never an exception text: the detail goes to admins on ``flow-events``).
 - ``flow-events``: sent by the dispatcher through the server API's ``SendData`` to watchers only (monitor /
   supervisor / admin, filtered by role): :class:`contracts.flow_events.FlowEventPayload`.
 """
@@ -31,7 +34,7 @@ class AgentReadyPayload(BaseModel):
 
 
 class AgentFailedPayload(BaseModel):
-    """Sent instead of ``agent.ready`` when the agent cannot become ready."""
+    """Sent instead of ``agent.ready`` when the agent cannot become ready (``code`` only when the sender has one)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -40,7 +43,21 @@ class AgentFailedPayload(BaseModel):
     stage: str
     reason: str
     timestamp: str
+    code: str | None = None
 
     def to_bytes(self) -> bytes:
-        """Serialise compactly, keys in contract order."""
-        return self.model_dump_json().encode()
+        """Serialise compactly, keys in contract order; no ``code`` key when there is none."""
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+# Stable codes of ``agent.failed`` that a frontend can match, each with the sentence an end user is shown.
+FAILURE_DISPATCH = "dispatch_failed"
+FAILURE_NO_AGENT = "no_agent_available"
+FAILURE_DEADLINE = "deadline_expired"
+FAILURE_AGENT = "agent_failed"
+FAILURE_SENTENCES: dict[str, str] = {
+    FAILURE_DISPATCH: "The assistant could not be started. Please try again.",
+    FAILURE_NO_AGENT: "No assistant is available right now. Please try again in a moment.",
+    FAILURE_DEADLINE: "The assistant did not get ready in time. Please try again.",
+    FAILURE_AGENT: "The assistant stopped before it was ready. Please try again.",
+}

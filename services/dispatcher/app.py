@@ -19,6 +19,7 @@ from contracts.keys import watched_room_key
 from contracts.streams import AGENT_JOINED, FLOW_EVENT, SESSION_REQUESTED, SESSION_STATUS_CHANGED, Groups
 from services.dispatcher.cleanup import clean_up_session
 from services.dispatcher.dispatching import dispatch_session
+from services.dispatcher.failure_notices import tell_if_dispatch_failed, tell_on_change
 from services.dispatcher.flow_relay import RoomWatchers, lifecycle_event, relay_flow_event
 from services.dispatcher.flow_seq import RedisFlowSequencer
 from services.dispatcher.ledger import RedisSessionLedger
@@ -70,6 +71,7 @@ def create_app(settings: DispatcherSettings) -> FastStream:
     consumer = consumer_name(SERVICE, settings.consumer_name)
     retry = RetryPolicy(settings.retry_attempts, settings.retry_max_seconds, settings.retry_initial_s)
     relay_retry = RetryPolicy(settings.flow_relay_attempts, settings.livekit_timeout_s, settings.retry_initial_s)
+    tell_once = RetryPolicy(1, settings.livekit_timeout_s, settings.retry_initial_s)  # the status change retries
     watchdog = WatchdogPolicy(
         settings.dispatch_join_timeout_s,
         settings.dispatch_max_attempts,
@@ -94,6 +96,7 @@ def create_app(settings: DispatcherSettings) -> FastStream:
             # no longer than the session may wait for its agent at all
             async with deps.pacer.slot(max_wait_s=request.ready_deadline.timestamp() - time.time()):
                 outcome = await dispatch_session(request, deps.rooms, deps.locks, deps.ledger, retry, watchdog)
+            await tell_if_dispatch_failed(outcome, request.room_name, deps.rooms, deps.ledger, tell_once)
             if outcome is not None:
                 await publisher.publish(outcome)
 
@@ -107,6 +110,7 @@ def create_app(settings: DispatcherSettings) -> FastStream:
             # watchers see status changes as lifecycle flow events; unwatched rooms skip the round trip
             if record is not None and record.room_name and await deps.watchers.is_watched(record.room_name):
                 await publisher.publish(lifecycle_event(event, record.room_name))
+            await tell_on_change(event, record, deps.rooms, deps.ledger, relay_retry)  # before the room goes
             await clean_up_session(event, deps.rooms, deps.locks, deps.ledger, retry)
 
     async def on_flow_event(event: FlowEvent) -> None:
@@ -120,6 +124,7 @@ def create_app(settings: DispatcherSettings) -> FastStream:
         ):
             deps = started.get()
             outcome = await handle_due(record, deps.rooms, deps.locks, deps.ledger, retry, watchdog)
+            await tell_if_dispatch_failed(outcome, record.room_name, deps.rooms, deps.ledger, tell_once)
             if outcome is not None:
                 await publisher.publish(outcome)
 

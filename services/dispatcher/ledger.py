@@ -114,6 +114,17 @@ class RedisSessionLedger:
         """Stop watching (a closed session stays closed)."""
         await self._joined(keys=[self._key(session_id), self._watchdog], args=[session_id, self._ttl_s])
 
+    async def note_failure(self, session_id: str, code: str, told: bool) -> None:
+        """Record the failure's code (if any) and whether the room was told (once told, it stays told)."""
+        key = self._key(session_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            if code:
+                pipe.hset(key, "failure_code", code)
+            if told:
+                pipe.hset(key, "told_failure", "1")
+            pipe.expire(key, self._ttl_s)
+            await pipe.execute()
+
     async def close(self, session_id: str) -> SessionRecord | None:
         """Never dispatch or watch the session again; return its record."""
         key = self._key(session_id)
@@ -145,4 +156,6 @@ def _record(session_id: str, fields: Mapping[bytes | str, bytes | str]) -> Sessi
         dispatch_id=values.get("dispatch_id", ""),
         attempt=int(values.get("attempt") or 0),
         ready_deadline=float(values.get("ready_deadline") or 0.0),
+        failure_code=values.get("failure_code", ""),
+        told_failure=values.get("told_failure") == "1",
     )

@@ -85,6 +85,8 @@ class SessionRecord:
     dispatch_id: str = ""
     attempt: int = 0
     ready_deadline: float = 0.0  # epoch s; 0: unknown (a record written before deadlines were kept)
+    failure_code: str = ""  # the dispatcher's own failure code, once it failed the session
+    told_failure: bool = False  # the room was sent agent.failed by the dispatcher
 
 
 class SessionLedger(Protocol):
@@ -127,4 +129,9 @@ class SessionLedger(Protocol):
 
     async def close(self, session_id: str) -> SessionRecord | None:
         """The session is over (or given up): never dispatch or watch it again; return its record."""
+        ...
+
+    async def note_failure(self, session_id: str, code: str, told: bool) -> None:
+        """Record why the session failed (``code``, if not empty) and whether its room was told (then a
+        redelivery or a later trigger does not tell it again)."""
         ...

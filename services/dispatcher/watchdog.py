@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from contracts.datachannel import FAILURE_NO_AGENT
 from contracts.events import Event, SessionDispatched, SessionDispatchFailed
 from services.dispatcher.ports import (
     LiveKitRooms,
@@ -107,7 +108,7 @@ async def handle_due(
         await ledger.close(record.session_id)
         reason = give_up_reason(record.attempt, rooms.agent_name)
         log.warning("watchdog_gave_up", attempts=record.attempt, reason=reason)
-        return SessionDispatchFailed(**ids, reason=reason)
+        return SessionDispatchFailed(**ids, reason=reason, code=FAILURE_NO_AGENT)
     try:
         async with locks.hold(record.room_name):
             current = await ledger.get(record.session_id)

@@ -124,6 +124,12 @@ class FakeLedger:
             self.records[session_id] = replace(found, state="joined")
         self.deadlines.pop(session_id, None)
 
+    async def note_failure(self, session_id: str, code: str, told: bool) -> None:
+        found = self.records.get(session_id) or SessionRecord(session_id, "", "", "", "")
+        self.records[session_id] = replace(
+            found, failure_code=code or found.failure_code, told_failure=told or found.told_failure
+        )
+
     async def close(self, session_id: str) -> SessionRecord | None:
         found = self.records.get(session_id) or SessionRecord(session_id, "", "", "", "closed")
         self.records[session_id] = replace(found, state="closed")
