@@ -95,6 +95,13 @@ class SessionEndRequested(Event):
     reason: str = "ended by request"
 
 
+class SessionRoomGone(Event):
+    """The dispatcher's backstop scan found the room of a joined or ready session gone from LiveKit."""
+
+    type: Literal["session.room_gone"] = "session.room_gone"
+    room_name: str
+
+
 class SessionStatusChanged(Event):
     """The session store moved a session from one status to another."""
 
@@ -113,6 +120,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     AgentReady,
     AgentFailed,
     SessionEndRequested,
+    SessionRoomGone,
     SessionStatusChanged,
 )
 
@@ -124,7 +132,8 @@ LifecycleEvent = Annotated[
     | AgentJoined
     | AgentReady
     | AgentFailed
-    | SessionEndRequested,
+    | SessionEndRequested
+    | SessionRoomGone,
     Field(discriminator="type"),
 ]
 """Any event the session store applies to a session's status."""

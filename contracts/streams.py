@@ -11,6 +11,7 @@ from contracts.events import (
     SessionDispatchFailed,
     SessionEndRequested,
     SessionRequested,
+    SessionRoomGone,
     SessionStatusChanged,
     event_type,
 )
@@ -32,6 +33,7 @@ AGENT_READY = stream_for(AgentReady)
 AGENT_FAILED = stream_for(AgentFailed)
 SESSION_END_REQUESTED = stream_for(SessionEndRequested)
 SESSION_STATUS_CHANGED = stream_for(SessionStatusChanged)
+SESSION_ROOM_GONE = stream_for(SessionRoomGone)  # the dispatcher's backstop: a live session's room is gone
 FLOW_EVENT = stream_for(FlowEvent)  # agent stage/flow/error events and lifecycle events, relayed to watchers
 
 
@@ -55,6 +57,7 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
         AGENT_READY,
         AGENT_FAILED,
         SESSION_END_REQUESTED,
+        SESSION_ROOM_GONE,
     ),
 }
 # No group reads SESSION_STATUS_CHANGED for the API: every API replica must see every change (plain XREAD).

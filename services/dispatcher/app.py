@@ -23,11 +23,13 @@ from services.dispatcher.failure_notices import tell_if_dispatch_failed, tell_on
 from services.dispatcher.flow_relay import RoomWatchers, lifecycle_event, relay_flow_event
 from services.dispatcher.flow_seq import RedisFlowSequencer
 from services.dispatcher.ledger import RedisSessionLedger
+from services.dispatcher.live_sessions import RedisLiveSessions
 from services.dispatcher.livekit_rooms import LiveKitRoomsClient
 from services.dispatcher.pacing import DispatchPacer, PacingPolicy
 from services.dispatcher.ports import SessionRecord
 from services.dispatcher.retries import RetryPolicy
 from services.dispatcher.room_locks import RedisRoomLocks
+from services.dispatcher.room_sweep import SweepPolicy, sweep_forever, sweep_once, track_change
 from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.watchdog import WatchdogPolicy, handle_due, scan_once, watch_forever
 from services.runtime.broker import CONNECTION_OPTIONS, new_broker
@@ -51,6 +53,8 @@ class _Live:
     watchers: RoomWatchers
     sequencer: RedisFlowSequencer
     pacer: DispatchPacer
+    live: RedisLiveSessions
+    sweeper: asyncio.Task[None]
 
 
 class _Started:
@@ -81,6 +85,12 @@ def create_app(settings: DispatcherSettings) -> FastStream:
         settings.dispatch_ready_reserve_s,
     )
     pacing = PacingPolicy(settings.dispatch_max_waiting, settings.dispatch_max_pacing_wait_s)
+    sweep = SweepPolicy(
+        settings.room_sweep_interval_s,
+        settings.room_sweep_grace_s,
+        settings.room_sweep_batch,
+        settings.room_sweep_max_batches,
+    )
     room_options = api.CreateRoomRequest(
         empty_timeout=settings.room_empty_timeout_s,
         departure_timeout=settings.room_departure_timeout_s,
@@ -111,6 +121,7 @@ def create_app(settings: DispatcherSettings) -> FastStream:
             if record is not None and record.room_name and await deps.watchers.is_watched(record.room_name):
                 await publisher.publish(lifecycle_event(event, record.room_name))
             await tell_on_change(event, record, deps.rooms, deps.ledger, relay_retry)  # before the room goes
+            await track_change(event, record.room_name if record else "", deps.live, sweep)
             await clean_up_session(event, deps.rooms, deps.locks, deps.ledger, retry)
 
     async def on_flow_event(event: FlowEvent) -> None:
@@ -183,14 +194,21 @@ def create_app(settings: DispatcherSettings) -> FastStream:
 
         watchers = RoomWatchers(rooms.room_watchers, settings.flow_watchers_cache_s, is_watched=is_watched)
         pacer = DispatchPacer(ledger.waiting, pacing)
-        started.live = _Live(lk, rooms, locks, ledger, redis, task, watchers, RedisFlowSequencer(redis), pacer)
+        live = RedisLiveSessions(redis, settings.livekit_agent_name)
+        sweeper = asyncio.create_task(
+            sweep_forever(lambda: sweep_once(live, rooms, publisher.publish, sweep, retry), sweep.interval_s),
+            name="room-sweep",
+        )
+        sequencer = RedisFlowSequencer(redis)
+        started.live = _Live(lk, rooms, locks, ledger, redis, task, watchers, sequencer, pacer, live, sweeper)
         structlog.get_logger(__name__).info("dispatcher_started", consumer=consumer, livekit=settings.livekit_http_url)
 
     async def stop_watchdog() -> None:
         if started.live is not None:
-            started.live.watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await started.live.watchdog
+            for task in (started.live.watchdog, started.live.sweeper):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def close_clients() -> None:
         # After the broker stopped: handlers still in flight at shutdown need these until they finish.

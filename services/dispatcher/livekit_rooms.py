@@ -115,6 +115,13 @@ class LiveKitRoomsClient:
                 self._lk.room.delete_room(api.DeleteRoomRequest(room=room_name)), f"delete room {room_name}"
             )
 
+    async def existing_rooms(self, names: list[str]) -> set[str]:
+        """ListRooms filtered by name: the open ones among ``names``."""
+        if not names:
+            return set()
+        listed = await self._call(self._lk.room.list_rooms(api.ListRoomsRequest(names=names)), "list rooms")
+        return {room.name for room in listed.rooms}
+
     async def _delete_our_dispatches(self, room_name: str) -> None:
         existing = await self._call(self._lk.agent_dispatch.list_dispatch(room_name), f"list dispatches of {room_name}")
         for dispatch in existing:

@@ -55,6 +55,10 @@ class LiveKitRooms(Protocol):
         """Delete our dispatches and the room; a room that is already gone is success."""
         ...
 
+    async def existing_rooms(self, names: list[str]) -> set[str]:
+        """Which of ``names`` are open rooms on LiveKit right now (one ListRooms call)."""
+        ...
+
 
 class RoomLocks(Protocol):
     """Mutual exclusion per room across every dispatcher replica, so two deliveries of one request

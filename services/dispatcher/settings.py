@@ -60,6 +60,14 @@ class DispatcherSettings(LiveKitSettings):
         "retry_max_seconds plus the room-lock wait",
     )
     watchdog_batch: int = Field(default=100, ge=1, description="watches claimed per scan")
+    room_sweep_interval_s: float = Field(
+        default=30.0, gt=0, description="how often a joined or ready session's room is looked up on LiveKit"
+    )
+    room_sweep_grace_s: float = Field(
+        default=60.0, ge=0, description="a session's room is first looked up this long after the session went live"
+    )
+    room_sweep_batch: int = Field(default=100, ge=1, le=1000, description="room names per ListRooms call")
+    room_sweep_max_batches: int = Field(default=10, ge=1, description="ListRooms calls per sweep and replica")
     redis_max_connections: int = Field(
         default=64, ge=2, description="pool of the room locks and the ledger (callers wait for a free connection)"
     )

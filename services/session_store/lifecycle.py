@@ -18,11 +18,14 @@ from contracts.events import (
     SessionDispatchFailed,
     SessionEndRequested,
     SessionRequested,
+    SessionRoomGone,
     SessionStatusChanged,
 )
 from contracts.status import SessionStatus
 
 log = structlog.get_logger(__name__)
+
+ROOM_GONE_REASON = "room_gone: the session's room no longer exists on LiveKit"
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,8 @@ def change_for(event: Event) -> StatusChange:
             return StatusChange(sid, SessionStatus.FAILED, at, "ended_at", reason=f"dispatch: {event.reason}")
         case SessionEndRequested():
             return StatusChange(sid, SessionStatus.ENDED, at, "ended_at", reason=event.reason)
+        case SessionRoomGone():
+            return StatusChange(sid, SessionStatus.ENDED, at, "ended_at", reason=ROOM_GONE_REASON)
     raise ValueError(f"the session store does not handle {type(event).__name__}")
 
 

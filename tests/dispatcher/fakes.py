@@ -65,6 +65,10 @@ class FakeRooms:
         self.rooms.pop(room_name, None)
         self.dispatches.pop(room_name, None)
 
+    async def existing_rooms(self, names: list[str]) -> set[str]:
+        self._maybe_fail()
+        return {name for name in names if name in self.rooms}
+
 
 class FakeLedger:
     """The SessionLedger port in memory, with the same state rules as the Redis one."""
