@@ -77,8 +77,8 @@ class WatchdogPolicy:
 
 
 def should_redispatch(record: SessionRecord, policy: WatchdogPolicy, now: float | None = None) -> bool:
-    """A due watch is dispatched again while attempts remain (and, given ``now``, while another attempt
-    fits before the session's deadline); otherwise the session fails."""
+    """A due watch is dispatched again while attempts remain and another attempt fits before the session's
+    deadline (at ``now``, else the current time); otherwise the session fails."""
     return policy.may_redispatch(record.attempt, time.time() if now is None else now, record.ready_deadline)
 
 

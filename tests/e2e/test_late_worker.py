@@ -31,7 +31,7 @@ WORKER_DELAY_S = 3.0  # the worker starts this long after the sessions were requ
 OWN_REDIS_DB = 3  # streams of our own: no other stack's dispatcher or session store reads them
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 async def agentless(redis_url: str, database_url: str) -> AsyncIterator[Stack]:
     """Simulator, api, session store and dispatcher with default watchdog settings; no agent yet."""
     async with (
