@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from contracts.events import Event, SessionDispatched, SessionDispatchFailed
+from services.dispatcher.dispatching import dispatch_session
 from services.dispatcher.ports import SessionRecord
-from services.dispatcher.watchdog import WatchdogPolicy, should_redispatch
+from services.dispatcher.watchdog import WatchdogPolicy, handle_due, scan_once, should_redispatch
+
+from .fakes import FAST, FakeLedger, FakeRooms, NoLocks, session_request
 
 DEFAULTS = WatchdogPolicy()  # the settings' defaults: cap 10 s, floor 5 s, reserve 5 s, 5 attempts
 
@@ -73,3 +77,36 @@ def test_a_floor_above_the_cap_yields_to_the_cap() -> None:
     quick = WatchdogPolicy(join_timeout_s=1.0, max_attempts=5)  # tests' settings: 1 s per attempt
     assert quick.join_timeout(1, 0.0, 30.0) == 1.0
     assert quick.dispatch_times(30) == [0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+class _Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_the_dispatcher_and_the_watchdog_arm_by_the_session_deadline() -> None:
+    request = session_request()  # its readiness deadline is 30 s from now
+    deadline = request.ready_deadline.timestamp()
+    clock = _Clock(deadline - 30)
+    rooms, ledger = FakeRooms(), FakeLedger()
+    first = await dispatch_session(request, rooms, NoLocks(), ledger, FAST, DEFAULTS, clock)
+    assert isinstance(first, SessionDispatched)
+    assert ledger.deadlines[request.session_id] == pytest.approx(deadline - 25)  # due 5 s after the dispatch
+    published: list[Event] = []
+
+    async def settle(record: SessionRecord) -> None:
+        outcome = await handle_due(record, rooms, NoLocks(), ledger, FAST, DEFAULTS, clock)
+        if outcome is not None:
+            published.append(outcome)
+
+    for attempt, at in ((2, 5), (3, 10), (4, 15), (5, 20)):
+        clock.now = deadline - 30 + at
+        await scan_once(ledger, settle, DEFAULTS, clock)
+        assert isinstance(published[-1], SessionDispatched) and published[-1].attempt == attempt
+    clock.now = deadline - 5
+    await scan_once(ledger, settle, DEFAULTS, clock)
+    assert isinstance(published[-1], SessionDispatchFailed) and published[-1].code == "no_agent_available"
+    assert len(published) == 5
