@@ -15,7 +15,7 @@ from services.agent.flow_client import FlowConfig
 from services.agent.providers import OfflineSpeaker, ProviderError
 from services.agent.readiness import ReadinessOptions, run_readiness
 from tests.agent.fakes import FakePublisher, FakeRoom, FakeSpeaker
-from tests.agent.waiting import until
+from tests.polling import wait_until
 
 FIXED_NOW = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 FIXED_ISO = "2025-01-02T03:04:05.678Z"
@@ -248,7 +248,7 @@ async def test_cancelled_job_still_reports_failure_then_cancels() -> None:
             options=options,
         )
     )
-    await until(lambda: room.connected, timeout=2.0)
+    await wait_until(lambda: room.connected, deadline_s=2.0, what="room connected")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
 
 import psutil
 import pytest
 
 from devstack.processes import ChildExit, ChildSpec, ProcessGroup
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -41,16 +41,6 @@ class Lines:
         return [line for lbl, line in self.seen if lbl == label]
 
 
-async def eventually(condition: Callable[[], bool], *, deadline_s: float = 10.0) -> None:
-    """Poll ``condition`` until true, failing after ``deadline_s``."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline_s
-    while not condition():
-        if loop.time() > end:
-            pytest.fail(f"condition not met within {deadline_s}s")
-        await asyncio.sleep(0.02)
-
-
 def gone(pid: int) -> bool:
     try:
         return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
@@ -67,14 +57,14 @@ async def test_children_output_is_labelled_and_stop_leaves_no_orphans() -> None:
     group = ProcessGroup(lines, stop_timeout_s=5.0)
     pid_a = await group.start(py("a", SLEEPER.format(name="a")))
     pid_b = await group.start(py("b", PARENT_OF_GRANDCHILD))
-    await eventually(lambda: lines.of("a") == ["a up"] and len(lines.of("b")) == 1)
+    await wait_until(lambda: lines.of("a") == ["a up"] and len(lines.of("b")) == 1, deadline_s=10.0, what="both up")
     grandchild = int(lines.of("b")[0].split()[1])
     assert sorted(group.running()) == ["a", "b"]
 
     exits = await asyncio.wait_for(group.stop(), timeout=15)
 
     assert sorted(exits, key=lambda e: e.label) == [ChildExit("a", -15), ChildExit("b", -15)]
-    await eventually(lambda: gone(pid_a) and gone(pid_b) and gone(grandchild), deadline_s=5)
+    await wait_until(lambda: gone(pid_a) and gone(pid_b) and gone(grandchild), deadline_s=5, what="all gone")
     assert group.running() == []
 
 
@@ -95,7 +85,7 @@ async def test_a_child_ignoring_sigterm_is_killed_after_the_bound() -> None:
     lines = Lines()
     group = ProcessGroup(lines, stop_timeout_s=0.5)
     pid = await group.start(py("stubborn", IGNORES_SIGTERM))
-    await eventually(lambda: lines.of("stubborn") == ["stubborn up"])
+    await wait_until(lambda: lines.of("stubborn") == ["stubborn up"], deadline_s=10.0, what="stubborn up")
     exits = await asyncio.wait_for(group.stop(), timeout=10)
     assert exits == [ChildExit("stubborn", -9)]
     assert gone(pid)
@@ -116,7 +106,7 @@ async def test_stop_can_end_some_children_before_the_others() -> None:
     group = ProcessGroup(lines, stop_timeout_s=5.0)
     await group.start(py("backend", SLEEPER.format(name="backend")))
     await group.start(py("client", SLEEPER.format(name="client")))
-    await eventually(lambda: len(lines.seen) == 2)
+    await wait_until(lambda: len(lines.seen) == 2, deadline_s=10.0, what="two lines")
     assert await group.stop(["client"]) == [ChildExit("client", -15)]
     assert group.running() == ["backend"]
     assert [e.label for e in await group.stop()] == ["backend", "client"]
