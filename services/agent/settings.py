@@ -1,4 +1,4 @@
-"""Settings of the agent service, read from the environment (names as in DESIGN.md, no prefix)."""
+"""Settings of the agent service, read from the environment (no prefix: docs/architecture.md, "Configuration")."""
 
 from __future__ import annotations
 
