@@ -61,7 +61,7 @@ class RestartPolicy:
 
     def backoff_s(self, early_exits: int) -> float:
         """Seconds to wait before the next start, after ``early_exits`` start-up crashes in a row."""
-        return min(self.max_backoff_s, self.first_backoff_s * 2 ** max(0, early_exits - 1))
+        return min(self.max_backoff_s, self.first_backoff_s * 2.0 ** max(0, early_exits - 1))
 
 
 @dataclass
@@ -116,7 +116,7 @@ class ProcessGroup:
         return [child for child in self._children if child.spec.label == label][-1].process.pid
 
     async def wait_first_exit(self) -> ChildExit:
-        """Wait for the exit that ends the group: any exit, or under a RestartPolicy a crash loop; not after ``stop``."""
+        """Wait for the exit that ends the group (any exit; with a RestartPolicy a crash loop), not after ``stop``."""
         return await asyncio.shield(self._exit_future())
 
     async def stop(self, labels: Collection[str] | None = None) -> list[ChildExit]:

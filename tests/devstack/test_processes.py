@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
-
-import os
-import signal
 
 from devstack.processes import ChildExit, ChildSpec, ProcessGroup, RestartPolicy
 
