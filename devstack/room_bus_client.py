@@ -20,8 +20,8 @@ Frame = dict[str, Any]
 SOCKET_CLOSED: Frame = {"type": "socket_closed"}  # queued by this client, last, when the socket ends
 
 
-class BusJoinError(Exception):
-    """The bus refused or did not answer the join; ``reason`` is a short category (``join_timeout``, ...)."""
+class JoinError(Exception):
+    """The room could not be joined; ``reason`` is a short category for a report (``join_timeout``, ...)."""
 
     def __init__(self, reason: str, detail: str) -> None:
         """``reason``: a category for reports; ``detail``: what happened."""
@@ -30,8 +30,8 @@ class BusJoinError(Exception):
         self.detail = detail
 
 
-class BusClosedError(ConnectionError):
-    """The socket ended before the frame waited for arrived."""
+class RoomClosedError(ConnectionError):
+    """The room connection ended before the frame (packet) waited for arrived."""
 
 
 def bus_url(livekit_url: str) -> str:
@@ -77,7 +77,7 @@ class BusParticipant:
                 frame = await self.frames.get()
                 if frame is SOCKET_CLOSED:
                     self.frames.put_nowait(frame)  # every later call sees the close too
-                    raise BusClosedError(f"room bus closed ({self.closed_reason or 'socket ended'})")
+                    raise RoomClosedError(f"room bus closed ({self.closed_reason or 'socket ended'})")
                 if frame.get("type") == kind and (topic is None or frame.get("topic") == topic):
                     return frame
 
@@ -95,23 +95,23 @@ class BusParticipant:
 
 
 async def join(session: aiohttp.ClientSession, livekit_url: str, token: str, *, timeout_s: float) -> BusParticipant:
-    """Join the room bus of the simulator at ``livekit_url`` with ``token``; BusJoinError if refused or silent."""
+    """Join the room bus of the simulator at ``livekit_url`` with ``token``; JoinError if refused or silent."""
     ws: aiohttp.ClientWebSocketResponse | None = None
     try:
         async with asyncio.timeout(timeout_s):
             ws = await session.ws_connect(bus_url(livekit_url), params={"access_token": token})
             joined = await ws.receive_json()
     except aiohttp.WSServerHandshakeError as exc:
-        raise BusJoinError(f"join_refused_{exc.status}", exc.message) from exc
+        raise JoinError(f"join_refused_{exc.status}", exc.message) from exc
     except TimeoutError as exc:
         await _close(ws)
-        raise BusJoinError("join_timeout", f"no 'joined' frame within {timeout_s:.0f}s") from exc
+        raise JoinError("join_timeout", f"no 'joined' frame within {timeout_s:.0f}s") from exc
     except (aiohttp.ClientError, ValueError, TypeError) as exc:
         await _close(ws)
-        raise BusJoinError("join_error", f"{type(exc).__name__}: {exc}") from exc
+        raise JoinError("join_error", f"{type(exc).__name__}: {exc}") from exc
     if not isinstance(joined, dict) or joined.get("type") != "joined":
         await _close(ws)
-        raise BusJoinError("join_error", f"the bus answered {joined!r} instead of 'joined'")
+        raise JoinError("join_error", f"the bus answered {joined!r} instead of 'joined'")
     return BusParticipant(ws, joined)
 
 

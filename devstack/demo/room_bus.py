@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import aiohttp
 
-from devstack.demo.rooms import JoinError, RoomClosedError
-from devstack.room_bus_client import BusClosedError, BusJoinError, BusParticipant, join
+from devstack.room_bus_client import BusParticipant, RoomClosedError, join
 
 
 class BusRoom:
-    """:class:`~devstack.demo.rooms.FrontendRoom` over the simulator's room bus."""
+    """:class:`~devstack.demo.rooms.FrontendRoom` over the simulator's room bus (JoinError, RoomClosedError)."""
 
     def __init__(self, session: aiohttp.ClientSession, livekit_url: str, token: str) -> None:
         """Join through ``session`` (shared, not closed here) with the participant ``token``."""
@@ -20,19 +19,13 @@ class BusRoom:
 
     async def connect(self, timeout_s: float) -> None:
         """Open the socket and wait for the ``joined`` frame."""
-        try:
-            self._member = await join(self._session, self._livekit_url, self._token, timeout_s=timeout_s)
-        except BusJoinError as exc:
-            raise JoinError(exc.reason, exc.detail) from exc
+        self._member = await join(self._session, self._livekit_url, self._token, timeout_s=timeout_s)
 
     async def receive(self, topic: str) -> bytes:
         """The next data packet on ``topic``."""
         if self._member is None:
             raise RoomClosedError("not connected")
-        try:
-            return self._member.payload(await self._member.next_frame("data", topic=topic))
-        except BusClosedError as exc:
-            raise RoomClosedError(str(exc)) from exc
+        return self._member.payload(await self._member.next_frame("data", topic=topic))
 
     async def disconnect(self) -> None:
         """Close the socket (the simulator announces that the participant left)."""
