@@ -1,40 +1,42 @@
 """The one stack launcher: LiveKit (simulator unless given), the four services as processes, an API key.
 
-``start_stack(profile, redis_url=..., database_url=...)`` starts
-what devstack.profiles describes for one use, waits until the API answers ``/healthz`` and the agent's
-worker is registered, and returns a StackHandle: URLs, environment, pids, API key, output, and helpers to
-start or kill a process; ``async with`` it to stop it. Redis and PostgreSQL are given by URL
-(``found_servers`` finds them as devstack does).
+``start_stack(profile, redis_url=..., database_url=...)`` starts what devstack.profiles describes for one use,
+waits until the API answers ``/healthz`` and the agent's worker is registered, and returns a StackHandle (URLs,
+environment, pids, API key, output, helpers to start or kill a process); ``async with`` it to stop it. Redis and
+PostgreSQL are given by URL; ``found_servers`` finds them as devstack does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import sys
 import uuid
-from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TypeVar
-
-import httpx
+from typing import TypeVar
 
 from devstack.api_key import create_api_key
 from devstack.livekit_side import SIM_HOST, LiveKitSide, from_environment, simulator
-from devstack.output import LabelledConsole
-from devstack.processes import ChildExit, ChildSpec, OutputSink, ProcessGroup
+from devstack.output import StackOutput
+from devstack.processes import ChildExit, ProcessGroup
 from devstack.profiles import COMMON_ENV, Profile
 from devstack.readiness import NotReadyError, ensure_port_free, wait_for_http_ok, wait_for_sim_worker, wait_for_tcp
 from devstack.server_process import free_tcp_port
 from devstack.servers import ServerHandle, postgres_server, redis_server
+from devstack.stack_handle import REPO_ROOT, SERVICES, StackHandle, service_labels
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ("session_store", "dispatcher", "agent", "api")
-CONSUMERS = ("session_store", "dispatcher")  # stream consumers: a profile's ``replicas`` of each, one group
+__all__ = [
+    "SERVICES",
+    "StackExitedError",
+    "StackHandle",
+    "StartInterrupted",
+    "found_servers",
+    "service_labels",
+    "stack_env",
+    "start_stack",
+]
 SIM_LABEL = "livekit-sim"
 T = TypeVar("T")
 
@@ -50,16 +52,6 @@ class StackExitedError(NotReadyError):
 
 class StartInterrupted(Exception):
     """A stop was requested (Ctrl-C, SIGTERM) while the stack was starting."""
-
-
-def service_labels(services: Sequence[str], replicas: int) -> list[tuple[str, str]]:
-    """``(service, label)`` of every service process: ``replicas`` of each consumer, numbered when more than one."""
-    labels = []
-    for service in services:
-        count = max(1, replicas) if service in CONSUMERS else 1
-        name = service.replace("_", "-")
-        labels += [(service, name if count == 1 else f"{name}-{i}") for i in range(1, count + 1)]
-    return labels
 
 
 def stack_env(
@@ -100,104 +92,6 @@ def found_servers(data_root: Path | None = None) -> Iterator[tuple[ServerHandle,
         yield redis, postgres
 
 
-@dataclass
-class StackHandle:
-    """A running stack: where it answers, its environment and processes, its API key and its output."""
-
-    profile: Profile
-    api_url: str
-    livekit: LiveKitSide
-    env: dict[str, str]
-    group: ProcessGroup
-    services: Sequence[str]
-    log_dir: Path | None = None
-    console: LabelledConsole | None = None
-    api_key: str = ""
-    pids: dict[str, int] = field(default_factory=dict)
-    output: deque[str] = field(default_factory=deque)
-    _closers: list[Callable[[], object]] = field(default_factory=list)
-    _stopped: list[ChildExit] | None = None
-
-    @property
-    def livekit_url(self) -> str:
-        """LiveKit's (or the simulator's) URL."""
-        return self.livekit.url
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """The API's Authorization header."""
-        return {"Authorization": f"Bearer {self.api_key}"}
-
-    def client(self, timeout: float = 10) -> httpx.AsyncClient:
-        """An HTTP client of the API that sends the stack's API key."""
-        return httpx.AsyncClient(base_url=self.api_url, headers=self.headers, timeout=timeout)
-
-    def tail(self, lines: int = 60) -> str:
-        """The last lines the processes (and the supervisor) printed."""
-        return "\n".join(list(self.output)[-lines:])
-
-    async def start_child(self, label: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> int:
-        """Start one more process under ``label`` (the stack's environment unless ``env``); return its pid."""
-        log_path = self.log_dir / f"{label}.log" if self.log_dir is not None else None
-        spec = ChildSpec(label, argv, env=self.env if env is None else env, cwd=REPO_ROOT, log_path=log_path)
-        self.pids[label] = await self.group.start(spec)
-        return self.pids[label]
-
-    async def start_service(self, service: str, label: str) -> int:
-        """Start one process of ``service`` under ``label`` (also its stream consumer name)."""
-        env = {**self.env, "CONSUMER_NAME": label}
-        return await self.start_child(label, [sys.executable, "-m", f"services.{service}"], env)
-
-    async def __aenter__(self) -> StackHandle:
-        """``async with await start_stack(...) as stack:`` stops every process after the block."""
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        """Stop every process, whatever ended the block."""
-        await self.stop()
-
-    def kill(self, label: str) -> None:
-        """SIGKILL one process (and its process group): no shutdown code runs."""
-        os.killpg(self.group.pid(label), signal.SIGKILL)
-
-    async def stop(self) -> list[ChildExit]:
-        """Stop the services first (they never see LiveKit go), then the rest; return every exit (once)."""
-        if self._stopped is None:
-            await self.group.stop([label for _, label in service_labels(self.services, self.profile.replicas)])
-            self._stopped = await self.group.stop()
-            for close in self._closers:
-                close()
-        return self._stopped
-
-
-def _outputs(
-    profile: Profile, log_path: Path | None
-) -> tuple[deque[str], OutputSink, LabelledConsole | None, IO[str] | None]:
-    """Every line goes to a bounded deque (for ``tail``), and to the console or the log file of the profile."""
-    kept: deque[str] = deque(maxlen=profile.memory_lines)
-    if profile.output == "console":
-        console = LabelledConsole()
-
-        def to_console(label: str, line: str) -> None:
-            kept.append(f"{label} | {line}")
-            console(label, line)
-
-        return kept, to_console, console, None
-    log = None
-    if profile.output == "log_file":
-        if log_path is None:
-            raise ValueError(f"the {profile.name} profile writes one log file: pass log_path")
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = log_path.open("w", encoding="utf-8")
-
-    def to_memory(label: str, line: str) -> None:
-        kept.append(f"{label} | {line}")
-        if log is not None:
-            print(f"{label} | {line}", file=log, flush=True)
-
-    return kept, to_memory, None, log
-
-
 async def start_stack(
     profile: Profile,
     *,
@@ -233,17 +127,14 @@ async def start_stack(
         api_port=port,
         sim_port=sim_port,
     )
-    output, sink, console, log = _outputs(profile, log_path)
-    announce = (lambda message: console.announce(message, style="bold red")) if console else None
-    group = ProcessGroup(sink, stop_timeout_s=profile.stop_timeout_s, restart=profile.restart, announce=announce)
+    out = StackOutput.of(profile.output, profile.memory_lines, log_path if profile.output == "log_file" else None)
+    group = ProcessGroup(
+        out.sink, stop_timeout_s=profile.stop_timeout_s, restart=profile.restart, announce=out.announce
+    )
     log_dir = log_path if profile.output == "log_dir" else None
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
-    stack = StackHandle(
-        profile, f"http://{env['API_HOST']}:{port}", livekit, env, group, services, log_dir, console, output=output
-    )
-    if log is not None:
-        stack._closers.append(log.close)
+    stack = StackHandle(profile, f"http://{env['API_HOST']}:{port}", livekit, env, group, services, out, log_dir)
     try:
         await _start(stack, api_key, ready_timeout_s, interrupt, check_api_port=bool(api_port or profile.api_port))
     except BaseException as exc:
