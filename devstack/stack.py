@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from devstack.api_key import create_api_key
 from devstack.livekit_side import SIM_HOST, LiveKitSide, from_environment, simulator
@@ -44,9 +45,9 @@ T = TypeVar("T")
 class StackExitedError(NotReadyError):
     """A process ended the stack (or its crash loop did) while it was starting."""
 
-    def __init__(self, exit_: ChildExit, detail: str = "") -> None:
-        """``exit_`` is the exit that ended it; ``detail`` the output's tail, if any."""
-        super().__init__(f"{exit_.label} exited with code {exit_.returncode} while the stack was starting{detail}")
+    def __init__(self, exit_: ChildExit) -> None:
+        """``exit_`` is the exit that ended it."""
+        super().__init__(f"{exit_.label} exited with code {exit_.returncode} while the stack was starting")
         self.exit = exit_
 
 
@@ -162,7 +163,7 @@ async def _start(
     if check_api_port:
         ensure_port_free(stack.env["API_HOST"], api_port, "the API; or pass --api-port")
     if livekit.simulated:
-        sim_port = int(livekit.url.rsplit(":", 1)[1])
+        sim_port = urlsplit(livekit.url).port or 80
         if profile.sim_port:
             ensure_port_free(SIM_HOST, sim_port, "the LiveKit simulator; or set LIVEKIT_URL")
         argv = [sys.executable, "-m", "devstack.livekit_sim", *profile.simulator.argv(SIM_HOST, sim_port)]
@@ -185,12 +186,11 @@ async def _unless_ended(step: Awaitable[T], group: ProcessGroup, interrupt: asyn
     try:
         await asyncio.wait({task, ended, *([stop] if stop else [])}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for other in (ended, stop):
-            if other is not None and not other.done():
-                other.cancel()
-    if task.done():
+        for pending in (task, ended, stop):  # also when this wait itself is cancelled
+            if pending is not None and not pending.done():
+                pending.cancel()
+    if task.done() and not task.cancelled():
         return task.result()
-    task.cancel()
     if ended.done() and not ended.cancelled():
         raise StackExitedError(ended.result())
     raise StartInterrupted
