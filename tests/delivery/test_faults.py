@@ -142,12 +142,12 @@ async def test_no_fault_baseline(fault_stack: FaultStack) -> None:
 
 async def test_kill_9_one_replica_of_each_consumer(fault_stack: FaultStack) -> None:
     async def kill_replicas() -> None:
-        fault_stack.kill("session_store-1")
+        fault_stack.kill("session-store-1")
         fault_stack.kill("dispatcher-1")
 
     await _run_scenario(fault_stack, f"kill -9 (claim idle {CLAIM_IDLE_S} s)", kill_replicas)
-    for service in ("session_store", "dispatcher"):
-        await fault_stack.start_service(service, f"{service}-1")  # the next tests run with two replicas again
+    for service, label in (("session_store", "session-store-1"), ("dispatcher", "dispatcher-1")):
+        await fault_stack.start_service(service, label)  # the next tests run with two replicas again
 
 
 async def test_redis_restart_with_append_only_file(fault_stack: FaultStack) -> None:
