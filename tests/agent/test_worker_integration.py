@@ -16,7 +16,7 @@ import pytest
 from livekit import api
 from redis.asyncio import Redis
 
-from contracts.streams import AGENT_FAILED, AGENT_JOINED, AGENT_READY
+from contracts.streams import AGENT_FAILED, AGENT_JOB_ENDED, AGENT_JOINED, AGENT_READY, USER_PRESENCE_CHANGED
 from devstack.livekit_sim import Simulator, run_simulator
 from services.agent.settings import AgentSettings
 from services.agent.worker import RunningWorker, running_worker
@@ -67,6 +67,7 @@ async def worker(
         agent_load_threshold=float("inf"),  # the test machine's CPU load must not refuse jobs
         agent_http_port=0,
         agent_user_wait_seconds=5.0,
+        agent_user_rejoin_grace_seconds=1.0,
         agent_speak_ms_per_char=1.0,
         api_internal_url="",  # no API here: the greeting comes from the dispatch metadata
     )
@@ -127,4 +128,34 @@ async def test_bad_metadata_with_a_session_id_ends_in_agent_failed(
     await dispatch(simulator, agent_name, room, {"sessionId": sid, "greeting": "hi"})
     failed = await event_for(redis, AGENT_FAILED, sid, timeout=20.0)
     assert failed["stage"] == "metadata" and "flowId" in failed["reason"]
+    await until(lambda: not worker.server.active_jobs, timeout=10.0)
+
+
+async def test_the_job_reports_its_end_when_the_user_leaves_for_good(
+    simulator: Simulator, worker: RunningWorker, redis: Redis, agent_name: str
+) -> None:
+    sid, room = f"s-{uuid.uuid4().hex}", f"room-{uuid.uuid4().hex}"
+    metadata = {"sessionId": sid, "flowId": "f", "orgId": "o", "roomName": room, "greeting": "Hi"}
+    async with join_bus(simulator.url, participant_token(room, f"user-{sid[-6:]}")) as user:
+        await dispatch(simulator, agent_name, room, metadata)
+        await user.next_frame("data", timeout=20.0, topic="agent-status")
+        seen = await event_for(redis, USER_PRESENCE_CHANGED, sid, timeout=5.0)
+        assert seen["present"] is True and seen["source"] == "agent" and seen["room_name"] == room
+    ended = await event_for(redis, AGENT_JOB_ENDED, sid, timeout=10.0)  # after the 1 s grace
+    assert ended["code"] == "user_left" and "not back within 1 s" in ended["reason"]
+    await until(lambda: not worker.server.active_jobs, timeout=10.0)
+
+
+async def test_the_job_reports_room_closed_when_the_room_is_deleted(
+    simulator: Simulator, worker: RunningWorker, redis: Redis, agent_name: str
+) -> None:
+    sid, room = f"s-{uuid.uuid4().hex}", f"room-{uuid.uuid4().hex}"
+    metadata = {"sessionId": sid, "flowId": "f", "orgId": "o", "roomName": room, "greeting": "Hi"}
+    async with join_bus(simulator.url, participant_token(room, f"user-{sid[-6:]}")) as user:
+        await dispatch(simulator, agent_name, room, metadata)
+        await user.next_frame("data", timeout=20.0, topic="agent-status")
+        async with api.LiveKitAPI(simulator.url, "devkey", "secret") as lk:
+            await lk.room.delete_room(api.DeleteRoomRequest(room=room))
+        ended = await event_for(redis, AGENT_JOB_ENDED, sid, timeout=10.0)
+    assert ended["code"] == "room_closed"
     await until(lambda: not worker.server.active_jobs, timeout=10.0)
