@@ -113,6 +113,7 @@ class UserPresenceChanged(Event):
     type: Literal["session.user_presence_changed"] = "session.user_presence_changed"
     room_name: str
     identity: str
+    participant_sid: str = ""  # LiveKit's id of this connection ("" from the agent): a reconnect gets a new one
     present: bool
     source: Literal["agent", "livekit"]
 

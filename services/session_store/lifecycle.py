@@ -76,8 +76,9 @@ class SessionRepository(Protocol):
         runs inside the transaction when the status moves: if it raises, nothing is recorded."""
         ...
 
-    async def record_presence(self, session_id: str, present: bool, at: datetime) -> None:
-        """Remember when the session's user was last seen joining (``present``) or leaving; never moves status."""
+    async def record_presence(self, session_id: str, present: bool, at: datetime, participant_sid: str) -> None:
+        """Remember when (and as which connection) the user was last seen joining (``present``) or leaving; never
+        moves the status."""
         ...
 
 
@@ -148,7 +149,7 @@ async def handle_event(event: Event, repo: SessionRepository, publisher: EventPu
         await publisher.publish(transition.announcement(event.correlation_id))
 
     if isinstance(event, UserPresenceChanged):
-        await repo.record_presence(event.session_id, event.present, event.occurred_at)
+        await repo.record_presence(event.session_id, event.present, event.occurred_at, event.participant_sid)
         log.info("user_presence", present=event.present, source=event.source, identity=event.identity)
         return None
     transition = await repo.apply(change_for(event), before_commit=announce)

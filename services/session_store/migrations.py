@@ -38,7 +38,9 @@ MIGRATIONS: tuple[Migration, ...] = (
             ADD COLUMN end_code text,
             ADD COLUMN end_deadline timestamptz,
             ADD COLUMN user_joined_at timestamptz,
-            ADD COLUMN user_left_at timestamptz;
+            ADD COLUMN user_sid text,
+            ADD COLUMN user_left_at timestamptz,
+            ADD COLUMN user_left_sid text;
         CREATE INDEX sessions_not_terminal ON sessions (status)
             WHERE status IN ('pending', 'dispatched', 'agent_joined', 'ready');
         """,

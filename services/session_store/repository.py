@@ -33,22 +33,22 @@ FROM due WHERE s.id = due.id
 RETURNING s.id, s.org_id, s.correlation_id, due.status
 """
 
-# Sessions past their maximum duration, whose user left (and did not come back) more than the grace period ago,
-# or ready this long with nobody ever seen joining. The first rule that applies names the end.
+# Sessions past their maximum duration; whose user left more than the grace period ago and did not come back (the
+# connection that left is the last one seen joining, and no join was seen after it); or ready this long with
+# nobody ever seen joining. The first rule that applies names the end.
 _END_OVERDUE = """
 WITH due AS (
     SELECT id, status, CASE
         WHEN COALESCE(end_deadline, COALESCE(requested_at, created_at) + make_interval(secs => %(max_s)s)) <= now()
             THEN 'max_duration'
-        WHEN user_left_at <= now() - make_interval(secs => %(grace_s)s)
-            AND (user_joined_at IS NULL OR user_joined_at <= user_left_at) THEN 'user_left'
+        WHEN user_left_at <= now() - make_interval(secs => %(grace_s)s) THEN 'user_left'
         ELSE 'no_user_joined'
     END AS code
     FROM sessions
     WHERE status IN ('pending', 'dispatched', 'agent_joined', 'ready') AND (
         COALESCE(end_deadline, COALESCE(requested_at, created_at) + make_interval(secs => %(max_s)s)) <= now()
         OR (user_left_at <= now() - make_interval(secs => %(grace_s)s)
-            AND (user_joined_at IS NULL OR user_joined_at <= user_left_at))
+            AND user_left_sid = user_sid AND user_joined_at <= user_left_at)
         OR (status = 'ready' AND user_joined_at IS NULL AND user_left_at IS NULL
             AND ready_at <= now() - make_interval(secs => %(no_user_s)s))
     )
@@ -62,10 +62,15 @@ FROM due WHERE s.id = due.id
 RETURNING s.id, s.org_id, s.correlation_id, due.status, due.code, s.reason
 """
 
-# The latest sighting wins: webhooks and agent reports arrive out of order.
+# The latest sighting wins (webhooks and agent reports arrive out of order); a connection id comes only from
+# LiveKit's webhooks, so the agent's report ("the user is here") never replaces one.
 _PRESENCE = """
-INSERT INTO sessions (id, status, {col}) VALUES (%(id)s, 'pending', %(at)s)
-ON CONFLICT (id) DO UPDATE SET {col} = GREATEST(sessions.{col}, EXCLUDED.{col}), updated_at = now()
+INSERT INTO sessions (id, status, {at}, {sid}) VALUES (%(id)s, 'pending', %(at)s, %(sid)s)
+ON CONFLICT (id) DO UPDATE SET
+    {sid} = CASE WHEN EXCLUDED.{sid} IS NOT NULL AND (sessions.{at} IS NULL OR EXCLUDED.{at} >= sessions.{at})
+        THEN EXCLUDED.{sid} ELSE sessions.{sid} END,
+    {at} = GREATEST(sessions.{at}, EXCLUDED.{at}),
+    updated_at = now()
 """
 
 
@@ -137,13 +142,13 @@ class PostgresSessionRepository:
         )
         await conn.execute(query)
 
-    async def record_presence(self, session_id: str, present: bool, at: datetime) -> None:
-        """Remember the latest time the user was seen joining (``present``) or leaving (a row is made if the
-        session's request was not recorded yet: events arrive out of order)."""
-        column = "user_joined_at" if present else "user_left_at"
-        query = sql.SQL(_PRESENCE).format(col=sql.Identifier(column))
+    async def record_presence(self, session_id: str, present: bool, at: datetime, participant_sid: str) -> None:
+        """Remember the latest time (and connection) the user was seen joining (``present``) or leaving (a row is
+        made if the session's request was not recorded yet: events arrive out of order)."""
+        at_col, sid_col = ("user_joined_at", "user_sid") if present else ("user_left_at", "user_left_sid")
+        query = sql.SQL(_PRESENCE).format(at=sql.Identifier(at_col), sid=sql.Identifier(sid_col))
         async with self._pool.connection() as conn:
-            await conn.execute(query, {"id": session_id, "at": at})
+            await conn.execute(query, {"id": session_id, "at": at, "sid": participant_sid or None})
 
     async def end_overdue(
         self,
