@@ -96,12 +96,15 @@ def verify(body: bytes, authorization: str | None, key: str, secret: str) -> web
     except UnicodeDecodeError as exc:
         raise HTTPException(400, "the webhook body must be UTF-8 JSON") from exc
     try:
-        return api.WebhookReceiver(api.TokenVerifier(key, secret)).receive(text, token)
+        received = api.WebhookReceiver(api.TokenVerifier(key, secret)).receive(text, token)
     except ParseError as exc:
         raise HTTPException(400, f"the webhook body is not a LiveKit WebhookEvent: {exc}") from exc
     except Exception as exc:
         log.warning("webhook_refused", error=f"{type(exc).__name__}: {exc}")
         raise HTTPException(401, "webhook signature invalid or expired (check LIVEKIT_API_KEY/SECRET)") from exc
+    if not received.event:
+        raise HTTPException(400, "the webhook body is not a LiveKit WebhookEvent: it names no event")
+    return received
 
 
 @router.post(
@@ -120,5 +123,5 @@ async def livekit_webhook(
     events, ignored = events_for(received)
     for event in events:
         await resources.publisher.publish(event)
-    log.info("webhook", event=received.event, room=received.room.name, published=len(events), ignored=ignored)
+    log.info("webhook", webhook_event=received.event, room=received.room.name, published=len(events), ignored=ignored)
     return WebhookAck(event=received.event, published=[str(getattr(e, "type", "")) for e in events], ignored=ignored)
