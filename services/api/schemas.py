@@ -111,6 +111,7 @@ class StatusEvent(ApiModel):
     session_id: str
     status: str
     reason: str | None = None
+    end_code: str | None = Field(default=None, description="why a terminal status was reached (a stable code)")
     at: datetime
 
 
