@@ -105,6 +105,7 @@ class AgentJobEnded(Event):
     job_id: str
     code: EndCode
     reason: str
+    was_ready: bool  # whether the job had made the session ready: a job that ends before that fails the session
 
 
 class UserPresenceChanged(Event):

@@ -27,21 +27,22 @@ UserSeen = Callable[[str], Awaitable[None]]
 
 @dataclass(frozen=True)
 class JobEnd:
-    """Why a job ends: a code for programs, a sentence for people."""
+    """Why a job ends: a code for programs, a sentence for people; and whether it had made the session ready."""
 
     code: EndCode
     reason: str
+    was_ready: bool = True
 
 
-def job_end(code: EndCode, detail: str | None = None) -> JobEnd:
+def job_end(code: EndCode, detail: str | None = None, *, was_ready: bool = True) -> JobEnd:
     """A :class:`JobEnd` whose reason is the code's sentence plus ``detail``."""
-    return JobEnd(code, sentence(code, detail))
+    return JobEnd(code, sentence(code, detail), was_ready)
 
 
 def failed_readiness(stage: str | None, reason: str | None) -> JobEnd:
     """The end of a job whose readiness failed (``agent.failed`` already said so)."""
     code = EndCode.NO_USER_JOINED if stage == "wait_for_user" else EndCode.AGENT_FAILED
-    return job_end(code, f"{stage}: {reason}")
+    return job_end(code, f"{stage}: {reason}", was_ready=False)
 
 
 async def stay_with_user(
@@ -92,7 +93,9 @@ async def report_job_end(
 ) -> None:
     """Publish ``agent.job_ended`` (bounded; a failure is logged: the session store's scans are the backstop)."""
     ids = {"correlation_id": correlation_id} if correlation_id else {}
-    event = AgentJobEnded(session_id=session_id, job_id=job_id, code=end.code, reason=end.reason, **ids)
+    event = AgentJobEnded(
+        session_id=session_id, job_id=job_id, code=end.code, reason=end.reason, was_ready=end.was_ready, **ids
+    )
     log.info("agent_job_ended", session_id=session_id, job_id=job_id, code=end.code, reason=end.reason)
     await _best_effort(publisher.publish(event), "report_job_end", session_id)
 

@@ -80,7 +80,8 @@ async def run_job(settings: AgentSettings, ctx: JobContext) -> None:
     publisher = cast(RedisEventPublisher, ctx.proc.userdata["publisher"])
     ctx.add_shutdown_callback(publisher.close)  # the connection belongs to this job's event loop
     room = create_room(settings, ctx)  # never ctx.connect() here: the simulator room has no WebRTC
-    end = job_end(EndCode.AGENT_CRASHED, "the job stopped before readiness finished")
+    ready = False  # whether this job made the session ready: an end before that fails the session
+    end = job_end(EndCode.AGENT_CRASHED, "the job stopped before readiness finished", was_ready=False)
     # One TLS context per job executor (building one costs ~0.1 s of CPU), a client only if flow init runs.
     http = (
         httpx.AsyncClient(timeout=settings.agent_stage_timeout_seconds, verify=ctx.proc.userdata["tls"])
@@ -103,6 +104,7 @@ async def run_job(settings: AgentSettings, ctx: JobContext) -> None:
             flow_watched=publisher.room_watched,  # ... only for rooms that have one
         )
         end = failed_readiness(outcome.failed_stage, outcome.reason)
+        ready = outcome.ready
         if outcome.ready and outcome.session is not None:
             end = await stay_with_user(
                 room,
@@ -112,10 +114,10 @@ async def run_job(settings: AgentSettings, ctx: JobContext) -> None:
                 user_seen=presence_reporter(publisher, outcome.session),
             )
     except asyncio.CancelledError:
-        end = job_end(EndCode.AGENT_JOB_ENDED, "the job was shut down")
+        end = job_end(EndCode.AGENT_JOB_ENDED, "the job was shut down", was_ready=ready)
         raise
     except Exception as exc:
-        end = job_end(EndCode.AGENT_CRASHED, type(exc).__name__)
+        end = job_end(EndCode.AGENT_CRASHED, type(exc).__name__, was_ready=ready)
         raise
     finally:
         if http is not None:

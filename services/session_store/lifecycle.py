@@ -131,7 +131,7 @@ def change_for(event: Event) -> StatusChange:
         case SessionEndRequested():
             return StatusChange(sid, SessionStatus.ENDED, at, "ended_at", reason=event.reason, code=event.code)
         case AgentJobEnded():
-            failed = event.code in (EndCode.AGENT_CRASHED, EndCode.AGENT_FAILED)
+            failed = not event.was_ready or event.code in (EndCode.AGENT_CRASHED, EndCode.AGENT_FAILED)
             target = SessionStatus.FAILED if failed else SessionStatus.ENDED
             return StatusChange(sid, target, at, "ended_at", reason=event.reason, code=event.code)
     raise ValueError(f"the session store does not handle {type(event).__name__}")

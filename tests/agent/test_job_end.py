@@ -71,6 +71,7 @@ async def test_nobody_joining_after_ready_ends_the_job_as_no_user_joined() -> No
 def test_a_failed_readiness_names_its_code() -> None:
     assert failed_readiness("wait_for_user", "no user").code is EndCode.NO_USER_JOINED
     assert failed_readiness("providers", "boom").code is EndCode.AGENT_FAILED
+    assert not failed_readiness("providers", "boom").was_ready
 
 
 async def test_the_job_end_reaches_the_broker_and_a_broken_broker_does_not_raise() -> None:
@@ -80,5 +81,6 @@ async def test_the_job_end_reaches_the_broker_and_a_broken_broker_does_not_raise
     [event] = publisher.events
     assert isinstance(event, AgentJobEnded)
     assert (event.session_id, event.code, event.job_id, event.correlation_id) == (sid, "user_left", "AJ_1", "corr")
+    assert event.was_ready is True
     broken = FakePublisher(error=ConnectionError("down"))
     await report_job_end(broken, sid, None, "AJ_1", JobEnd(EndCode.USER_LEFT, "x"))

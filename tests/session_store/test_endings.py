@@ -107,8 +107,8 @@ def new_session(pool: AsyncConnectionPool, announcer: tuple[StatusAnnouncer, Red
     return lambda: Session(repo, *announcer)
 
 
-def job_ended(session: Session, code: EndCode) -> AgentJobEnded:
-    return AgentJobEnded(session_id=session.sid, job_id="AJ", code=code, reason=f"because {code}")
+def job_ended(session: Session, code: EndCode, was_ready: bool = True) -> AgentJobEnded:
+    return AgentJobEnded(session_id=session.sid, job_id="AJ", code=code, reason=f"because {code}", was_ready=was_ready)
 
 
 @pytest.mark.parametrize(
@@ -215,3 +215,21 @@ async def test_presence_before_the_request_is_kept(new_session: Callable[[], Ses
     await session.ready(user_sid=None)
     row = await session.repo.get(session.sid)
     assert row is not None and row["user_sid"] == "PA_early" and row["org_id"] == session.org
+
+
+async def test_a_job_that_ends_before_ready_fails_the_session(new_session: Callable[[], Session]) -> None:
+    session = new_session()
+    await session.redis.zadd(open_sessions_key(session.org), {session.sid: time.time() + 7200})
+    await session.apply(
+        SessionRequested(
+            session_id=session.sid,
+            org_id=session.org,
+            flow_id="f",
+            room_name=session.room,
+            greeting="Hi",
+            ready_deadline=datetime.now(UTC) + timedelta(seconds=30),
+        )
+    )
+    await session.apply(job_ended(session, EndCode.NO_USER_JOINED, was_ready=False))  # before agent.failed
+    assert await session.status() == ("failed", "no_user_joined")
+    assert not await session.holds_slot()
