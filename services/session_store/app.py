@@ -72,7 +72,14 @@ def create_app(settings: SessionStoreSettings) -> FastStream:
     async def start_expiry() -> None:
         background.add(
             asyncio.create_task(
-                run_expiry(repo, publisher, settings.expiry_interval_s, settings.expiry_batch, end_rules(settings))
+                run_expiry(
+                    repo,
+                    publisher,
+                    settings.expiry_interval_s,
+                    settings.expiry_batch,
+                    end_rules(settings),
+                    settings.end_scan_interval_s,
+                )
             )
         )
 

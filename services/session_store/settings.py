@@ -22,6 +22,9 @@ class SessionStoreSettings(RuntimeSettings):
     max_workers: int = 16
     expiry_interval_s: float = Field(default=1.0, gt=0, description="how often readiness deadlines are checked")
     expiry_batch: int = Field(default=100, ge=1, description="sessions expired per transaction")
+    end_scan_interval_s: float = Field(
+        default=5.0, gt=0, description="how often the end rules (maximum duration, user left, nobody joined) run"
+    )
     session_max_duration_s: float = Field(
         default=7200.0, gt=0, description="a session ends this long after it was requested, unless its flow says"
     )

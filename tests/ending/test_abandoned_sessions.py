@@ -81,6 +81,7 @@ async def stack(redis_url: str, database_url: str) -> AsyncIterator[Stack]:
                 database_url=database_url,
                 consumer_name=f"t-{uuid.uuid4().hex[:8]}",
                 expiry_interval_s=0.2,
+                end_scan_interval_s=0.2,
                 user_left_grace_s=GRACE_S,
             )
         )
