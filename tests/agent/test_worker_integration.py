@@ -159,3 +159,32 @@ async def test_the_job_reports_room_closed_when_the_room_is_deleted(
         ended = await event_for(redis, AGENT_JOB_ENDED, sid, timeout=10.0)
     assert ended["code"] == "room_closed"
     await until(lambda: not worker.server.active_jobs, timeout=10.0)
+
+
+async def test_a_job_that_raises_reports_agent_crashed(
+    simulator: Simulator, worker: RunningWorker, redis: Redis, agent_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("bug after ready")
+
+    monkeypatch.setattr("services.agent.worker.stay_with_user", broken)
+    sid, room = f"s-{uuid.uuid4().hex}", f"room-{uuid.uuid4().hex}"
+    metadata = {"sessionId": sid, "flowId": "f", "orgId": "o", "roomName": room, "greeting": "Hi"}
+    async with join_bus(simulator.url, participant_token(room, f"user-{sid[-6:]}")) as user:
+        await dispatch(simulator, agent_name, room, metadata)
+        await user.next_frame("data", timeout=20.0, topic="agent-status")
+        ended = await event_for(redis, AGENT_JOB_ENDED, sid, timeout=10.0)
+    assert ended["code"] == "agent_crashed" and "RuntimeError" in ended["reason"] and ended["was_ready"] is True
+
+
+async def test_a_job_shut_down_with_its_worker_reports_agent_job_ended(
+    simulator: Simulator, worker: RunningWorker, redis: Redis, agent_name: str
+) -> None:
+    sid, room = f"s-{uuid.uuid4().hex}", f"room-{uuid.uuid4().hex}"
+    metadata = {"sessionId": sid, "flowId": "f", "orgId": "o", "roomName": room, "greeting": "Hi"}
+    async with join_bus(simulator.url, participant_token(room, f"user-{sid[-6:]}")) as user:
+        await dispatch(simulator, agent_name, room, metadata)
+        await user.next_frame("data", timeout=20.0, topic="agent-status")
+        await worker.server.aclose()  # the worker stops (a deploy): its running job is shut down
+        ended = await event_for(redis, AGENT_JOB_ENDED, sid, timeout=10.0)
+    assert ended["code"] == "agent_job_ended" and ended["was_ready"] is True
