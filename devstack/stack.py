@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from contracts.routes import LIVEKIT_WEBHOOK_PATH
 from devstack.api_key import create_api_key
 from devstack.livekit_side import SIM_HOST, LiveKitSide, from_environment, simulator
 from devstack.output import StackOutput
@@ -167,6 +168,8 @@ async def _start(
         if profile.sim_port:
             ensure_port_free(SIM_HOST, sim_port, "the LiveKit simulator; or set LIVEKIT_URL")
         argv = [sys.executable, "-m", "devstack.livekit_sim", *profile.simulator.argv(SIM_HOST, sim_port)]
+        # LiveKit's signed webhooks (room_finished, participant_left) reach the API, as a deployment configures them
+        argv += ["--webhook-url", f"http://{stack.env['API_HOST']}:{api_port}{LIVEKIT_WEBHOOK_PATH}"]
         await stack.start_child(SIM_LABEL, argv)
         await step(wait_for_tcp(SIM_HOST, sim_port, deadline_s=30.0))
     org = profile.org.format(api_port=api_port, unique=uuid.uuid4().hex[:8])

@@ -16,7 +16,7 @@ import pytest
 from livekit import api
 from redis.asyncio import Redis
 
-from contracts.streams import AGENT_FAILED, AGENT_JOINED, AGENT_READY
+from contracts.streams import AGENT_FAILED, AGENT_JOB_ENDED, AGENT_JOINED, AGENT_READY, USER_PRESENCE_CHANGED
 from devstack.livekit_sim import Simulator, run_simulator
 from services.agent.worker import RunningWorker, running_worker
 from tests.agent.bus_client import join_bus, participant_token
@@ -49,7 +49,12 @@ async def worker(
         else:
             monkeypatch.delenv(key, raising=False)
     settings = simulator_agent_settings(
-        simulator.ws_url, redis_url, agent_name, agent_user_wait_seconds=5.0, agent_speak_ms_per_char=1.0
+        simulator.ws_url,
+        redis_url,
+        agent_name,
+        agent_user_wait_seconds=5.0,
+        agent_user_rejoin_grace_seconds=1.0,
+        agent_speak_ms_per_char=1.0,
     )
     async with running_worker(settings) as running:
         yield running
@@ -109,3 +114,62 @@ async def test_bad_metadata_with_a_session_id_ends_in_agent_failed(
     failed = await event_for(redis, AGENT_FAILED, sid, timeout=20.0)
     assert failed["stage"] == "metadata" and "flowId" in failed["reason"]
     await wait_until(lambda: not worker.server.active_jobs, deadline_s=10.0, what="agent job ended")
+
+
+async def test_the_job_reports_its_end_when_the_user_leaves_for_good(
+    simulator: Simulator, worker: RunningWorker, redis: Redis, agent_name: str
+) -> None:
+    sid, room = f"s-{uuid.uuid4().hex}", f"room-{uuid.uuid4().hex}"
+    metadata = {"sessionId": sid, "flowId": "f", "orgId": "o", "roomName": room, "greeting": "Hi"}
+    async with join_bus(simulator.url, participant_token(room, f"user-{sid[-6:]}")) as user:
+        await dispatch(simulator, agent_name, room, metadata)
+        await user.next_frame("data", timeout=20.0, topic="agent-status")
+        seen = await event_for(redis, USER_PRESENCE_CHANGED, sid, timeout=5.0)
+        assert seen["present"] is True and seen["source"] == "agent" and seen["room_name"] == room
+    ended = await event_for(redis, AGENT_JOB_ENDED, sid, timeout=10.0)  # after the 1 s grace
+    assert ended["code"] == "user_left" and "not back within 1 s" in ended["reason"]
+    await wait_until(lambda: not worker.server.active_jobs, deadline_s=10.0, what="agent job ended")
+
+
+async def test_the_job_reports_room_closed_when_the_room_is_deleted(
+    simulator: Simulator, worker: RunningWorker, redis: Redis, agent_name: str
+) -> None:
+    sid, room = f"s-{uuid.uuid4().hex}", f"room-{uuid.uuid4().hex}"
+    metadata = {"sessionId": sid, "flowId": "f", "orgId": "o", "roomName": room, "greeting": "Hi"}
+    async with join_bus(simulator.url, participant_token(room, f"user-{sid[-6:]}")) as user:
+        await dispatch(simulator, agent_name, room, metadata)
+        await user.next_frame("data", timeout=20.0, topic="agent-status")
+        async with api.LiveKitAPI(simulator.url, "devkey", "secret") as lk:
+            await lk.room.delete_room(api.DeleteRoomRequest(room=room))
+        ended = await event_for(redis, AGENT_JOB_ENDED, sid, timeout=10.0)
+    assert ended["code"] == "room_closed"
+    await wait_until(lambda: not worker.server.active_jobs, deadline_s=10.0, what="agent job ended")
+
+
+async def test_a_job_that_raises_reports_agent_crashed(
+    simulator: Simulator, worker: RunningWorker, redis: Redis, agent_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("bug after ready")
+
+    monkeypatch.setattr("services.agent.worker.stay_with_user", broken)
+    sid, room = f"s-{uuid.uuid4().hex}", f"room-{uuid.uuid4().hex}"
+    metadata = {"sessionId": sid, "flowId": "f", "orgId": "o", "roomName": room, "greeting": "Hi"}
+    async with join_bus(simulator.url, participant_token(room, f"user-{sid[-6:]}")) as user:
+        await dispatch(simulator, agent_name, room, metadata)
+        await user.next_frame("data", timeout=20.0, topic="agent-status")
+        ended = await event_for(redis, AGENT_JOB_ENDED, sid, timeout=10.0)
+    assert ended["code"] == "agent_crashed" and "RuntimeError" in ended["reason"] and ended["was_ready"] is True
+
+
+async def test_a_job_shut_down_with_its_worker_reports_agent_job_ended(
+    simulator: Simulator, worker: RunningWorker, redis: Redis, agent_name: str
+) -> None:
+    sid, room = f"s-{uuid.uuid4().hex}", f"room-{uuid.uuid4().hex}"
+    metadata = {"sessionId": sid, "flowId": "f", "orgId": "o", "roomName": room, "greeting": "Hi"}
+    async with join_bus(simulator.url, participant_token(room, f"user-{sid[-6:]}")) as user:
+        await dispatch(simulator, agent_name, room, metadata)
+        await user.next_frame("data", timeout=20.0, topic="agent-status")
+        await worker.server.aclose()  # the worker stops (a deploy): its running job is shut down
+        ended = await event_for(redis, AGENT_JOB_ENDED, sid, timeout=10.0)
+    assert ended["code"] == "agent_job_ended" and ended["was_ready"] is True
