@@ -14,6 +14,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from contracts.endings import EndCode
+
 AGENT_STATUS_TOPIC = "agent-status"
 FLOW_EVENTS_TOPIC = "flow-events"
 
@@ -50,11 +52,12 @@ class AgentFailedPayload(BaseModel):
         return self.model_dump_json(exclude_none=True).encode()
 
 
-# Stable codes of ``agent.failed`` that a frontend can match, each with the sentence an end user is shown.
-FAILURE_DISPATCH = "dispatch_failed"
-FAILURE_NO_AGENT = "no_agent_available"
-FAILURE_DEADLINE = "deadline_expired"
-FAILURE_AGENT = "agent_failed"
+# Stable codes of ``agent.failed`` that a frontend can match, each with the sentence an end user is shown: the
+# session's end codes (contracts.endings), and one finer dispatch failure.
+FAILURE_DISPATCH = EndCode.DISPATCH_FAILED.value  # LiveKit refused the room or the dispatch
+FAILURE_NO_AGENT = "no_agent_available"  # a dispatch failure: no agent joined after the re-dispatches
+FAILURE_DEADLINE = EndCode.NOT_READY_IN_TIME.value
+FAILURE_AGENT = EndCode.AGENT_FAILED.value
 FAILURE_SENTENCES: dict[str, str] = {
     FAILURE_DISPATCH: "The assistant could not be started. Please try again.",
     FAILURE_NO_AGENT: "No assistant is available right now. Please try again in a moment.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contracts.events import (
     AgentFailed,
+    AgentJobEnded,
     AgentJoined,
     AgentReady,
     Event,
@@ -11,8 +12,8 @@ from contracts.events import (
     SessionDispatchFailed,
     SessionEndRequested,
     SessionRequested,
-    SessionRoomGone,
     SessionStatusChanged,
+    UserPresenceChanged,
     event_type,
 )
 from contracts.flow_events import FlowEvent
@@ -33,7 +34,8 @@ AGENT_READY = stream_for(AgentReady)
 AGENT_FAILED = stream_for(AgentFailed)
 SESSION_END_REQUESTED = stream_for(SessionEndRequested)
 SESSION_STATUS_CHANGED = stream_for(SessionStatusChanged)
-SESSION_ROOM_GONE = stream_for(SessionRoomGone)  # the dispatcher's backstop: a live session's room is gone
+AGENT_JOB_ENDED = stream_for(AgentJobEnded)
+USER_PRESENCE_CHANGED = stream_for(UserPresenceChanged)
 FLOW_EVENT = stream_for(FlowEvent)  # agent stage/flow/error events and lifecycle events, relayed to watchers
 
 
@@ -57,7 +59,8 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
         AGENT_READY,
         AGENT_FAILED,
         SESSION_END_REQUESTED,
-        SESSION_ROOM_GONE,
+        AGENT_JOB_ENDED,
+        USER_PRESENCE_CHANGED,
     ),
 }
 # No group reads SESSION_STATUS_CHANGED for the API: every API replica must see every change (plain XREAD).

@@ -1,14 +1,18 @@
-"""Real servers for the whole suite: Redis and PostgreSQL found by devstack (env, testcontainers, embedded)."""
+"""Real servers for the whole suite: Redis and PostgreSQL found by devstack (env, testcontainers, embedded), and the
+LiveKit simulator."""
 
 from __future__ import annotations
 
+import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from redis.asyncio import Redis
 
+from devstack.livekit_sim import Simulator, SimulatorConfig, run_simulator
 from devstack.servers import postgres_server, redis_server
 
 
@@ -17,6 +21,16 @@ def redis_url() -> Iterator[str]:
     """A real Redis server for this test run."""
     with redis_server() as handle:
         yield handle.url
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    """A client of the test Redis without decode_responses (bytes), like the broker's."""
+    client = Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 def _with_database(url: str, database: str) -> str:
@@ -36,3 +50,20 @@ def database_url() -> Iterator[str]:
         finally:
             with psycopg.connect(handle.url, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def sim_assign_timeout() -> float:
+    """How long the ``sim`` fixture's simulator awaits a worker's availability answer (a directory may override it)."""
+    return 3.0
+
+
+@pytest.fixture
+async def sim(sim_assign_timeout: float) -> AsyncIterator[Simulator]:
+    """A fresh LiveKit simulator on a free port."""
+    saved = dict(os.environ)
+    async with run_simulator(config=SimulatorConfig(assign_timeout=sim_assign_timeout, reap_interval=0.1)) as simulator:
+        yield simulator
+    # AgentServer.run() writes LIVEKIT_URL/API_KEY/API_SECRET into os.environ: undo it.
+    os.environ.clear()
+    os.environ.update(saved)

@@ -28,6 +28,8 @@ from contracts.datachannel import (
     FAILURE_SENTENCES,
     AgentFailedPayload,
 )
+from contracts.endings import SENTENCES as END_SENTENCES
+from contracts.endings import EndCode
 from contracts.events import Event, SessionDispatchFailed, SessionStatusChanged
 from services.dispatcher.ports import LiveKitError, SessionLedger, SessionRecord
 from services.dispatcher.retries import RetryPolicy, with_retries
@@ -57,10 +59,17 @@ class Notice:
     def payload(self, session_id: str, at: datetime) -> AgentFailedPayload:
         """The ``agent.failed`` message for ``session_id``."""
         stamp = at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        sentence = FAILURE_SENTENCES[self.code]
         return AgentFailedPayload(
-            sessionId=session_id, stage=self.stage, reason=sentence, timestamp=stamp, code=self.code
+            sessionId=session_id, stage=self.stage, reason=user_sentence(self.code), timestamp=stamp, code=self.code
         )
+
+
+def user_sentence(code: str) -> str:
+    """What the end user reads for ``code``: ours, else the session end's sentence (contracts.endings)."""
+    if code in FAILURE_SENTENCES:
+        return FAILURE_SENTENCES[code]
+    known = {end.value for end in EndCode}
+    return END_SENTENCES[EndCode(code)] if code in known else FAILURE_SENTENCES[FAILURE_AGENT]
 
 
 def notice_for_dispatch_failure(event: SessionDispatchFailed) -> Notice:
@@ -71,14 +80,15 @@ def notice_for_dispatch_failure(event: SessionDispatchFailed) -> Notice:
 
 def notice_for_change(event: SessionStatusChanged, record: SessionRecord) -> Notice | None:
     """The notice a status change calls for, if any: an expiry; a failure of the dispatcher's own (its code), or
-    else of the agent's."""
+    else the one the session store recorded (an agent's)."""
     if event.to_status == "expired":
         return Notice("readiness", FAILURE_DEADLINE)
-    if event.to_status == "failed" and record.failure_code in (FAILURE_DISPATCH, FAILURE_NO_AGENT):
+    if event.to_status != "failed":
+        return None
+    if record.failure_code in (FAILURE_DISPATCH, FAILURE_NO_AGENT):
         return Notice("dispatch", record.failure_code)
-    if event.to_status == "failed":
-        return Notice("agent", FAILURE_AGENT)
-    return None
+    code = str(event.code) if event.code else FAILURE_AGENT  # the session store's end code, e.g. agent_crashed
+    return Notice("dispatch" if code == FAILURE_DISPATCH else "agent", code)
 
 
 async def tell_room(
@@ -128,7 +138,7 @@ async def tell_on_change(
     notice = notice_for_change(event, record)
     if notice is None:
         return False
-    if notice.code == FAILURE_AGENT:
+    if notice.stage == "agent":
         try:
             if await with_retries(retry, lambda: room.agent_present(record.room_name)):
                 return False

@@ -1,5 +1,6 @@
 """The backstop for sessions that end without anyone saying so: a joined or ready session whose room is gone
-from LiveKit (closed after its empty or departure timeout, deleted) is ended with ``session.room_gone``.
+from LiveKit (closed after its empty or departure timeout, deleted) is ended: ``session.end_requested`` with the
+code ``room_closed``, as LiveKit's ``room_finished`` webhook would have.
 
 The agent's job events and LiveKit's webhooks end sessions first; this scan catches what they miss (a lost
 webhook, an agent that crashed without a word). Cheap and bounded: each live session's room is looked up once
@@ -18,12 +19,15 @@ from typing import Protocol
 
 import structlog
 
-from contracts.events import Event, SessionRoomGone, SessionStatusChanged
+from contracts.endings import EndCode, sentence
+from contracts.events import Event, SessionEndRequested, SessionStatusChanged
 from contracts.status import TERMINAL
 from services.dispatcher.ports import LiveKitError
 from services.dispatcher.retries import RetryPolicy, with_retries
 
 log = structlog.get_logger(__name__)
+
+ROOM_GONE_REASON = sentence(EndCode.ROOM_CLOSED, "no longer on LiveKit, found by the dispatcher's room scan")
 
 LIVE_STATUSES = frozenset({"agent_joined", "ready"})
 _TERMINAL = frozenset(status.value for status in TERMINAL)
@@ -104,7 +108,7 @@ async def sweep_once(
             break
         for session in due:
             if session.room_name not in open_rooms:
-                await publish(SessionRoomGone(**_ids(session), room_name=session.room_name))
+                await publish(SessionEndRequested(**_ids(session), reason=ROOM_GONE_REASON, code=EndCode.ROOM_CLOSED))
                 await live.untrack(session.session_id)
                 log.info("room_gone", session_id=session.session_id, room=session.room_name)
                 ended += 1

@@ -7,6 +7,7 @@ import json
 import uuid
 
 from contracts.datachannel import AGENT_STATUS_TOPIC, FAILURE_SENTENCES
+from contracts.endings import SENTENCES, EndCode
 from contracts.events import SessionDispatchFailed, SessionStatusChanged
 from services.dispatcher.failure_notices import tell_if_dispatch_failed, tell_on_change
 from services.dispatcher.ports import SessionRecord, TransientLiveKitError
@@ -81,8 +82,8 @@ async def test_expiry_is_told_even_with_the_agent_in_the_room() -> None:
     rooms.agents_in.add(record.room_name)  # the agent does not know the deadline: it cannot say it
     assert await tell_on_change(_change(record, "expired"), record, rooms, ledger, FAST)
     [(_, payload, _, _)] = rooms.sent
-    assert (payload["stage"], payload["code"]) == ("readiness", "deadline_expired")
-    assert payload["reason"] == FAILURE_SENTENCES["deadline_expired"]
+    assert (payload["stage"], payload["code"]) == ("readiness", "not_ready_in_time")
+    assert payload["reason"] == FAILURE_SENTENCES["not_ready_in_time"]
     redelivered = await ledger.get(record.session_id)
     assert not await tell_on_change(_change(record, "expired"), redelivered, rooms, ledger, FAST)
     assert len(rooms.sent) == 1
@@ -96,6 +97,16 @@ async def test_agent_failure_is_left_to_the_agent_in_the_room_else_told() -> Non
     assert await tell_on_change(_change(absent, "failed"), absent, rooms, ledger, FAST)
     [(room, payload, _, _)] = rooms.sent
     assert room == absent.room_name and (payload["stage"], payload["code"]) == ("agent", "agent_failed")
+
+
+async def test_an_agent_failure_carries_the_session_end_code() -> None:
+    rooms, ledger = TalkingRooms(), FakeLedger()
+    record = await _remembered(ledger)
+    crashed = _change(record, "failed").model_copy(update={"code": EndCode.AGENT_CRASHED})
+    assert await tell_on_change(crashed, record, rooms, ledger, FAST)
+    [(_, payload, _, _)] = rooms.sent
+    assert (payload["stage"], payload["code"]) == ("agent", "agent_crashed")
+    assert payload["reason"] == SENTENCES[EndCode.AGENT_CRASHED]
 
 
 async def test_other_changes_and_unknown_rooms_tell_nothing() -> None:

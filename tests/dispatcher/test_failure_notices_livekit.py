@@ -96,4 +96,4 @@ async def test_an_expiry_is_heard_on_agent_status(
             payload = await _agent_failed(frontend)
         finally:
             await store.stop()
-    _assert_for_the_user(payload, request, "readiness", "deadline_expired")
+    _assert_for_the_user(payload, request, "readiness", "not_ready_in_time")

@@ -6,9 +6,10 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from contracts.events import Event, SessionRoomGone, SessionStatusChanged
+from contracts.endings import EndCode
+from contracts.events import Event, SessionEndRequested, SessionStatusChanged
 from services.dispatcher.ports import TransientLiveKitError
-from services.dispatcher.room_sweep import LiveSession, SweepPolicy, sweep_once, track_change
+from services.dispatcher.room_sweep import ROOM_GONE_REASON, LiveSession, SweepPolicy, sweep_once, track_change
 
 from .fakes import FAST, FakeRooms
 
@@ -68,7 +69,8 @@ async def test_a_gone_room_ends_its_session_once_after_the_grace_period() -> Non
     assert await _sweep(live, rooms, T0 + 59) == []  # within the grace period: not even looked up
     assert rooms.calls == 0
     [gone] = await _sweep(live, rooms, T0 + 60)
-    assert isinstance(gone, SessionRoomGone) and gone.session_id == sid and gone.room_name == f"session-{sid}"
+    assert isinstance(gone, SessionEndRequested) and gone.session_id == sid and gone.code is EndCode.ROOM_CLOSED
+    assert gone.reason == ROOM_GONE_REASON
     assert await _sweep(live, rooms, T0 + 1000) == []
 
 

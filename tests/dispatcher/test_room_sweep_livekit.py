@@ -16,8 +16,9 @@ from devstack.livekit_sim import Simulator
 from services.session_store.app import create_app as create_session_store
 from services.session_store.repository import PostgresSessionRepository
 from services.session_store.settings import SessionStoreSettings
+from tests.polling import wait_until
 
-from .conftest import dispatcher_settings, running_dispatcher, wait_until
+from .conftest import dispatcher_settings, running_dispatcher
 from .fakes import session_request
 
 
@@ -67,11 +68,13 @@ async def test_a_ready_session_whose_room_closed_is_ended(
             await publish(AgentReady(**ids, greeting="Hello"))
             await _row_when(repo, sid, "ready")
             # Past the grace period the open room is looked up (twice here), and the session is kept.
-            await wait_until(lambda: sim.state.counters["twirp_requests.ListRooms"] >= 2, what="rooms looked up")
+            await wait_until(
+                lambda: sim.state.counters["twirp_requests.ListRooms"] >= 2, deadline_s=10, what="rooms looked up"
+            )
             assert (await _row_when(repo, sid, "ready"))["status"] == "ready"
             async with api.LiveKitAPI(sim.url, "devkey", "secret") as lk:
                 await lk.room.delete_room(api.DeleteRoomRequest(room=room))  # LiveKit closes the room
             ended = await _row_when(repo, sid, "ended", timeout=10.0)
         finally:
             await store.stop()
-    assert "room_gone" in str(ended["reason"])
+    assert ended["end_code"] == "room_closed" and "room scan" in str(ended["reason"])

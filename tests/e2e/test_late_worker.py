@@ -4,7 +4,6 @@ readiness deadline: the watchdog re-dispatches the jobs LiveKit dropped (service
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -12,16 +11,9 @@ from datetime import datetime
 import httpx
 import pytest
 
-from devstack.processes import ChildSpec
 from devstack.readiness import wait_for_sim_worker
-from tests.e2e.conftest import (
-    REPO_ROOT,
-    SERVICES_WITHOUT_AGENT,
-    Stack,
-    running_stack,
-    separate_database,
-    with_redis_db,
-)
+from tests.e2e.conftest import SERVICES_WITHOUT_AGENT, Stack
+from tests.stack_fixtures import running_stack, separate_database, with_redis_db
 
 pytestmark = pytest.mark.e2e
 
@@ -73,8 +65,7 @@ async def test_sessions_requested_before_the_worker_registers_get_ready_in_time(
             # Dispatched with nobody to take the job: the simulator drops each one, as LiveKit does.
             await _until(client, session_ids, "dispatched", deadline_s=WORKER_DELAY_S + 10)
             await asyncio.sleep(max(0.0, requested_at + WORKER_DELAY_S - time.monotonic()))
-            agent = [sys.executable, "-m", "services.agent"]
-            await stack.group.start(ChildSpec("agent", agent, env=stack.env, cwd=REPO_ROOT))
+            await stack.start_service("agent", "agent")
             await wait_for_sim_worker(stack.livekit_url, deadline_s=DEFAULT_DEADLINE_S)
             registered_s = time.monotonic() - requested_at
             ready = await _until(client, session_ids, "ready", deadline_s=DEFAULT_DEADLINE_S)
