@@ -55,6 +55,11 @@ class LiveKitRooms(Protocol):
         """Delete our dispatches and the room; a room that is already gone is success."""
         ...
 
+    async def job_started_at(self, room_name: str, dispatch_id: str) -> float | None:
+        """When (epoch s) a worker took the dispatch's job, if one did and the job has not ended; None for a
+        job that was dropped or never offered (no worker, every worker full)."""
+        ...
+
     async def existing_rooms(self, names: list[str]) -> set[str]:
         """Which of ``names`` are open rooms on LiveKit right now (one ListRooms call)."""
         ...

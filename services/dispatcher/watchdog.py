@@ -17,6 +17,7 @@ import structlog
 from contracts.datachannel import FAILURE_NO_AGENT
 from contracts.events import Event, SessionDispatched, SessionDispatchFailed
 from services.dispatcher.ports import (
+    LiveKitError,
     LiveKitRooms,
     PermanentLiveKitError,
     RoomLocks,
@@ -105,6 +106,8 @@ async def handle_due(
     """
     ids = {"session_id": record.session_id, "correlation_id": record.correlation_id}
     if not should_redispatch(record, policy, clock()):
+        if await _job_starting(record, rooms, ledger, retry, policy, clock):
+            return None
         await ledger.close(record.session_id)
         reason = give_up_reason(record.attempt, rooms.agent_name)
         log.warning("watchdog_gave_up", attempts=record.attempt, reason=reason)
@@ -118,6 +121,8 @@ async def handle_due(
                 # Its agent.joined is late (a lagging consumer): a second agent must not be sent.
                 await ledger.mark_joined(record.session_id)
                 log.info("watchdog_found_agent", room=record.room_name)
+                return None
+            if await _job_starting(record, rooms, ledger, retry, policy, clock):
                 return None
             dispatch_id = await with_retries(retry, lambda: rooms.replace_dispatch(record.room_name, record.metadata))
     except PermanentLiveKitError as exc:
@@ -134,6 +139,32 @@ async def handle_due(
         return None  # joined or closed meanwhile; a clean-up under the room lock removes what we made
     log.info("redispatched", room=record.room_name, stale_dispatch_id=record.dispatch_id, dispatch_id=dispatch_id)
     return SessionDispatched(**ids, room_name=record.room_name, dispatch_id=dispatch_id, attempt=attempt)
+
+
+async def _job_starting(
+    record: SessionRecord,
+    rooms: LiveKitRooms,
+    ledger: SessionLedger,
+    retry: RetryPolicy,
+    policy: WatchdogPolicy,
+    clock: Callable[[], float],
+) -> bool:
+    """A worker took the job but its agent has not said ``agent.joined`` yet (a slow start: a new job process on
+    a busy machine): wait until ``join_timeout_s`` after it took the job instead of killing the job with a
+    re-dispatch; True when the job is starting (the watch extended, or the session joined or closed meanwhile).
+    Only a dropped job is re-dispatched at the shorter wait. Best effort: when LiveKit cannot say, the watchdog
+    goes on as if no job had started."""
+    try:
+        started = await with_retries(retry, lambda: rooms.job_started_at(record.room_name, record.dispatch_id))
+    except LiveKitError as exc:
+        log.info("watchdog_job_state_unknown", reason=str(exc))
+        return False
+    if started is None or clock() >= started + policy.join_timeout_s:
+        return False
+    wait_until = started + policy.join_timeout_s
+    await ledger.rearm(record.session_id, record.dispatch_id, record.attempt, wait_until)
+    log.info("watchdog_waits_for_starting_job", room=record.room_name, job_started_s_ago=round(clock() - started, 2))
+    return True
 
 
 async def scan_once(

@@ -34,6 +34,7 @@ class FakeRooms:
         self.rooms: dict[str, str] = {}
         self.dispatches: dict[str, list[str]] = {}
         self.agents_in: set[str] = set()  # rooms with an agent participant
+        self.jobs_started: dict[str, float] = {}  # dispatch id -> when a worker took its job
         self.calls = 0
 
     def _maybe_fail(self) -> None:
@@ -64,6 +65,9 @@ class FakeRooms:
         self._maybe_fail()
         self.rooms.pop(room_name, None)
         self.dispatches.pop(room_name, None)
+
+    async def job_started_at(self, room_name: str, dispatch_id: str) -> float | None:
+        return self.jobs_started.get(dispatch_id)
 
     async def existing_rooms(self, names: list[str]) -> set[str]:
         self._maybe_fail()

@@ -110,3 +110,45 @@ async def test_the_dispatcher_and_the_watchdog_arm_by_the_session_deadline() -> 
     await scan_once(ledger, settle, DEFAULTS, clock)
     assert isinstance(published[-1], SessionDispatchFailed) and published[-1].code == "no_agent_available"
     assert len(published) == 5
+
+
+async def test_a_job_a_worker_took_gets_the_full_wait_before_it_is_replaced() -> None:
+    request = session_request()
+    deadline = request.ready_deadline.timestamp()
+    clock = _Clock(deadline - 30)
+    rooms, ledger = FakeRooms(), FakeLedger()
+    first = await dispatch_session(request, rooms, NoLocks(), ledger, FAST, DEFAULTS, clock)
+    assert isinstance(first, SessionDispatched)
+    rooms.jobs_started[first.dispatch_id] = clock.now + 0.5  # a worker took the job; its agent starts slowly
+    published: list[Event] = []
+
+    async def settle(record: SessionRecord) -> None:
+        outcome = await handle_due(record, rooms, NoLocks(), ledger, FAST, DEFAULTS, clock)
+        if outcome is not None:
+            published.append(outcome)
+
+    clock.now += 5  # the share of a dropped job: this one is starting, so it is left alone
+    await scan_once(ledger, settle, DEFAULTS, clock)
+    assert published == [] and rooms.dispatches[request.room_name] == [first.dispatch_id]
+    assert ledger.deadlines[request.session_id] == pytest.approx(deadline - 30 + 0.5 + DEFAULTS.join_timeout_s)
+    clock.now = deadline - 30 + 10.5  # join_timeout_s after the worker took it: replaced
+    await scan_once(ledger, settle, DEFAULTS, clock)
+    [again] = published
+    assert isinstance(again, SessionDispatched) and again.attempt == 2 and again.dispatch_id != first.dispatch_id
+
+
+async def test_the_last_attempt_waits_for_a_starting_job_before_giving_up() -> None:
+    policy = WatchdogPolicy(max_attempts=1)
+    request = session_request()
+    clock = _Clock(request.ready_deadline.timestamp() - 30)
+    rooms, ledger = FakeRooms(), FakeLedger()
+    first = await dispatch_session(request, rooms, NoLocks(), ledger, FAST, policy, clock)
+    assert isinstance(first, SessionDispatched)
+    rooms.jobs_started[first.dispatch_id] = clock.now
+    record = await ledger.get(request.session_id)
+    assert record is not None
+    clock.now += 9
+    assert await handle_due(record, rooms, NoLocks(), ledger, FAST, policy, clock) is None
+    clock.now += 1
+    failed = await handle_due(record, rooms, NoLocks(), ledger, FAST, policy, clock)
+    assert isinstance(failed, SessionDispatchFailed)
