@@ -21,6 +21,7 @@ from contracts.events import (
     SessionStatusChanged,
 )
 from contracts.status import SessionStatus
+from services.runtime.publishing import EventPublisher
 
 log = structlog.get_logger(__name__)
 
@@ -68,14 +69,6 @@ class SessionRepository(Protocol):
     ) -> Transition | None:
         """Record the change's stage time and facts; move the status if the machine allows it. ``before_commit``
         runs inside the transaction when the status moves: if it raises, nothing is recorded."""
-        ...
-
-
-class EventPublisher(Protocol):
-    """Publishes events to the broker."""
-
-    async def publish(self, event: Event) -> None:
-        """Publish one event."""
         ...
 
 

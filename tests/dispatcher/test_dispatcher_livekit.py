@@ -11,6 +11,7 @@ from contracts.events import SessionDispatched, SessionDispatchFailed, SessionSt
 from contracts.streams import SESSION_DISPATCH_FAILED, SESSION_DISPATCHED, SESSION_REQUESTED
 from devstack.livekit_sim import Simulator
 from devstack.livekit_sim.faults import Fault
+from services.dispatcher.dispatch_dedup import ensure_single_dispatch
 from services.dispatcher.livekit_rooms import LiveKitRoomsClient
 
 from .conftest import Publish, listed_dispatches, our_dispatches, wait_consumed, wait_for_events, wait_until
@@ -108,7 +109,7 @@ async def test_removing_a_room_that_is_gone_is_success(sim: Simulator, agent_nam
         rooms = LiveKitRoomsClient(lk, agent_name, api.CreateRoomRequest(), max_in_flight=4)
         await rooms.remove_room("never-created")
         await rooms.ensure_room("short-lived", "{}")
-        dispatch_id = await rooms.ensure_dispatch("short-lived", "{}")
+        dispatch_id = await ensure_single_dispatch(rooms, "short-lived", "{}")
         assert our_dispatches(sim, "short-lived", agent_name) == [dispatch_id]
         await rooms.remove_room("short-lived")
         await rooms.remove_room("short-lived")
