@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import aiohttp
@@ -21,13 +21,36 @@ _TRANSIENT_CODES = frozenset({"unavailable", "deadline_exceeded", "resource_exha
 
 
 class LiveKitRoomsClient:
-    """Rooms and dispatches through the server API, at most ``max_in_flight`` requests at a time."""
+    """Rooms and dispatches through the server API, at most ``max_in_flight`` requests at a time.
 
-    def __init__(self, lk: api.LiveKitAPI, agent_name: str, room_options: api.CreateRoomRequest, max_in_flight: int):
-        self._lk = lk
+    ``connect`` makes the livekit-api client on first use: it opens an aiohttp session, which needs the running
+    event loop, so the client can be built before the loop (in the composition root) and connect inside it.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], api.LiveKitAPI],
+        agent_name: str,
+        room_options: api.CreateRoomRequest,
+        max_in_flight: int,
+    ) -> None:
+        self._connect = connect
+        self._client: api.LiveKitAPI | None = None
         self._agent_name = agent_name
         self._room_options = room_options
         self._in_flight = asyncio.Semaphore(max_in_flight)
+
+    @property
+    def _lk(self) -> api.LiveKitAPI:
+        if self._client is None:
+            self._client = self._connect()
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the livekit-api client, if one was made."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
 
     @property
     def agent_name(self) -> str:
