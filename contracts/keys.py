@@ -1,6 +1,7 @@
 """Every Redis key name the services build (names only, no I/O), so a reader finds them in one place.
 
-Stream names live in :mod:`contracts.streams`; everything else a service keeps in Redis is named here.
+Stream names (and their dead-letter streams) live in :mod:`contracts.streams`; everything else a service keeps in
+Redis is named here.
 """
 
 from __future__ import annotations
@@ -58,3 +59,9 @@ def ledger_watchdog_key(agent_name: str) -> str:
 def flow_seq_key(session_id: str) -> str:
     """The dispatcher's per-session sequence of relayed flow events (and the message ids already numbered)."""
     return f"{PREFIX}:flow-seq:{session_id}"
+
+
+def delivery_failures_key(stream: str, group: str) -> str:
+    """Every service's hash of failure counts and last errors of ``group``'s pending messages on ``stream``
+    (services.runtime.dead_letters: what decides when a message is dead-lettered)."""
+    return f"{stream}:failures:{group}"
