@@ -1,5 +1,5 @@
-"""Turn a session request into a room and exactly one agent dispatch, with bounded retries, and arm
-the watchdog that notices when no agent joins."""
+"""Turn a session request into a room and exactly one agent dispatch (see :mod:`services.dispatcher.dispatch_dedup`),
+with bounded retries, and arm the watchdog that notices when no agent joins."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import structlog
 
 from contracts.events import Event, SessionDispatched, SessionDispatchFailed, SessionRequested
 from contracts.job import AgentJobMetadata
+from services.dispatcher.dispatch_dedup import ensure_single_dispatch
+from services.dispatcher.dispatch_state import DispatchState
 from services.dispatcher.ports import (
     LiveKitRooms,
     PermanentLiveKitError,
@@ -55,7 +57,7 @@ async def dispatch_session(
             state = await ledger.remember(
                 request.session_id, request.room_name, metadata, request.correlation_id, deadline
             )
-            if state == "closed":
+            if state == DispatchState.CLOSED:
                 log.info("dispatch_skipped", reason="session already over")
                 return None
             if deadline <= clock():
@@ -65,7 +67,7 @@ async def dispatch_session(
 
             async def create() -> str:
                 await rooms.ensure_room(request.room_name, metadata)
-                return await rooms.ensure_dispatch(request.room_name, metadata)
+                return await ensure_single_dispatch(rooms, request.room_name, metadata)
 
             dispatch_id = await with_retries(retry, create)
     except PermanentLiveKitError as exc:

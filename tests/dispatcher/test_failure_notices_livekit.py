@@ -10,11 +10,15 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
+
 from contracts.datachannel import AGENT_STATUS_TOPIC, FAILURE_SENTENCES
 from contracts.events import SessionRequested
 from devstack.livekit_sim import Simulator
 from devstack.livekit_sim.faults import Fault
+from services.runtime.migrations import apply_migrations
 from services.session_store.app import create_app as create_session_store
+from services.session_store.migrations import MIGRATIONS
 from services.session_store.settings import SessionStoreSettings
 from tests.agent.bus_client import BusParticipant, join_bus, participant_token
 
@@ -89,6 +93,8 @@ async def test_an_expiry_is_heard_on_agent_status(
         sim, dispatcher_redis_url, agent_name, dispatch_join_timeout_s=600.0, dispatch_join_timeout_min_s=600.0
     )
     request = session_request().model_copy(update={"ready_deadline": datetime.now(UTC) + timedelta(seconds=2)})
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await apply_migrations(conn, "session_store", MIGRATIONS)  # outside dev mode no service migrates at start-up
     async with _frontend(sim, request.room_name) as frontend, running_dispatcher(settings) as publish:
         await store.start()
         try:

@@ -13,7 +13,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from contracts.events import AgentJoined, AgentReady
 from devstack.livekit_sim import Simulator
+from services.runtime.migrations import apply_migrations
 from services.session_store.app import create_app as create_session_store
+from services.session_store.migrations import MIGRATIONS
 from services.session_store.repository import PostgresSessionRepository
 from services.session_store.settings import SessionStoreSettings
 from tests.polling import wait_until
@@ -59,6 +61,8 @@ async def test_a_ready_session_whose_room_closed_is_ended(
         AsyncConnectionPool(database_url, min_size=1, max_size=2, open=False) as pool,
         running_dispatcher(settings) as publish,
     ):
+        async with pool.connection() as conn:  # outside dev mode the services do not migrate at start-up
+            await apply_migrations(conn, "session_store", MIGRATIONS)
         await store.start()
         try:
             repo = PostgresSessionRepository(pool)

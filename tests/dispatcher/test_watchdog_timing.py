@@ -6,12 +6,14 @@ from __future__ import annotations
 import pytest
 
 from contracts.events import Event, SessionDispatched, SessionDispatchFailed
+from services.dispatcher.dispatch_state import DispatchState
 from services.dispatcher.dispatching import dispatch_session
 from services.dispatcher.ports import SessionRecord
 from services.dispatcher.watchdog import WatchdogPolicy, handle_due, scan_once, should_redispatch
 
 from .fakes import FAST, FakeLedger, FakeRooms, NoLocks, session_request
 
+WATCHING = DispatchState.WATCHING
 DEFAULTS = WatchdogPolicy()  # the settings' defaults: cap 10 s, floor 5 s, reserve 5 s, 5 attempts
 
 
@@ -62,13 +64,14 @@ def test_join_timeout_shares_the_time_left(attempt: int, now: float, expected: f
 def test_unknown_deadline_waits_the_cap_and_attempts_stay_bounded() -> None:
     assert DEFAULTS.join_timeout(1, 1000.0, 0.0) == 10.0
     assert DEFAULTS.dispatch_times(10**6) == [0.0, 10.0, 20.0, 30.0, 40.0]
-    old = SessionRecord("s", "r", "{}", "c", "watching", "AD_1", attempt=2)  # written before deadlines were kept
+    # A record written before deadlines were kept: bounded by attempts only.
+    old = SessionRecord("s", "r", "{}", "c", WATCHING, "AD_1", attempt=2)
     assert should_redispatch(old, DEFAULTS, now=1e9)
-    assert not should_redispatch(SessionRecord("s", "r", "{}", "c", "watching", "AD_5", attempt=5), DEFAULTS)
+    assert not should_redispatch(SessionRecord("s", "r", "{}", "c", WATCHING, "AD_5", attempt=5), DEFAULTS)
 
 
 def test_no_redispatch_that_cannot_join_before_the_deadline() -> None:
-    record = SessionRecord("s", "r", "{}", "c", "watching", "AD_1", attempt=1, ready_deadline=1000.0)
+    record = SessionRecord("s", "r", "{}", "c", WATCHING, "AD_1", attempt=1, ready_deadline=1000.0)
     assert should_redispatch(record, DEFAULTS, now=995.0)  # 5 s left: an offer fits
     assert not should_redispatch(record, DEFAULTS, now=995.1)
 
