@@ -1,0 +1,71 @@
+import { describe, expect, it } from "vitest";
+import { SessionFailedError, SessionTimeoutError, startSession, type SessionGrant } from "../src/client";
+import { AGENT, FakeEventSource, FakeRoom, USER } from "./fakes";
+
+const grant: SessionGrant = { sessionId: "s1", roomName: "r", token: "t", livekitUrl: "ws://lk", clientToken: "ct" };
+const ready = { type: "agent.ready", sessionId: "s1", greeting: "Hello", timestamp: "t" };
+const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+function setUp(join: () => Promise<void>) {
+  const room = new FakeRoom(join);
+  const sources: FakeEventSource[] = [];
+  const eventSource = (url: string) => {
+    const source = new FakeEventSource(url);
+    sources.push(source);
+    return source;
+  };
+  return { room, sources, eventSource };
+}
+
+describe("startSession", () => {
+  it("resolves on agent.ready from the agent over the data channel, with timings", async () => {
+    const { room, eventSource } = setUp(async () => {});
+    const started = startSession({ getSession: async () => grant, room: room.asRoom(), eventSource });
+    await tick();
+    room.receive(ready, AGENT);
+    const session = await started;
+    expect(session.readyVia).toBe("data-channel");
+    expect(session.ready).toEqual(ready);
+    expect(session.room).not.toBeNull();
+    expect(Object.keys(session.timings)).toEqual(["sessionCreated", "roomConnected", "agentReady"]);
+  });
+
+  it("ignores agent.ready sent by another participant and times out", async () => {
+    const { room, eventSource } = setUp(async () => {});
+    const started = startSession({ getSession: async () => grant, room: room.asRoom(), eventSource, timeoutMs: 50 });
+    await tick();
+    room.receive(ready, USER);
+    await expect(started).rejects.toBeInstanceOf(SessionTimeoutError);
+    expect(room.disconnected).toBe(true);
+  });
+
+  it("falls back to SSE (client token as access_token) when the room cannot be joined", async () => {
+    const { room, sources, eventSource } = setUp(async () => Promise.reject(new Error("no SFU")));
+    const started = startSession({ getSession: async () => grant, apiUrl: "http://api/", room: room.asRoom(), eventSource });
+    await tick();
+    expect(sources[0].url).toBe("http://api/api/sessions/s1/events?access_token=ct");
+    sources[0].emit("status", { sessionId: "s1", status: "dispatched" });
+    sources[0].emit("status", { sessionId: "s1", status: "ready" });
+    const session = await started;
+    expect(session).toMatchObject({ readyVia: "sse", room: null, ready: null, roomError: "no SFU" });
+    expect(sources[0].closed).toBe(true);
+  });
+
+  it("rejects with the agent's sentence and code on agent.failed", async () => {
+    const { room, eventSource } = setUp(async () => {});
+    const started = startSession({ getSession: async () => grant, room: room.asRoom(), eventSource });
+    await tick();
+    room.receive({ type: "agent.failed", sessionId: "s1", stage: "readiness", reason: "Not in time.", timestamp: "t", code: "not_ready_in_time" }, undefined);
+    const error = await started.catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SessionFailedError);
+    expect(error).toMatchObject({ message: "Not in time.", code: "not_ready_in_time", via: "data-channel" });
+  });
+
+  it("rejects when SSE reports a terminal status", async () => {
+    const { room, sources, eventSource } = setUp(async () => Promise.reject(new Error("no SFU")));
+    const started = startSession({ getSession: async () => grant, apiUrl: "http://api", room: room.asRoom(), eventSource });
+    await tick();
+    sources[0].emit("status", { status: "failed", reason: "No agent could be sent.", endCode: "dispatch_failed" });
+    await expect(started).rejects.toMatchObject({ message: "No agent could be sent.", code: "dispatch_failed", via: "sse" });
+  });
+});
