@@ -65,10 +65,17 @@ const base = (apiUrl: string) => apiUrl.replace(/\/+$/, "");
 
 /** Start a session of `flowId` with a publishable key (`pk_...`): the browser-safe credential. */
 export async function createSession(apiUrl: string, flowId: string, publishableKey: string): Promise<SessionGrant> {
-  const response = await fetch(`${base(apiUrl)}/api/flows/${encodeURIComponent(flowId)}/sessions`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${publishableKey}` },
-  });
+  let response: Response;
+  try {
+    response = await fetch(`${base(apiUrl)}/api/flows/${encodeURIComponent(flowId)}/sessions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${publishableKey}` },
+    });
+  } catch (error) {
+    // fetch says only "Failed to fetch": the API is down, or it refused this page's origin (CORS)
+    const why = error instanceof Error ? error.message : String(error);
+    throw new ApiError(`Could not reach the API at ${apiUrl} (${why}): is it running, and is this page's origin allowed?`, 0);
+  }
   return answer<SessionGrant>(response, "Starting a session");
 }
 

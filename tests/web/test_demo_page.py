@@ -1,0 +1,81 @@
+"""The demo page in headless Chromium: served from another origin than the API (so CORS is exercised), it starts a
+session with a publishable key, joins the room and shows "Agent ready"; the test says which path carried ready.
+
+On the simulator, livekit-client cannot join (no WebRTC there): the client degrades to SSE with the client token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+from devstack.profiles import E2E
+from devstack.stack import SERVICES, StackHandle
+from tests.stack_fixtures import running_stack, separate_database, with_redis_db
+from tests.web.browser import DIST, REPO, drive_demo, require_browser
+from tests.web.demo_site import DemoServer, demo_site
+
+OWN_REDIS_DB = 5  # streams of our own: no other stack's dispatcher or session store reads them
+READY_TIMEOUT_S = 40.0
+
+
+async def publishable_key(stack: StackHandle, org: str, flow_id: str, origin: str) -> str:
+    """``create-key --publishable`` for ``flow_id`` from ``origin`` (the CLI of the browser API contract)."""
+    argv = [sys.executable, "-m", "services.api", "create-key", "--org", org, "--publishable"]
+    argv += ["--flow", flow_id, "--origin", origin]
+    proc = await asyncio.create_subprocess_exec(
+        *argv, env=dict(stack.env), cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 0, f"create-key --publishable failed: {err.decode()}"
+    key = out.decode().strip()
+    assert key.startswith("pk_"), key
+    return key
+
+
+async def open_demo(stack: StackHandle, org: str, site: DemoServer, screenshot: Path) -> dict[str, object]:
+    """A flow (secret key, server side), a publishable key for the page's origin, then the page in Chromium."""
+    async with stack.client() as client:
+        created = await client.post("/api/flows", json={"name": f"web-{org}", "greeting": "Hello from the demo!"})
+        assert created.status_code == 201, created.text
+    flow_id = created.json()["id"]
+    site.config = {
+        "apiUrl": stack.api_url,
+        "flowId": flow_id,
+        "publishableKey": await publishable_key(stack, org, flow_id, site.origin),
+    }
+    assert site.origin != stack.api_url  # another origin: the page's calls are cross-origin (CORS)
+    shown = await drive_demo(f"{site.origin}/demo/", screenshot, READY_TIMEOUT_S)
+    print(f"demo page: state={shown.get('state')} readyVia={shown.get('readyVia')} {shown.get('detail')}")
+    print("timings:", shown.get("timings"))
+    return shown
+
+
+async def test_demo_page_gets_ready_over_sse_on_the_simulator(
+    redis_url: str, database_url: str, tmp_path: Path
+) -> None:
+    """Simulator: the room join fails cleanly, SSE (``?access_token=``) delivers ready, the page says so."""
+    require_browser()
+    org = f"web-{uuid.uuid4().hex[:8]}"
+    async with (
+        separate_database(database_url) as own_database,
+        running_stack(with_redis_db(redis_url, OWN_REDIS_DB), own_database, SERVICES, profile=replace(E2E, org=org))
+        as stack,
+    ):
+        with demo_site(DIST) as site:
+            shown = await open_demo(stack, org, site, tmp_path / "ready.png")
+    assert shown["state"] == "ready", shown
+    assert shown["text"] == "Agent ready - listening...", shown
+    assert shown["readyVia"] == "sse", shown
+    keep_screenshot(tmp_path / "ready.png")
+
+
+def keep_screenshot(taken: Path) -> None:
+    """With ``DEMO_SCREENSHOT=PATH`` (docs/demo-ready.png refreshes the README's), keep the ready page's picture."""
+    if target := os.environ.get("DEMO_SCREENSHOT"):
+        shutil.copyfile(taken, REPO / target)

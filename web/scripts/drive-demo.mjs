@@ -1,0 +1,58 @@
+// Drives the demo page in headless Chromium (playwright-core, the system's Chromium: no browser download):
+// open URL, click Start, wait for "ready" or "failed", screenshot, print one JSON line with what the page showed.
+// Used by tests/web/test_demo_page.py. Usage: node drive-demo.mjs URL [--screenshot PATH] [--timeout-ms N]
+import { parseArgs } from "node:util";
+import { chromium } from "playwright-core";
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    screenshot: { type: "string" },
+    "timeout-ms": { type: "string", default: "45000" },
+    chromium: { type: "string", default: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium" },
+  },
+});
+const [url] = positionals;
+const timeout = Number(values["timeout-ms"]);
+
+const browser = await chromium.launch({
+  executablePath: values.chromium,
+  args: [
+    "--no-sandbox", // CI runs as root, where Chromium's sandbox refuses to start
+    "--autoplay-policy=no-user-gesture-required",
+    "--disable-features=WebRtcHideLocalIpsWithMdns", // loopback ICE candidates as they are, for a local LiveKit
+  ],
+});
+const log = [];
+try {
+  const page = await browser.newPage({ viewport: { width: 760, height: 560 } });
+  page.on("console", (message) => log.push(`${message.type()}: ${message.text()}`));
+  page.on("pageerror", (error) => log.push(`pageerror: ${error.message}`));
+  await page.goto(url, { timeout });
+  await page.click("#start", { timeout });
+  await page.waitForFunction(
+    () => ["ready", "failed"].includes(document.getElementById("status")?.dataset.state ?? ""),
+    null,
+    { timeout },
+  );
+  // The server's stage times are read just after ready: let them land before the screenshot.
+  await page.waitForFunction(() => document.querySelectorAll("#timings tr").length >= 4, null, { timeout: 3000 }).catch(() => {});
+  const shown = await page.evaluate(() => {
+    const status = document.getElementById("status");
+    return {
+      state: status?.dataset.state,
+      readyVia: status?.dataset.readyVia ?? null,
+      text: status?.textContent,
+      detail: document.getElementById("detail")?.textContent,
+      timings: [...document.querySelectorAll("#timings tr")].map((row) => row.textContent),
+      audioElements: document.querySelectorAll("#audio audio").length,
+    };
+  });
+  if (values.screenshot) await page.screenshot({ path: values.screenshot });
+  console.log(JSON.stringify({ ...shown, log }));
+} catch (error) {
+  console.log(JSON.stringify({ state: "driver-error", error: String(error), log }));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
