@@ -64,8 +64,9 @@ async def test_demo_page_gets_ready_over_sse_on_the_simulator(
     org = f"web-{uuid.uuid4().hex[:8]}"
     async with (
         separate_database(database_url) as own_database,
-        running_stack(with_redis_db(redis_url, OWN_REDIS_DB), own_database, SERVICES, profile=replace(E2E, org=org))
-        as stack,
+        running_stack(
+            with_redis_db(redis_url, OWN_REDIS_DB), own_database, SERVICES, profile=replace(E2E, org=org)
+        ) as stack,
     ):
         with demo_site(DIST) as site:
             shown = await open_demo(stack, org, site, tmp_path / "ready.png")
