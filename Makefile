@@ -6,7 +6,11 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: help dev demo test lint format schemas clean bench bench-quick
+.PHONY: help dev demo test lint format schemas clean bench bench-quick web
+# The browser client and demo page (web/): rebuilt by dev and test when a source is newer than web/dist.
+WEB_BUILT := web/dist/index.html
+WEB_SOURCES := $(wildcard web/package.json web/package-lock.json web/index.html web/vite.config.ts web/tsconfig.json) \
+	$(shell find web/src -type f 2>/dev/null)
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -18,14 +22,22 @@ $(SYNCED): pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen
 	@touch $@
 
-dev: $(SYNCED) ## start the whole stack (embedded Redis/PostgreSQL and the LiveKit simulator unless URLs are given)
+dev: $(SYNCED) $(WEB_BUILT) ## start the whole stack (embedded Redis/PostgreSQL and the LiveKit simulator unless URLs are given)
 	$(UV) run python -m devstack $(DEV_ARGS)
 
 demo: $(SYNCED) ## 200 simulated frontends (50 at once) against the stack, started if none runs; DEMO_ARGS="-n 20 -c 5"
 	$(UV) run python -m devstack.demo $(DEMO_ARGS)
 
-test: $(SYNCED) ## run the test suite on real Redis and PostgreSQL
+test: $(SYNCED) $(WEB_BUILT) ## run the test suite on real Redis and PostgreSQL
 	$(UV) run pytest $(PYTEST_ARGS)
+
+web: ## build the TypeScript client and the demo page into web/dist (npm ci, then vite)
+	@if command -v npm >/dev/null 2>&1; then \
+		cd web && npm ci --no-audit --no-fund && npm run build; \
+	else echo "make web: skipped: node/npm not found (web/dist serves /demo and the browser test in tests/web)"; fi
+
+$(WEB_BUILT): $(WEB_SOURCES)
+	@$(MAKE) --no-print-directory web
 
 lint: $(SYNCED) ## ruff (lint + format check) and mypy --strict
 	$(UV) run ruff check .

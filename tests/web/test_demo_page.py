@@ -14,9 +14,10 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
+from devstack.livekit_side import LiveKitSide
 from devstack.profiles import E2E
-from devstack.stack import SERVICES, StackHandle
-from tests.stack_fixtures import running_stack, separate_database, with_redis_db
+from devstack.stack import SERVICES, StackHandle, start_stack
+from tests.stack_fixtures import separate_database, with_redis_db
 from tests.web.browser import DIST, REPO, drive_demo, require_browser
 from tests.web.demo_site import DemoServer, demo_site
 
@@ -56,20 +57,32 @@ async def open_demo(stack: StackHandle, org: str, site: DemoServer, screenshot: 
     return shown
 
 
+async def show_demo(
+    redis_url: str, database_url: str, screenshot: Path, livekit: LiveKitSide | None = None, **env: str
+) -> dict[str, object]:
+    """A stack of the e2e profile (``env`` on top; ``livekit``: the simulator unless given) and the page on it."""
+    org = f"web-{uuid.uuid4().hex[:8]}"
+    profile = replace(E2E, org=org, env={**E2E.env, **env})
+    async with (
+        separate_database(database_url) as own_database,
+        await start_stack(
+            profile,
+            redis_url=with_redis_db(redis_url, OWN_REDIS_DB),
+            database_url=own_database,
+            services=SERVICES,
+            livekit=livekit,
+        ) as stack,
+    ):
+        with demo_site(DIST) as site:
+            return await open_demo(stack, org, site, screenshot)
+
+
 async def test_demo_page_gets_ready_over_sse_on_the_simulator(
     redis_url: str, database_url: str, tmp_path: Path
 ) -> None:
     """Simulator: the room join fails cleanly, SSE (``?access_token=``) delivers ready, the page says so."""
     require_browser()
-    org = f"web-{uuid.uuid4().hex[:8]}"
-    async with (
-        separate_database(database_url) as own_database,
-        running_stack(
-            with_redis_db(redis_url, OWN_REDIS_DB), own_database, SERVICES, profile=replace(E2E, org=org)
-        ) as stack,
-    ):
-        with demo_site(DIST) as site:
-            shown = await open_demo(stack, org, site, tmp_path / "ready.png")
+    shown = await show_demo(redis_url, database_url, tmp_path / "ready.png")
     assert shown["state"] == "ready", shown
     assert shown["text"] == "Agent ready - listening...", shown
     assert shown["readyVia"] == "sse", shown

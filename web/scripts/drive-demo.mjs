@@ -25,7 +25,7 @@ const browser = await chromium.launch({
 });
 const log = [];
 try {
-  const page = await browser.newPage({ viewport: { width: 760, height: 560 } });
+  const page = await browser.newPage({ viewport: { width: 760, height: 600 } });
   page.on("console", (message) => log.push(`${message.type()}: ${message.text()}`));
   page.on("pageerror", (error) => log.push(`pageerror: ${error.message}`));
   await page.goto(url, { timeout });

@@ -18,8 +18,9 @@ describe("readAgentStatus", () => {
 
   it("takes agent.failed from the agent or the server (the dispatcher's SendData), not from a user", () => {
     expect(readAgentStatus(bytes(failed), AGENT, "agent-status", "s1")?.kind).toBe("failed");
-    expect(readAgentStatus(bytes(failed), undefined, "agent-status", "s1")?.kind).toBe("failed");
+    expect(readAgentStatus(bytes(failed), undefined, "agent-status", "s1", "")?.kind).toBe("failed");
     expect(readAgentStatus(bytes(failed), USER, "agent-status", "s1")).toBeNull();
+    expect(readAgentStatus(bytes(failed), undefined, "agent-status", "s1", "someone-unannounced")).toBeNull();
   });
 
   it("ignores other topics, other sessions and what is not JSON", () => {

@@ -3,6 +3,7 @@ import { ParticipantKind, type Room } from "livekit-client";
 import type { EventSourceLike } from "../src/client";
 
 type Listener = (...args: unknown[]) => void;
+type Sender = { kind: ParticipantKind; identity: string };
 
 export class FakeRoom {
   listeners = new Map<string, Set<Listener>>();
@@ -24,9 +25,15 @@ export class FakeRoom {
     this.disconnected = true;
   }
   /** Deliver a data message as livekit-client does: payload, participant, kind, topic. */
-  receive(message: object, sender: { kind: ParticipantKind } | undefined, topic = "agent-status") {
+  receive(message: object, sender: Sender | undefined, topic = "agent-status", identity = sender?.identity ?? "") {
     const payload = new TextEncoder().encode(JSON.stringify(message));
-    for (const listener of this.listeners.get("dataReceived") ?? []) listener(payload, sender, undefined, topic);
+    for (const listener of this.listeners.get("dataReceived") ?? []) {
+      listener(payload, sender, undefined, topic, undefined, identity);
+    }
+  }
+  /** The server announces a participant (RoomEvent.ParticipantConnected). */
+  announce(participant: Sender) {
+    for (const listener of this.listeners.get("participantConnected") ?? []) listener(participant);
   }
   asRoom() {
     return this as unknown as Room;
@@ -49,5 +56,5 @@ export class FakeEventSource implements EventSourceLike {
   }
 }
 
-export const AGENT = { kind: ParticipantKind.AGENT };
-export const USER = { kind: ParticipantKind.STANDARD };
+export const AGENT: Sender = { kind: ParticipantKind.AGENT, identity: "agent-1" };
+export const USER: Sender = { kind: ParticipantKind.STANDARD, identity: "user-2" };

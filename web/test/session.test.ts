@@ -39,6 +39,25 @@ describe("startSession", () => {
     expect(room.disconnected).toBe(true);
   });
 
+  it("holds agent.ready from a sender not yet announced until the room says it is the agent", async () => {
+    const { room, eventSource } = setUp(async () => {});
+    const started = startSession({ getSession: async () => grant, room: room.asRoom(), eventSource });
+    await tick();
+    room.receive(ready, undefined, "agent-status", AGENT.identity);
+    room.announce(USER);
+    room.announce(AGENT);
+    expect((await started).readyVia).toBe("data-channel");
+  });
+
+  it("ignores agent.failed from an unannounced participant that turns out to be a user", async () => {
+    const { room, eventSource } = setUp(async () => {});
+    const started = startSession({ getSession: async () => grant, room: room.asRoom(), eventSource, timeoutMs: 50 });
+    await tick();
+    room.receive({ type: "agent.failed", sessionId: "s1", stage: "x", reason: "forged", timestamp: "t" }, undefined, "agent-status", USER.identity);
+    room.announce(USER);
+    await expect(started).rejects.toBeInstanceOf(SessionTimeoutError);
+  });
+
   it("falls back to SSE (client token as access_token) when the room cannot be joined", async () => {
     const { room, sources, eventSource } = setUp(async () => Promise.reject(new Error("no SFU")));
     const started = startSession({ getSession: async () => grant, apiUrl: "http://api/", room: room.asRoom(), eventSource });

@@ -9,14 +9,16 @@ export type AgentStatus = { kind: "ready"; payload: AgentReadyPayload } | { kind
 /**
  * The status a data message carries, or null when it must be ignored: another topic, another session, not JSON,
  * or a sender that is not the agent. `agent.ready` counts only from the agent participant (any user could publish
- * one); `agent.failed` also from the server itself (no participant: the dispatcher's `SendData` when no agent is
- * in the room to say it).
+ * one); `agent.failed` also from the server itself (no sender identity: the dispatcher's `SendData` when no agent
+ * is in the room to say it). A sender the room does not know yet (`participant` undefined, `senderIdentity` set)
+ * is not trusted here: see startSession, which looks again once that participant is announced.
  */
 export function readAgentStatus(
   payload: Uint8Array,
   participant: Pick<RemoteParticipant, "kind"> | undefined,
   topic: string | undefined,
   sessionId: string,
+  senderIdentity?: string,
 ): AgentStatus | null {
   if (topic !== AGENT_STATUS_TOPIC) return null;
   let message: unknown;
@@ -30,7 +32,8 @@ export function readAgentStatus(
   if (about !== sessionId) return null;
   const fromAgent = participant?.kind === ParticipantKind.AGENT;
   if (type === "agent.ready" && fromAgent) return { kind: "ready", payload: message as AgentReadyPayload };
-  if (type === "agent.failed" && (fromAgent || participant === undefined)) {
+  const fromServer = participant === undefined && !senderIdentity;
+  if (type === "agent.failed" && (fromAgent || fromServer)) {
     return { kind: "failed", payload: message as AgentFailedPayload };
   }
   return null;

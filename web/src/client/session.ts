@@ -1,7 +1,7 @@
 // startSession: get a session, join its room, and resolve once the agent says it is ready.
 import { Room, RoomEvent, type RemoteParticipant } from "livekit-client";
 import { createSession, endSession, eventsUrl, type SessionGrant, type StatusEvent } from "./api";
-import { readAgentStatus } from "./agentStatus";
+import { AGENT_STATUS_TOPIC, readAgentStatus } from "./agentStatus";
 import type { AgentReadyPayload } from "./contracts.gen";
 
 /** Which path delivered `agent.ready`: the room's data channel (topic `agent-status`) or the API's SSE stream. */
@@ -74,6 +74,8 @@ export class SessionTimeoutError extends Error {
 }
 
 const TERMINAL = new Set(["failed", "expired", "ended"]);
+// livekit-server announces participants that publish no track in batches every 3 s (subscriberUpdateInterval)
+const ANNOUNCE_WAIT_MS = 3500;
 const EVENT_SOURCE_CLOSED = 2;
 
 const asError = (value: unknown) => (value instanceof Error ? value : new Error(String(value)));
@@ -103,7 +105,7 @@ export function startSession(source: SessionSource & StartOptions): Promise<Agen
       settled = true;
       clearTimeout(timer);
       events?.close();
-      if (onData) room.off(RoomEvent.DataReceived, onData);
+      if (onData) room.off(RoomEvent.DataReceived, onData).off(RoomEvent.ParticipantConnected, onJoined);
     };
     const fail = (error: Error) => {
       if (settled) return;
@@ -132,9 +134,26 @@ export function startSession(source: SessionSource & StartOptions): Promise<Agen
       });
     };
 
-    function dataListener(payload: Uint8Array, participant?: RemoteParticipant, _kind?: unknown, topic?: string) {
+    // A packet can overtake the announcement of its sender (livekit-server batches the updates of participants
+    // that publish no track): keep it until that participant is known, then judge it by its kind.
+    const unannounced = new Map<string, { payload: Uint8Array; topic?: string }>();
+    const onJoined = (participant: RemoteParticipant) => {
+      const held = unannounced.get(participant.identity);
+      unannounced.delete(participant.identity);
+      if (held) dataListener(held.payload, participant, undefined, held.topic, undefined, participant.identity);
+    };
+
+    function dataListener(
+      payload: Uint8Array,
+      participant?: RemoteParticipant,
+      _kind?: unknown,
+      topic?: string,
+      _encryption?: unknown,
+      senderIdentity?: string,
+    ) {
       if (!grant) return;
-      const status = readAgentStatus(payload, participant, topic, grant.sessionId);
+      if (!participant && senderIdentity && topic === AGENT_STATUS_TOPIC) unannounced.set(senderIdentity, { payload, topic });
+      const status = readAgentStatus(payload, participant, topic, grant.sessionId, senderIdentity);
       if (status?.kind === "ready") succeed("data-channel", status.payload, true);
       if (status?.kind === "failed") {
         const { reason, code, stage } = status.payload;
@@ -149,8 +168,12 @@ export function startSession(source: SessionSource & StartOptions): Promise<Agen
         if (status.status === "ready") {
           // The data channel is the primary path: with the room joined, give its message a moment to arrive.
           void joined.then((inRoom) => {
-            if (inRoom) setTimeout(() => succeed("sse", null, true), source.sseGraceMs ?? 1000);
-            else succeed("sse", null, false);
+            if (!inRoom) return succeed("sse", null, false);
+            setTimeout(() => {
+              // a packet whose sender is not announced yet may still turn out to be the agent's agent.ready
+              if (unannounced.size === 0) succeed("sse", null, true);
+              else setTimeout(() => succeed("sse", null, true), ANNOUNCE_WAIT_MS);
+            }, source.sseGraceMs ?? 1000);
           });
         } else if (TERMINAL.has(status.status)) {
           const sentence = status.reason ?? `The session is ${status.status}.`;
@@ -177,7 +200,7 @@ export function startSession(source: SessionSource & StartOptions): Promise<Agen
       if (settled) return;
       mark("sessionCreated");
       onData = dataListener;
-      room.on(RoomEvent.DataReceived, onData);
+      room.on(RoomEvent.DataReceived, onData).on(RoomEvent.ParticipantConnected, onJoined);
       const joined = room.connect(grant.livekitUrl, grant.token).then(
         () => {
           if (!settled) mark("roomConnected");

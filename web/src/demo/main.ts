@@ -66,12 +66,15 @@ async function start(config: DemoConfig) {
       room,
       onStage: (_stage, timings) => showTimings(clientRows(timings)),
     });
-    const path = session.readyVia === "data-channel" ? "data channel" : "SSE";
+    const path = session.readyVia === "data-channel" ? "the room's data channel" : "SSE";
     show("ready", "Agent ready - listening...", session.readyVia);
     $("greeting").textContent = session.ready ? `Greeting: "${session.ready.greeting}"` : "";
     $("detail").textContent =
-      `ready signal via the ${path}` + (session.roomError ? ` (room not joined: ${session.roomError})` : "");
-    await showServerStages(config, session).catch(() => showTimings(clientRows(session.timings)));
+      `agent.ready came over ${path}` + (session.roomError ? ` (the room was not joined: ${session.roomError})` : "");
+    await showServerStages(config, session).catch((error: unknown) => {
+      console.warn("could not read the server's stage times", error);
+      showTimings(clientRows(session.timings));
+    });
   } catch (error) {
     const code = (error as { code?: string | null }).code;
     show("failed", `${(error as Error).message}${code ? ` (${code})` : ""}`);
