@@ -1,7 +1,9 @@
-"""Real servers for the whole suite: Redis and PostgreSQL found by devstack (env, testcontainers, embedded)."""
+"""Real servers for the whole suite: Redis and PostgreSQL found by devstack (env, testcontainers, embedded), and a
+real LiveKit server (env, a livekit-server binary, or built with Go; skipped with a reason elsewhere, failed in CI)."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -9,7 +11,12 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
+from devstack.livekit_server import RunningLiveKit, discover_livekit, running_livekit
 from devstack.servers import postgres_server, redis_server
+
+# Read before any test runs: livekit-agents' AgentServer.run() (used in-process by some tests) writes
+# LIVEKIT_URL/API_KEY/API_SECRET into os.environ, which must not look like a real server.
+_GIVEN_ENV = dict(os.environ)
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +43,15 @@ def database_url() -> Iterator[str]:
         finally:
             with psycopg.connect(handle.url, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def real_livekit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLiveKit]:
+    """A real LiveKit server for this test run (shared); skipped with the reason when none can be had, failed in CI."""
+    choice = discover_livekit(_GIVEN_ENV)
+    if not choice.real:
+        if _GIVEN_ENV.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but no real LiveKit server: {choice.reason}", pytrace=False)
+        pytest.skip(f"no real LiveKit server: {choice.reason}")
+    with running_livekit(choice, tmp_path_factory.mktemp("livekit")) as server:
+        yield server

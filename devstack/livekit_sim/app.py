@@ -60,6 +60,7 @@ class Simulator:
         )
         self.rooms = RoomManager(self.state, self.launcher, self.config.reap_interval)
         self.bus = RoomBus(self.state, keys, self.rooms)
+        self.launcher.remove_participant = self.bus.disconnect
         self.workers = WorkerEndpoint(self.state, keys, fixed_load=self.config.fixed_worker_load)
         self.url = ""
         self.app = self._build_app(keys)
