@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import asyncio
 
+import structlog
 from livekit import rtc
 from livekit.agents import JobContext
 
 from contracts.flow_events import is_watcher
 from services.agent.room import RoomClosed
+
+log = structlog.get_logger(__name__)
+
+# livekit-server announces a participant that publishes no track to the others only in its 3 s batch of updates
+# (pkg/rtc/room.go, subscriberUpdateInterval), while an attribute change is announced at once. Without this the
+# user's SDK can receive agent.ready from a participant it does not know yet (DataPacket.participant is None).
+PRESENCE_ATTRIBUTE = "agentready.agent"
+PRESENCE_TIMEOUT_S = 5.0
 
 # Who can be "the user": people (standard), phone calls (SIP) and connectors; never agents or egress.
 USER_KINDS = frozenset(
@@ -27,8 +36,14 @@ class LiveKitRoom:
         self._ctx = ctx
 
     async def connect(self) -> None:
-        """Join the room (``ctx.connect()`` is idempotent)."""
+        """Join the room (``ctx.connect()`` is idempotent) and make the server announce the agent at once."""
         await self._ctx.connect()
+        try:
+            async with asyncio.timeout(PRESENCE_TIMEOUT_S):
+                await self._ctx.room.local_participant.set_attributes({PRESENCE_ATTRIBUTE: "joined"})
+        except (TimeoutError, rtc.room.ConnectError, Exception) as exc:  # noqa: BLE001 - the job goes on regardless
+            # without it the user still gets agent.ready, only perhaps before it knows the agent (see above)
+            log.warning("agent_presence_not_announced", error=str(exc))
 
     async def wait_for_participant(self, timeout: float) -> str:  # noqa: ASYNC109 - the deadline is part of the port
         """Return the first active standard/SIP/connector participant that is not a watcher (agents are not users,
