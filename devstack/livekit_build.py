@@ -80,7 +80,8 @@ def build(go: str, version: str = VERSION, *, deadline_s: float = BUILD_DEADLINE
         if existing is not None:
             return Built(existing, time.monotonic() - started, fresh=False)
         end = time.monotonic() + deadline_s
-        info = json.loads(_run([go, "mod", "download", "-json", f"{MODULE}@{version}"], cwd=None, deadline_s=deadline_s))
+        download = [go, "mod", "download", "-json", f"{MODULE}@{version}"]
+        info = json.loads(_run(download, cwd=None, deadline_s=deadline_s))
         if info.get("Error") or not info.get("Dir"):
             raise BuildError(f"`go mod download {MODULE}@{version}` gave no module directory: {info.get('Error')}")
         partial = target_dir / f"{BINARY_NAME}.partial"
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m devstack.livekit_build", description=main.__doc__)
-    parser.add_argument("--optional", action="store_true", help="exit 0 when there is no Go toolchain or the build fails")
+    parser.add_argument("--optional", action="store_true", help="exit 0 without Go or when the build fails")
     args = parser.parse_args(argv)
     go = find_go()
     if go is None:

@@ -71,15 +71,15 @@ def discover_livekit(env: Mapping[str, str] | None = None, *, allow_build: bool 
         key, secret = env.get("LIVEKIT_API_KEY", ""), env.get("LIVEKIT_API_SECRET", "")
         if key and secret:
             return LiveKitChoice("env", f"LIVEKIT_URL={url} from the environment", url, key, secret)
-        return LiveKitChoice(
-            "simulator", "LIVEKIT_URL is set but LIVEKIT_API_KEY / LIVEKIT_API_SECRET are not: using the LiveKit simulator"
-        )
+        why = "LIVEKIT_URL is set but LIVEKIT_API_KEY / LIVEKIT_API_SECRET are not: using the LiveKit simulator"
+        return LiveKitChoice("simulator", why)
     on_path = shutil.which(livekit_build.BINARY_NAME, path=env.get("PATH"))
     if on_path:
         return LiveKitChoice("binary", f"livekit-server found on PATH ({on_path})", binary=Path(on_path))
     cached = livekit_build.cached_binary()
     if cached is not None:
-        return LiveKitChoice("binary", f"livekit-server {livekit_build.VERSION} from the cache ({cached})", binary=cached)
+        why = f"livekit-server {livekit_build.VERSION} from the cache ({cached})"
+        return LiveKitChoice("binary", why, binary=cached)
     go = livekit_build.find_go()
     if go is None:
         return LiveKitChoice("simulator", "no Go toolchain (and no livekit-server binary): using the LiveKit simulator")

@@ -57,9 +57,7 @@ class RoomService:
         """Get-or-create: an existing room is returned unchanged. Sizes are checked first, as the server does."""
         ensure_create(call)
         if len(req.name) > MAX_ROOM_NAME_LENGTH:
-            raise psrpc_error(
-                "invalid_argument", f"room name length exceeds limits: max length {MAX_ROOM_NAME_LENGTH}"
-            )
+            raise psrpc_error("invalid_argument", f"room name length exceeds limits: max length {MAX_ROOM_NAME_LENGTH}")
         if len(req.metadata.encode()) > MAX_METADATA_SIZE or any(
             len(a.metadata.encode()) > MAX_METADATA_SIZE for a in req.agents
         ):

@@ -36,7 +36,9 @@ def keep_livekit_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.timeout(180)
 @pytest.mark.usefixtures("keep_livekit_env")
-async def test_a_frontend_receives_agent_ready_from_the_real_worker(real_livekit: RunningLiveKit, redis_url: str) -> None:
+async def test_a_frontend_receives_agent_ready_from_the_real_worker(
+    real_livekit: RunningLiveKit, redis_url: str
+) -> None:
     run = uuid.uuid4().hex[:10]
     settings = AgentSettings(
         livekit_url=real_livekit.url,

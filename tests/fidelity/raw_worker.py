@@ -45,7 +45,8 @@ class RawWorker:
     async def set_load(self, load: float) -> None:
         """Report ``load`` (status available); return once the server has read it (a ping answered after it: the
         server handles one worker's messages in order)."""
-        await self.send(agent.WorkerMessage(update_worker=agent.UpdateWorkerStatus(status=agent.WS_AVAILABLE, load=load)))
+        status = agent.UpdateWorkerStatus(status=agent.WS_AVAILABLE, load=load)
+        await self.send(agent.WorkerMessage(update_worker=status))
         await self.send(agent.WorkerMessage(ping=agent.WorkerPing(timestamp=1)))
         if await self.next("pong", 5.0) is None:
             raise TimeoutError("the server did not answer a ping within 5 s")
@@ -66,9 +67,8 @@ async def raw_worker(server: RunningLiveKit, agent_name: str, *, load: float = 0
     ):
         worker = RawWorker(ws)
         worker._reader = asyncio.get_running_loop().create_task(worker._read())
-        await worker.send(
-            agent.WorkerMessage(register=agent.RegisterWorkerRequest(type=agent.JT_ROOM, agent_name=agent_name, version="1"))
-        )
+        register = agent.RegisterWorkerRequest(type=agent.JT_ROOM, agent_name=agent_name, version="1")
+        await worker.send(agent.WorkerMessage(register=register))
         if await worker.next("register", 5.0) is None:
             raise TimeoutError("the server did not answer the registration within 5 s")
         await worker.set_load(load)

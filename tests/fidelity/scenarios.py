@@ -10,6 +10,7 @@ from livekit import api
 
 from .observe import observe
 
+
 def listed(lk: api.LiveKitAPI, room: str) -> Awaitable[list[api.AgentDispatch]]:
     """ListDispatch, in creation order (the server lists from a Go map: its order is random)."""
 
@@ -35,7 +36,8 @@ async def rooms(lk: api.LiveKitAPI, name: str) -> dict[str, Any]:
     )
     out["list"] = await observe(lk.room.list_rooms(api.ListRoomsRequest(names=[name])))
     out["participants"] = await observe(lk.room.list_participants(api.ListParticipantsRequest(room=name)))
-    out["get_participant"] = await observe(lk.room.get_participant(api.RoomParticipantIdentity(room=name, identity="x")))
+    nobody = api.RoomParticipantIdentity(room=name, identity="x")
+    out["get_participant"] = await observe(lk.room.get_participant(nobody))
     out["remove_participant"] = await observe(
         lk.room.remove_participant(api.RoomParticipantIdentity(room=name, identity="x"))
     )
@@ -45,7 +47,8 @@ async def rooms(lk: api.LiveKitAPI, name: str) -> dict[str, Any]:
     out["send_data"] = await observe(
         lk.room.send_data(api.SendDataRequest(room=name, data=b"{}", topic="flow-events", kind=api.DataPacket.RELIABLE))
     )
-    out["send_data_bad_nonce"] = await observe(lk.room.send_data(api.SendDataRequest(room=name, data=b"{}", nonce=b"x")))
+    bad_nonce = api.SendDataRequest(room=name, data=b"{}", nonce=b"x")
+    out["send_data_bad_nonce"] = await observe(lk.room.send_data(bad_nonce))
     out["delete"] = await observe(lk.room.delete_room(api.DeleteRoomRequest(room=name)))
     out["delete_again"] = await observe(lk.room.delete_room(api.DeleteRoomRequest(room=name)))
     out["list_after"] = await observe(lk.room.list_rooms(api.ListRoomsRequest(names=[name])))

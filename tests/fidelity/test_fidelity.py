@@ -20,7 +20,8 @@ from .scenarios import SCENARIOS, Scenario
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     """``{"a": {"b": [1]}}`` -> ``{"a.b[0]": 1}``; empty containers are kept as leaves."""
     if isinstance(value, dict) and value:
-        return {k: v for key, item in value.items() for k, v in flatten(item, f"{prefix}.{key}" if prefix else key).items()}
+        pairs = ((f"{prefix}.{key}" if prefix else key, item) for key, item in value.items())
+        return {k: v for path, item in pairs for k, v in flatten(item, path).items()}
     if isinstance(value, list) and value:
         return {k: v for i, item in enumerate(value) for k, v in flatten(item, f"{prefix}[{i}]").items()}
     return {prefix: value}

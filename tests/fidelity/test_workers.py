@@ -27,9 +27,10 @@ def names() -> tuple[str, str]:
 @pytest.mark.timeout(30)
 async def test_a_worker_above_the_target_load_gets_no_offer(livekit: RunningLiveKit) -> None:
     agent_name, room = names()
-    async with raw_worker(livekit, agent_name, load=0.8) as busy, api.LiveKitAPI(
-        livekit.url, livekit.api_key, livekit.api_secret
-    ) as lk:
+    async with (
+        raw_worker(livekit, agent_name, load=0.8) as busy,
+        api.LiveKitAPI(livekit.url, livekit.api_key, livekit.api_secret) as lk,
+    ):
         await lk.agent_dispatch.create_dispatch(api.CreateAgentDispatchRequest(agent_name=agent_name, room=room))
         assert await busy.next("availability", OFFER_DEADLINE_S) is None
         await busy.set_load(0.5)
@@ -41,9 +42,10 @@ async def test_a_worker_above_the_target_load_gets_no_offer(livekit: RunningLive
 @pytest.mark.timeout(30)
 async def test_an_unanswered_offer_expires_after_about_3_s(livekit: RunningLiveKit) -> None:
     agent_name, room = names()
-    async with raw_worker(livekit, agent_name) as worker, api.LiveKitAPI(
-        livekit.url, livekit.api_key, livekit.api_secret
-    ) as lk:
+    async with (
+        raw_worker(livekit, agent_name) as worker,
+        api.LiveKitAPI(livekit.url, livekit.api_key, livekit.api_secret) as lk,
+    ):
         await lk.agent_dispatch.create_dispatch(api.CreateAgentDispatchRequest(agent_name=agent_name, room=room))
         offer = await worker.next("availability", OFFER_DEADLINE_S)
         assert offer is not None
@@ -62,9 +64,10 @@ async def test_delete_dispatch_answers_at_once_and_terminates_a_job_still_being_
     livekit: RunningLiveKit,
 ) -> None:
     agent_name, room = names()
-    async with raw_worker(livekit, agent_name) as worker, api.LiveKitAPI(
-        livekit.url, livekit.api_key, livekit.api_secret
-    ) as lk:
+    async with (
+        raw_worker(livekit, agent_name) as worker,
+        api.LiveKitAPI(livekit.url, livekit.api_key, livekit.api_secret) as lk,
+    ):
         dispatch = await lk.agent_dispatch.create_dispatch(
             api.CreateAgentDispatchRequest(agent_name=agent_name, room=room)
         )
