@@ -16,8 +16,12 @@ log = structlog.get_logger(__name__)
 # livekit-server announces a participant that publishes no track to the others only in its 3 s batch of updates
 # (pkg/rtc/room.go, subscriberUpdateInterval), while an attribute change is announced at once. Without this the
 # user's SDK can receive agent.ready from a participant it does not know yet (DataPacket.participant is None).
+# The update travels on the signal connection and data on the data channel, so a packet sent the instant after can
+# still overtake it: data waits until PRESENCE_SETTLE_S after the announcement (measured: the user sees the agent
+# within ~3 ms; only a failure reported at once, or an instant greeting, ever waits).
 PRESENCE_ATTRIBUTE = "agentready.agent"
 PRESENCE_TIMEOUT_S = 5.0
+PRESENCE_SETTLE_S = 0.25
 
 # Who can be "the user": people (standard), phone calls (SIP) and connectors; never agents or egress.
 USER_KINDS = frozenset(
@@ -34,6 +38,7 @@ class LiveKitRoom:
 
     def __init__(self, ctx: JobContext) -> None:
         self._ctx = ctx
+        self._announced_at: float | None = None
 
     async def connect(self) -> None:
         """Join the room (``ctx.connect()`` is idempotent) and make the server announce the agent at once."""
@@ -41,6 +46,7 @@ class LiveKitRoom:
         try:
             async with asyncio.timeout(PRESENCE_TIMEOUT_S):
                 await self._ctx.room.local_participant.set_attributes({PRESENCE_ATTRIBUTE: "joined"})
+            self._announced_at = asyncio.get_running_loop().time()
         except Exception as exc:  # noqa: BLE001 - the job goes on regardless
             # without it the user still gets agent.ready, only perhaps before it knows the agent (see above)
             log.warning("agent_presence_not_announced", error=str(exc))
@@ -74,7 +80,12 @@ class LiveKitRoom:
             room.off("connection_state_changed", _on_state)
 
     async def publish_data(self, payload: bytes, *, topic: str, reliable: bool = True) -> None:
-        """Send ``payload`` from the agent participant to everyone in the room."""
+        """Send ``payload`` from the agent participant to everyone in the room (not before the user can know the
+        agent: see PRESENCE_SETTLE_S)."""
+        if self._announced_at is not None:
+            settle = self._announced_at + PRESENCE_SETTLE_S - asyncio.get_running_loop().time()
+            if settle > 0:
+                await asyncio.sleep(settle)  # bounded by PRESENCE_SETTLE_S
         await self._ctx.room.local_participant.publish_data(payload, reliable=reliable, topic=topic)
 
     async def wait_until_over(self, identity: str | None) -> None:

@@ -65,6 +65,7 @@ async def worker(
         agent_job_executor="thread",
         agent_num_idle_processes=1,
         agent_load_threshold=float("inf"),  # the test machine's CPU load must not refuse jobs
+        agent_max_jobs=20,  # load = jobs / 20: the server offers no job at load >= 0.7, whatever the threshold
         agent_http_port=0,
         agent_user_wait_seconds=5.0,
         agent_speak_ms_per_char=1.0,

@@ -124,6 +124,7 @@ def _agent_settings(sim: Simulator, redis_url: str, agent_name: str) -> AgentSet
         agent_job_executor="thread",
         agent_num_idle_processes=1,
         agent_load_threshold=float("inf"),  # the test machine's CPU load must not refuse jobs
+        agent_max_jobs=20,  # load = jobs / 20: the server offers no job at load >= 0.7, whatever the threshold
         agent_http_port=0,
         agent_wait_for_user=False,
         agent_speak_ms_per_char=0.0,
