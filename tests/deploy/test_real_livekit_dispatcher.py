@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import pytest
@@ -49,6 +49,14 @@ class Listener:
 
     def on(self, topic: str) -> list[bytes]:
         return [p.data for p in self.packets if p.topic == topic]
+
+
+async def until(done: Callable[[], bool], deadline_s: float = DELIVERY_DEADLINE_S) -> None:
+    """Poll ``done`` until it is true or ``deadline_s`` passed (the caller asserts the outcome)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline_s
+    while not done() and loop.time() < end:
+        await asyncio.sleep(0.05)
 
 
 async def joined(stack: AsyncExitStack, server: RunningLiveKit, token: str) -> Listener:
@@ -112,10 +120,7 @@ async def test_flow_events_reach_each_watcher_as_its_role_allows_and_never_the_u
             role: [p.to_bytes() for e in events if (p := project(e, role, sequencer.seen[e.message_id])) is not None]
             for role in watchers
         }
-        loop = asyncio.get_running_loop()
-        end = loop.time() + DELIVERY_DEADLINE_S
-        while any(len(w.on(FLOW_EVENTS_TOPIC)) < len(wanted[r]) for r, w in watchers.items()) and loop.time() < end:
-            await asyncio.sleep(0.05)  # polling the listeners, bounded by DELIVERY_DEADLINE_S
+        await until(lambda: all(len(w.on(FLOW_EVENTS_TOPIC)) >= len(wanted[r]) for r, w in watchers.items()))
         for role, listener in watchers.items():
             assert listener.on(FLOW_EVENTS_TOPIC) == wanted[role], role  # in order, byte for byte
         assert [len(wanted[r]) for r in ("monitor", "supervisor", "admin")] == [2, 3, 4]
