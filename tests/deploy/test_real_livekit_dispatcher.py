@@ -55,7 +55,9 @@ async def until(done: Callable[[], bool], deadline_s: float = DELIVERY_DEADLINE_
     """Poll ``done`` until it is true or ``deadline_s`` passed (the caller asserts the outcome)."""
     loop = asyncio.get_running_loop()
     end = loop.time() + deadline_s
-    while not done() and loop.time() < end:
+    while True:
+        if done() or loop.time() >= end:
+            return
         await asyncio.sleep(0.05)
 
 
