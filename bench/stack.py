@@ -1,35 +1,29 @@
 """The system under test, as in production: each service its own process, real Redis and PostgreSQL.
 
-Also started: the LiveKit simulator (with the agent start-up delay) and the two comparison handlers
-(ceiling, polling). Output goes to one log file per process, not through this process's CPU.
+devstack.stack's ``bench`` profile (the LiveKit simulator with the agent start-up delay, one log file per
+process, not through this process's CPU) plus the two comparison handlers (ceiling, polling).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import socket
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO
 
 import httpx
 from redis.asyncio import Redis
 
 from contracts.streams import SESSION_REQUESTED, SUBSCRIPTIONS
-from devstack.readiness import wait_for_http_ok, wait_for_tcp
-from devstack.server_process import die_with_parent_hook
-from devstack.servers import ServerHandle, postgres_server, redis_server
-from services.api import admin
+from devstack.profiles import BENCH, BENCH_AGENT_NAME
+from devstack.readiness import wait_for_sim_worker, wait_for_tcp
+from devstack.server_process import free_tcp_port
+from devstack.stack import found_servers, start_stack
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ("session_store", "dispatcher", "agent", "api")
-AGENT_NAME = "agentready-bench"
+AGENT_NAME = BENCH_AGENT_NAME
 POLLING_AGENT_NAME = "agentready-bench-polling"  # the old design's agent: no flow init through this API
 
 
@@ -63,131 +57,36 @@ class Stack:
         return {"Authorization": f"Bearer {self.api_key}"}
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def stack_env(
-    redis: ServerHandle, postgres: ServerHandle, livekit_url: str, api_port: int, level: str
-) -> dict[str, str]:
-    """The services' environment: dev credentials, no admission cap in the way of a burst, a fleet-like agent."""
-    return {
-        **os.environ,
-        "REDIS_URL": redis.url,
-        "DATABASE_URL": postgres.url,
-        "LIVEKIT_URL": livekit_url,
-        "LIVEKIT_API_KEY": "devkey",
-        "LIVEKIT_API_SECRET": "secret",
-        "LIVEKIT_AGENT_NAME": AGENT_NAME,
-        "DEV_MODE": "true",
-        "AGENT_ROOM_BACKEND": "simulator",
-        "AGENT_JOB_EXECUTOR": "thread",
-        "AGENT_WAIT_FOR_USER": "false",
-        # The worker takes at most 80 jobs at once and refuses more (the simulator, like LiveKit, drops a refused
-        # job); the dispatcher keeps at most 50 sessions waiting for their agent, so a backlog waits in the stream
-        # instead of piling onto one worker (unpaced, it stopped taking jobs: 4 of 3,000 ready) or turning into
-        # refused jobs and re-dispatches.
-        "AGENT_LOAD_THRESHOLD": "0.99",
-        "AGENT_MAX_JOBS": "80",
-        "AGENT_NUM_IDLE_PROCESSES": "16",
-        "DISPATCH_JOIN_TIMEOUT_S": "10",
-        "DISPATCH_MAX_ATTEMPTS": "5",
-        "DISPATCH_MAX_WAITING": "50",
-        "AGENT_SPEAK_MS_PER_CHAR": "0",  # the agent's whole start-up time is the simulator's job delay
-        # The benchmark's frontends never join their rooms: each job ends soon after ready instead of holding
-        # its executor 30 s for a user who never comes (a production fleet holds jobs on many machines).
-        "AGENT_USER_WAIT_SECONDS": "0.5",
-        "AGENT_HTTP_PORT": "0",
-        "MAX_OPEN_SESSIONS_PER_ORG": "1000000",
-        "API_INTERNAL_URL": f"http://127.0.0.1:{api_port}",
-        "API_HOST": "127.0.0.1",
-        "API_PORT": str(api_port),
-        "LOG_LEVEL": level,
-        "LOG_JSON": "true",
-        "PYTHONUNBUFFERED": "1",
-    }
-
-
-class _Children:
-    """Child processes in their own process groups, output to files; all stopped on exit."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self._log_dir = log_dir
-        self._procs: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
-
-    def start(self, label: str, argv: list[str], env: dict[str, str]) -> int:
-        log = (self._log_dir / f"{label}.log").open("wb")
-        proc = subprocess.Popen(
-            argv,
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=die_with_parent_hook(signal.SIGTERM),
-        )
-        self._procs.append((proc, log))
-        return proc.pid
-
-    def stop(self) -> None:
-        for proc, _ in reversed(self._procs):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc, log in reversed(self._procs):
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
-            log.close()
-
-
 @asynccontextmanager
 async def running_stack(options: StackOptions) -> AsyncIterator[Stack]:
     """Start servers, simulator, services and comparison handlers; create an API key and a flow; stop all."""
-    options.log_dir.mkdir(parents=True, exist_ok=True)
-    children = _Children(options.log_dir)
+    simulator = replace(BENCH.simulator, job_delay_ms=options.agent_delay_ms, empty_timeout_s=options.empty_timeout_s)
+    profile = replace(BENCH, simulator=simulator, log_level=options.log_level)
     async with AsyncExitStack() as exits:
-        redis = exits.enter_context(redis_server())
-        postgres = exits.enter_context(postgres_server())
-        exits.callback(children.stop)
-        sim_port, api_port, ceiling_port, polling_port = free_port(), free_port(), free_port(), free_port()
-        livekit_url = f"http://127.0.0.1:{sim_port}"
-        env = stack_env(redis, postgres, livekit_url, api_port, options.log_level)
+        redis, postgres = exits.enter_context(found_servers())
+        services = await start_stack(profile, redis_url=redis.url, database_url=postgres.url, log_path=options.log_dir)
+        await exits.enter_async_context(services)
+        ceiling_port, polling_port = free_tcp_port(), free_tcp_port()
         stack = Stack(
-            f"http://127.0.0.1:{api_port}",
+            services.api_url,
             f"http://127.0.0.1:{ceiling_port}",
             f"http://127.0.0.1:{polling_port}",
-            livekit_url,
+            services.livekit_url,
             postgres.url,
             redis.url,
+            services.api_key,
         )
-        for name, handle in (("redis", redis), ("postgres", postgres)):
-            if handle.pid is not None:
-                stack.pids[name] = handle.pid
-        sim_argv = [sys.executable, "-m", "devstack.livekit_sim", "--port", str(sim_port)]
-        sim_argv += ["--job-delay-ms", str(options.agent_delay_ms), "--fixed-worker-load", "0"]
-        sim_argv += ["--empty-timeout", str(options.empty_timeout_s), "--log-level", "WARNING"]
-        stack.pids["livekit_sim"] = children.start("livekit_sim", sim_argv, env)
-        await wait_for_tcp("127.0.0.1", sim_port, deadline_s=30)
-        for service in SERVICES:
-            stack.pids[service] = children.start(service, [sys.executable, "-m", f"services.{service}"], env)
-        polling_env = {**env, "LIVEKIT_AGENT_NAME": POLLING_AGENT_NAME, "API_INTERNAL_URL": ""}
-        stack.pids["agent_polling"] = children.start(
-            "agent_polling", [sys.executable, "-m", "services.agent"], polling_env
-        )
+        polling_env = {**services.env, "LIVEKIT_AGENT_NAME": POLLING_AGENT_NAME, "API_INTERNAL_URL": ""}
+        await services.start_child("agent_polling", [sys.executable, "-m", "services.agent"], polling_env)
         for kind, port in (("ceiling", ceiling_port), ("polling", polling_port)):
             argv = [sys.executable, "-m", "bench.serve", kind, "--port", str(port)]
-            stack.pids[kind] = children.start(kind, argv, polling_env if kind == "polling" else env)
-        await wait_for_http_ok(f"{stack.api_url}/healthz", deadline_s=60)
+            await services.start_child(kind, argv, polling_env if kind == "polling" else None)
         await wait_for_tcp("127.0.0.1", ceiling_port, deadline_s=30)
         await wait_for_tcp("127.0.0.1", polling_port, deadline_s=30)
-        await wait_for_workers(livekit_url, {AGENT_NAME, POLLING_AGENT_NAME}, deadline_s=60)
-        stack.api_key, _ = await admin.create_key(postgres.url, "bench")
+        await wait_for_sim_worker(stack.livekit_url, deadline_s=60, names={AGENT_NAME, POLLING_AGENT_NAME})
+        servers = {"redis": redis.pid, "postgres": postgres.pid}
+        stack.pids = {name: pid for name, pid in servers.items() if pid is not None}
+        stack.pids |= {label.replace("-", "_"): pid for label, pid in services.pids.items()}  # measured by name
         stack.flow_id = await create_flow(stack)
         yield stack
 
@@ -219,16 +118,6 @@ async def pipeline_paused(stack: Stack) -> AsyncIterator[None]:
             await redis.aclose()
             for pid in pids:
                 os.kill(pid, signal.SIGCONT)
-
-
-async def wait_for_workers(livekit_url: str, names: set[str], *, deadline_s: float) -> None:
-    """Wait until a worker is registered with the simulator under each of ``names``."""
-    async with httpx.AsyncClient(timeout=5) as client, asyncio.timeout(deadline_s):
-        while True:
-            workers = (await client.get(f"{livekit_url}/sim/state")).json()["workers"]
-            if names <= {w["agent_name"] for w in workers}:
-                return
-            await asyncio.sleep(0.2)
 
 
 async def create_flow(stack: Stack) -> str:

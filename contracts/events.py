@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.endings import EndCode
+
 SCHEMA_VERSION = 1
 
 SessionId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -45,6 +47,7 @@ class SessionRequested(Event):
     greeting: str
     ready_deadline: datetime
     agent_credential: str = ""  # short-lived JWT the agent shows the API (flow init); "" in older messages
+    max_duration_s: float | None = None  # the flow's maximum session duration; None: the session store's default
 
 
 class SessionDispatched(Event):
@@ -88,10 +91,32 @@ class AgentFailed(Event):
 
 
 class SessionEndRequested(Event):
-    """Someone (a user, ops, or the expiry check) asked to end the session."""
+    """Someone (a user, ops, LiveKit's ``room_finished`` webhook) asked to end the session."""
 
     type: Literal["session.end_requested"] = "session.end_requested"
     reason: str = "ended by request"
+    code: EndCode = EndCode.ENDED_BY_REQUEST
+
+
+class AgentJobEnded(Event):
+    """The agent's job for this session ended (for any reason): the session is over."""
+
+    type: Literal["agent.job_ended"] = "agent.job_ended"
+    job_id: str
+    code: EndCode
+    reason: str
+    was_ready: bool  # whether the job had made the session ready: a job that ends before that fails the session
+
+
+class UserPresenceChanged(Event):
+    """The session's user joined or left its room, as the agent or a LiveKit webhook saw it (at ``occurred_at``)."""
+
+    type: Literal["session.user_presence_changed"] = "session.user_presence_changed"
+    room_name: str
+    identity: str
+    participant_sid: str = ""  # LiveKit's id of this connection ("" from the agent): a reconnect gets a new one
+    present: bool
+    source: Literal["agent", "livekit"]
 
 
 class SessionStatusChanged(Event):
@@ -102,6 +127,7 @@ class SessionStatusChanged(Event):
     from_status: str | None
     to_status: str
     reason: str | None = None
+    code: EndCode | None = None  # why a terminal status was reached
 
 
 ALL_EVENTS: tuple[type[Event], ...] = (
@@ -113,6 +139,8 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     AgentFailed,
     SessionEndRequested,
     SessionStatusChanged,
+    AgentJobEnded,
+    UserPresenceChanged,
 )
 
 
@@ -123,7 +151,9 @@ LifecycleEvent = Annotated[
     | AgentJoined
     | AgentReady
     | AgentFailed
-    | SessionEndRequested,
+    | SessionEndRequested
+    | AgentJobEnded
+    | UserPresenceChanged,
     Field(discriminator="type"),
 ]
 """Any event the session store applies to a session's status."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contracts.events import (
     AgentFailed,
+    AgentJobEnded,
     AgentJoined,
     AgentReady,
     Event,
@@ -12,6 +13,7 @@ from contracts.events import (
     SessionEndRequested,
     SessionRequested,
     SessionStatusChanged,
+    UserPresenceChanged,
     event_type,
 )
 from contracts.flow_events import FlowEvent
@@ -32,6 +34,8 @@ AGENT_READY = stream_for(AgentReady)
 AGENT_FAILED = stream_for(AgentFailed)
 SESSION_END_REQUESTED = stream_for(SessionEndRequested)
 SESSION_STATUS_CHANGED = stream_for(SessionStatusChanged)
+AGENT_JOB_ENDED = stream_for(AgentJobEnded)
+USER_PRESENCE_CHANGED = stream_for(UserPresenceChanged)
 FLOW_EVENT = stream_for(FlowEvent)  # agent stage/flow/error events and lifecycle events, relayed to watchers
 
 
@@ -55,6 +59,8 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
         AGENT_READY,
         AGENT_FAILED,
         SESSION_END_REQUESTED,
+        AGENT_JOB_ENDED,
+        USER_PRESENCE_CHANGED,
     ),
 }
 # No group reads SESSION_STATUS_CHANGED for the API: every API replica must see every change (plain XREAD).

@@ -1,4 +1,4 @@
-"""The dev stack's API key: migrations applied, then ``python -m services.api create-key`` (DEV_API_KEY if set)."""
+"""A stack's API key: migrations applied, then ``python -m services.api create-key`` (a given key is kept)."""
 
 from __future__ import annotations
 
@@ -27,12 +27,14 @@ async def _run(argv: list[str], env: Mapping[str, str], cwd: Path, deadline_s: f
     return out.decode().strip()
 
 
-async def create_dev_api_key(env: Mapping[str, str], cwd: Path, deadline_s: float = 60.0) -> str:
-    """Apply both schemas, then create (or keep, when DEV_API_KEY already exists) the dev org's key; return it."""
+async def create_api_key(
+    env: Mapping[str, str], cwd: Path, *, org: str = DEV_ORG, key: str | None = None, deadline_s: float = 60.0
+) -> str:
+    """Apply both schemas, then create (or keep, when ``key`` already exists) ``org``'s key; return it."""
     python = sys.executable
     for service in ("session_store", "api"):
         await _run([python, "-m", f"services.{service}", "migrate"], env, cwd, deadline_s)
-    argv = [python, "-m", "services.api", "create-key", "--org", DEV_ORG]
-    if env.get("DEV_API_KEY"):
-        argv += ["--key", env["DEV_API_KEY"]]
+    argv = [python, "-m", "services.api", "create-key", "--org", org]
+    if key:
+        argv += ["--key", key]
     return await _run(argv, env, cwd, deadline_s)

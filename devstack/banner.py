@@ -10,6 +10,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from devstack.livekit_side import LiveKitSide
 from devstack.servers import ServerHandle
 
 _SOURCE = {"env": "from the environment", "testcontainers": "testcontainers", "embedded": "embedded"}
@@ -20,8 +21,7 @@ class StackInfo:
     """What the banner shows."""
 
     api_url: str
-    livekit_url: str
-    livekit_simulated: bool
+    livekit: LiveKitSide
     redis: ServerHandle
     postgres: ServerHandle
     api_key: str = "<api key>"
@@ -64,8 +64,7 @@ def render_panel(info: StackInfo) -> RenderableType:
     table.add_column()
     table.add_row("API", Text.assemble(info.api_url, ("  (OpenAPI docs at /docs)", "dim")))
     table.add_row("API key", Text.assemble(info.api_key, ("  (organisation 'dev'; DEV_API_KEY sets it)", "dim")))
-    livekit = "devstack.livekit_sim simulator" if info.livekit_simulated else "from the environment"
-    table.add_row("LiveKit", Text.assemble(info.livekit_url, (f"  ({livekit})", "dim")))
+    table.add_row("LiveKit", Text.assemble(info.livekit.url, (f"  ({info.livekit.reason})", "dim")))
     table.add_row("Redis", _server_line(info.redis))
     table.add_row("PostgreSQL", _server_line(info.postgres))
     return Panel(table, title="agentready dev stack is ready", border_style="green", expand=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Collection
 
 import httpx
 
@@ -57,17 +58,21 @@ async def wait_for_http_ok(url: str, *, deadline_s: float) -> None:
     raise NotReadyError(f"GET {url} did not succeed within {deadline_s:.0f}s (last: {last})")
 
 
-async def wait_for_sim_worker(simulator_url: str, *, deadline_s: float) -> None:
-    """Return once the LiveKit simulator lists a registered agent worker (``GET /sim/state``)."""
+async def wait_for_sim_worker(simulator_url: str, *, deadline_s: float, names: Collection[str] = ()) -> None:
+    """Return once the LiveKit simulator lists a registered agent worker (``GET /sim/state``), one per name if given."""
     loop = asyncio.get_running_loop()
     end = loop.time() + deadline_s
     async with httpx.AsyncClient(timeout=2.0) as client:
         while loop.time() < end:
             try:
                 response = await client.get(f"{simulator_url}/sim/state")
-                if response.is_success and response.json().get("workers"):
+                workers = response.json().get("workers") if response.is_success else None
+                if workers and set(names) <= {worker.get("agent_name") for worker in workers}:
                     return
             except (httpx.TransportError, ValueError):
                 pass  # not up yet, or not JSON yet: ask again until the deadline
             await asyncio.sleep(_POLL_S)
-    raise NotReadyError(f"no agent worker registered with the simulator at {simulator_url} within {deadline_s:.0f}s")
+    which = f" named {sorted(names)}" if names else ""
+    raise NotReadyError(
+        f"no agent worker{which} registered with the simulator at {simulator_url} within {deadline_s:.0f}s"
+    )

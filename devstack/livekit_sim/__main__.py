@@ -25,6 +25,9 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--departure-timeout", type=int, default=20, help="seconds a room lives once left")
     parser.add_argument("--job-delay-ms", type=int, default=0, help="simulated agent start-up time per job")
     parser.add_argument("--fixed-worker-load", type=float, default=None, help="benchmarks: ignore workers' load")
+    parser.add_argument(
+        "--webhook-url", action="append", default=[], help="POST signed webhooks here (repeatable), like the server"
+    )
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
     parser.add_argument(
         "--expose-ops", action="store_true", help="serve /sim/state and /sim/faults on a non-loopback host too"
@@ -49,6 +52,7 @@ async def _serve(args: argparse.Namespace) -> None:
         departure_timeout=args.departure_timeout,
         job_delay_ms=args.job_delay_ms,
         fixed_worker_load=args.fixed_worker_load,
+        webhook_urls=args.webhook_url,
         ops_enabled=args.expose_ops or _is_loopback(args.host),
     )
     stop = asyncio.Event()

@@ -18,6 +18,7 @@ from .room_service import RoomService
 from .rooms import RoomManager
 from .state import RoomDefaults, SimState
 from .twirp import TwirpServer
+from .webhooks import WebhookSender
 from .worker_protocol import WorkerEndpoint
 
 log = structlog.get_logger("livekit_sim")
@@ -40,6 +41,7 @@ class SimulatorConfig:
     ops_enabled: bool = True
     job_delay_ms: int = 0  # the agent's start-up time: a job is offered to a worker this long after its dispatch
     fixed_worker_load: float | None = None  # benchmarks: ignore reported load (the agent fleet runs elsewhere)
+    webhook_urls: list[str] = field(default_factory=list)  # signed webhooks go to each, as livekit-server sends them
 
     @property
     def keys(self) -> dict[str, str]:
@@ -62,6 +64,9 @@ class Simulator:
         self.bus = RoomBus(self.state, keys, self.rooms)
         self.launcher.remove_participant = self.bus.disconnect
         self.workers = WorkerEndpoint(self.state, keys, fixed_load=self.config.fixed_worker_load)
+        self.webhooks = WebhookSender(self.config.webhook_urls, self.config.api_key, self.config.api_secret)
+        if self.config.webhook_urls:
+            self.state.observers.append(self.webhooks.observe)
         self.url = ""
         self.app = self._build_app(keys)
 
@@ -89,12 +94,14 @@ class Simulator:
 
     async def _on_startup(self, _: web.Application) -> None:
         self.rooms.start()
+        self.webhooks.start()
 
     async def _on_shutdown(self, _: web.Application) -> None:
         await self.rooms.aclose()
         await self.launcher.aclose()
         await self.bus.close_all()
         await self.workers.close_all()
+        await self.webhooks.aclose()
 
 
 async def _health(_: web.Request) -> web.Response:

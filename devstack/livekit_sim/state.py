@@ -7,6 +7,7 @@ import secrets
 import string
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -171,6 +172,10 @@ class RoomDefaults:
     departure_timeout: int = 20
 
 
+Observer = Callable[[str, "Room", "Participant | None"], None]
+"""Told (synchronously, no I/O) of room_started / participant_joined / participant_left / room_finished."""
+
+
 class SimState:
     """Everything the simulator knows; every method is synchronous and does no I/O."""
 
@@ -180,6 +185,11 @@ class SimState:
         self.workers: dict[str, Worker] = {}
         self.counters: Counter[str] = Counter()
         self.twirp_in_flight = 0
+        self.observers: list[Observer] = []  # e.g. the webhook sender
+
+    def _notify(self, event: str, target: Room, participant: Participant | None = None) -> None:
+        for observer in self.observers:
+            observer(event, target, participant)
 
     def request_started(self, method: str) -> None:
         """A Twirp request arrived: count it, by method, and keep the peak of requests in flight."""
@@ -224,6 +234,7 @@ class SimState:
             )
         self.rooms[req.name] = created
         self.counters["rooms_created"] += 1
+        self._notify("room_started", created)
         return created, True
 
     def pop_room(self, name: str) -> Room | None:
@@ -231,6 +242,7 @@ class SimState:
         gone = self.rooms.pop(name, None)
         if gone is not None:
             self.counters["rooms_closed"] += 1
+            self._notify("room_finished", gone)
         return gone
 
     def add_dispatch(self, target: Room, dispatch: agent_dispatch.AgentDispatch) -> agent_dispatch.AgentDispatch:
@@ -245,12 +257,14 @@ class SimState:
         target.participants[participant.identity] = participant
         if target.first_joined_at is None and not participant.dependent:  # an agent alone is not "joined"
             target.first_joined_at = participant.joined_at
+        self._notify("participant_joined", target, participant)
 
     def leave(self, target: Room, identity: str) -> Participant | None:
         """A participant left."""
         gone = target.participants.pop(identity, None)
         if gone is not None:
             target.last_left_at = time.time()
+            self._notify("participant_left", target, gone)
         return gone
 
     def accepts_jobs(self, job: agent.Job) -> bool:

@@ -98,6 +98,8 @@ class SimulatorRoom:
 
     async def wait_for_participant(self, timeout: float) -> str:  # noqa: ASYNC109 - the deadline is part of the port
         """Return the first participant that is neither an agent nor a watcher; TimeoutError after ``timeout`` s."""
+        if self._closed.is_set():  # the bus closed: users it knew of are gone too
+            raise RoomClosed("room bus closed")
         async with asyncio.timeout(timeout), self._changed:
             while not self._users:
                 if self._closed.is_set():

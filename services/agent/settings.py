@@ -1,4 +1,4 @@
-"""Settings of the agent service, read from the environment (names as in DESIGN.md, no prefix)."""
+"""Settings of the agent service, read from the environment (no prefix: docs/architecture.md, "Configuration")."""
 
 from __future__ import annotations
 
@@ -33,6 +33,9 @@ class AgentSettings(LiveKitSettings):
     )
     agent_wait_for_user: bool = Field(default=True, description="Wait for the user before the greeting.")
     agent_user_wait_seconds: float = Field(default=30.0, gt=0, description="Deadline for the user to join.")
+    agent_user_rejoin_grace_seconds: float = Field(
+        default=10.0, ge=0, description="A user who left may come back this long before the job (and session) ends."
+    )
     agent_stage_timeout_seconds: float = Field(
         default=15.0, gt=0, description="Deadline of every other readiness stage (connect, providers, ...)."
     )

@@ -18,11 +18,14 @@ import httpx
 import structlog
 from livekit.agents import AgentServer, JobContext, JobExecutorType, JobProcess
 
+from contracts.endings import EndCode
+from services.agent.ending import failed_readiness, job_end, presence_reporter, report_job_end, stay_with_user
 from services.agent.events import RedisEventPublisher
 from services.agent.flow_client import FlowInitPolicy, HttpFlowInitialiser
+from services.agent.metadata import salvage_ids
 from services.agent.providers import Speaker, UnavailableSpeaker, create_speaker
 from services.agent.readiness import ReadinessOptions, run_readiness
-from services.agent.room import AgentRoom, RoomClosed, create_room
+from services.agent.room import create_room
 from services.agent.settings import AgentSettings
 from services.runtime.logging import configure_logging
 
@@ -72,11 +75,13 @@ def flow_policy(settings: AgentSettings) -> FlowInitPolicy:
 
 
 async def run_job(settings: AgentSettings, ctx: JobContext) -> None:
-    """Entrypoint of one dispatched job: readiness, then stay until the user leaves, then end the job."""
+    """Entrypoint of one dispatched job: readiness, then stay while the user is there, then end the job and say
+    why on the broker (``agent.job_ended``), whatever ended it: the user, the room, a shutdown or an error."""
     publisher = cast(RedisEventPublisher, ctx.proc.userdata["publisher"])
     ctx.add_shutdown_callback(publisher.close)  # the connection belongs to this job's event loop
     room = create_room(settings, ctx)  # never ctx.connect() here: the simulator room has no WebRTC
-    reason = "readiness failed"
+    ready = False  # whether this job made the session ready: an end before that fails the session
+    end = job_end(EndCode.AGENT_CRASHED, "the job stopped before readiness finished", was_ready=False)
     # One TLS context per job executor (building one costs ~0.1 s of CPU), a client only if flow init runs.
     http = (
         httpx.AsyncClient(timeout=settings.agent_stage_timeout_seconds, verify=ctx.proc.userdata["tls"])
@@ -98,30 +103,30 @@ async def run_job(settings: AgentSettings, ctx: JobContext) -> None:
             flow_events=publisher,  # stage/flow/error events for watchers (relayed by the dispatcher)
             flow_watched=publisher.room_watched,  # ... only for rooms that have one
         )
-        if outcome.ready:
-            reason = await _stay_with_user(room, outcome.user_identity, settings.agent_user_wait_seconds)
+        end = failed_readiness(outcome.failed_stage, outcome.reason)
+        ready = outcome.ready
+        if outcome.ready and outcome.session is not None:
+            end = await stay_with_user(
+                room,
+                outcome.user_identity,
+                user_wait_s=settings.agent_user_wait_seconds,
+                rejoin_grace_s=settings.agent_user_rejoin_grace_seconds,
+                user_seen=presence_reporter(publisher, outcome.session),
+            )
+    except asyncio.CancelledError:
+        end = job_end(EndCode.AGENT_JOB_ENDED, "the job was shut down", was_ready=ready)
+        raise
+    except Exception as exc:
+        end = job_end(EndCode.AGENT_CRASHED, type(exc).__name__, was_ready=ready)
+        raise
     finally:
         if http is not None:
             await http.aclose()
         await room.disconnect()
-        ctx.shutdown(reason)
-
-
-async def _stay_with_user(room: AgentRoom, user: str | None, user_wait_s: float) -> str:
-    """Keep the job (and its executor) only while there is someone to talk to; return why it ends.
-
-    When readiness did not wait for the user, the user still gets ``user_wait_s`` to arrive: a job
-    nobody joins would otherwise hold its executor until the room closes.
-    """
-    if user is None:
-        try:
-            user = await room.wait_for_participant(user_wait_s)
-        except TimeoutError:
-            return f"no user joined within {user_wait_s:g} s of ready"
-        except RoomClosed:
-            return "room closed"
-    await room.wait_until_over(user)
-    return "session over"
+        session_id, correlation_id = salvage_ids(ctx.job.metadata)
+        if session_id:
+            await report_job_end(publisher, session_id, correlation_id, ctx.job.id, end)
+        ctx.shutdown(end.reason)
 
 
 def job_count_load(max_jobs: int) -> Callable[[AgentServer], float]:

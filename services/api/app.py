@@ -21,7 +21,7 @@ from services.api.fanout import StatusFanout
 from services.api.migrations import MIGRATIONS
 from services.api.outbox import AdmissionPolicy, RedisSessionOutbox
 from services.api.repository import ApiRepository, Flow
-from services.api.routes import events, flows, health, internal, sessions, watch
+from services.api.routes import events, flows, health, internal, sessions, watch, webhooks
 from services.api.sessions import SessionPolicy, TokenIssuer
 from services.api.settings import ApiSettings
 from services.runtime.broker import CONNECTION_OPTIONS, new_broker
@@ -122,4 +122,5 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(watch.router)
     app.include_router(events.router)
     app.include_router(internal.router)
+    app.include_router(webhooks.router)
     return app

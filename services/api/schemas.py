@@ -27,6 +27,12 @@ class FlowAgentSettings(ApiModel):
     ready_timeout_s: float | None = Field(
         default=None, gt=0, le=600, description="seconds the agent has to become ready (default: the API's setting)"
     )
+    max_duration_s: float | None = Field(
+        default=None,
+        gt=0,
+        le=86_400,
+        description="a session of this flow ends this long after it was requested (default: the session store's, 2 h)",
+    )
 
 
 class FlowCreate(ApiModel):
@@ -92,6 +98,7 @@ class SessionOut(ApiModel):
     session_id: str
     status: str
     reason: str | None = None
+    end_code: str | None = Field(default=None, description="why a terminal status was reached (a stable code)")
     flow_id: str | None = None
     room_name: str | None = None
     ready_deadline: datetime | None = None
@@ -104,6 +111,7 @@ class StatusEvent(ApiModel):
     session_id: str
     status: str
     reason: str | None = None
+    end_code: str | None = Field(default=None, description="why a terminal status was reached (a stable code)")
     at: datetime
 
 

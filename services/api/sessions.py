@@ -74,6 +74,12 @@ def ready_timeout_for(flow: Flow, default_s: float) -> float:
     return float(value) if isinstance(value, int | float) and value > 0 else default_s
 
 
+def max_duration_for(flow: Flow) -> float | None:
+    """The flow's maximum session duration, or None (the session store's default applies)."""
+    value = flow.agent_settings.get("maxDurationS")
+    return float(value) if isinstance(value, int | float) and value > 0 else None
+
+
 def new_request(flow: Flow, policy: SessionPolicy, credentials: CredentialIssuer) -> SessionRequested:
     """A fresh session request for ``flow``: ids, deadline and the agent's credential."""
     session_id = uuid.uuid4().hex
@@ -89,6 +95,7 @@ def new_request(flow: Flow, policy: SessionPolicy, credentials: CredentialIssuer
         ready_deadline=deadline,
         occurred_at=now,
         agent_credential=credential,
+        max_duration_s=max_duration_for(flow),
     )
 
 
@@ -187,6 +194,7 @@ def session_from_row(row: dict[str, Any]) -> SessionOut:
         session_id=row["id"],
         status=row["status"],
         reason=row["reason"],
+        end_code=row.get("end_code"),
         flow_id=row["flow_id"],
         room_name=row["room_name"],
         ready_deadline=row["ready_deadline"],

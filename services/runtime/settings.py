@@ -1,4 +1,4 @@
-"""Settings fields every service reads the same way (env names from DESIGN.md)."""
+"""Settings fields every service reads the same way (env names: docs/architecture.md, "Configuration")."""
 
 from __future__ import annotations
 

@@ -16,13 +16,18 @@ from services.runtime.consuming import subscribe
 from services.runtime.migrations import apply_migrations
 from services.runtime.streams import consumer_name, ensure_groups
 from services.session_store.announcing import StatusAnnouncer
-from services.session_store.expiry import run_expiry
+from services.session_store.expiry import EndRules, run_expiry
 from services.session_store.lifecycle import handle_event
 from services.session_store.migrations import MIGRATIONS
 from services.session_store.repository import PostgresSessionRepository
 from services.session_store.settings import SessionStoreSettings
 
 SERVICE = "session_store"
+
+
+def end_rules(settings: SessionStoreSettings) -> EndRules:
+    """The end scan's rules from the settings."""
+    return EndRules(settings.session_max_duration_s, settings.user_left_grace_s, settings.no_user_timeout_s)
 
 
 def create_app(settings: SessionStoreSettings) -> FastStream:
@@ -66,7 +71,16 @@ def create_app(settings: SessionStoreSettings) -> FastStream:
 
     async def start_expiry() -> None:
         background.add(
-            asyncio.create_task(run_expiry(repo, publisher, settings.expiry_interval_s, settings.expiry_batch))
+            asyncio.create_task(
+                run_expiry(
+                    repo,
+                    publisher,
+                    settings.expiry_interval_s,
+                    settings.expiry_batch,
+                    end_rules(settings),
+                    settings.end_scan_interval_s,
+                )
+            )
         )
 
     async def stop() -> None:

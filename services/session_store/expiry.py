@@ -1,45 +1,75 @@
-"""Server-side readiness deadlines: sessions not ready in time become ``expired`` (clean-up follows the change)."""
+"""Server-side deadlines: sessions not ready in time become ``expired``; sessions that are over by the end rules
+(maximum duration, the user left for good, nobody joined) become ``ended``. Clean-up follows the change."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import structlog
 
+from contracts.endings import EndCode, sentence
 from services.session_store.lifecycle import EventPublisher, Transition
 
 log = structlog.get_logger(__name__)
 
 EXPIRED_REASON = "the agent was not ready by the session's readiness deadline"
 
+BeforeCommit = Callable[[list[Transition]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class EndRules:
+    """When the scan ends a session: its maximum duration (unless its flow set one), how long a user who left
+    may take to come back, and how long a ready session may wait for anyone to join."""
+
+    max_duration_s: float
+    user_left_grace_s: float
+    no_user_timeout_s: float
+
+    def reasons(self) -> dict[str, str]:
+        """The human sentence recorded for each code the scan sets."""
+        return {
+            EndCode.MAX_DURATION: sentence(EndCode.MAX_DURATION),
+            EndCode.USER_LEFT: sentence(EndCode.USER_LEFT, f"gone for more than {self.user_left_grace_s:g} s"),
+            EndCode.NO_USER_JOINED: sentence(
+                EndCode.NO_USER_JOINED, f"nobody joined within {self.no_user_timeout_s:g} s of ready"
+            ),
+        }
+
 
 class ExpiringRepository(Protocol):
-    """The storage port for expiry."""
+    """The storage port for expiry and the end scan."""
 
-    async def expire_due(
-        self,
-        limit: int,
-        reason: str,
-        before_commit: Callable[[list[Transition]], Awaitable[None]] | None = None,
-    ) -> list[Transition]:
+    async def expire_due(self, limit: int, reason: str, before_commit: BeforeCommit | None = None) -> list[Transition]:
         """Move up to ``limit`` open sessions past their deadline to ``expired``; return the moves made.
         ``before_commit`` runs before they are committed; if it raises, none of them is."""
         ...
+
+    async def end_overdue(
+        self, limit: int, rules: EndRules, before_commit: BeforeCommit | None = None
+    ) -> list[Transition]:
+        """Move up to ``limit`` sessions that ``rules`` say are over to ``ended``; like ``expire_due``."""
+        ...
+
+
+def _announcer(publisher: EventPublisher) -> BeforeCommit:
+    async def announce(transitions: list[Transition]) -> None:
+        for transition in transitions:
+            await publisher.publish(transition.announcement(transition.session_id))
+
+    return announce
 
 
 async def expire_due_sessions(repo: ExpiringRepository, publisher: EventPublisher, batch: int) -> int:
     """Expire what is due now (in batches) and announce each move before it commits (a failed announcement
     rolls the batch back for the next scan); return how many sessions expired."""
-
-    async def announce(transitions: list[Transition]) -> None:
-        for transition in transitions:
-            await publisher.publish(transition.announcement(transition.session_id))
-
     total = 0
     while True:
-        transitions = await repo.expire_due(batch, EXPIRED_REASON, before_commit=announce)
+        transitions = await repo.expire_due(batch, EXPIRED_REASON, before_commit=_announcer(publisher))
         for transition in transitions:
             log.info("session_expired", session_id=transition.session_id, from_status=transition.from_status)
         total += len(transitions)
@@ -47,11 +77,35 @@ async def expire_due_sessions(repo: ExpiringRepository, publisher: EventPublishe
             return total
 
 
-async def run_expiry(repo: ExpiringRepository, publisher: EventPublisher, interval_s: float, batch: int) -> None:
-    """Check deadlines every ``interval_s`` until cancelled; a failed check is logged and retried next tick."""
+async def end_overdue_sessions(repo: ExpiringRepository, publisher: EventPublisher, batch: int, rules: EndRules) -> int:
+    """End what the rules say is over (in batches), announced like expiries; return how many sessions ended."""
+    total = 0
+    while True:
+        transitions = await repo.end_overdue(batch, rules, before_commit=_announcer(publisher))
+        for transition in transitions:
+            log.info("session_ended", session_id=transition.session_id, code=transition.code)
+        total += len(transitions)
+        if len(transitions) < batch:
+            return total
+
+
+async def run_expiry(
+    repo: ExpiringRepository,
+    publisher: EventPublisher,
+    interval_s: float,
+    batch: int,
+    rules: EndRules | None = None,
+    end_interval_s: float = 5.0,
+) -> None:
+    """Check readiness deadlines every ``interval_s`` and the end rules every ``end_interval_s`` (it reads every open
+    session: ~45 ms for 10,000) until cancelled; a failed check is logged and retried next tick."""
+    next_end_scan = 0.0
     while True:
         try:
             await expire_due_sessions(repo, publisher, batch)
+            if rules is not None and time.monotonic() >= next_end_scan:
+                next_end_scan = time.monotonic() + end_interval_s
+                await end_overdue_sessions(repo, publisher, batch, rules)
         except Exception:  # a database or broker outage must not stop the loop for good
             log.exception("expiry_check_failed", retry_in_s=interval_s)
         await asyncio.sleep(interval_s)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import structlog
 
+from contracts.endings import EndCode
 from contracts.events import (
     AgentFailed,
+    AgentJobEnded,
     AgentJoined,
     AgentReady,
     Event,
@@ -19,6 +21,7 @@ from contracts.events import (
     SessionEndRequested,
     SessionRequested,
     SessionStatusChanged,
+    UserPresenceChanged,
 )
 from contracts.status import SessionStatus
 
@@ -35,6 +38,7 @@ class StatusChange:
     stage: str | None = None
     reason: str | None = None
     facts: dict[str, object] = field(default_factory=dict)
+    code: EndCode | None = None  # why a terminal status is reached
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class Transition:
     to_status: SessionStatus
     reason: str | None
     correlation_id: str | None = None
+    code: EndCode | None = None
 
     def announcement(self, fallback_correlation_id: str) -> SessionStatusChanged:
         """The ``session.status_changed`` event for this move (its own correlation id, else the fallback)."""
@@ -57,6 +62,7 @@ class Transition:
             from_status=self.from_status,
             to_status=self.to_status,
             reason=self.reason,
+            code=self.code,
         )
 
 
@@ -68,6 +74,11 @@ class SessionRepository(Protocol):
     ) -> Transition | None:
         """Record the change's stage time and facts; move the status if the machine allows it. ``before_commit``
         runs inside the transaction when the status moves: if it raises, nothing is recorded."""
+        ...
+
+    async def record_presence(self, session_id: str, present: bool, at: datetime, participant_sid: str) -> None:
+        """Remember when (and as which connection) the user was last seen joining (``present``) or leaving; never
+        moves the status."""
         ...
 
 
@@ -91,6 +102,8 @@ def change_for(event: Event) -> StatusChange:
                 "ready_deadline": event.ready_deadline,
                 "correlation_id": event.correlation_id,
             }
+            if event.max_duration_s is not None:
+                facts["end_deadline"] = event.occurred_at + timedelta(seconds=event.max_duration_s)
             return StatusChange(sid, SessionStatus.PENDING, at, "requested_at", facts=facts)
         case SessionDispatched():
             return StatusChange(
@@ -101,13 +114,26 @@ def change_for(event: Event) -> StatusChange:
         case AgentReady():
             return StatusChange(sid, SessionStatus.READY, at, "ready_at")
         case AgentFailed():
+            # The agent waited for the user in vain: the same end as a ready session nobody joined.
+            code = EndCode.NO_USER_JOINED if event.stage == "wait_for_user" else EndCode.AGENT_FAILED
             return StatusChange(
-                sid, SessionStatus.FAILED, at, "ended_at", reason=f"agent {event.stage}: {event.reason}"
+                sid, SessionStatus.FAILED, at, "ended_at", reason=f"agent {event.stage}: {event.reason}", code=code
             )
         case SessionDispatchFailed():
-            return StatusChange(sid, SessionStatus.FAILED, at, "ended_at", reason=f"dispatch: {event.reason}")
+            return StatusChange(
+                sid,
+                SessionStatus.FAILED,
+                at,
+                "ended_at",
+                reason=f"dispatch: {event.reason}",
+                code=EndCode.DISPATCH_FAILED,
+            )
         case SessionEndRequested():
-            return StatusChange(sid, SessionStatus.ENDED, at, "ended_at", reason=event.reason)
+            return StatusChange(sid, SessionStatus.ENDED, at, "ended_at", reason=event.reason, code=event.code)
+        case AgentJobEnded():
+            failed = not event.was_ready or event.code in (EndCode.AGENT_CRASHED, EndCode.AGENT_FAILED)
+            target = SessionStatus.FAILED if failed else SessionStatus.ENDED
+            return StatusChange(sid, target, at, "ended_at", reason=event.reason, code=event.code)
     raise ValueError(f"the session store does not handle {type(event).__name__}")
 
 
@@ -122,6 +148,10 @@ async def handle_event(event: Event, repo: SessionRepository, publisher: EventPu
     async def announce(transition: Transition) -> None:
         await publisher.publish(transition.announcement(event.correlation_id))
 
+    if isinstance(event, UserPresenceChanged):
+        await repo.record_presence(event.session_id, event.present, event.occurred_at, event.participant_sid)
+        log.info("user_presence", present=event.present, source=event.source, identity=event.identity)
+        return None
     transition = await repo.apply(change_for(event), before_commit=announce)
     if transition is None:
         log.info("status_unchanged", message_id=event.message_id, event_type=getattr(event, "type", "?"))

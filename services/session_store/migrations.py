@@ -30,4 +30,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             WHERE status IN ('pending', 'dispatched', 'agent_joined');
         """,
     ),
+    Migration(
+        version=2,
+        name="session ends: end code, maximum duration, user presence",
+        sql="""
+        ALTER TABLE sessions
+            ADD COLUMN end_code text,
+            ADD COLUMN end_deadline timestamptz,
+            ADD COLUMN user_joined_at timestamptz,
+            ADD COLUMN user_sid text,
+            ADD COLUMN user_left_at timestamptz,
+            ADD COLUMN user_left_sid text;
+        CREATE INDEX sessions_not_terminal ON sessions (status)
+            WHERE status IN ('pending', 'dispatched', 'agent_joined', 'ready');
+        """,
+    ),
 )

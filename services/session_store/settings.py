@@ -22,3 +22,18 @@ class SessionStoreSettings(RuntimeSettings):
     max_workers: int = 16
     expiry_interval_s: float = Field(default=1.0, gt=0, description="how often readiness deadlines are checked")
     expiry_batch: int = Field(default=100, ge=1, description="sessions expired per transaction")
+    end_scan_interval_s: float = Field(
+        default=5.0, gt=0, description="how often the end rules (maximum duration, user left, nobody joined) run"
+    )
+    session_max_duration_s: float = Field(
+        default=7200.0, gt=0, description="a session ends this long after it was requested, unless its flow says"
+    )
+    user_left_grace_s: float = Field(
+        default=30.0, ge=0, description="a user who left (LiveKit webhook) may come back this long before it ends"
+    )
+    no_user_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="a ready session nobody was ever seen joining ends after this long (keep it above the agent's "
+        "AGENT_USER_WAIT_SECONDS: the agent ends such a job itself first)",
+    )

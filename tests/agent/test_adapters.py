@@ -14,7 +14,7 @@ from services.agent.events import RedisEventPublisher
 from services.agent.providers import OfflineSpeaker, ProviderError, UnavailableSpeaker, create_speaker
 from services.agent.settings import AgentSettings
 from services.agent.worker import prepare_process
-from tests.agent.waiting import stream_events
+from tests.agent.stream_events import stream_events
 
 
 def test_settings_come_from_unprefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:

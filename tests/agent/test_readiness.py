@@ -7,15 +7,16 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from contracts.events import AgentFailed, AgentJoined, AgentReady
 from services.agent.flow_client import FlowConfig
-from services.agent.providers import OfflineSpeaker, ProviderError
-from services.agent.readiness import ReadinessOptions, run_readiness
+from services.agent.providers import OfflineSpeaker, ProviderError, Speaker
+from services.agent.readiness import ReadinessOptions, ReadinessOutcome, run_readiness
 from tests.agent.fakes import FakePublisher, FakeRoom, FakeSpeaker
-from tests.agent.waiting import until
+from tests.polling import wait_until
 
 FIXED_NOW = datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 FIXED_ISO = "2025-01-02T03:04:05.678Z"
@@ -39,17 +40,33 @@ def new_session() -> str:
     return f"s-{uuid.uuid4().hex}"
 
 
+async def readiness(
+    room: FakeRoom,
+    publisher: FakePublisher,
+    *,
+    job_id: str = "job-1",
+    raw_metadata: str | None = None,
+    speaker: Speaker | None = None,
+    options: ReadinessOptions = FAST,
+    **more: Any,
+) -> ReadinessOutcome:
+    """``run_readiness`` with the defaults of these tests: a new session's metadata, a FakeSpeaker, FAST."""
+    return await run_readiness(
+        job_id=job_id,
+        raw_metadata=raw_metadata if raw_metadata is not None else metadata(new_session()),
+        room=room,
+        publisher=publisher,
+        speaker=speaker if speaker is not None else FakeSpeaker(),
+        options=options,
+        **more,
+    )
+
+
 async def test_ready_publishes_exact_payload_and_broker_events() -> None:
     sid = new_session()
     room, publisher, speaker = FakeRoom(), FakePublisher(), FakeSpeaker()
-    outcome = await run_readiness(
-        job_id="job-1",
-        raw_metadata=metadata(sid),
-        room=room,
-        publisher=publisher,
-        speaker=speaker,
-        options=FAST,
-        clock=lambda: FIXED_NOW,
+    outcome = await readiness(
+        room, publisher, job_id="job-1", raw_metadata=metadata(sid), speaker=speaker, clock=lambda: FIXED_NOW
     )
     assert outcome.ready and outcome.user_identity == "user-1"
     assert speaker.said == ["Hello, how can I help?"]
@@ -73,13 +90,8 @@ async def test_offline_speaker_lets_real_time_pass_before_ready() -> None:
     greeting = "x" * 100
     room, publisher = FakeRoom(), FakePublisher()
     started = time.perf_counter()
-    outcome = await run_readiness(
-        job_id="job-2",
-        raw_metadata=metadata(new_session(), greeting),
-        room=room,
-        publisher=publisher,
-        speaker=OfflineSpeaker(ms_per_char=1.0),
-        options=FAST,
+    outcome = await readiness(
+        room, publisher, raw_metadata=metadata(new_session(), greeting), speaker=OfflineSpeaker(ms_per_char=1.0)
     )
     assert outcome.ready
     assert time.perf_counter() - started >= 0.1
@@ -89,9 +101,7 @@ async def test_offline_speaker_lets_real_time_pass_before_ready() -> None:
 @pytest.mark.parametrize("raw", ["not json", "[]", "", json.dumps({"flowId": "f"})])
 async def test_unusable_metadata_fails_without_a_session_to_report(raw: str) -> None:
     room, publisher = FakeRoom(), FakePublisher()
-    outcome = await run_readiness(
-        job_id="job-3", raw_metadata=raw, room=room, publisher=publisher, speaker=FakeSpeaker(), options=FAST
-    )
+    outcome = await readiness(room, publisher, raw_metadata=raw)
     assert (outcome.ready, outcome.failed_stage) == (False, "metadata")
     assert publisher.events == [] and room.sent == [] and not room.connected
 
@@ -100,9 +110,7 @@ async def test_bad_metadata_with_a_session_id_reports_agent_failed() -> None:
     sid = new_session()
     room, publisher = FakeRoom(), FakePublisher()
     raw = json.dumps({"sessionId": sid, "correlationId": "c-1", "greeting": "hi"})
-    outcome = await run_readiness(
-        job_id="job-4", raw_metadata=raw, room=room, publisher=publisher, speaker=FakeSpeaker(), options=FAST
-    )
+    outcome = await readiness(room, publisher, raw_metadata=raw)
     assert outcome.failed_stage == "metadata"
     (failed,) = publisher.events
     assert isinstance(failed, AgentFailed)
@@ -115,15 +123,7 @@ async def test_provider_error_fails_at_providers_on_both_channels() -> None:
     sid = new_session()
     room, publisher = FakeRoom(), FakePublisher()
     speaker = FakeSpeaker(prepare_error=ProviderError("tts model missing"))
-    outcome = await run_readiness(
-        job_id="job-5",
-        raw_metadata=metadata(sid),
-        room=room,
-        publisher=publisher,
-        speaker=speaker,
-        options=FAST,
-        clock=lambda: FIXED_NOW,
-    )
+    outcome = await readiness(room, publisher, raw_metadata=metadata(sid), speaker=speaker, clock=lambda: FIXED_NOW)
     assert (outcome.failed_stage, outcome.reason) == ("providers", "ProviderError: tts model missing")
     assert publisher.types() == ["agent.joined", "agent.failed"]
     (sent,) = room.sent
@@ -139,9 +139,7 @@ async def test_provider_error_fails_at_providers_on_both_channels() -> None:
 async def test_no_user_in_time_fails_at_wait_for_user() -> None:
     sid = new_session()
     room, publisher = FakeRoom(user=None), FakePublisher()
-    outcome = await run_readiness(
-        job_id="job-6", raw_metadata=metadata(sid), room=room, publisher=publisher, speaker=FakeSpeaker(), options=FAST
-    )
+    outcome = await readiness(room, publisher, raw_metadata=metadata(sid))
     assert (outcome.failed_stage, outcome.reason) == ("wait_for_user", "no user joined within 0.2 s")
     failed = publisher.events[-1]
     assert isinstance(failed, AgentFailed) and failed.stage == "wait_for_user"
@@ -151,14 +149,7 @@ async def test_no_user_in_time_fails_at_wait_for_user() -> None:
 async def test_wait_for_user_can_be_disabled() -> None:
     room, publisher = FakeRoom(user=None), FakePublisher()
     options = ReadinessOptions(wait_for_user=False, stage_timeout_seconds=2.0)
-    outcome = await run_readiness(
-        job_id="job-7",
-        raw_metadata=metadata(new_session()),
-        room=room,
-        publisher=publisher,
-        speaker=FakeSpeaker(),
-        options=options,
-    )
+    outcome = await readiness(room, publisher, options=options)
     assert outcome.ready and outcome.user_identity is None
     assert "wait_for_user" not in outcome.stage_timings_ms
 
@@ -170,14 +161,8 @@ async def test_flow_init_hook_runs_before_the_greeting_and_can_fail() -> None:
     async def initialise_flow(_: object) -> None:
         raise RuntimeError("api answered 503")
 
-    outcome = await run_readiness(
-        job_id="job-8",
-        raw_metadata=metadata(sid),
-        room=room,
-        publisher=publisher,
-        speaker=speaker,
-        options=FAST,
-        initialise_flow=initialise_flow,
+    outcome = await readiness(
+        room, publisher, raw_metadata=metadata(sid), speaker=speaker, initialise_flow=initialise_flow
     )
     assert (outcome.failed_stage, outcome.reason) == ("flow_init", "RuntimeError: api answered 503")
     assert speaker.said == []
@@ -190,14 +175,8 @@ async def test_flow_init_greeting_is_the_one_spoken_and_announced() -> None:
     async def initialise_flow(_: object) -> FlowConfig:
         return FlowConfig(greeting="Greeting from the flow")
 
-    outcome = await run_readiness(
-        job_id="job-8b",
-        raw_metadata=metadata(sid),
-        room=room,
-        publisher=publisher,
-        speaker=speaker,
-        options=FAST,
-        initialise_flow=initialise_flow,
+    outcome = await readiness(
+        room, publisher, raw_metadata=metadata(sid), speaker=speaker, initialise_flow=initialise_flow
     )
     assert outcome.ready
     assert speaker.said == ["Greeting from the flow"]
@@ -207,14 +186,7 @@ async def test_flow_init_greeting_is_the_one_spoken_and_announced() -> None:
 
 async def test_connect_failure_reports_to_broker_only() -> None:
     room, publisher = FakeRoom(connect_error=ConnectionError("sfu unreachable")), FakePublisher()
-    outcome = await run_readiness(
-        job_id="job-9",
-        raw_metadata=metadata(new_session()),
-        room=room,
-        publisher=publisher,
-        speaker=FakeSpeaker(),
-        options=FAST,
-    )
+    outcome = await readiness(room, publisher)
     assert outcome.failed_stage == "connect"
     assert publisher.types() == ["agent.joined", "agent.failed"]
     assert room.sent == []
@@ -222,14 +194,7 @@ async def test_connect_failure_reports_to_broker_only() -> None:
 
 async def test_unreachable_broker_fails_at_joined_without_raising() -> None:
     room, publisher = FakeRoom(), FakePublisher(error=ConnectionError("redis down"))
-    outcome = await run_readiness(
-        job_id="job-10",
-        raw_metadata=metadata(new_session()),
-        room=room,
-        publisher=publisher,
-        speaker=FakeSpeaker(),
-        options=FAST,
-    )
+    outcome = await readiness(room, publisher)
     assert (outcome.failed_stage, outcome.reason) == ("joined", "ConnectionError: redis down")
     assert room.sent == [] and not room.connected
 
@@ -238,17 +203,8 @@ async def test_cancelled_job_still_reports_failure_then_cancels() -> None:
     sid = new_session()
     room, publisher = FakeRoom(user=None), FakePublisher()
     options = ReadinessOptions(user_wait_seconds=30.0)
-    task = asyncio.create_task(
-        run_readiness(
-            job_id="job-11",
-            raw_metadata=metadata(sid),
-            room=room,
-            publisher=publisher,
-            speaker=FakeSpeaker(),
-            options=options,
-        )
-    )
-    await until(lambda: room.connected, timeout=2.0)
+    task = asyncio.create_task(readiness(room, publisher, raw_metadata=metadata(sid), options=options))
+    await wait_until(lambda: room.connected, deadline_s=2.0, what="room connected")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -265,14 +221,7 @@ async def test_broker_failure_after_announcing_ready_does_not_contradict_the_fro
             await super().publish(event)  # type: ignore[arg-type]
 
     room, publisher = FakeRoom(), ReadyRejectingPublisher()
-    outcome = await run_readiness(
-        job_id="job-12",
-        raw_metadata=metadata(new_session()),
-        room=room,
-        publisher=publisher,
-        speaker=FakeSpeaker(),
-        options=FAST,
-    )
+    outcome = await readiness(room, publisher)
     assert outcome.failed_stage == "ready"
     assert [json.loads(s.payload)["type"] for s in room.sent] == ["agent.ready"]
     assert publisher.types() == ["agent.joined", "agent.failed"]

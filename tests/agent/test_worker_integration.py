@@ -16,12 +16,13 @@ import pytest
 from livekit import api
 from redis.asyncio import Redis
 
-from contracts.streams import AGENT_FAILED, AGENT_JOINED, AGENT_READY
+from contracts.streams import AGENT_FAILED, AGENT_JOB_ENDED, AGENT_JOINED, AGENT_READY, USER_PRESENCE_CHANGED
 from devstack.livekit_sim import Simulator, run_simulator
-from services.agent.settings import AgentSettings
 from services.agent.worker import RunningWorker, running_worker
 from tests.agent.bus_client import join_bus, participant_token
-from tests.agent.waiting import event_for, until
+from tests.agent.stream_events import event_for
+from tests.agent.worker_settings import simulator_agent_settings
+from tests.polling import wait_until
 
 ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
@@ -30,13 +31,6 @@ ISO_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 async def simulator() -> AsyncIterator[Simulator]:
     async with run_simulator() as sim:
         yield sim
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture
@@ -54,22 +48,13 @@ async def worker(
             monkeypatch.setenv(key, os.environ[key])
         else:
             monkeypatch.delenv(key, raising=False)
-    settings = AgentSettings(
-        livekit_url=simulator.ws_url,
-        livekit_api_key="devkey",
-        livekit_api_secret="secret",
-        livekit_agent_name=agent_name,
-        dev_mode=True,
-        redis_url=redis_url,
-        agent_room_backend="simulator",
-        agent_job_executor="thread",
-        agent_num_idle_processes=1,
-        agent_load_threshold=float("inf"),  # the test machine's CPU load must not refuse jobs
-        agent_max_jobs=20,  # load = jobs / 20: the server offers no job at load >= 0.7, whatever the threshold
-        agent_http_port=0,
+    settings = simulator_agent_settings(
+        simulator.ws_url,
+        redis_url,
+        agent_name,
         agent_user_wait_seconds=5.0,
+        agent_user_rejoin_grace_seconds=1.0,
         agent_speak_ms_per_char=1.0,
-        api_internal_url="",  # no API here: the greeting comes from the dispatch metadata
     )
     async with running_worker(settings) as running:
         yield running
@@ -118,7 +103,7 @@ async def test_dispatch_makes_the_agent_ready_on_bus_and_streams(
         assert ready_event["stage_timings_ms"]["greeting"] >= len(greeting) * 1.0 * 0.9
         assert len(worker.server.active_jobs) == 1
     # the user left: the job ends by itself
-    await until(lambda: not worker.server.active_jobs, timeout=10.0)
+    await wait_until(lambda: not worker.server.active_jobs, deadline_s=10.0, what="agent job ended")
 
 
 async def test_bad_metadata_with_a_session_id_ends_in_agent_failed(
@@ -128,4 +113,63 @@ async def test_bad_metadata_with_a_session_id_ends_in_agent_failed(
     await dispatch(simulator, agent_name, room, {"sessionId": sid, "greeting": "hi"})
     failed = await event_for(redis, AGENT_FAILED, sid, timeout=20.0)
     assert failed["stage"] == "metadata" and "flowId" in failed["reason"]
-    await until(lambda: not worker.server.active_jobs, timeout=10.0)
+    await wait_until(lambda: not worker.server.active_jobs, deadline_s=10.0, what="agent job ended")
+
+
+async def test_the_job_reports_its_end_when_the_user_leaves_for_good(
+    simulator: Simulator, worker: RunningWorker, redis: Redis, agent_name: str
+) -> None:
+    sid, room = f"s-{uuid.uuid4().hex}", f"room-{uuid.uuid4().hex}"
+    metadata = {"sessionId": sid, "flowId": "f", "orgId": "o", "roomName": room, "greeting": "Hi"}
+    async with join_bus(simulator.url, participant_token(room, f"user-{sid[-6:]}")) as user:
+        await dispatch(simulator, agent_name, room, metadata)
+        await user.next_frame("data", timeout=20.0, topic="agent-status")
+        seen = await event_for(redis, USER_PRESENCE_CHANGED, sid, timeout=5.0)
+        assert seen["present"] is True and seen["source"] == "agent" and seen["room_name"] == room
+    ended = await event_for(redis, AGENT_JOB_ENDED, sid, timeout=10.0)  # after the 1 s grace
+    assert ended["code"] == "user_left" and "not back within 1 s" in ended["reason"]
+    await wait_until(lambda: not worker.server.active_jobs, deadline_s=10.0, what="agent job ended")
+
+
+async def test_the_job_reports_room_closed_when_the_room_is_deleted(
+    simulator: Simulator, worker: RunningWorker, redis: Redis, agent_name: str
+) -> None:
+    sid, room = f"s-{uuid.uuid4().hex}", f"room-{uuid.uuid4().hex}"
+    metadata = {"sessionId": sid, "flowId": "f", "orgId": "o", "roomName": room, "greeting": "Hi"}
+    async with join_bus(simulator.url, participant_token(room, f"user-{sid[-6:]}")) as user:
+        await dispatch(simulator, agent_name, room, metadata)
+        await user.next_frame("data", timeout=20.0, topic="agent-status")
+        async with api.LiveKitAPI(simulator.url, "devkey", "secret") as lk:
+            await lk.room.delete_room(api.DeleteRoomRequest(room=room))
+        ended = await event_for(redis, AGENT_JOB_ENDED, sid, timeout=10.0)
+    assert ended["code"] == "room_closed"
+    await wait_until(lambda: not worker.server.active_jobs, deadline_s=10.0, what="agent job ended")
+
+
+async def test_a_job_that_raises_reports_agent_crashed(
+    simulator: Simulator, worker: RunningWorker, redis: Redis, agent_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("bug after ready")
+
+    monkeypatch.setattr("services.agent.worker.stay_with_user", broken)
+    sid, room = f"s-{uuid.uuid4().hex}", f"room-{uuid.uuid4().hex}"
+    metadata = {"sessionId": sid, "flowId": "f", "orgId": "o", "roomName": room, "greeting": "Hi"}
+    async with join_bus(simulator.url, participant_token(room, f"user-{sid[-6:]}")) as user:
+        await dispatch(simulator, agent_name, room, metadata)
+        await user.next_frame("data", timeout=20.0, topic="agent-status")
+        ended = await event_for(redis, AGENT_JOB_ENDED, sid, timeout=10.0)
+    assert ended["code"] == "agent_crashed" and "RuntimeError" in ended["reason"] and ended["was_ready"] is True
+
+
+async def test_a_job_shut_down_with_its_worker_reports_agent_job_ended(
+    simulator: Simulator, worker: RunningWorker, redis: Redis, agent_name: str
+) -> None:
+    sid, room = f"s-{uuid.uuid4().hex}", f"room-{uuid.uuid4().hex}"
+    metadata = {"sessionId": sid, "flowId": "f", "orgId": "o", "roomName": room, "greeting": "Hi"}
+    async with join_bus(simulator.url, participant_token(room, f"user-{sid[-6:]}")) as user:
+        await dispatch(simulator, agent_name, room, metadata)
+        await user.next_frame("data", timeout=20.0, topic="agent-status")
+        await worker.server.aclose()  # the worker stops (a deploy): its running job is shut down
+        ended = await event_for(redis, AGENT_JOB_ENDED, sid, timeout=10.0)
+    assert ended["code"] == "agent_job_ended" and ended["was_ready"] is True

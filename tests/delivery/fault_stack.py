@@ -1,137 +1,52 @@
-"""The whole system as processes on restartable Redis and PostgreSQL, two replicas of each consumer."""
+"""The whole system as processes (devstack.stack's ``fault`` profile) on restartable Redis and PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import sys
 import time
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
 import psycopg
 
 from bench.profiling import py_spy
-from devstack.processes import ChildSpec, ProcessGroup
-from devstack.readiness import wait_for_http_ok, wait_for_sim_worker, wait_for_tcp
+from devstack import stack as launcher
+from devstack.profiles import FAULT, FAULT_CLAIM_IDLE_S, FAULT_MAX_DELIVERIES
+from devstack.stack import StackHandle
 from tests.delivery.servers import RestartablePostgres, RestartableRedis
-from tests.e2e.conftest import REPO_ROOT, create_api_key, free_port
 
-CONSUMERS = ("session_store", "dispatcher")
-REPLICAS = 2
-CLAIM_IDLE_S = 2.0
-MAX_DELIVERIES = 5
+CLAIM_IDLE_S = FAULT_CLAIM_IDLE_S
+MAX_DELIVERIES = FAULT_MAX_DELIVERIES
 
 
 @dataclass
 class FaultStack:
-    """Handles on every part, so a test can kill, stop and restart them."""
+    """The running stack plus its servers, so a test can kill, stop and restart every part."""
 
+    stack: StackHandle
     redis: RestartableRedis
     postgres: RestartablePostgres
-    api_url: str
-    livekit_url: str
-    env: dict[str, str]
-    group: ProcessGroup
-    api_key: str = ""
-    pids: dict[str, int] = field(default_factory=dict)
-    output: deque[str] = field(default_factory=lambda: deque(maxlen=400))
 
-    @property
-    def headers(self) -> dict[str, str]:
-        """What every API request of the tests sends."""
-        return {"Authorization": f"Bearer {self.api_key}"}
-
-    def tail(self, lines: int = 80) -> str:
-        """The last lines the processes printed."""
-        return "\n".join(list(self.output)[-lines:])
-
-    async def start_service(self, service: str, label: str) -> None:
-        """Start one service process under ``label`` (its consumer name too)."""
-        env = {**self.env, "CONSUMER_NAME": label}
-        argv = [sys.executable, "-m", f"services.{service}"]
-        self.pids[label] = await self.group.start(ChildSpec(label, argv, env=env, cwd=REPO_ROOT))
-
-    def kill(self, label: str) -> None:
-        """SIGKILL one process (and its process group): no shutdown code runs."""
-        os.killpg(self.pids[label], signal.SIGKILL)
-
-
-def stack_env(redis_url: str, database_url: str, livekit_url: str, api_port: int) -> dict[str, str]:
-    """The services' environment: short claim idle time so takeovers happen within the test's bounds."""
-    return {
-        **os.environ,
-        "REDIS_URL": redis_url,
-        "DATABASE_URL": database_url,
-        "LIVEKIT_URL": livekit_url,
-        "LIVEKIT_API_KEY": "devkey",
-        "LIVEKIT_API_SECRET": "secret",
-        "LIVEKIT_AGENT_NAME": f"agentready-fault-{api_port}",
-        "DEV_MODE": "true",
-        "AGENT_ROOM_BACKEND": "simulator",
-        "AGENT_JOB_EXECUTOR": "thread",
-        "AGENT_WAIT_FOR_USER": "false",
-        "AGENT_HTTP_PORT": "0",
-        "AGENT_LOAD_THRESHOLD": "0.9",
-        "AGENT_USER_WAIT_SECONDS": "0.5",  # nobody joins these rooms: free each job's executor soon after ready
-        "AGENT_NUM_IDLE_PROCESSES": "16",
-        # Capacity in jobs, so a burst is refused (and re-dispatched by the watchdog) instead of piling up
-        # hundreds of jobs waiting for executors inside one worker.
-        "AGENT_MAX_JOBS": "60",
-        "DISPATCH_JOIN_TIMEOUT_S": "10",
-        "DISPATCH_MAX_ATTEMPTS": "6",
-        # Pacing: at most 25 sessions wait for their agent, so a backlog released by a fault reaches the worker
-        # no faster than it frees jobs (unpaced, refused waves needed up to 6 join timeouts: ~60 s).
-        "DISPATCH_MAX_WAITING": "25",
-        "DISPATCH_MAX_PACING_WAIT_S": "10",  # below DELIVERY_HANDLER_TIMEOUT_S
-        "API_HOST": "127.0.0.1",
-        "API_PORT": str(api_port),
-        "API_INTERNAL_URL": f"http://127.0.0.1:{api_port}",
-        "READY_TIMEOUT_S": "120",  # a delay caused by the fault must not read as an expiry
-        "MAX_OPEN_SESSIONS_PER_ORG": "1000000",  # "ready" sessions stay open: no admission cap in this test
-        "DELIVERY_CLAIM_IDLE_S": str(CLAIM_IDLE_S),
-        "DELIVERY_MAX_DELIVERIES": str(MAX_DELIVERIES),
-        "DELIVERY_POLLING_MS": "200",
-        "DELIVERY_HANDLER_TIMEOUT_S": "20",  # a handler hung by the fault is retried within the test's bound
-        "LOG_LEVEL": "WARNING",
-        "LOG_JSON": "true",
-        "PYTHONUNBUFFERED": "1",
-    }
+    def __getattr__(self, name: str) -> object:
+        """Everything else is the stack's: api_url, livekit_url, env, pids, output, headers, tail, kill, ..."""
+        return getattr(self.stack, name)
 
 
 async def start_stack(data_dir: Path) -> FaultStack:
-    """Start the servers, the simulator and every service; wait until the API answers and the worker is in."""
+    """Start the servers, then the stack (two replicas of each consumer); wait until it is ready."""
     redis, postgres = RestartableRedis(data_dir / "redis"), RestartablePostgres(data_dir / "postgres")
     redis.start()  # from the main thread: that arms the die-with-parent hook (no orphan server)
     postgres.start()
-    sim_port, api_port = free_port(), free_port()
-    livekit_url = f"http://127.0.0.1:{sim_port}"
-    output: deque[str] = deque(maxlen=int(os.environ.get("FAULT_LOG_LINES", "400")))
-    group = ProcessGroup(lambda label, line: output.append(f"{label} | {line}"), stop_timeout_s=10)
-    stack = FaultStack(
-        redis, postgres, f"http://127.0.0.1:{api_port}", livekit_url,
-        stack_env(redis.url, postgres.url, livekit_url, api_port), group, output=output,
-    )  # fmt: skip
-    sim_argv = [sys.executable, "-m", "devstack.livekit_sim", "--host", "127.0.0.1", "--port", str(sim_port)]
-    stack.pids["livekit-sim"] = await group.start(ChildSpec("livekit-sim", sim_argv, env=stack.env, cwd=REPO_ROOT))
-    await wait_for_tcp("127.0.0.1", sim_port, deadline_s=30)
-    for service in CONSUMERS:
-        for i in range(1, REPLICAS + 1):
-            await stack.start_service(service, f"{service}-{i}")
-    await stack.start_service("agent", "agent")
-    await stack.start_service("api", "api")
-    await wait_for_http_ok(f"{stack.api_url}/healthz", deadline_s=60)
-    await wait_for_sim_worker(livekit_url, deadline_s=60)
-    stack.api_key = await create_api_key(stack.env, f"fault-{api_port}")
-    return stack
+    profile = replace(FAULT, memory_lines=int(os.environ.get("FAULT_LOG_LINES", "400")))
+    stack = await launcher.start_stack(profile, redis_url=redis.url, database_url=postgres.url)
+    return FaultStack(stack, redis, postgres)
 
 
 async def stop_stack(stack: FaultStack) -> None:
     """Stop every process, then the servers."""
-    await stack.group.stop()
+    await stack.stack.stop()
     stack.redis.stop()
     stack.postgres.stop()
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -76,13 +74,3 @@ async def publish(redis_url: str, stream: str, *numbers: int) -> None:
             await broker.publish(Job(n=n), stream=stream)
     finally:
         await broker.stop()
-
-
-async def until(check: Callable[[], Awaitable[bool]], deadline_s: float, what: str) -> float:
-    """Poll ``check`` until true; return the seconds it took, or fail naming ``what`` and the bound."""
-    started = time.monotonic()
-    while time.monotonic() - started < deadline_s:
-        if await check():
-            return time.monotonic() - started
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{what}: not within {deadline_s} s")

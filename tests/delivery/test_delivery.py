@@ -8,7 +8,8 @@ from collections import Counter
 from redis.asyncio import Redis
 
 from services.runtime.delivery import DeliveryPolicy, is_transient
-from tests.delivery.harness import FAST, Job, Probe, consumer_app, publish, until
+from tests.delivery.harness import FAST, Job, Probe, consumer_app, publish
+from tests.polling import wait_until
 
 
 async def _ok(_: Job) -> None:
@@ -27,7 +28,9 @@ async def test_poison_is_dead_lettered_after_the_limit_while_the_rest_flow(redis
         await publish(redis_url, probe.stream, *range(30))
         await redis.xadd(probe.stream, {"not": "an event"})
         bound = 10.0
-        took = await until(lambda: _dead_and_done(redis, probe), bound, "2 dead letters and nothing pending")
+        took = await wait_until(
+            lambda: _dead_and_done(redis, probe), deadline_s=bound, what="2 dead letters and nothing pending"
+        )
     dead = await redis.xrange(probe.dead)
     errors = sorted(fields[b"dead:error"].decode().split(":")[0] for _, fields in dead)
     assert errors == ["ValidationError", "ValueError"]
@@ -51,8 +54,10 @@ async def test_claimer_takes_over_the_messages_of_a_killed_consumer(redis_url: s
     await redis.xreadgroup(probe.group, "killed-replica", {probe.stream: ">"})
     async with consumer_app(redis_url, probe, "survivor", _ok):
         bound = FAST.claim_idle_s + 5
-        took = await until(
-            lambda: _nothing_pending(redis, probe), bound, "the survivor claims and acks the killed one's messages"
+        took = await wait_until(
+            lambda: _nothing_pending(redis, probe),
+            deadline_s=bound,
+            what="the survivor claims and acks the killed one's messages",
         )
     assert sorted(probe.calls) == list(range(5))
     print(f"claimed after {took:.1f} s (idle {FAST.claim_idle_s} s, bound {bound} s)")
@@ -71,7 +76,11 @@ async def test_a_slow_handler_keeps_its_lease_and_runs_once(redis_url: str, redi
     # two replicas: without the lease, the other's claimer would take the message after claim_idle_s
     async with consumer_app(redis_url, probe, "a", slow), consumer_app(redis_url, probe, "b", slow):
         await publish(redis_url, probe.stream, 1)
-        await until(lambda: _nothing_pending_after_one(redis, probe), FAST.claim_idle_s * 4 + 5, "slow job acked")
+        await wait_until(
+            lambda: _nothing_pending_after_one(redis, probe),
+            deadline_s=FAST.claim_idle_s * 4 + 5,
+            what="slow job acked",
+        )
     assert probe.calls == [1]
 
 
@@ -89,7 +98,9 @@ async def test_infrastructure_failures_do_not_count_toward_the_limit(redis_url: 
 
     async with consumer_app(redis_url, probe, "c1", database_down_four_times, policy=policy):
         await publish(redis_url, probe.stream, 7)
-        await until(lambda: _nothing_pending_after_one(redis, probe), 15, "handled once the database is back")
+        await wait_until(
+            lambda: _nothing_pending_after_one(redis, probe), deadline_s=15, what="handled once the database is back"
+        )
     assert len(probe.calls) == 5
     assert int(await redis.xlen(probe.dead)) == 0
 
@@ -109,7 +120,9 @@ async def test_a_hung_handler_is_cancelled_at_its_deadline_and_its_message_retri
     async with consumer_app(redis_url, probe, "c1", hangs_the_first_time, policy=policy):
         await publish(redis_url, probe.stream, 3)
         bound = policy.handler_timeout_s + policy.claim_idle_s + 5
-        await until(lambda: _nothing_pending_after_one(redis, probe), bound, "handled on the retry")
+        await wait_until(
+            lambda: _nothing_pending_after_one(redis, probe), deadline_s=bound, what="handled on the retry"
+        )
     assert probe.calls == [3, 3]
     assert int(await redis.xlen(probe.dead)) == 0  # a timeout counts as transient, not toward the limit
 

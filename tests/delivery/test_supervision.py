@@ -7,7 +7,8 @@ import asyncio
 from redis.asyncio import Redis
 
 from services.runtime.running import RunSettings, release_pending, serve
-from tests.delivery.harness import FAST, Job, Probe, consumer_app, publish, until
+from tests.delivery.harness import FAST, Job, Probe, consumer_app, publish
+from tests.polling import wait_until
 
 
 async def _ok(_: Job) -> None:
@@ -21,12 +22,14 @@ async def test_a_lost_group_is_recreated_and_consumption_goes_on(redis_url: str,
     running = asyncio.create_task(serve(app, RunSettings(watch_every_s=0.2), stop))
     try:
         await publish(redis_url, probe.stream, 1)
-        await until(lambda: _seen(probe, 1), 5, "first job handled")
+        await wait_until(lambda: _seen(probe, 1), deadline_s=5, what="first job handled")
         # what a Redis restart without persistence does to the group (the stream is re-created by producers)
         await redis.delete(probe.stream)
         await publish(redis_url, probe.stream, 2)  # XADD re-creates the stream, without any group
         bound = 10.0
-        took = await until(lambda: _seen(probe, 2), bound, "job published after the group was lost")
+        took = await wait_until(
+            lambda: _seen(probe, 2), deadline_s=bound, what="job published after the group was lost"
+        )
         assert not running.done(), "the service exited instead of recovering"
         print(f"group re-created and job handled {took:.1f} s after the loss (bound {bound} s)")
     finally:

@@ -7,7 +7,6 @@ import copy
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -149,13 +148,6 @@ def _agent_backlog_key(rendered: list[dict[str, Any]]) -> str:
 def _agent_name(rendered: list[dict[str, Any]]) -> str:
     (config,) = [c for n, c in _of(rendered, "ConfigMap").items() if n.startswith("agentready-config")]
     return str(config["data"]["LIVEKIT_AGENT_NAME"])
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 async def test_the_agent_backlog_metric_counts_sessions_the_dispatcher_watches(redis: Redis) -> None:

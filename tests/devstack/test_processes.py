@@ -1,15 +1,18 @@
-"""devstack.processes: labelled output, the first unexpected exit, and a stop that leaves no orphans."""
+"""devstack.processes: labelled output, the first unexpected exit, supervision, and a stop that leaves no orphans."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sys
-from collections.abc import Callable
+from pathlib import Path
 
 import psutil
 import pytest
 
-from devstack.processes import ChildExit, ChildSpec, ProcessGroup
+from devstack.processes import ChildExit, ChildSpec, ProcessGroup, RestartPolicy
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -41,16 +44,6 @@ class Lines:
         return [line for lbl, line in self.seen if lbl == label]
 
 
-async def eventually(condition: Callable[[], bool], *, deadline_s: float = 10.0) -> None:
-    """Poll ``condition`` until true, failing after ``deadline_s``."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline_s
-    while not condition():
-        if loop.time() > end:
-            pytest.fail(f"condition not met within {deadline_s}s")
-        await asyncio.sleep(0.02)
-
-
 def gone(pid: int) -> bool:
     try:
         return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
@@ -67,14 +60,14 @@ async def test_children_output_is_labelled_and_stop_leaves_no_orphans() -> None:
     group = ProcessGroup(lines, stop_timeout_s=5.0)
     pid_a = await group.start(py("a", SLEEPER.format(name="a")))
     pid_b = await group.start(py("b", PARENT_OF_GRANDCHILD))
-    await eventually(lambda: lines.of("a") == ["a up"] and len(lines.of("b")) == 1)
+    await wait_until(lambda: lines.of("a") == ["a up"] and len(lines.of("b")) == 1, deadline_s=10.0, what="both up")
     grandchild = int(lines.of("b")[0].split()[1])
     assert sorted(group.running()) == ["a", "b"]
 
     exits = await asyncio.wait_for(group.stop(), timeout=15)
 
     assert sorted(exits, key=lambda e: e.label) == [ChildExit("a", -15), ChildExit("b", -15)]
-    await eventually(lambda: gone(pid_a) and gone(pid_b) and gone(grandchild), deadline_s=5)
+    await wait_until(lambda: gone(pid_a) and gone(pid_b) and gone(grandchild), deadline_s=5, what="all gone")
     assert group.running() == []
 
 
@@ -95,7 +88,7 @@ async def test_a_child_ignoring_sigterm_is_killed_after_the_bound() -> None:
     lines = Lines()
     group = ProcessGroup(lines, stop_timeout_s=0.5)
     pid = await group.start(py("stubborn", IGNORES_SIGTERM))
-    await eventually(lambda: lines.of("stubborn") == ["stubborn up"])
+    await wait_until(lambda: lines.of("stubborn") == ["stubborn up"], deadline_s=10.0, what="stubborn up")
     exits = await asyncio.wait_for(group.stop(), timeout=10)
     assert exits == [ChildExit("stubborn", -9)]
     assert gone(pid)
@@ -116,8 +109,71 @@ async def test_stop_can_end_some_children_before_the_others() -> None:
     group = ProcessGroup(lines, stop_timeout_s=5.0)
     await group.start(py("backend", SLEEPER.format(name="backend")))
     await group.start(py("client", SLEEPER.format(name="client")))
-    await eventually(lambda: len(lines.seen) == 2)
+    await wait_until(lambda: len(lines.seen) == 2, deadline_s=10.0, what="two lines")
     assert await group.stop(["client"]) == [ChildExit("client", -15)]
     assert group.running() == ["backend"]
     assert [e.label for e in await group.stop()] == ["backend", "client"]
     assert group.running() == []
+
+
+# Supervision: short backoffs so the tests stay fast; a run under 5 s counts as a start-up crash.
+FAST = RestartPolicy(first_backoff_s=0.05, max_backoff_s=0.2, crash_loop_exits=3, crash_loop_window_s=5.0)
+# Exits the first time (marker file absent), then stays up: one crash, then a healthy service.
+EXITS_ONCE = (
+    "import os, sys, time\n"
+    "marker = sys.argv[1]\n"
+    "if not os.path.exists(marker):\n"
+    "    open(marker, 'w').close()\n"
+    "    print('first run, exiting', flush=True)\n"
+    "    sys.exit(4)\n"
+    "print('second run up', flush=True)\n"
+    "time.sleep(120)\n"
+)
+
+
+async def test_a_supervised_child_that_exits_once_is_restarted_and_the_group_keeps_running(tmp_path: Path) -> None:
+    lines = Lines()
+    async with ProcessGroup(lines, stop_timeout_s=5.0, restart=FAST) as group:
+        ending = asyncio.create_task(group.wait_first_exit())
+        await group.start(py("other", SLEEPER.format(name="other")))
+        spec = ChildSpec("flaky", [sys.executable, "-c", EXITS_ONCE, str(tmp_path / "ran")])
+        first_pid = await group.start(spec)
+        await wait_until(lambda: "second run up" in lines.of("flaky"), deadline_s=10.0, what="restarted")
+        assert lines.of("flaky")[0] == "first run, exiting"
+        assert any("exited with code 4" in line and "restarting" in line for line in lines.of("flaky"))
+        assert sorted(group.running()) == ["flaky", "other"] and group.pid("flaky") != first_pid
+        assert not ending.done()
+        ending.cancel()
+
+
+async def test_a_supervised_child_that_crash_loops_ends_the_group_with_its_code() -> None:
+    lines = Lines()
+    async with ProcessGroup(lines, stop_timeout_s=5.0, restart=FAST) as group:
+        survivor = await group.start(py("ok", SLEEPER.format(name="ok")))
+        await group.start(py("crash", "import sys; print('bad config', flush=True); sys.exit(3)"))
+        ended = await asyncio.wait_for(group.wait_first_exit(), timeout=20)
+        assert ended == ChildExit("crash", 3) and ended.last_lines == ("bad config",)
+        assert lines.of("crash").count("bad config") == FAST.crash_loop_exits  # started, restarted, restarted
+        assert any("giving up" in line for line in lines.of("crash"))
+        assert group.running() == ["ok"]
+    assert gone(survivor)
+
+
+async def test_kill_9_of_a_supervised_child_is_restarted() -> None:
+    lines = Lines()
+    async with ProcessGroup(lines, stop_timeout_s=5.0, restart=FAST) as group:
+        ending = asyncio.create_task(group.wait_first_exit())
+        first = await group.start(py("svc", SLEEPER.format(name="svc")))
+        await wait_until(lambda: lines.of("svc") == ["svc up"], deadline_s=10.0, what="svc up")
+        os.killpg(first, signal.SIGKILL)
+        await wait_until(lambda: lines.of("svc").count("svc up") == 2, deadline_s=10.0, what="svc up again")
+        assert any("exited with code -9" in line for line in lines.of("svc"))
+        assert group.running() == ["svc"] and group.pid("svc") != first
+        assert gone(first) and not ending.done()
+        ending.cancel()
+    assert gone(group.pid("svc"))
+
+
+def test_backoff_doubles_up_to_its_bound() -> None:
+    policy = RestartPolicy(first_backoff_s=0.5, max_backoff_s=3.0)
+    assert [policy.backoff_s(n) for n in range(5)] == [0.5, 0.5, 1.0, 2.0, 3.0]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import time
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,10 +23,11 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from contracts.events import Event
-from devstack.livekit_sim import Simulator, SimulatorConfig, run_simulator
+from devstack.livekit_sim import Simulator
 from services.dispatcher.app import create_app
 from services.dispatcher.settings import DispatcherSettings
 from services.runtime.publishing import BrokerPublisher
+from tests.polling import wait_until
 
 M = TypeVar("M", bound=BaseModel)
 Publish = Callable[[Event], Awaitable[None]]
@@ -49,14 +49,9 @@ def dispatcher_redis_url(redis_url: str) -> str:
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    """A fresh simulator; availability answers are awaited 1 s at most."""
-    saved = dict(os.environ)
-    async with run_simulator(config=SimulatorConfig(assign_timeout=1.0, reap_interval=0.1)) as simulator:
-        yield simulator
-    # AgentServer.run() writes LIVEKIT_URL/API_KEY/API_SECRET into os.environ: undo it.
-    os.environ.clear()
-    os.environ.update(saved)
+def sim_assign_timeout() -> float:
+    """Availability answers are awaited 1 s at most here (the ``sim`` fixture of tests/conftest.py reads it)."""
+    return 1.0
 
 
 @pytest.fixture
@@ -126,15 +121,15 @@ async def wait_for_events(
 ) -> list[M]:
     """Poll ``stream`` until ``predicate(events)`` holds; return the events."""
     redis = Redis.from_url(redis_url)
-    deadline = time.monotonic() + timeout
+    found: list[M] = []
+
+    async def holds() -> bool:
+        found[:] = await events_on(redis, stream, model)
+        return predicate(found)
+
     try:
-        while True:
-            found = await events_on(redis, stream, model)
-            if predicate(found):
-                return found
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{stream}: condition not met within {timeout} s ({len(found)} events)")
-            await asyncio.sleep(0.05)
+        await wait_until(holds, deadline_s=timeout, what=f"{stream}: the expected events", interval_s=0.05)
+        return found
     finally:
         await redis.aclose()
 
@@ -142,28 +137,17 @@ async def wait_for_events(
 async def wait_consumed(redis_url: str, stream: str, group: str = "dispatcher", timeout: float = 10.0) -> None:
     """Wait until ``group`` has read and acked everything on ``stream``."""
     redis = Redis.from_url(redis_url)
-    deadline = time.monotonic() + timeout
+
+    async def consumed() -> bool:
+        last = (await redis.xinfo_stream(stream))["last-generated-id"]
+        groups = {g["name"].decode(): g for g in await redis.xinfo_groups(stream)}
+        pending = (await redis.xpending(stream, group))["pending"]
+        return bool(group in groups and groups[group]["last-delivered-id"] == last and pending == 0)
+
     try:
-        while True:
-            last = (await redis.xinfo_stream(stream))["last-generated-id"]
-            groups = {g["name"].decode(): g for g in await redis.xinfo_groups(stream)}
-            pending = (await redis.xpending(stream, group))["pending"]
-            if groups[group]["last-delivered-id"] == last and pending == 0:
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{group} did not consume {stream} within {timeout} s")
-            await asyncio.sleep(0.02)
+        await wait_until(consumed, deadline_s=timeout, what=f"{group} consumed all of {stream}")
     finally:
         await redis.aclose()
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    """Poll ``predicate()`` until true, failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout} s")
-        await asyncio.sleep(0.02)
 
 
 def our_dispatches(sim: Simulator, room: str, agent_name: str) -> list[str]:

@@ -12,8 +12,9 @@ from contracts.streams import SESSION_DISPATCH_FAILED, SESSION_DISPATCHED, SESSI
 from devstack.livekit_sim import Simulator
 from devstack.livekit_sim.faults import Fault
 from services.dispatcher.livekit_rooms import LiveKitRoomsClient
+from tests.polling import wait_until
 
-from .conftest import Publish, listed_dispatches, our_dispatches, wait_consumed, wait_for_events, wait_until
+from .conftest import Publish, listed_dispatches, our_dispatches, wait_consumed, wait_for_events
 from .fakes import session_request
 
 
@@ -90,14 +91,16 @@ async def test_terminal_status_deletes_dispatch_and_room(
             session_id=request.session_id, from_status="dispatched", to_status=to_status, reason="test"
         )
     )
-    await wait_until(lambda: request.room_name not in sim.state.rooms, what="room deleted")
+    await wait_until(lambda: request.room_name not in sim.state.rooms, deadline_s=10.0, what="room deleted")
     assert sim.state.counters["twirp_requests.DeleteDispatch"] == 1
     assert sim.state.counters["twirp_requests.DeleteRoom"] == 1
     # A redelivered request for the session that is over creates nothing again.
     await running(request)
     await running(SessionStatusChanged(session_id=request.session_id, from_status=None, to_status=to_status))
     await wait_consumed(dispatcher_redis_url, SESSION_REQUESTED)
-    await wait_until(lambda: sim.state.counters["twirp_requests.ListRooms"] == 2, what="second clean-up")
+    await wait_until(
+        lambda: sim.state.counters["twirp_requests.ListRooms"] == 2, deadline_s=10.0, what="second clean-up"
+    )
     assert request.room_name not in sim.state.rooms
     assert sim.state.counters["twirp_requests.CreateRoom"] == 1
 

@@ -3,10 +3,8 @@ and an admin in one room (real dispatcher app, real Redis, real livekit-api Send
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,8 +20,9 @@ from services.dispatcher.flow_relay import RoomWatchers, relay_flow_event
 from services.dispatcher.ports import TransientLiveKitError
 from services.dispatcher.retries import RetryPolicy
 from tests.agent.bus_client import BusParticipant, join_bus, participant_token
+from tests.polling import wait_until
 
-from .conftest import Publish, events_on, wait_for_events, wait_until
+from .conftest import Publish, events_on, wait_consumed, wait_for_events
 from .fakes import session_request
 
 FAST = RetryPolicy(attempts=2, max_seconds=1.0, initial_s=0.01)
@@ -155,7 +154,7 @@ async def test_user_monitor_and_admin_in_one_room_get_exactly_their_events(
             got["admin"] += flow_frames(admin)
             return len(got["admin"]) == 5
 
-        await wait_until(admin_has_all, timeout=10.0, what="admin received 5 flow events")
+        await wait_until(admin_has_all, deadline_s=10.0, what="admin received 5 flow events")
         assert [e["name"] for e in got["admin"] if e["kind"] != "lifecycle"] == [
             "stage.started", "flow.initialised", "stage.finished", "stage.failed",
         ]  # fmt: skip
@@ -165,7 +164,11 @@ async def test_user_monitor_and_admin_in_one_room_get_exactly_their_events(
         seqs = [e["seq"] for e in got["admin"]]
         assert seqs == sorted(seqs) and len(set(seqs)) == 5  # in order, one number each
 
-        await wait_until(lambda: len(got["monitor"]) == 3 or bool(got["monitor"].extend(flow_frames(monitor))))
+        await wait_until(
+            lambda: len(got["monitor"]) == 3 or bool(got["monitor"].extend(flow_frames(monitor))),
+            deadline_s=10.0,
+            what="monitor received 3 flow events",
+        )
         assert sorted(e["kind"] for e in got["monitor"]) == ["lifecycle", "stage", "stage"]
         assert all("details" not in e and "error" not in e for e in got["monitor"])
         assert [e["seq"] for e in got["monitor"]] == sorted(e["seq"] for e in got["monitor"])
@@ -193,7 +196,7 @@ async def test_status_changes_of_an_unwatched_room_are_not_turned_into_flow_even
     await running(SessionStatusChanged(session_id=sid, from_status="pending", to_status="dispatched"))
     redis = Redis.from_url(dispatcher_redis_url)
     try:
-        await _wait_handled(redis, SESSION_STATUS_CHANGED, timeout=10.0)
+        await wait_consumed(dispatcher_redis_url, SESSION_STATUS_CHANGED, group=Groups.DISPATCHER)
         mine = [e for e in await events_on(redis, FLOW_EVENT, FlowEvent) if e.session_id == sid]
         assert mine == []  # nobody watches: not even one XADD for the relay to drop
         await redis.set(watched_room_key(room), "1", ex=60)  # what /watch does
@@ -204,16 +207,3 @@ async def test_status_changes_of_an_unwatched_room_are_not_turned_into_flow_even
         assert [e.name for e in found if e.session_id == sid] == ["session.agent_joined"]
     finally:
         await redis.aclose()
-
-
-async def _wait_handled(redis: Redis, stream: str, timeout: float) -> None:
-    """Wait until every entry of ``stream`` was read and acked by the dispatcher's group."""
-    deadline = time.monotonic() + timeout
-    while True:
-        groups = {g["name"].decode(): g for g in await redis.xinfo_groups(stream)}
-        group = groups.get(Groups.DISPATCHER)
-        last = (await redis.xinfo_stream(stream))["last-generated-id"]  # XINFO's lag needs Redis 7
-        if group is not None and group["last-delivered-id"] == last and group["pending"] == 0:
-            return
-        assert time.monotonic() < deadline, f"the dispatcher did not handle all of {stream} within {timeout} s"
-        await asyncio.sleep(0.02)

@@ -12,8 +12,9 @@ from contracts.streams import SESSION_REQUESTED, Groups
 from devstack.livekit_sim import Simulator
 from services.dispatcher.ledger import RedisSessionLedger
 from services.dispatcher.pacing import DispatchPacer, PacingPolicy
+from tests.polling import wait_until
 
-from .conftest import dispatcher_settings, our_dispatches, running_dispatcher, wait_until
+from .conftest import dispatcher_settings, our_dispatches, running_dispatcher
 from .fakes import session_request
 
 
@@ -129,7 +130,7 @@ async def test_a_burst_is_dispatched_no_faster_than_agents_join(
         async with running_dispatcher(settings) as publish:
             for request in requests:
                 await publish(request)
-            await wait_until(lambda: len(dispatched()) >= cap, what=f"{cap} dispatched")
+            await wait_until(lambda: len(dispatched()) >= cap, deadline_s=10.0, what=f"{cap} dispatched")
             assert settings.consumer_name is not None
             await _until_held(
                 redis, settings.consumer_name, sessions - cap
@@ -139,7 +140,7 @@ async def test_a_burst_is_dispatched_no_faster_than_agents_join(
 
             joined_ids: set[str] = set()
             for joined in range(sessions):  # each agent that joins lets one more session through
-                await wait_until(lambda n=joined: len(dispatched()) > n, what=f"dispatch {joined + 1}")
+                await wait_until(lambda n=joined: len(dispatched()) > n, deadline_s=10.0, what=f"dispatch {joined + 1}")
                 assert len(dispatched()) <= joined + cap
                 first_waiting = next(r for r in dispatched() if r.session_id not in joined_ids)
                 joined_ids.add(first_waiting.session_id)
@@ -151,14 +152,13 @@ async def test_a_burst_is_dispatched_no_faster_than_agents_join(
 
 async def _until_held(redis: Redis, consumer: str, held: int, timeout: float = 10.0) -> None:
     """Wait until the dispatcher has read ``held`` more requests than it dispatched (read, not acked)."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    async def holds() -> bool:
         pending = await redis.xpending(SESSION_REQUESTED, Groups.DISPATCHER)
         mine = {
             (c["name"].decode() if isinstance(c["name"], bytes) else c["name"]): c["pending"]
             for c in pending["consumers"]
         }
-        if mine.get(consumer, 0) >= held:
-            return
-        assert time.monotonic() < deadline, f"requests not read and held within {timeout} s: {pending}"
-        await asyncio.sleep(0.02)
+        return bool(mine.get(consumer, 0) >= held)
+
+    await wait_until(holds, deadline_s=timeout, what=f"{held} requests read and held by {consumer}")

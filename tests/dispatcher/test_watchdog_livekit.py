@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from faststream.redis import RedisBroker
 from livekit import api
-from livekit.agents import AgentServer, JobContext, JobExecutorType
+from livekit.agents import AgentServer, JobContext
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
@@ -31,8 +31,11 @@ from services.runtime.publishing import BrokerPublisher
 from services.session_store.app import create_app as create_session_store
 from services.session_store.repository import PostgresSessionRepository
 from services.session_store.settings import SessionStoreSettings
+from tests.agent.worker_settings import simulator_agent_settings
+from tests.devstack.livekit_sim.agent_server import agent_server_for, registered
+from tests.polling import wait_until
 
-from .conftest import dispatcher_settings, our_dispatches, running_dispatcher, wait_for_events, wait_until
+from .conftest import dispatcher_settings, our_dispatches, running_dispatcher, wait_for_events
 from .fakes import session_request
 
 
@@ -66,7 +69,9 @@ async def test_no_worker_at_first_then_the_watchdog_redispatches_and_the_session
                 dispatcher_redis_url, SESSION_DISPATCHED, SessionDispatched, lambda e: 1 in _attempts(e, sid)
             )
             # No worker serves the agent name: the server dropped the job and the dispatch stays listed.
-            await wait_until(lambda: sim.state.counters["jobs_dropped.no_worker"] >= 1, what="job dropped")
+            await wait_until(
+                lambda: sim.state.counters["jobs_dropped.no_worker"] >= 1, deadline_s=10.0, what="job dropped"
+            )
             assert len(our_dispatches(sim, room, agent_name)) == 1
             async with (
                 running_worker(_agent_settings(sim, dispatcher_redis_url, agent_name)) as worker,
@@ -85,8 +90,8 @@ async def test_no_worker_at_first_then_the_watchdog_redispatches_and_the_session
                 # and with them the agent's job.
                 await publish(SessionEndRequested(session_id=sid, correlation_id=request.correlation_id))
                 await _wait_status(repo, sid, "ended")
-                await wait_until(lambda: room not in sim.state.rooms, what="room deleted")
-                await wait_until(lambda: not worker.server.active_jobs, what="agent job ended")
+                await wait_until(lambda: room not in sim.state.rooms, deadline_s=10.0, what="room deleted")
+                await wait_until(lambda: not worker.server.active_jobs, deadline_s=10.0, what="agent job ended")
         finally:
             await store.stop()
 
@@ -102,33 +107,17 @@ async def _room_deleted_on_exit(sim: Simulator, room: str) -> AsyncIterator[None
 
 
 async def _wait_status(repo: PostgresSessionRepository, session_id: str, status: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    row = None
-    while time.monotonic() < deadline:
+
+    async def reached() -> bool:
         row = await repo.get(session_id)
-        if row is not None and row["status"] == status:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"session {session_id} not {status} within {timeout} s: {row}")
+        return row is not None and row["status"] == status
+
+    await wait_until(reached, deadline_s=timeout, what=f"session {session_id} {status}", interval_s=0.05)
 
 
 def _agent_settings(sim: Simulator, redis_url: str, agent_name: str) -> AgentSettings:
-    return AgentSettings(
-        livekit_url=sim.ws_url,
-        livekit_api_key="devkey",
-        livekit_api_secret="secret",
-        livekit_agent_name=agent_name,
-        dev_mode=True,
-        redis_url=redis_url,
-        agent_room_backend="simulator",
-        agent_job_executor="thread",
-        agent_num_idle_processes=1,
-        agent_load_threshold=float("inf"),  # the test machine's CPU load must not refuse jobs
-        agent_max_jobs=20,  # load = jobs / 20: the server offers no job at load >= 0.7, whatever the threshold
-        agent_http_port=0,
-        agent_wait_for_user=False,
-        agent_speak_ms_per_char=0.0,
-        api_internal_url="",  # no API in this test: skip flow init, greet from the dispatch metadata
+    return simulator_agent_settings(
+        sim.ws_url, redis_url, agent_name, agent_wait_for_user=False, agent_speak_ms_per_char=0.0
     )
 
 
@@ -147,16 +136,7 @@ class RecordingWorker:
 async def recording_worker(
     sim: Simulator, dispatcher_redis_url: str, agent_name: str
 ) -> AsyncIterator[RecordingWorker]:
-    server = AgentServer(
-        job_executor_type=JobExecutorType.THREAD,
-        ws_url=sim.ws_url,
-        api_key="devkey",
-        api_secret="secret",
-        host="127.0.0.1",
-        port=0,
-        num_idle_processes=0,
-        load_fnc=lambda: 0.0,  # CPU load on a busy test machine must not refuse jobs
-    )
+    server = agent_server_for(sim.ws_url)
     worker = RecordingWorker(server)
 
     @server.rtc_session(agent_name=agent_name)
@@ -182,17 +162,11 @@ async def recording_worker(
         await asyncio.to_thread(worker.release.wait, 30)
         ctx.shutdown(reason="released")
 
-    registered = asyncio.Event()
-    server.on("worker_registered", lambda *_: registered.set())
-    task = asyncio.create_task(server.run(devmode=True))
-    try:
-        async with asyncio.timeout(5.0):
-            await registered.wait()
-        yield worker
-    finally:
-        worker.release.set()
-        await server.aclose()
-        await task
+    async with registered(server):
+        try:
+            yield worker
+        finally:
+            worker.release.set()  # before the server closes: it waits for its jobs
 
 
 async def test_worker_killed_mid_job_gets_the_session_a_new_dispatch(

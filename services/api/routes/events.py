@@ -22,9 +22,10 @@ router = APIRouter(tags=["sessions"], responses={401: {"model": ErrorBody}})
 _RETRY_MS = 2000
 
 
-def status_frame(session_id: str, status: str, reason: str | None, at: datetime) -> str:
+def status_frame(session_id: str, status: str, reason: str | None, at: datetime, code: str | None = None) -> str:
     """One SSE event named ``status`` whose data is a StatusEvent."""
-    data = StatusEvent(session_id=session_id, status=status, reason=reason, at=at).model_dump_json(by_alias=True)
+    event = StatusEvent(session_id=session_id, status=status, reason=reason, end_code=code, at=at)
+    data = event.model_dump_json(by_alias=True)
     return f"event: status\ndata: {data}\n\n"
 
 
@@ -40,7 +41,8 @@ async def status_stream(resources: Resources, org_id: str, session_id: str) -> A
         if current is None:  # gone since the route checked (snapshot expired): nothing to follow
             return
         status = SessionStatus(current.status)
-        yield f"retry: {_RETRY_MS}\n" + status_frame(session_id, status.value, current.reason, utc_now())
+        first = status_frame(session_id, status.value, current.reason, utc_now(), current.end_code)
+        yield f"retry: {_RETRY_MS}\n" + first
         settings = resources.settings
         wait_s = min(settings.sse_recheck_s, settings.sse_heartbeat_s)
         while status not in TERMINAL:
@@ -53,7 +55,7 @@ async def status_stream(resources: Resources, org_id: str, session_id: str) -> A
                 latest = await find_session(org_id, session_id, resources.repo, resources.outbox)
                 if latest is not None and _moves(status, SessionStatus(latest.status)):
                     status = SessionStatus(latest.status)
-                    yield status_frame(session_id, status.value, latest.reason, utc_now())
+                    yield status_frame(session_id, status.value, latest.reason, utc_now(), latest.end_code)
                 else:
                     yield ": keep-alive\n\n"  # a comment: keeps proxies from closing an idle stream
                 continue
@@ -64,7 +66,7 @@ async def status_stream(resources: Resources, org_id: str, session_id: str) -> A
             if not _moves(status, target):
                 continue  # late or duplicate: the status only moves forward
             status = target
-            yield status_frame(session_id, status.value, change.reason, change.occurred_at)
+            yield status_frame(session_id, status.value, change.reason, change.occurred_at, change.code)
 
 
 @router.get(
@@ -73,7 +75,7 @@ async def status_stream(resources: Resources, org_id: str, session_id: str) -> A
     responses={200: {"content": {"text/event-stream": {}}}, 404: {"model": ErrorBody}},
 )
 async def session_events(session_id: str, resources: ResourcesDep, org_id: OrgDep) -> StreamingResponse:
-    """Follow a session's status: ``event: status`` with ``{sessionId, status, reason, at}`` per change."""
+    """Follow a session's status: ``event: status`` with ``{sessionId, status, reason, endCode, at}`` per change."""
     if await find_session(org_id, session_id, resources.repo, resources.outbox) is None:
         raise NotFoundError(f"session {session_id!r} not found")
     return StreamingResponse(

@@ -10,8 +10,9 @@ import pytest
 from livekit import api
 
 from devstack.livekit_sim import Simulator
+from tests.polling import wait_until
 
-from .conftest import API_KEY, BusClient, participant_token, wait_for
+from .conftest import API_KEY, BusClient, participant_token
 
 
 async def test_two_participants_exchange_data(sim: Simulator, room_name: str) -> None:
@@ -35,7 +36,7 @@ async def test_two_participants_exchange_data(sim: Simulator, room_name: str) ->
         await bot.close()
     assert (await user.next_frame("participant_left"))["identity"] == "bot-1"
     await user.close()
-    await wait_for(lambda: not sim.state.rooms[room_name].participants)
+    await wait_until(lambda: not sim.state.rooms[room_name].participants, deadline_s=5.0, what="room empty")
 
 
 async def test_server_send_data_reaches_participants(sim: Simulator, room_name: str) -> None:
@@ -119,4 +120,4 @@ async def test_idle_room_closes_after_departure_timeout(sim: Simulator, room_nam
     user = await BusClient.connect(sim, participant_token(room_name, "u"))
     sim.state.rooms[room_name].info.departure_timeout = 0
     await user.close()
-    await wait_for(lambda: room_name not in sim.state.rooms, deadline=3.0)
+    await wait_until(lambda: room_name not in sim.state.rooms, deadline_s=3.0, what="idle room closed")

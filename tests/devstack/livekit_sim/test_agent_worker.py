@@ -12,12 +12,14 @@ import aiohttp
 import jwt
 import pytest
 from livekit import api
-from livekit.agents import AgentServer, JobContext, JobExecutorType
+from livekit.agents import AgentServer, JobContext
 from livekit.protocol import agent_dispatch
 
 from devstack.livekit_sim import Simulator
+from tests.polling import wait_until
 
-from .conftest import API_KEY, API_SECRET, wait_for
+from .agent_server import agent_server_for, registered
+from .conftest import API_KEY, API_SECRET
 
 
 @dataclass
@@ -46,18 +48,7 @@ async def agent_server(sim: Simulator) -> AsyncIterator[RunningServer]:
     """An AgentServer with a recording entrypoint, registered under a unique agent name."""
     agent_name = f"agent-{uuid.uuid4().hex[:8]}"
     seen: queue.Queue[Seen] = queue.Queue()
-    server = AgentServer(
-        job_executor_type=JobExecutorType.THREAD,
-        ws_url=sim.ws_url,
-        api_key=API_KEY,
-        api_secret=API_SECRET,
-        host="127.0.0.1",
-        port=0,
-        num_idle_processes=0,
-        # The default load is CPU use; on a busy 2-core box it reaches 1.0 and the server (like
-        # the real one) then finds "no workers with sufficient capacity" and drops the job.
-        load_fnc=lambda: 0.0,
-    )
+    server = agent_server_for(sim.ws_url)
 
     @server.rtc_session(agent_name=agent_name)
     async def entrypoint(ctx: JobContext) -> None:
@@ -66,16 +57,8 @@ async def agent_server(sim: Simulator) -> AsyncIterator[RunningServer]:
         if ctx.job.metadata != "stay":
             ctx.shutdown(reason="recorded")
 
-    registered = asyncio.Event()
-    server.on("worker_registered", lambda *_: registered.set())
-    run_task = asyncio.create_task(server.run(devmode=True))
-    try:
-        async with asyncio.timeout(5.0):
-            await registered.wait()
+    async with registered(server):
         yield RunningServer(server, agent_name, seen)
-    finally:
-        await server.aclose()
-        await asyncio.wait_for(run_task, 5.0)
 
 
 async def test_dispatch_delivers_a_job_to_the_registered_worker(
@@ -100,7 +83,7 @@ async def test_dispatch_delivers_a_job_to_the_registered_worker(
     assert listed is not None
     assert [j.id for j in listed.state.jobs] == [seen.job_id]
     # the job called ctx.shutdown(): the worker reports it ended
-    await wait_for(lambda: sim.state.counters["jobs_ended"] == 1)
+    await wait_until(lambda: sim.state.counters["jobs_ended"] == 1, deadline_s=5.0, what="job ended")
     assert sim.state.counters["jobs_assigned"] == 1
 
 
@@ -132,7 +115,11 @@ async def test_jobs_of_a_disconnected_worker_are_not_reassigned(
     async with aiohttp.ClientSession() as http, http.post(f"{sim.url}/sim/workers/disconnect") as resp:
         assert (await resp.json())["disconnected"] == 1
     # the AgentServer reconnects by itself and reports its running job; the server ignores that
-    await wait_for(lambda: len(sim.state.workers) == 1 and first_worker not in sim.state.workers)
+    await wait_until(
+        lambda: len(sim.state.workers) == 1 and first_worker not in sim.state.workers,
+        deadline_s=5.0,
+        what="the worker registered again",
+    )
     assert sim.state.counters["jobs_lost_with_worker"] == 1
     assert sim.state.counters["jobs_assigned"] == 1
     assert all(not w.jobs for w in sim.state.workers.values())

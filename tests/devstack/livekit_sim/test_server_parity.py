@@ -4,6 +4,9 @@ make a room "joined"."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 import pytest
 from livekit import api
 from livekit.protocol import room as room_proto
@@ -12,7 +15,17 @@ from devstack.livekit_server import RunningLiveKit
 from devstack.livekit_sim import Simulator
 from tests.fidelity.raw_worker import RawWorker, raw_worker
 
-from .conftest import API_KEY, API_SECRET, BusClient, participant_token, wait_for
+from .conftest import API_KEY, API_SECRET, BusClient, participant_token
+
+
+async def wait_for(predicate: Callable[[], bool], deadline: float = 5.0) -> None:
+    """Poll ``predicate`` until true, failing after ``deadline`` seconds."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while not predicate():
+        if loop.time() > end:
+            raise AssertionError("condition not met before the deadline")
+        await asyncio.sleep(0.02)
 
 
 def served(sim: Simulator) -> RunningLiveKit:

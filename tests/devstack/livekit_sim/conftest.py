@@ -1,11 +1,10 @@
-"""Fixtures for the simulator tests: a simulator on a free port, the real API client, a bus client."""
+"""Fixtures for the simulator tests: the real API client and a bus client (``sim`` is in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import json
-import os
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,21 +13,10 @@ import aiohttp
 import pytest
 from livekit import api
 
-from devstack.livekit_sim import Simulator, SimulatorConfig, run_simulator
+from devstack.livekit_sim import Simulator
 
 API_KEY = "devkey"
 API_SECRET = "secret"
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    """A fresh simulator; availability answers are awaited 3 s at most."""
-    saved = dict(os.environ)
-    async with run_simulator(config=SimulatorConfig(assign_timeout=3.0, reap_interval=0.1)) as simulator:
-        yield simulator
-    # AgentServer.run() writes LIVEKIT_URL/API_KEY/API_SECRET into os.environ: undo it.
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 @pytest.fixture
@@ -99,13 +87,3 @@ class BusClient:
     async def close(self) -> None:
         await self.ws.close()
         await self.session.close()
-
-
-async def wait_for(predicate: Any, deadline: float = 5.0, interval: float = 0.02) -> None:
-    """Poll ``predicate()`` until true, failing after ``deadline`` seconds."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while not predicate():
-        if loop.time() > end:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(interval)

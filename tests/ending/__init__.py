@@ -1,0 +1,1 @@
+"""Sessions end by themselves, and their admission slots come back."""
