@@ -22,6 +22,9 @@ log = structlog.get_logger(__name__)
 PRESENCE_ATTRIBUTE = "agentready.agent"
 PRESENCE_TIMEOUT_S = 5.0
 PRESENCE_SETTLE_S = 0.25
+# publish_data returns once the packet is in the data channel's buffer, not once it is delivered: leaving the room
+# at once (a job that fails right after reporting agent.failed) can drop it, so leaving waits this long after it.
+DATA_LINGER_S = 0.5
 
 # Who can be "the user": people (standard), phone calls (SIP) and connectors; never agents or egress.
 USER_KINDS = frozenset(
@@ -39,6 +42,7 @@ class LiveKitRoom:
     def __init__(self, ctx: JobContext) -> None:
         self._ctx = ctx
         self._announced_at: float | None = None
+        self._published_at: float | None = None
 
     async def connect(self) -> None:
         """Join the room (``ctx.connect()`` is idempotent) and make the server announce the agent at once."""
@@ -87,6 +91,7 @@ class LiveKitRoom:
             if settle > 0:
                 await asyncio.sleep(settle)  # bounded by PRESENCE_SETTLE_S
         await self._ctx.room.local_participant.publish_data(payload, reliable=reliable, topic=topic)
+        self._published_at = asyncio.get_running_loop().time()
 
     async def wait_until_over(self, identity: str | None) -> None:
         """Return when ``identity`` leaves (None: only on disconnect) or the room disconnects."""
@@ -114,6 +119,10 @@ class LiveKitRoom:
             room.off("disconnected", _finish)
 
     async def disconnect(self) -> None:
-        """Leave the room if connected."""
+        """Leave the room if connected (not before DATA_LINGER_S after the last packet sent)."""
         if self._ctx.room.isconnected():
+            if self._published_at is not None:
+                linger = self._published_at + DATA_LINGER_S - asyncio.get_running_loop().time()
+                if linger > 0:
+                    await asyncio.sleep(linger)  # bounded by DATA_LINGER_S
             await self._ctx.room.disconnect()
