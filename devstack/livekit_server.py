@@ -84,7 +84,8 @@ def discover_livekit(env: Mapping[str, str] | None = None, *, allow_build: bool 
     if go is None:
         return LiveKitChoice("simulator", "no Go toolchain (and no livekit-server binary): using the LiveKit simulator")
     if not allow_build:
-        return LiveKitChoice("simulator", "livekit-server is not built yet (make livekit-server): using the simulator")
+        why = "livekit-server is not built yet (make livekit-server): using the LiveKit simulator"
+        return LiveKitChoice("simulator", why)
     try:
         built = livekit_build.build(go)
     except livekit_build.BuildError as exc:
@@ -125,6 +126,28 @@ def server_config(
     return config
 
 
+def server_argv(
+    binary: Path,
+    config_path: Path | None,
+    port: int,
+    *,
+    api_key: str = DEV_API_KEY,
+    api_secret: str = DEV_API_SECRET,
+    webhook_urls: Sequence[str] = (),
+    empty_timeout: int = 300,
+) -> list[str]:
+    """The command line that runs the server (``--dev``) on ``port`` with its config written to ``config_path``,
+    or given inline (``--config-body``) when that is None."""
+    config = json.dumps(server_config(port, api_key, api_secret, webhook_urls, empty_timeout=empty_timeout))
+    if config_path is None:
+        given = ["--config-body", config]
+    else:
+        config_path.parent.mkdir(parents=True, exist_ok=True)
+        config_path.write_text(config)  # JSON is YAML: no YAML writer needed
+        given = ["--config", str(config_path)]
+    return [str(binary), "--dev", *given, "--bind", "127.0.0.1", "--node-ip", "127.0.0.1"]
+
+
 def _answers(port: int) -> bool:
     try:
         return httpx.get(f"http://127.0.0.1:{port}/", timeout=1.0).status_code == 200
@@ -148,11 +171,15 @@ def running_livekit_server(
     log_path = workdir / "livekit-server.log"
 
     def build(port: int) -> ServerProcess:
-        config_path = workdir / f"livekit-{port}.yaml"
-        # JSON is YAML: no YAML writer needed
-        config = server_config(port, api_key, api_secret, webhook_urls, empty_timeout=empty_timeout)
-        config_path.write_text(json.dumps(config, indent=2))
-        argv = [str(binary), "--dev", "--config", str(config_path), "--bind", "127.0.0.1", "--node-ip", "127.0.0.1"]
+        argv = server_argv(
+            binary,
+            workdir / f"livekit-{port}.yaml",
+            port,
+            api_key=api_key,
+            api_secret=api_secret,
+            webhook_urls=webhook_urls,
+            empty_timeout=empty_timeout,
+        )
         return ServerProcess("livekit-server", argv, log_path, stop_signal=signal.SIGTERM)
 
     with started_on_free_port(
