@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from redis.asyncio import Redis
 
-from devstack.livekit_server import RunningLiveKit, discover_livekit, running_livekit
+from devstack.livekit_server import LiveKitChoice, RunningLiveKit, discover_livekit, running_livekit
 from devstack.livekit_sim import Simulator, SimulatorConfig, run_simulator
 from devstack.servers import postgres_server, redis_server
 
@@ -59,14 +59,23 @@ def database_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def real_livekit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLiveKit]:
-    """A real LiveKit server for this test run (shared); skipped with the reason when none can be had, failed in CI."""
+def real_livekit_choice() -> LiveKitChoice:
+    """Which real LiveKit server this run can have (LIVEKIT_URL, a binary, built with Go); skipped with the reason
+    when none, failed instead under CI=true (a silent skip must not pass in CI)."""
     choice = discover_livekit(_GIVEN_ENV)
     if not choice.real:
         if _GIVEN_ENV.get("CI", "").lower() == "true":
             pytest.fail(f"CI=true but no real LiveKit server: {choice.reason}", pytrace=False)
         pytest.skip(f"no real LiveKit server: {choice.reason}")
-    with running_livekit(choice, tmp_path_factory.mktemp("livekit")) as server:
+    return choice
+
+
+@pytest.fixture(scope="session")
+def real_livekit(
+    real_livekit_choice: LiveKitChoice, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningLiveKit]:
+    """A real LiveKit server for this test run, shared by its tests."""
+    with running_livekit(real_livekit_choice, tmp_path_factory.mktemp("livekit")) as server:
         yield server
 
 
