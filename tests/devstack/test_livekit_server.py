@@ -11,6 +11,7 @@ import pytest
 
 from devstack import livekit_build
 from devstack.livekit_server import RunningLiveKit, discover_livekit, running_livekit_server
+from devstack.livekit_side import discovered
 
 
 def fake_binary(directory: Path) -> Path:
@@ -76,3 +77,31 @@ def test_two_real_servers_run_side_by_side_on_loopback_and_stop_without_orphans(
     for server in (first, second):
         with pytest.raises(httpx.TransportError):
             httpx.get(server.url, timeout=1.0)
+
+
+def test_the_stack_starts_a_found_binary_on_the_livekit_port(tmp_path: Path) -> None:
+    binary = fake_binary(tmp_path)
+    side = discovered({"PATH": str(tmp_path)}, 7880)
+    assert (side.url, side.server, side.simulated, side.started_by_stack) == (
+        "http://127.0.0.1:7880",
+        binary,
+        False,
+        True,
+    )
+    assert "LIVEKIT_URL not set" in side.reason
+
+
+def test_the_stack_uses_the_environments_livekit_and_starts_none() -> None:
+    env = {"LIVEKIT_URL": "wss://lk.example", "LIVEKIT_API_KEY": "k", "LIVEKIT_API_SECRET": "s"}
+    side = discovered(env, 7880)
+    assert (side.url, side.api_key, side.server, side.started_by_stack) == ("wss://lk.example", "k", None, False)
+
+
+def test_without_a_server_the_stack_runs_the_simulator_and_the_banner_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(livekit_build, "find_go", lambda: None)
+    side = discovered({"PATH": str(tmp_path)}, 7881)
+    assert (side.simulated, side.url) == (True, "http://127.0.0.1:7881")
+    assert side.reason == "devstack.livekit_sim simulator: no Go toolchain (and no livekit-server binary)"
