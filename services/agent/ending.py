@@ -14,9 +14,9 @@ import structlog
 
 from contracts.endings import EndCode, sentence
 from contracts.events import AgentJobEnded, UserPresenceChanged
-from services.agent.events import EventPublisher
 from services.agent.metadata import SessionMetadata
 from services.agent.room import AgentRoom, RoomClosed
+from services.runtime.publishing import EventPublisher
 
 log = structlog.get_logger(__name__)
 

@@ -1,9 +1,9 @@
-"""Publishing lifecycle events: the :class:`EventPublisher` port and its Redis Streams implementation."""
+"""Publishing lifecycle events from a job process: :class:`~services.runtime.publishing.EventPublisher` on Redis
+Streams, connecting lazily and retrying a Redis blip."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -17,15 +17,8 @@ from services.runtime.retrying import RetryPolicy, with_retries
 _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
-class EventPublisher(Protocol):
-    """Sends one lifecycle event to the broker."""
-
-    async def publish(self, event: Event) -> None:
-        """Publish ``event`` on its stream; raise if the broker did not take it."""
-
-
 class RedisEventPublisher:
-    """Publishes to the event's Redis stream through a FastStream broker that connects on first use.
+    """:class:`~services.runtime.publishing.EventPublisher` through a FastStream broker that connects on first use.
 
     Build it once per job process (no I/O in the constructor); connect happens lazily inside the
     job's event loop, and :meth:`close` must run before that loop ends.

@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 
 from contracts.flow_events import FlowEvent, FlowEventKind
-from services.agent.events import EventPublisher
+from services.runtime.publishing import EventPublisher
 
 log = structlog.get_logger(__name__)
 

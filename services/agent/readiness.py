@@ -18,13 +18,13 @@ from pydantic import ValidationError
 
 from contracts.datachannel import AGENT_STATUS_TOPIC, AgentFailedPayload, AgentReadyPayload
 from contracts.events import AgentFailed, AgentJoined, AgentReady, utc_now
-from services.agent.events import EventPublisher
 from services.agent.flow_client import FlowConfig
 from services.agent.flow_reporting import FlowReporter
 from services.agent.metadata import SessionMetadata, parse_metadata, salvage_ids
 from services.agent.providers import Speaker
 from services.agent.room import AgentRoom
 from services.agent.stages import StageClock, StageFailed
+from services.runtime.publishing import EventPublisher
 
 FlowInitialiser = Callable[[SessionMetadata], Awaitable[FlowConfig]]
 """Stage "flow_init": initialise the session's flow through the API; its greeting is the one spoken."""

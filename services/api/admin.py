@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from services.api.auth import KEY_PREFIX, check_key_format, hash_key, new_api_key
 from services.api.migrations import MIGRATIONS
 from services.api.repository import ApiRepository
-from services.runtime.migrations import apply_migrations
+from services.runtime.migrations import migrate as apply_schema
 
 SERVICE = "api"
 
@@ -19,8 +18,7 @@ class KeyConflictError(Exception):
 
 async def migrate(database_url: str) -> list[int]:
     """Apply the API's migrations not applied yet; return their versions."""
-    async with await psycopg.AsyncConnection.connect(database_url) as conn:
-        return await apply_migrations(conn, SERVICE, MIGRATIONS)
+    return await apply_schema(database_url, SERVICE, MIGRATIONS)
 
 
 async def create_key(database_url: str, org_name: str, key: str | None = None) -> tuple[str, str]:

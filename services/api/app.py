@@ -8,70 +8,22 @@ from contextlib import asynccontextmanager, suppress
 
 import structlog
 from fastapi import FastAPI
-from faststream.redis import RedisBroker
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from services.api.auth import Authenticator
 from services.api.body_limit import BodyLimitMiddleware
-from services.api.credentials import CredentialIssuer
-from services.api.dependencies import Resources
+from services.api.dependencies import install
 from services.api.errors import install_error_handlers
 from services.api.fanout import StatusFanout
 from services.api.migrations import MIGRATIONS
-from services.api.outbox import AdmissionPolicy, RedisSessionOutbox
-from services.api.repository import ApiRepository, Flow
 from services.api.routes import events, flows, health, internal, sessions, watch, webhooks
-from services.api.sessions import SessionPolicy, TokenIssuer
 from services.api.settings import ApiSettings
 from services.runtime.broker import CONNECTION_OPTIONS, new_broker
-from services.runtime.delivery import is_transient
 from services.runtime.migrations import apply_migrations
-from services.runtime.publishing import BrokerPublisher
 from services.runtime.streams import ensure_groups
-from services.runtime.ttl_cache import TtlCache
 
 SERVICE = "api"
 REDIS_MAX_CONNECTIONS = 512
-
-
-def _key_hash_prefix(digest: str) -> str:
-    """How a cached API key appears in logs: the start of its stored hash (``api_keys.key_hash``), never the key."""
-    return digest[:12]
-
-
-def build_resources(settings: ApiSettings, pool: AsyncConnectionPool, redis: Redis, broker: RedisBroker) -> Resources:
-    """Wire the per-process objects from settings and open clients."""
-    repo = ApiRepository(pool)
-    policy = AdmissionPolicy(settings.max_open_sessions_per_org, settings.admission_lease_s, settings.idempotency_ttl_s)
-    # Both caches may answer from an expired entry only while the lookup fails because PostgreSQL is unreachable.
-    key_cache: TtlCache[str, str] = TtlCache(
-        settings.auth_cache_ttl_s,
-        stale_s=settings.cache_stale_max_s,
-        is_outage=is_transient,
-        name="api_keys",
-        log_key=_key_hash_prefix,
-    )
-    flow_cache: TtlCache[tuple[str, str], Flow] = TtlCache(
-        settings.flow_cache_ttl_s, stale_s=settings.cache_stale_max_s, is_outage=is_transient, name="flows"
-    )
-    return Resources(
-        settings=settings,
-        pool=pool,
-        redis=redis,
-        broker=broker,
-        repo=repo,
-        outbox=RedisSessionOutbox(broker, redis, settings.session_snapshot_ttl_s, policy),
-        issuer=TokenIssuer(
-            settings.livekit_api_key, settings.livekit_api_secret, settings.token_ttl_s, settings.livekit_ws_url
-        ),
-        credentials=CredentialIssuer(settings.agent_credential_secret, settings.agent_credential_margin_s),
-        policy=SessionPolicy(settings.ready_timeout_s, settings.admission_retry_after_s),
-        auth=Authenticator(repo, key_cache),
-        fanout=StatusFanout(redis, settings.sse_queue_size),
-        publisher=BrokerPublisher(broker),
-        flow_cache=flow_cache,
-    )
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -88,8 +40,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
             open=False,
         )
         await pool.open(wait=True, timeout=30)
-        async with pool.connection() as conn:
-            await apply_migrations(conn, SERVICE, MIGRATIONS)
+        if settings.dev_mode:
+            # Dev convenience only: in production the migrate command (deploy/docker/entrypoint.sh ``migrate``, the
+            # k8s migrate Job) is the one place schemas change, before any replica starts.
+            async with pool.connection() as conn:
+                await apply_migrations(conn, SERVICE, MIGRATIONS)
         # A burst waits (bounded) for a free connection instead of failing at redis-py's default cap of 100.
         redis = Redis(
             connection_pool=BlockingConnectionPool.from_url(
@@ -99,9 +54,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
         broker = new_broker(settings.redis_url)
         await broker.connect()
         await ensure_groups(redis)
-        resources = build_resources(settings, pool, redis, broker)
-        app.state.resources = resources
-        fanout = asyncio.create_task(resources.fanout.run(await resources.fanout.start_id()))
+        install(app.state, settings, pool, redis, broker)
+        status_fanout: StatusFanout = app.state.fanout
+        fanout = asyncio.create_task(status_fanout.run(await status_fanout.start_id()))
         structlog.get_logger(__name__).info("api_started", host=settings.api_host, port=settings.api_port)
         try:
             yield

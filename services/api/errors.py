@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.api.auth import AuthError
 from services.api.credentials import CredentialError
-from services.api.sessions import IdempotencyConflictError, OverCapacityError
+from services.api.session_core import IdempotencyConflictError, OverCapacityError
 
 log = structlog.get_logger(__name__)
 

@@ -1,5 +1,5 @@
-"""Turn a session request into a room and exactly one agent dispatch, with bounded retries, and arm
-the watchdog that notices when no agent joins."""
+"""Turn a session request into a room and exactly one agent dispatch (see :mod:`services.dispatcher.dispatch_dedup`),
+with bounded retries, and arm the watchdog that notices when no agent joins."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import structlog
 
 from contracts.events import Event, SessionDispatched, SessionDispatchFailed, SessionRequested
 from contracts.job import AgentJobMetadata
+from services.dispatcher.dispatch_dedup import ensure_single_dispatch
+from services.dispatcher.dispatch_state import DispatchState
 from services.dispatcher.ports import (
     LiveKitRooms,
     PermanentLiveKitError,
@@ -52,7 +54,7 @@ async def dispatch_session(
         async with locks.hold(request.room_name):
             # Under the lock, so a clean-up that closed the session has finished, or will see our dispatch.
             state = await ledger.remember(request.session_id, request.room_name, metadata, request.correlation_id)
-            if state == "closed":
+            if state == DispatchState.CLOSED:
                 log.info("dispatch_skipped", reason="session already over")
                 return None
             if request.ready_deadline.timestamp() <= clock():
@@ -62,7 +64,7 @@ async def dispatch_session(
 
             async def create() -> str:
                 await rooms.ensure_room(request.room_name, metadata)
-                return await rooms.ensure_dispatch(request.room_name, metadata)
+                return await ensure_single_dispatch(rooms, request.room_name, metadata)
 
             dispatch_id = await with_retries(retry, create)
     except PermanentLiveKitError as exc:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from contracts.keys import flow_seq_key
+
 _SEQ = """
 local seen = redis.call('HGET', KEYS[1], ARGV[1])
 if seen then return tonumber(seen) end
@@ -27,4 +29,4 @@ class RedisFlowSequencer:
 
     async def seq_for(self, session_id: str, message_id: str) -> int:
         """The message's number within its session (1, 2, ...)."""
-        return int(await self._seq(keys=[f"agentready:flow-seq:{session_id}"], args=[message_id, self._ttl_s]))
+        return int(await self._seq(keys=[flow_seq_key(session_id)], args=[message_id, self._ttl_s]))

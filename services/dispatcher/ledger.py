@@ -11,11 +11,15 @@ from collections.abc import Mapping
 
 from redis.asyncio import Redis
 
+from contracts.keys import ledger_session_key, ledger_watchdog_key
+from services.dispatcher.dispatch_state import DispatchState
 from services.dispatcher.ports import SessionRecord
 
-_REMEMBER = """
+_REQUESTED, _WATCHING, _JOINED, _CLOSED = (state.value for state in DispatchState)
+
+_REMEMBER = f"""
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], 'room', ARGV[1], 'metadata', ARGV[2], 'correlation_id', ARGV[3], 'state', 'requested')
+  redis.call('HSET', KEYS[1], 'room', ARGV[1], 'metadata', ARGV[2], 'correlation_id', ARGV[3], 'state', '{_REQUESTED}')
 elseif redis.call('HEXISTS', KEYS[1], 'room') == 0 then
   redis.call('HSET', KEYS[1], 'room', ARGV[1], 'metadata', ARGV[2], 'correlation_id', ARGV[3])
 end
@@ -24,9 +28,9 @@ return redis.call('HGET', KEYS[1], 'state')
 """
 
 # ARGV: required state, session id, dispatch id, attempt, deadline, ttl
-_WATCH = """
+_WATCH = f"""
 if redis.call('HGET', KEYS[1], 'state') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'watching', 'dispatch_id', ARGV[3], 'attempt', ARGV[4])
+redis.call('HSET', KEYS[1], 'state', '{_WATCHING}', 'dispatch_id', ARGV[3], 'attempt', ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 return 1
@@ -38,8 +42,8 @@ for _, sid in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], sid) end
 return due
 """
 
-_JOINED = """
-if redis.call('HGET', KEYS[1], 'state') ~= 'closed' then redis.call('HSET', KEYS[1], 'state', 'joined') end
+_JOINED_SCRIPT = f"""
+if redis.call('HGET', KEYS[1], 'state') ~= '{_CLOSED}' then redis.call('HSET', KEYS[1], 'state', '{_JOINED}') end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
@@ -51,23 +55,23 @@ class RedisSessionLedger:
 
     def __init__(self, redis: Redis, agent_name: str, ttl_s: int = 86_400) -> None:
         self._redis = redis
-        self._prefix = f"agentready:dispatcher:{agent_name}"
-        self._watchdog = f"{self._prefix}:watchdog"
+        self._agent_name = agent_name
+        self._watchdog = ledger_watchdog_key(agent_name)
         self._ttl_s = ttl_s
         self._remember = redis.register_script(_REMEMBER)
         self._watch = redis.register_script(_WATCH)
         self._claim = redis.register_script(_CLAIM)
-        self._joined = redis.register_script(_JOINED)
+        self._joined = redis.register_script(_JOINED_SCRIPT)
 
     def _key(self, session_id: str) -> str:
-        return f"{self._prefix}:session:{session_id}"
+        return ledger_session_key(self._agent_name, session_id)
 
-    async def remember(self, session_id: str, room_name: str, metadata: str, correlation_id: str) -> str:
+    async def remember(self, session_id: str, room_name: str, metadata: str, correlation_id: str) -> DispatchState:
         """Record a requested session (first write wins); return its state."""
         state = await self._remember(
             keys=[self._key(session_id)], args=[room_name, metadata, correlation_id, self._ttl_s]
         )
-        return _text(state)
+        return DispatchState(_text(state))
 
     async def get(self, session_id: str) -> SessionRecord | None:
         """The record, if any."""
@@ -75,13 +79,15 @@ class RedisSessionLedger:
 
     async def arm(self, session_id: str, dispatch_id: str, attempt: int, deadline: float) -> bool:
         """Watch a ``requested`` session until ``deadline``."""
-        return await self._set_watch("requested", session_id, dispatch_id, attempt, deadline)
+        return await self._set_watch(DispatchState.REQUESTED, session_id, dispatch_id, attempt, deadline)
 
     async def rearm(self, session_id: str, dispatch_id: str, attempt: int, deadline: float) -> bool:
         """Record a re-dispatch of a ``watching`` session."""
-        return await self._set_watch("watching", session_id, dispatch_id, attempt, deadline)
+        return await self._set_watch(DispatchState.WATCHING, session_id, dispatch_id, attempt, deadline)
 
-    async def _set_watch(self, required: str, session_id: str, dispatch_id: str, attempt: int, deadline: float) -> bool:
+    async def _set_watch(
+        self, required: DispatchState, session_id: str, dispatch_id: str, attempt: int, deadline: float
+    ) -> bool:
         done = await self._watch(
             keys=[self._key(session_id), self._watchdog],
             args=[required, session_id, dispatch_id, attempt, repr(deadline), self._ttl_s],
@@ -95,7 +101,7 @@ class RedisSessionLedger:
         for raw in claimed:
             session_id = _text(raw)
             record = await self.get(session_id)
-            if record is None or record.state != "watching":
+            if record is None or record.state != DispatchState.WATCHING:
                 await self._redis.zrem(self._watchdog, session_id)
                 continue
             records.append(record)
@@ -113,7 +119,7 @@ class RedisSessionLedger:
         """Never dispatch or watch the session again; return its record."""
         key = self._key(session_id)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, "state", "closed")
+            pipe.hset(key, "state", DispatchState.CLOSED.value)
             pipe.zrem(self._watchdog, session_id)
             pipe.expire(key, self._ttl_s)
             pipe.hgetall(key)
@@ -136,7 +142,7 @@ def _record(session_id: str, fields: Mapping[bytes | str, bytes | str]) -> Sessi
         room_name=values.get("room", ""),
         metadata=values.get("metadata", ""),
         correlation_id=values.get("correlation_id", ""),
-        state=values.get("state", ""),
+        state=DispatchState(values["state"]) if values.get("state") else DispatchState.REQUESTED,
         dispatch_id=values.get("dispatch_id", ""),
         attempt=int(values.get("attempt") or 0),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import aiohttp
@@ -21,13 +21,36 @@ _TRANSIENT_CODES = frozenset({"unavailable", "deadline_exceeded", "resource_exha
 
 
 class LiveKitRoomsClient:
-    """Rooms and dispatches through the server API, at most ``max_in_flight`` requests at a time."""
+    """Rooms and dispatches through the server API, at most ``max_in_flight`` requests at a time.
 
-    def __init__(self, lk: api.LiveKitAPI, agent_name: str, room_options: api.CreateRoomRequest, max_in_flight: int):
-        self._lk = lk
+    ``connect`` makes the livekit-api client on first use: it opens an aiohttp session, which needs the running
+    event loop, so the client can be built before the loop (in the composition root) and connect inside it.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], api.LiveKitAPI],
+        agent_name: str,
+        room_options: api.CreateRoomRequest,
+        max_in_flight: int,
+    ) -> None:
+        self._connect = connect
+        self._client: api.LiveKitAPI | None = None
         self._agent_name = agent_name
         self._room_options = room_options
         self._in_flight = asyncio.Semaphore(max_in_flight)
+
+    @property
+    def _lk(self) -> api.LiveKitAPI:
+        if self._client is None:
+            self._client = self._connect()
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the livekit-api client, if one was made."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
 
     @property
     def agent_name(self) -> str:
@@ -43,12 +66,13 @@ class LiveKitRoomsClient:
         request.metadata = room_metadata(metadata)
         await self._call(self._lk.room.create_room(request), f"create room {room_name}")
 
-    async def ensure_dispatch(self, room_name: str, metadata: str) -> str:
-        """CreateDispatch is not de-duplicated by the server: look for ours first."""
+    async def our_dispatches(self, room_name: str) -> list[str]:
+        """ListDispatch, filtered to our agent name (other agents may serve the same room)."""
         existing = await self._call(self._lk.agent_dispatch.list_dispatch(room_name), f"list dispatches of {room_name}")
-        for dispatch in existing:
-            if dispatch.agent_name == self._agent_name:
-                return str(dispatch.id)
+        return [str(dispatch.id) for dispatch in existing if dispatch.agent_name == self._agent_name]
+
+    async def create_dispatch(self, room_name: str, metadata: str) -> str:
+        """CreateDispatch: LiveKit adds an agent on every call, so callers look for ours first."""
         created = await self._call(
             self._lk.agent_dispatch.create_dispatch(
                 api.CreateAgentDispatchRequest(agent_name=self._agent_name, room=room_name, metadata=metadata)
@@ -94,13 +118,7 @@ class LiveKitRoomsClient:
         closed meanwhile, so it is ensured first (ListDispatch on a missing room answers ``unavailable``)."""
         await self.ensure_room(room_name, metadata)
         await self._delete_our_dispatches(room_name)
-        created = await self._call(
-            self._lk.agent_dispatch.create_dispatch(
-                api.CreateAgentDispatchRequest(agent_name=self._agent_name, room=room_name, metadata=metadata)
-            ),
-            f"re-dispatch agent {self._agent_name!r} to {room_name}",
-        )
-        return str(created.id)
+        return await self.create_dispatch(room_name, metadata)
 
     async def remove_room(self, room_name: str) -> None:
         """Delete our dispatches and the room. A missing room is success: its dispatches went with it."""
@@ -116,14 +134,12 @@ class LiveKitRoomsClient:
             )
 
     async def _delete_our_dispatches(self, room_name: str) -> None:
-        existing = await self._call(self._lk.agent_dispatch.list_dispatch(room_name), f"list dispatches of {room_name}")
-        for dispatch in existing:
-            if dispatch.agent_name == self._agent_name:
-                with contextlib.suppress(LiveKitNotFoundError):
-                    await self._call(
-                        self._lk.agent_dispatch.delete_dispatch(dispatch.id, room_name),
-                        f"delete dispatch {dispatch.id} of {room_name}",
-                    )
+        for dispatch_id in await self.our_dispatches(room_name):
+            with contextlib.suppress(LiveKitNotFoundError):
+                await self._call(
+                    self._lk.agent_dispatch.delete_dispatch(dispatch_id, room_name),
+                    f"delete dispatch {dispatch_id} of {room_name}",
+                )
 
     async def _call(self, call: Awaitable[T], what: str) -> T:
         async with self._in_flight:

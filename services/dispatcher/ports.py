@@ -1,5 +1,6 @@
-"""The dispatcher's ports: LiveKit, room locks, the session ledger, the event publisher; and the two
-kinds of LiveKit failure."""
+"""The dispatcher's ports: LiveKit, room locks, the session ledger; and the kinds of LiveKit failure.
+
+(The event publisher is the shared :class:`services.runtime.publishing.EventPublisher`.)"""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-from contracts.events import Event
+from services.dispatcher.dispatch_state import DispatchState
 
 
 class LiveKitError(Exception):
@@ -38,8 +39,12 @@ class LiveKitRooms(Protocol):
         """Create the room, or accept the one that exists (get-or-create)."""
         ...
 
-    async def ensure_dispatch(self, room_name: str, metadata: str) -> str:
-        """Return the id of the room's dispatch of our agent, creating it only if there is none."""
+    async def our_dispatches(self, room_name: str) -> list[str]:
+        """The ids of the room's dispatches of our agent (see :mod:`services.dispatcher.dispatch_dedup`)."""
+        ...
+
+    async def create_dispatch(self, room_name: str, metadata: str) -> str:
+        """Add a dispatch of our agent to the room (never de-duplicated by LiveKit); return its id."""
         ...
 
     async def agent_present(self, room_name: str) -> bool:
@@ -65,14 +70,6 @@ class RoomLocks(Protocol):
         ...
 
 
-class EventPublisher(Protocol):
-    """Publishes one event to the broker."""
-
-    async def publish(self, event: Event) -> None:
-        """Publish ``event`` on its stream."""
-        ...
-
-
 @dataclass(frozen=True)
 class SessionRecord:
     """What the dispatcher remembers of a session between messages and across replicas."""
@@ -81,7 +78,7 @@ class SessionRecord:
     room_name: str
     metadata: str
     correlation_id: str
-    state: str
+    state: DispatchState
     dispatch_id: str = ""
     attempt: int = 0
 
@@ -89,11 +86,11 @@ class SessionRecord:
 class SessionLedger(Protocol):
     """Per-session dispatch state and the watchdog's deadlines, shared by every replica.
 
-    States: ``requested`` -> ``watching`` (armed) -> ``joined`` | ``closed``. A closed session is never
-    dispatched again; a joined or closed one is never armed again.
+    States: :class:`~services.dispatcher.dispatch_state.DispatchState` (``requested`` -> ``watching`` (armed) ->
+    ``joined`` | ``closed``). A closed session is never dispatched again; a joined or closed one is never armed again.
     """
 
-    async def remember(self, session_id: str, room_name: str, metadata: str, correlation_id: str) -> str:
+    async def remember(self, session_id: str, room_name: str, metadata: str, correlation_id: str) -> DispatchState:
         """Record a requested session (first write wins); return its state."""
         ...
 

@@ -16,6 +16,8 @@ from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.exceptions import LockError, RedisError
 
+from contracts.keys import dispatch_lock_key
+
 log = structlog.get_logger(__name__)
 
 
@@ -30,9 +32,7 @@ class RedisRoomLocks:
     @asynccontextmanager
     async def hold(self, room_name: str) -> AsyncIterator[None]:
         """Hold the room's lock for the block; raises ``redis.exceptions.LockError`` when the wait runs out."""
-        lock = self._redis.lock(
-            f"agentready:dispatch-lock:{room_name}", timeout=self._ttl_s, blocking_timeout=self._wait_s
-        )
+        lock = self._redis.lock(dispatch_lock_key(room_name), timeout=self._ttl_s, blocking_timeout=self._wait_s)
         async with lock:
             keeper = asyncio.create_task(self._keep_alive(lock, room_name))
             try:

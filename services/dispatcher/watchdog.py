@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import structlog
 
 from contracts.events import Event, SessionDispatched, SessionDispatchFailed
+from services.dispatcher.dispatch_state import DispatchState
 from services.dispatcher.ports import (
     LiveKitRooms,
     PermanentLiveKitError,
@@ -73,7 +74,7 @@ async def handle_due(
     try:
         async with locks.hold(record.room_name):
             current = await ledger.get(record.session_id)
-            if current is None or current.state != "watching":
+            if current is None or current.state != DispatchState.WATCHING:
                 return None  # an agent joined, or the session ended, while this watch was claimed
             if await with_retries(retry, lambda: rooms.agent_present(record.room_name)):
                 # Its agent.joined is late (a lagging consumer): a second agent must not be sent.

@@ -15,6 +15,7 @@ from typing import Any, cast
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
+from contracts.keys import delivery_failures_key
 from contracts.streams import dead_letter_stream
 
 DEAD_PREFIX = b"dead:"
@@ -23,11 +24,6 @@ DEAD_PREFIX = b"dead:"
 def entries(raw: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
     """XRANGE's answer, typed as it is on a client without ``decode_responses``."""
     return cast("list[tuple[bytes, dict[bytes, bytes]]]", raw or [])
-
-
-def ledger_key(stream: str, group: str) -> str:
-    """The hash holding failure counts and last errors of ``group``'s pending messages on ``stream``."""
-    return f"{stream}:failures:{group}"
 
 
 def _fields(message_id: str) -> tuple[str, str, str]:
@@ -41,7 +37,7 @@ class FailureLedger:
         self._redis = redis
         self._stream = stream
         self._group = group
-        self._key = ledger_key(stream, group)
+        self._key = delivery_failures_key(stream, group)
 
     async def attempts(self, message_id: str) -> tuple[int, str | None]:
         """Deliveries that counted (XPENDING's count minus transient failures), and the last error."""
@@ -97,7 +93,7 @@ async def dead_letter(
     async with redis.pipeline(transaction=True) as pipe:
         pipe.xadd(dead_letter_stream(stream), entry)  # type: ignore[arg-type]
         pipe.xack(stream, group, message_id)
-        pipe.hdel(ledger_key(stream, group), *_fields(message_id))
+        pipe.hdel(delivery_failures_key(stream, group), *_fields(message_id))
         dead_id, _, _ = await pipe.execute()
     return str(dead_id.decode() if isinstance(dead_id, bytes) else dead_id)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -85,7 +86,10 @@ def is_transient(exc: BaseException) -> bool:
 def event_adapter(handler: Callable[..., Awaitable[Any]]) -> TypeAdapter[Any]:
     """A validator for the type of the handler's first parameter (a model or an annotated union)."""
     first = next(iter(inspect.signature(handler).parameters))
-    hints = typing.get_type_hints(handler, include_extras=True)
+    # A handler whose dependencies a composition root bound with functools.partial is read through to its function.
+    hints = typing.get_type_hints(
+        handler.func if isinstance(handler, functools.partial) else handler, include_extras=True
+    )
     return TypeAdapter(hints[first])
 
 

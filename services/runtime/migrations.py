@@ -1,10 +1,16 @@
-"""Versioned SQL migrations: each owning service applies its own, once, under an advisory lock."""
+"""Versioned SQL migrations: each owning service applies its own, once, under an advisory lock.
+
+They run in one place: each service's ``migrate`` command (``deploy/docker/entrypoint.sh migrate`` runs both, the k8s
+migrate Job runs that), which the dev stack also runs before anything starts. The services apply them at start-up
+only in DEV_MODE, as a convenience for stacks started without that step.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import psycopg
 import structlog
 from psycopg import AsyncConnection, sql
 
@@ -51,3 +57,9 @@ async def apply_migrations(conn: AsyncConnection, service: str, migrations: Sequ
             applied_now.append(migration.version)
             log.info("migration_applied", service=service, version=migration.version, name=migration.name)
     return applied_now
+
+
+async def migrate(database_url: str, service: str, migrations: Sequence[Migration]) -> list[int]:
+    """Connect to ``database_url`` and apply ``service``'s migrations not applied yet; return their versions."""
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        return await apply_migrations(conn, service, migrations)

@@ -1,18 +1,30 @@
-"""Publishing contract events to their streams through a FastStream Redis broker."""
+"""Publishing contract events: the one :class:`EventPublisher` port every service's core depends on, and its
+FastStream Redis implementation."""
 
 from __future__ import annotations
 
-from faststream.redis import RedisBroker
+from typing import TYPE_CHECKING, Protocol
 
 from contracts.events import Event
 from contracts.streams import stream_for
+
+if TYPE_CHECKING:
+    from faststream.redis import RedisBroker
 
 # No MAXLEN on any publish: MAXLEN ~ can overtake a lagging group and silently drop entries it never read.
 # Streams are trimmed by services.runtime.trimming, only below every group's oldest needed entry.
 
 
+class EventPublisher(Protocol):
+    """Publishes one event to the broker, on the stream of its type."""
+
+    async def publish(self, event: Event) -> None:
+        """Publish ``event``; raise if the broker did not take it."""
+        ...
+
+
 class BrokerPublisher:
-    """Publishes each event to the stream of its type, correlation id carried in the headers."""
+    """:class:`EventPublisher` on a FastStream Redis broker, correlation id carried in the headers."""
 
     def __init__(self, broker: RedisBroker) -> None:
         self._broker = broker

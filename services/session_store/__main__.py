@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-import psycopg
 import typer
 
 from services.runtime.logging import configure_logging
-from services.runtime.migrations import apply_migrations
+from services.runtime.migrations import migrate as apply_schema
 from services.runtime.running import run_app
 from services.session_store.app import SERVICE, create_app
 from services.session_store.migrations import MIGRATIONS
@@ -38,11 +37,7 @@ def migrate() -> None:
     settings = SessionStoreSettings()
     configure_logging(SERVICE, settings.log_level, settings.log_json)
 
-    async def _migrate() -> list[int]:
-        async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
-            return await apply_migrations(conn, SERVICE, MIGRATIONS)
-
-    applied = asyncio.run(_migrate())
+    applied = asyncio.run(apply_schema(settings.database_url, SERVICE, MIGRATIONS))
     typer.echo(f"applied migrations: {applied}" if applied else "schema is up to date")
 
 

@@ -12,7 +12,8 @@ from contracts.streams import stream_for
 
 
 class StatusAnnouncer:
-    """Publishes events; a terminal ``session.status_changed`` also leaves the open-sessions set, in one MULTI."""
+    """:class:`~services.runtime.publishing.EventPublisher` whose terminal ``session.status_changed`` also leaves the
+    open-sessions set, in one MULTI."""
 
     def __init__(self, broker: RedisBroker, redis: Redis) -> None:
         self._broker = broker

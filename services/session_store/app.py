@@ -63,8 +63,11 @@ def create_app(settings: SessionStoreSettings) -> FastStream:
 
     async def start() -> None:
         await pool.open(wait=True, timeout=30)
-        async with pool.connection() as conn:
-            await apply_migrations(conn, SERVICE, MIGRATIONS)
+        if settings.dev_mode:
+            # Dev convenience only: in production the migrate command (deploy/docker/entrypoint.sh ``migrate``, the
+            # k8s migrate Job) is the one place schemas change, before any replica starts.
+            async with pool.connection() as conn:
+                await apply_migrations(conn, SERVICE, MIGRATIONS)
         await broker.connect()
         await ensure_groups(redis)
         structlog.get_logger(__name__).info("session_store_started", consumer=consumer)

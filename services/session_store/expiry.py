@@ -12,7 +12,8 @@ from typing import Protocol
 import structlog
 
 from contracts.endings import EndCode, sentence
-from services.session_store.lifecycle import EventPublisher, Transition
+from services.runtime.publishing import EventPublisher
+from services.session_store.lifecycle import Transition
 
 log = structlog.get_logger(__name__)
 

@@ -24,6 +24,7 @@ from contracts.events import (
     UserPresenceChanged,
 )
 from contracts.status import SessionStatus
+from services.runtime.publishing import EventPublisher
 
 log = structlog.get_logger(__name__)
 
@@ -79,14 +80,6 @@ class SessionRepository(Protocol):
     async def record_presence(self, session_id: str, present: bool, at: datetime, participant_sid: str) -> None:
         """Remember when (and as which connection) the user was last seen joining (``present``) or leaving; never
         moves the status."""
-        ...
-
-
-class EventPublisher(Protocol):
-    """Publishes events to the broker."""
-
-    async def publish(self, event: Event) -> None:
-        """Publish one event."""
         ...
 
 

@@ -84,7 +84,7 @@ async def test_sessions_are_accepted_while_postgres_is_unreachable(api_settings:
 
 
 async def _credential(app: FastAPI, session_id: str) -> str:
-    request = await app.state.resources.outbox.snapshot(session_id)
+    request = await app.state.admission.snapshot(session_id)
     assert request is not None
     return str(request.agent_credential)
 

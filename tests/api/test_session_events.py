@@ -26,7 +26,7 @@ def _statuses(body: str) -> list[str]:
 
 async def _until_listening(app: FastAPI, session_id: str, deadline_s: float = 5) -> None:
     end = time.monotonic() + deadline_s
-    while app.state.resources.fanout.listener_count(session_id) == 0:
+    while app.state.fanout.listener_count(session_id) == 0:
         assert time.monotonic() < end, "the SSE client never subscribed"
         await asyncio.sleep(0.01)
 
@@ -38,7 +38,7 @@ async def test_sse_sends_current_status_then_each_change_and_closes(
     sid = (await client.post(f"/api/flows/{flow_id}/sessions")).json()["sessionId"]
     stream = asyncio.create_task(client.get(f"/api/sessions/{sid}/events", timeout=10))
     await _until_listening(api_app, sid)
-    publisher = api_app.state.resources.publisher
+    publisher = api_app.state.publisher
     moves = [
         ("pending", "dispatched"),
         ("pending", "dispatched"),
@@ -52,7 +52,7 @@ async def test_sse_sends_current_status_then_each_change_and_closes(
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
     assert _statuses(response.text) == ["pending", "dispatched", "ready", "ended"]
-    assert api_app.state.resources.fanout.listener_count(sid) == 0
+    assert api_app.state.fanout.listener_count(sid) == 0
 
 
 async def _new_session(client: httpx.AsyncClient) -> tuple[str, str]:
@@ -65,8 +65,8 @@ async def _expire_in_the_store(api_app: FastAPI, flow_id: str, sid: str) -> None
     """Write the session's row as the session store would, at 'expired' (reason 'late'), with no event."""
     import psycopg
 
-    org_id = (await api_app.state.resources.outbox.snapshot(sid)).org_id
-    async with await psycopg.AsyncConnection.connect(api_app.state.resources.settings.database_url) as conn:
+    org_id = (await api_app.state.admission.snapshot(sid)).org_id
+    async with await psycopg.AsyncConnection.connect(api_app.state.settings.database_url) as conn:
         await conn.execute(
             "INSERT INTO sessions (id, org_id, flow_id, status, reason) VALUES (%s, %s, %s, 'expired', 'late')",
             (sid, org_id, flow_id),
@@ -97,7 +97,7 @@ async def test_a_change_announced_before_the_client_subscribed_still_arrives(
 
 
 async def test_slow_listener_is_dropped_not_the_process(api_app: FastAPI) -> None:
-    fanout = api_app.state.resources.fanout
+    fanout = api_app.state.fanout
     sid = uuid.uuid4().hex
     with fanout.listen(sid) as listener:
         for _ in range(listener.queue.maxsize + 1):
@@ -123,7 +123,7 @@ async def test_delete_requests_the_end(client: httpx.AsyncClient, api_redis_url:
 async def _session_with_credential(client: httpx.AsyncClient, api_app: FastAPI) -> tuple[str, str, str]:
     flow_id = await new_flow(client, greeting="Hi agent", definition={"steps": 3}, agentSettings={"tts": "offline"})
     sid = (await client.post(f"/api/flows/{flow_id}/sessions")).json()["sessionId"]
-    request = await api_app.state.resources.outbox.snapshot(sid)
+    request = await api_app.state.admission.snapshot(sid)
     return flow_id, sid, request.agent_credential
 
 

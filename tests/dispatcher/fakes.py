@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from contracts.events import SessionRequested
+from services.dispatcher.dispatch_state import DispatchState
 from services.dispatcher.ports import LiveKitError, SessionRecord
 from services.dispatcher.retries import RetryPolicy
 
@@ -45,11 +46,13 @@ class FakeRooms:
         self._maybe_fail()
         self.rooms.setdefault(room_name, metadata)
 
-    async def ensure_dispatch(self, room_name: str, metadata: str) -> str:
-        existing = self.dispatches.setdefault(room_name, [])
-        if not existing:
-            existing.append(f"AD_{uuid.uuid4().hex[:8]}")
-        return existing[0]
+    async def our_dispatches(self, room_name: str) -> list[str]:
+        return list(self.dispatches.get(room_name, []))
+
+    async def create_dispatch(self, room_name: str, metadata: str) -> str:
+        dispatch_id = f"AD_{uuid.uuid4().hex[:8]}"
+        self.dispatches.setdefault(room_name, []).append(dispatch_id)
+        return dispatch_id
 
     async def agent_present(self, room_name: str) -> bool:
         return room_name in self.agents_in
@@ -73,10 +76,10 @@ class FakeLedger:
         self.records: dict[str, SessionRecord] = {}
         self.deadlines: dict[str, float] = {}
 
-    async def remember(self, session_id: str, room_name: str, metadata: str, correlation_id: str) -> str:
+    async def remember(self, session_id: str, room_name: str, metadata: str, correlation_id: str) -> DispatchState:
         found = self.records.get(session_id)
         if found is None:
-            found = SessionRecord(session_id, room_name, metadata, correlation_id, "requested")
+            found = SessionRecord(session_id, room_name, metadata, correlation_id, DispatchState.REQUESTED)
         elif not found.room_name:
             found = replace(found, room_name=room_name, metadata=metadata, correlation_id=correlation_id)
         self.records[session_id] = found
@@ -85,19 +88,23 @@ class FakeLedger:
     async def get(self, session_id: str) -> SessionRecord | None:
         return self.records.get(session_id)
 
-    async def _watch(self, required: str, session_id: str, dispatch_id: str, attempt: int, deadline: float) -> bool:
+    async def _watch(
+        self, required: DispatchState, session_id: str, dispatch_id: str, attempt: int, deadline: float
+    ) -> bool:
         found = self.records.get(session_id)
         if found is None or found.state != required:
             return False
-        self.records[session_id] = replace(found, state="watching", dispatch_id=dispatch_id, attempt=attempt)
+        self.records[session_id] = replace(
+            found, state=DispatchState.WATCHING, dispatch_id=dispatch_id, attempt=attempt
+        )
         self.deadlines[session_id] = deadline
         return True
 
     async def arm(self, session_id: str, dispatch_id: str, attempt: int, deadline: float) -> bool:
-        return await self._watch("requested", session_id, dispatch_id, attempt, deadline)
+        return await self._watch(DispatchState.REQUESTED, session_id, dispatch_id, attempt, deadline)
 
     async def rearm(self, session_id: str, dispatch_id: str, attempt: int, deadline: float) -> bool:
-        return await self._watch("watching", session_id, dispatch_id, attempt, deadline)
+        return await self._watch(DispatchState.WATCHING, session_id, dispatch_id, attempt, deadline)
 
     async def claim_due(self, now: float, lease_s: float, limit: int) -> list[SessionRecord]:
         due = sorted((d, s) for s, d in self.deadlines.items() if d <= now)[:limit]
@@ -109,14 +116,14 @@ class FakeLedger:
         return len(self.deadlines)
 
     async def mark_joined(self, session_id: str) -> None:
-        found = self.records.get(session_id) or SessionRecord(session_id, "", "", "", "joined")
-        if found.state != "closed":
-            self.records[session_id] = replace(found, state="joined")
+        found = self.records.get(session_id) or SessionRecord(session_id, "", "", "", DispatchState.JOINED)
+        if found.state != DispatchState.CLOSED:
+            self.records[session_id] = replace(found, state=DispatchState.JOINED)
         self.deadlines.pop(session_id, None)
 
     async def close(self, session_id: str) -> SessionRecord | None:
-        found = self.records.get(session_id) or SessionRecord(session_id, "", "", "", "closed")
-        self.records[session_id] = replace(found, state="closed")
+        found = self.records.get(session_id) or SessionRecord(session_id, "", "", "", DispatchState.CLOSED)
+        self.records[session_id] = replace(found, state=DispatchState.CLOSED)
         self.deadlines.pop(session_id, None)
         return self.records[session_id]
 

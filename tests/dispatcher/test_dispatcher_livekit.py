@@ -11,6 +11,7 @@ from contracts.events import SessionDispatched, SessionDispatchFailed, SessionSt
 from contracts.streams import SESSION_DISPATCH_FAILED, SESSION_DISPATCHED, SESSION_REQUESTED
 from devstack.livekit_sim import Simulator
 from devstack.livekit_sim.faults import Fault
+from services.dispatcher.dispatch_dedup import ensure_single_dispatch
 from services.dispatcher.livekit_rooms import LiveKitRoomsClient
 from tests.polling import wait_until
 
@@ -108,10 +109,10 @@ async def test_terminal_status_deletes_dispatch_and_room(
 async def test_removing_a_room_that_is_gone_is_success(sim: Simulator, agent_name: str) -> None:
     """ListDispatch on a missing room answers ``unavailable`` (a transient error): look the room up first."""
     async with api.LiveKitAPI(sim.url, "devkey", "secret", timeout=aiohttp.ClientTimeout(total=5)) as lk:
-        rooms = LiveKitRoomsClient(lk, agent_name, api.CreateRoomRequest(), max_in_flight=4)
+        rooms = LiveKitRoomsClient(lambda: lk, agent_name, api.CreateRoomRequest(), max_in_flight=4)
         await rooms.remove_room("never-created")
         await rooms.ensure_room("short-lived", "{}")
-        dispatch_id = await rooms.ensure_dispatch("short-lived", "{}")
+        dispatch_id = await ensure_single_dispatch(rooms, "short-lived", "{}")
         assert our_dispatches(sim, "short-lived", agent_name) == [dispatch_id]
         await rooms.remove_room("short-lived")
         await rooms.remove_room("short-lived")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from contracts.events import SessionDispatched, SessionDispatchFailed, SessionStatusChanged
 from services.dispatcher.cleanup import clean_up_session
+from services.dispatcher.dispatch_state import DispatchState
 from services.dispatcher.dispatching import dispatch_session
 from services.dispatcher.ports import PermanentLiveKitError, SessionRecord, TransientLiveKitError
 from services.dispatcher.watchdog import WatchdogPolicy, handle_due, scan_once, should_redispatch
@@ -43,9 +44,9 @@ async def _scan(rooms: FakeRooms, ledger: FakeLedger, clock: Clock) -> list[obje
 
 
 def test_attempts_are_bounded() -> None:
-    record = SessionRecord("s", "r", "{}", "c", "watching", "AD_1", attempt=1)
+    record = SessionRecord("s", "r", "{}", "c", DispatchState.WATCHING, "AD_1", attempt=1)
     assert should_redispatch(record, POLICY)
-    assert not should_redispatch(SessionRecord("s", "r", "{}", "c", "watching", "AD_3", attempt=3), POLICY)
+    assert not should_redispatch(SessionRecord("s", "r", "{}", "c", DispatchState.WATCHING, "AD_3", attempt=3), POLICY)
 
 
 async def test_nothing_is_due_before_the_join_timeout() -> None:

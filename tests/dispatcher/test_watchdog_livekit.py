@@ -27,8 +27,10 @@ from devstack.livekit_sim import Simulator
 from services.agent.settings import AgentSettings
 from services.agent.worker import running_worker
 from services.dispatcher.ledger import RedisSessionLedger
+from services.runtime.migrations import apply_migrations
 from services.runtime.publishing import BrokerPublisher
 from services.session_store.app import create_app as create_session_store
+from services.session_store.migrations import MIGRATIONS
 from services.session_store.repository import PostgresSessionRepository
 from services.session_store.settings import SessionStoreSettings
 from tests.agent.worker_settings import simulator_agent_settings
@@ -61,6 +63,8 @@ async def test_no_worker_at_first_then_the_watchdog_redispatches_and_the_session
         AsyncConnectionPool(database_url, min_size=1, max_size=2, open=False) as pool,
         running_dispatcher(settings) as publish,
     ):
+        async with pool.connection() as conn:  # outside dev mode the services do not migrate at start-up
+            await apply_migrations(conn, "session_store", MIGRATIONS)
         await store.start()
         try:
             repo = PostgresSessionRepository(pool)

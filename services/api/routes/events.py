@@ -11,11 +11,12 @@ from fastapi.responses import StreamingResponse
 
 from contracts.events import utc_now
 from contracts.status import TERMINAL, SessionStatus, can_transition
-from services.api.dependencies import OrgDep, Resources, ResourcesDep
+from services.api.dependencies import AdmissionDep, FanoutDep, OrgDep, RepoDep, SettingsDep
 from services.api.errors import NotFoundError
-from services.api.fanout import DROPPED
+from services.api.fanout import DROPPED, StatusFanout
 from services.api.schemas import ErrorBody, StatusEvent
-from services.api.sessions import find_session
+from services.api.session_core import SessionAdmission, SessionRows, find_session
+from services.api.settings import ApiSettings
 
 router = APIRouter(tags=["sessions"], responses={401: {"model": ErrorBody}})
 
@@ -34,16 +35,22 @@ def _moves(status: SessionStatus, target: SessionStatus) -> bool:
     return target != status and can_transition(status, target)
 
 
-async def status_stream(resources: Resources, org_id: str, session_id: str) -> AsyncIterator[str]:
+async def status_stream(
+    session_id: str,
+    org_id: str,
+    fanout: StatusFanout,
+    repo: SessionRows,
+    admission: SessionAdmission,
+    settings: ApiSettings,
+) -> AsyncIterator[str]:
     """The current status first, then each forward change, until a terminal status (or the client lags)."""
-    with resources.fanout.listen(session_id) as listener:  # listen before reading: no change falls in between
-        current = await find_session(org_id, session_id, resources.repo, resources.outbox)
+    with fanout.listen(session_id) as listener:  # listen before reading: no change falls in between
+        current = await find_session(org_id, session_id, repo, admission)
         if current is None:  # gone since the route checked (snapshot expired): nothing to follow
             return
         status = SessionStatus(current.status)
         first = status_frame(session_id, status.value, current.reason, utc_now(), current.end_code)
         yield f"retry: {_RETRY_MS}\n" + first
-        settings = resources.settings
         wait_s = min(settings.sse_recheck_s, settings.sse_heartbeat_s)
         while status not in TERMINAL:
             try:
@@ -52,7 +59,7 @@ async def status_stream(resources: Resources, org_id: str, session_id: str) -> A
                 # The session store announces a change just before committing it: a client that subscribed in
                 # between read the old status and heard nothing. Re-reading the status closes that gap.
                 wait_s = settings.sse_heartbeat_s
-                latest = await find_session(org_id, session_id, resources.repo, resources.outbox)
+                latest = await find_session(org_id, session_id, repo, admission)
                 if latest is not None and _moves(status, SessionStatus(latest.status)):
                     status = SessionStatus(latest.status)
                     yield status_frame(session_id, status.value, latest.reason, utc_now(), latest.end_code)
@@ -74,12 +81,19 @@ async def status_stream(resources: Resources, org_id: str, session_id: str) -> A
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}, 404: {"model": ErrorBody}},
 )
-async def session_events(session_id: str, resources: ResourcesDep, org_id: OrgDep) -> StreamingResponse:
+async def session_events(
+    session_id: str,
+    org_id: OrgDep,
+    repo: RepoDep,
+    admission: AdmissionDep,
+    fanout: FanoutDep,
+    settings: SettingsDep,
+) -> StreamingResponse:
     """Follow a session's status: ``event: status`` with ``{sessionId, status, reason, endCode, at}`` per change."""
-    if await find_session(org_id, session_id, resources.repo, resources.outbox) is None:
+    if await find_session(org_id, session_id, repo, admission) is None:
         raise NotFoundError(f"session {session_id!r} not found")
     return StreamingResponse(
-        status_stream(resources, org_id, session_id),
+        status_stream(session_id, org_id, fanout, repo, admission, settings),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from services.api.dependencies import OrgDep, ResourcesDep
+from services.api.dependencies import FlowsDep, OrgDep, RepoDep
 from services.api.errors import NotFoundError
 from services.api.repository import Flow
 from services.api.schemas import ErrorBody, FlowAgentSettings, FlowCreate, FlowList, FlowOut, FlowUpdate
@@ -32,33 +32,31 @@ def _settings_json(settings: FlowAgentSettings) -> dict[str, Any]:
 
 
 @router.post("", status_code=201, response_model=FlowOut, responses={422: {"model": ErrorBody}})
-async def create_flow(body: FlowCreate, resources: ResourcesDep, org_id: OrgDep) -> FlowOut:
+async def create_flow(body: FlowCreate, org_id: OrgDep, repo: RepoDep) -> FlowOut:
     """Create a flow: a name, the greeting the agent speaks, a free-form definition and agent settings."""
-    flow = await resources.repo.create_flow(
+    flow = await repo.create_flow(
         org_id, body.name, body.greeting, body.definition, _settings_json(body.agent_settings)
     )
     return flow_out(flow)
 
 
 @router.get("", response_model=FlowList)
-async def list_flows(
-    resources: ResourcesDep, org_id: OrgDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
-) -> FlowList:
+async def list_flows(org_id: OrgDep, repo: RepoDep, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> FlowList:
     """The organisation's flows, oldest first."""
-    return FlowList(flows=[flow_out(f) for f in await resources.repo.list_flows(org_id, limit)])
+    return FlowList(flows=[flow_out(f) for f in await repo.list_flows(org_id, limit)])
 
 
 @router.get("/{flow_id}", response_model=FlowOut, responses={404: {"model": ErrorBody}})
-async def get_flow(flow_id: str, resources: ResourcesDep, org_id: OrgDep) -> FlowOut:
+async def get_flow(flow_id: str, org_id: OrgDep, repo: RepoDep) -> FlowOut:
     """Return one flow."""
-    flow = await resources.repo.get_flow(org_id, flow_id)
+    flow = await repo.get_flow(org_id, flow_id)
     if flow is None:
         raise NotFoundError(f"flow {flow_id!r} not found")
     return flow_out(flow)
 
 
 @router.patch("/{flow_id}", response_model=FlowOut, responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}})
-async def update_flow(flow_id: str, body: FlowUpdate, resources: ResourcesDep, org_id: OrgDep) -> FlowOut:
+async def update_flow(flow_id: str, body: FlowUpdate, org_id: OrgDep, repo: RepoDep, flows: FlowsDep) -> FlowOut:
     """Change some of a flow's fields; fields not given keep their value (agentSettings is replaced whole)."""
     changes: dict[str, Any] = {
         column: value
@@ -67,12 +65,8 @@ async def update_flow(flow_id: str, body: FlowUpdate, resources: ResourcesDep, o
     }
     if body.agent_settings is not None:
         changes["agent_settings"] = _settings_json(body.agent_settings)
-    flow = (
-        await resources.repo.update_flow(org_id, flow_id, changes)
-        if changes
-        else await resources.repo.get_flow(org_id, flow_id)
-    )
+    flow = await repo.update_flow(org_id, flow_id, changes) if changes else await repo.get_flow(org_id, flow_id)
     if flow is None:
         raise NotFoundError(f"flow {flow_id!r} not found")
-    resources.flow_cache.discard((org_id, flow_id))
+    flows.forget(org_id, flow_id)
     return flow_out(flow)

@@ -15,7 +15,7 @@ import structlog
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from services.api.dependencies import ResourcesDep
+from services.api.dependencies import RedisDep, RepoDep, SettingsDep
 
 router = APIRouter(tags=["health"])
 
@@ -46,12 +46,12 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(resources: ResourcesDep) -> JSONResponse:
+async def readyz(settings: SettingsDep, redis_client: RedisDep, repo: RepoDep) -> JSONResponse:
     """Readiness: 200 when Redis answers (``degraded`` if PostgreSQL does not), else 503."""
-    timeout_s = resources.settings.probe_timeout_s
+    timeout_s = settings.probe_timeout_s
     redis, postgres = await asyncio.gather(
-        check("redis", resources.redis.ping(), timeout_s),
-        check("postgres", resources.repo.ping(), timeout_s),
+        check("redis", redis_client.ping(), timeout_s),
+        check("postgres", repo.ping(), timeout_s),
     )
     checks = {"redis": redis, "postgres": postgres}
     if redis != OK:

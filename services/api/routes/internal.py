@@ -7,12 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header
 
 from services.api.credentials import CredentialError
-from services.api.dependencies import ResourcesDep
+from services.api.dependencies import AdmissionDep, CredentialsDep, FlowsDep, RepoDep
 from services.api.errors import NotFoundError
 from services.api.routes.flows import flow_out
-from services.api.routes.sessions import cached_flow
 from services.api.schemas import ErrorBody, FlowInit
-from services.api.sessions import session_exists_for
+from services.api.session_core import session_exists_for
 
 router = APIRouter(prefix="/internal", tags=["internal"])
 
@@ -24,7 +23,10 @@ router = APIRouter(prefix="/internal", tags=["internal"])
 )
 async def flow_init(
     session_id: str,
-    resources: ResourcesDep,
+    credentials: CredentialsDep,
+    repo: RepoDep,
+    admission: AdmissionDep,
+    flows: FlowsDep,
     authorization: Annotated[str | None, Header(description="Bearer <the session's agent credential>")] = None,
 ) -> FlowInit:
     """The flow the agent runs for this session: greeting, definition and agent settings.
@@ -34,12 +36,12 @@ async def flow_init(
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise CredentialError("missing agent credential: send 'Authorization: Bearer <agent credential>'")
-    claims = resources.credentials.verify(token.strip(), session_id)
-    if not await session_exists_for(claims, resources.repo, resources.outbox):
+    claims = credentials.verify(token.strip(), session_id)
+    if not await session_exists_for(claims, repo, admission):
         raise NotFoundError(f"session {session_id!r} not found")
     # The session request's own flow cache: while PostgreSQL is unreachable, the flow it was requested with is
     # still served, so sessions requested during an outage reach ready.
-    flow = await cached_flow(resources, claims.org_id, claims.flow_id)
+    flow = await flows.get(claims.org_id, claims.flow_id)
     if flow is None:
         raise NotFoundError(f"flow {claims.flow_id!r} of session {session_id!r} not found")
     out = flow_out(flow)

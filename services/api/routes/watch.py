@@ -9,10 +9,10 @@ from fastapi import APIRouter, HTTPException
 from contracts.datachannel import FLOW_EVENTS_TOPIC
 from contracts.keys import WATCHED_ROOM_TTL_S, watched_room_key
 from contracts.status import TERMINAL, SessionStatus
-from services.api.dependencies import OrgDep, ResourcesDep
+from services.api.dependencies import AdmissionDep, OrgDep, RedisDep, RepoDep, TokensDep
 from services.api.errors import NotFoundError
 from services.api.schemas import ErrorBody, WatchRequest, WatchToken
-from services.api.sessions import find_session
+from services.api.session_core import find_session
 from services.api.tokens import watcher_token
 
 router = APIRouter(tags=["sessions"], responses={401: {"model": ErrorBody}})
@@ -23,14 +23,21 @@ router = APIRouter(tags=["sessions"], responses={401: {"model": ErrorBody}})
     response_model=WatchToken,
     responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}, 422: {"model": ErrorBody}},
 )
-async def watch_session(session_id: str, body: WatchRequest, resources: ResourcesDep, org_id: OrgDep) -> WatchToken:
+async def watch_session(
+    session_id: str,
+    body: WatchRequest,
+    org_id: OrgDep,
+    repo: RepoDep,
+    admission: AdmissionDep,
+    issuer: TokensDep,
+    redis: RedisDep,
+) -> WatchToken:
     """A listen-only, hidden token for the session's room; flow events for ``role`` arrive on topic flow-events."""
-    session = await find_session(org_id, session_id, resources.repo, resources.outbox)
+    session = await find_session(org_id, session_id, repo, admission)
     if session is None or not session.room_name:
         raise NotFoundError(f"session {session_id!r} not found")
     if SessionStatus(session.status) in TERMINAL:
         raise HTTPException(409, f"session {session_id!r} is {session.status}: there is nothing left to watch")
-    issuer = resources.issuer
     identity = f"{body.role}-{uuid.uuid4().hex[:12]}"
     token = watcher_token(
         issuer.api_key,
@@ -41,7 +48,7 @@ async def watch_session(session_id: str, body: WatchRequest, resources: Resource
         ttl_s=issuer.ttl_s,
     )
     # Before the token exists: the relay then sends this room its flow events (it skips unwatched rooms).
-    await resources.redis.set(watched_room_key(session.room_name), "1", ex=WATCHED_ROOM_TTL_S)
+    await redis.set(watched_room_key(session.room_name), "1", ex=WATCHED_ROOM_TTL_S)
     return WatchToken(
         session_id=session_id,
         room_name=session.room_name,

@@ -25,7 +25,7 @@ from contracts.endings import EndCode, sentence
 from contracts.events import Event, SessionEndRequested, UserPresenceChanged
 from contracts.flow_events import is_watcher
 from contracts.routes import LIVEKIT_WEBHOOK_PATH
-from services.api.dependencies import ResourcesDep
+from services.api.dependencies import PublisherDep, SettingsDep
 from services.api.schemas import ErrorBody
 
 log = structlog.get_logger(__name__)
@@ -115,14 +115,14 @@ def verify(body: bytes, authorization: str | None, key: str, secret: str) -> web
 )
 async def livekit_webhook(
     request: Request,
-    resources: ResourcesDep,
+    settings: SettingsDep,
+    publisher: PublisherDep,
     authorization: Annotated[str | None, Header(description="the JWT LiveKit signed the body with")] = None,
 ) -> WebhookAck:
     """Receive one LiveKit webhook: verify it, then publish what it means for the session."""
-    settings = resources.settings
     received = verify(await request.body(), authorization, settings.livekit_api_key, settings.livekit_api_secret)
     events, ignored = events_for(received)
     for event in events:
-        await resources.publisher.publish(event)
+        await publisher.publish(event)
     log.info("webhook", webhook_event=received.event, room=received.room.name, published=len(events), ignored=ignored)
     return WebhookAck(event=received.event, published=[str(getattr(e, "type", "")) for e in events], ignored=ignored)

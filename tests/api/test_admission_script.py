@@ -8,14 +8,17 @@ from datetime import timedelta
 
 import pytest
 from faststream.redis import RedisBroker
+from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
 
 from contracts.events import SessionRequested, utc_now
+from contracts.keys import session_snapshot_key
 from contracts.streams import SESSION_REQUESTED
 from services.api.admin import create_key
-from services.api.app import build_resources, create_app
-from services.api.outbox import AdmissionPolicy, RedisSessionOutbox, snapshot_key
+from services.api.admission import AdmissionPolicy, RedisSessionAdmission
+from services.api.app import create_app
+from services.api.dependencies import install
 from services.api.settings import ApiSettings
 from tests.api.conftest import http_client, new_flow
 
@@ -49,9 +52,12 @@ async def test_a_session_post_is_one_redis_round_trip(
     settings = api_settings.model_copy(update={"max_open_sessions_per_org": 3})
     key, _org = await create_key(settings.database_url, f"trips-{uuid.uuid4().hex[:8]}")
     app = create_app(settings)
-    async with app.router.lifespan_context(app), http_client(app, key) as client:
-        base = app.state.resources  # the same app, with every Redis client of the hot path counted
-        app.state.resources = build_resources(settings, base.pool, *counted_clients)
+    async with (
+        app.router.lifespan_context(app),
+        AsyncConnectionPool(settings.database_url, min_size=1, max_size=2, open=False) as pool,
+        http_client(app, key) as client,
+    ):
+        install(app.state, settings, pool, *counted_clients)  # the same app, every Redis client of the hot path counted
         flow_id = await new_flow(client)
         await client.post(f"/api/flows/{flow_id}/sessions")  # reads the key and flow, loads the script
 
@@ -71,7 +77,7 @@ async def test_the_stream_entry_is_what_broker_publish_writes(
     api_redis_url: str, counted_clients: tuple[Redis, RedisBroker]
 ) -> None:
     redis, broker = counted_clients
-    outbox = RedisSessionOutbox(broker, redis, 60, AdmissionPolicy(max_open=5, lease_s=60, idempotency_ttl_s=60))
+    admission = RedisSessionAdmission(broker, redis, 60, AdmissionPolicy(max_open=5, lease_s=60, idempotency_ttl_s=60))
     session_id = uuid.uuid4().hex
     now = utc_now()
     request = SessionRequested(
@@ -84,8 +90,8 @@ async def test_the_stream_entry_is_what_broker_publish_writes(
         occurred_at=now,
         agent_credential="credential",
     )
-    assert (await outbox.admit(request, None, "{}")).outcome == "admitted"
-    scratch = f"agentready:test-outbox:{uuid.uuid4().hex}"
+    assert (await admission.admit(request, None, "{}")).outcome == "admitted"
+    scratch = f"agentready:test-admission:{uuid.uuid4().hex}"
     await broker.publish(request, stream=scratch, correlation_id=request.correlation_id)
     try:
         entries = await redis.xrevrange(SESSION_REQUESTED, count=100)
@@ -93,6 +99,6 @@ async def test_the_stream_entry_is_what_broker_publish_writes(
         published = [fields for _, fields in await redis.xrange(scratch)]
         assert len(ours) == 1 and ours == published  # same fields, same bytes (envelope, headers, JSON)
         assert set(ours[0]) == {b"__data__"}
-        assert await redis.get(snapshot_key(session_id)) == request.model_dump_json().encode()
+        assert await redis.get(session_snapshot_key(session_id)) == request.model_dump_json().encode()
     finally:
         await redis.delete(scratch)

@@ -1,4 +1,5 @@
-"""Plain core of the session endpoints: admit, mint, announce, and read back a session."""
+"""The plain core behind the session routes (:mod:`services.api.routes.sessions`): admit, mint, announce, and read
+back a session. No HTTP and no Redis here: admission comes in through the :class:`SessionAdmission` port."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from typing import Any, Protocol
 
 from contracts.events import SessionRequested, utc_now
 from contracts.status import SessionStatus
+from services.api.admission import Admission
 from services.api.credentials import AgentClaims, CredentialIssuer
-from services.api.outbox import Admission
 from services.api.repository import Flow
 from services.api.schemas import SessionCreated, SessionOut, SessionStages
 from services.api.tokens import participant_token
@@ -29,7 +30,7 @@ class IdempotencyConflictError(Exception):
     """An Idempotency-Key was reused for a different request: answered with 422."""
 
 
-class SessionOutbox(Protocol):
+class SessionAdmission(Protocol):
     """Admission, the one announcement of a session request, and where a just-requested session is found."""
 
     async def admit(self, request: SessionRequested, idem_key: str | None, record: str) -> Admission:
@@ -68,6 +69,15 @@ class SessionPolicy:
     retry_after_s: int
 
 
+@dataclass(frozen=True)
+class SessionMinting:
+    """What a new session's answer is minted with: participant tokens, the agent's credential, the defaults."""
+
+    tokens: TokenIssuer
+    credentials: CredentialIssuer
+    policy: SessionPolicy
+
+
 def ready_timeout_for(flow: Flow, default_s: float) -> float:
     """The flow's readiness timeout, else the default."""
     value = flow.agent_settings.get("readyTimeoutS")
@@ -102,13 +112,12 @@ def new_request(flow: Flow, policy: SessionPolicy, credentials: CredentialIssuer
 async def request_session(
     flow: Flow,
     idem_key: str | None,
-    outbox: SessionOutbox,
-    issuer: TokenIssuer,
-    credentials: CredentialIssuer,
-    policy: SessionPolicy,
+    admission: SessionAdmission,
+    minting: SessionMinting,
 ) -> SessionCreated:
     """Admit and announce a new session (or replay the one an Idempotency-Key already created), return at once."""
-    request = new_request(flow, policy, credentials)
+    request = new_request(flow, minting.policy, minting.credentials)
+    issuer = minting.tokens
     token = participant_token(
         issuer.api_key,
         issuer.api_secret,
@@ -131,28 +140,28 @@ async def request_session(
         else ""
     )
     try:
-        admission = await outbox.admit(request, idem_key, record)
+        outcome = await admission.admit(request, idem_key, record)
     except Exception:
-        await outbox.release(flow.org_id, request.session_id)  # no slot kept for a request its client saw fail
+        await admission.release(flow.org_id, request.session_id)  # no slot kept for a request its client saw fail
         raise
-    if admission.outcome == "full":
+    if outcome.outcome == "full":
         raise OverCapacityError(
-            "too many sessions not yet ended for this organisation; retry later", policy.retry_after_s
+            "too many sessions not yet ended for this organisation; retry later", minting.policy.retry_after_s
         )
-    if admission.outcome == "replay":
-        assert admission.record is not None
-        return await _replay(flow, admission.record, outbox)
+    if outcome.outcome == "replay":
+        assert outcome.record is not None
+        return await _replay(flow, outcome.record, admission)
     return created
 
 
-async def _replay(flow: Flow, record: str, outbox: SessionOutbox) -> SessionCreated:
+async def _replay(flow: Flow, record: str, admission: SessionAdmission) -> SessionCreated:
     """The remembered answer; announce it again if the first attempt never got that far (duplicates are harmless)."""
     stored: dict[str, Any] = json.loads(record)
     if stored["flowId"] != flow.id:
         raise IdempotencyConflictError("this Idempotency-Key was already used for another flow; use a new key")
     request = SessionRequested.model_validate(stored["request"])
-    if await outbox.snapshot(request.session_id) is None:
-        await outbox.announce(request)
+    if await admission.snapshot(request.session_id) is None:
+        await admission.announce(request)
     return SessionCreated.model_validate(stored["response"])
 
 
@@ -164,25 +173,27 @@ class SessionRows(Protocol):
         ...
 
 
-async def find_session(org_id: str, session_id: str, rows: SessionRows, outbox: SessionOutbox) -> SessionOut | None:
+async def find_session(
+    org_id: str, session_id: str, rows: SessionRows, admission: SessionAdmission
+) -> SessionOut | None:
     """The session as recorded, else as just requested (pending), else None; other organisations' are None."""
     row = await rows.get_session(org_id, session_id)
     if row is not None:
         return session_from_row(row)
-    requested = await outbox.snapshot(session_id)
+    requested = await admission.snapshot(session_id)
     if requested is not None and requested.org_id == org_id:
         return session_from_request(requested)
     return None
 
 
-async def session_exists_for(claims: AgentClaims, rows: SessionRows, outbox: SessionOutbox) -> bool:
+async def session_exists_for(claims: AgentClaims, rows: SessionRows, admission: SessionAdmission) -> bool:
     """True when the session an agent credential speaks for exists: just requested, else recorded.
 
-    The outbox's snapshot comes first (it matches the credential's organisation and flow): flow init then reads no
+    The admission snapshot comes first (it matches the credential's organisation and flow): flow init then reads no
     session row in PostgreSQL, so an agent starts while PostgreSQL is unreachable. Only a session the snapshot no
     longer knows needs its row (an unreachable database raises: retryable, never "not found").
     """
-    requested = await outbox.snapshot(claims.session_id)
+    requested = await admission.snapshot(claims.session_id)
     if requested is not None and (requested.org_id, requested.flow_id) == (claims.org_id, claims.flow_id):
         return True
     return await rows.get_session(claims.org_id, claims.session_id) is not None

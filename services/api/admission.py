@@ -1,4 +1,5 @@
-"""The API's Redis writes on the hot path: admission, idempotency and the announcement in one round trip.
+"""Session admission in Redis, the API's hot path: idempotency, the per-organisation cap and the announcement
+(XADD ``session.requested``) in one round trip.
 
 ``admit`` runs one Lua script, atomic: replay a remembered Idempotency-Key, else check the organisation's cap of
 open sessions; when there is room, XADD ``session.requested``, take a slot, remember the key and SET the pending
@@ -8,7 +9,6 @@ so subscribers read exactly what ``broker.publish`` would have written.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,7 +18,7 @@ from faststream.redis import RedisBroker
 from redis.asyncio import Redis
 
 from contracts.events import SessionRequested
-from contracts.keys import open_sessions_key
+from contracts.keys import idempotency_key, open_sessions_key, session_snapshot_key
 from contracts.streams import SESSION_REQUESTED
 
 if TYPE_CHECKING:
@@ -43,16 +43,6 @@ if ARGV[6] == '1' then redis.call('SET', KEYS[2], ARGV[7], 'EX', ARGV[8]) end
 redis.call('SET', KEYS[4], ARGV[9], 'EX', ARGV[10])
 return {0, ''}
 """
-
-
-def snapshot_key(session_id: str) -> str:
-    """Where the API keeps a requested session until the session store has recorded it."""
-    return f"agentready:session-requested:{session_id}"
-
-
-def idempotency_key(org_id: str, key: str) -> str:
-    """Where a request's Idempotency-Key is remembered, per organisation (hashed: keys are client-chosen)."""
-    return f"agentready:idempotency:{org_id}:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
 @dataclass(frozen=True)
@@ -93,8 +83,9 @@ class _EncodedEntry:
         return [item for pair in self.fields.items() for item in pair]
 
 
-class RedisSessionOutbox:
-    """Admission, announcement and snapshots of requested sessions, in Redis."""
+class RedisSessionAdmission:
+    """:class:`~services.api.session_core.SessionAdmission` in Redis: admission, announcement and snapshots of
+    requested sessions."""
 
     def __init__(self, broker: RedisBroker, redis: Redis, snapshot_ttl_s: int, policy: AdmissionPolicy) -> None:
         self._broker = broker
@@ -110,7 +101,7 @@ class RedisSessionOutbox:
         now = time.time()
         org_id, session_id = request.org_id, request.session_id
         idem = idempotency_key(org_id, idem_key or "")
-        keys = [open_sessions_key(org_id), idem, entry.stream, snapshot_key(session_id)]
+        keys = [open_sessions_key(org_id), idem, entry.stream, session_snapshot_key(session_id)]
         args: list[str | bytes | int | float] = [
             now,
             self._policy.max_open,
@@ -142,12 +133,12 @@ class RedisSessionOutbox:
                 correlation_id=request.correlation_id,
                 pipeline=pipe,
             )
-            pipe.set(snapshot_key(request.session_id), request.model_dump_json(), ex=self._ttl)
+            pipe.set(session_snapshot_key(request.session_id), request.model_dump_json(), ex=self._ttl)
             await pipe.execute()
 
     async def snapshot(self, session_id: str) -> SessionRequested | None:
         """Return the request of a session the session store may not have recorded yet."""
-        raw = await self._redis.get(snapshot_key(session_id))
+        raw = await self._redis.get(session_snapshot_key(session_id))
         return SessionRequested.model_validate_json(raw) if raw else None
 
     async def _encode(self, request: SessionRequested) -> _EncodedEntry:

@@ -1,0 +1,101 @@
+"""The dispatcher's handlers: plain functions of an event and the :class:`Dependencies`, and the table from stream to
+handler. :mod:`services.dispatcher.app` builds the dependencies and subscribes each handler to its stream."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+
+from contracts.events import AgentJoined, SessionRequested, SessionStatusChanged
+from contracts.flow_events import FlowEvent
+from contracts.streams import AGENT_JOINED, FLOW_EVENT, SESSION_REQUESTED, SESSION_STATUS_CHANGED
+from services.dispatcher.cleanup import clean_up_session
+from services.dispatcher.dispatching import dispatch_session
+from services.dispatcher.flow_relay import DataSender, FlowSequencer, RoomWatchers, lifecycle_event, relay_flow_event
+from services.dispatcher.pacing import DispatchPacer
+from services.dispatcher.ports import LiveKitRooms, RoomLocks, SessionLedger, SessionRecord
+from services.dispatcher.retries import RetryPolicy
+from services.dispatcher.watchdog import WatchdogPolicy, handle_due
+from services.runtime.publishing import EventPublisher
+
+
+class LiveKitServer(LiveKitRooms, DataSender, Protocol):
+    """Everything the dispatcher asks of the LiveKit server API (rooms, dispatches, watchers, SendData)."""
+
+    async def room_watchers(self, room_name: str) -> dict[str, str]:
+        """Identity -> role of the room's watchers."""
+        ...
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """What the handlers use, built once by :func:`bootstrap`; ``closers`` run after the broker stopped."""
+
+    rooms: LiveKitServer
+    locks: RoomLocks
+    ledger: SessionLedger
+    publisher: EventPublisher
+    watchers: RoomWatchers
+    sequencer: FlowSequencer
+    pacer: DispatchPacer
+    retry: RetryPolicy
+    relay_retry: RetryPolicy
+    watchdog: WatchdogPolicy
+    closers: tuple[Callable[[], Awaitable[None]], ...] = ()
+
+
+async def on_requested(request: SessionRequested, deps: Dependencies) -> None:
+    """Create the room and exactly one dispatch (paced), then announce how it went."""
+    with structlog.contextvars.bound_contextvars(session_id=request.session_id, correlation_id=request.correlation_id):
+        # no longer than the session may wait for its agent at all
+        async with deps.pacer.slot(max_wait_s=request.ready_deadline.timestamp() - time.time()):
+            outcome = await dispatch_session(request, deps.rooms, deps.locks, deps.ledger, deps.retry, deps.watchdog)
+        if outcome is not None:
+            await deps.publisher.publish(outcome)
+
+
+async def on_agent_joined(event: AgentJoined, deps: Dependencies) -> None:
+    """An agent joined: the watchdog stops watching its session."""
+    await deps.ledger.mark_joined(event.session_id)
+
+
+async def on_status_changed(event: SessionStatusChanged, deps: Dependencies) -> None:
+    """Tell the room's watchers, and clean up the room and dispatch of a session that is over."""
+    with structlog.contextvars.bound_contextvars(session_id=event.session_id, correlation_id=event.correlation_id):
+        record = await deps.ledger.get(event.session_id)
+        # watchers see status changes as lifecycle flow events; unwatched rooms skip the round trip
+        if record is not None and record.room_name and await deps.watchers.is_watched(record.room_name):
+            await deps.publisher.publish(lifecycle_event(event, record.room_name))
+        await clean_up_session(event, deps.rooms, deps.locks, deps.ledger, deps.retry)
+
+
+async def on_flow_event(event: FlowEvent, deps: Dependencies) -> None:
+    """Relay a flow event to the watchers of its room allowed to see it."""
+    with structlog.contextvars.bound_contextvars(session_id=event.session_id, correlation_id=event.correlation_id):
+        await relay_flow_event(event, deps.watchers, deps.rooms, deps.sequencer, deps.relay_retry)
+
+
+async def settle_due(record: SessionRecord, deps: Dependencies) -> None:
+    """The watchdog's handler: re-dispatch (or give up on) a session whose agent did not join in time."""
+    with structlog.contextvars.bound_contextvars(session_id=record.session_id, correlation_id=record.correlation_id):
+        outcome = await handle_due(record, deps.rooms, deps.locks, deps.ledger, deps.retry, deps.watchdog)
+        if outcome is not None:
+            await deps.publisher.publish(outcome)
+
+
+class Handler(Protocol):
+    """A handler: the event (of its stream's type) and the dependencies."""
+
+    def __call__(self, event: Any, /, deps: Dependencies) -> Awaitable[None]: ...
+
+
+HANDLERS: Mapping[str, Handler] = {
+    SESSION_REQUESTED: on_requested,
+    AGENT_JOINED: on_agent_joined,
+    SESSION_STATUS_CHANGED: on_status_changed,
+    FLOW_EVENT: on_flow_event,
+}

@@ -1,0 +1,77 @@
+"""The dispatcher's handlers as plain functions over replaced dependencies (the seam ``bootstrap`` offers tests):
+a request delivered twice still gets one dispatch, and an agent joining stops the watch."""
+
+from __future__ import annotations
+
+from contracts.events import AgentJoined, Event, SessionDispatched
+from services.dispatcher.dispatch_state import DispatchState
+from services.dispatcher.flow_relay import RoomWatchers
+from services.dispatcher.handlers import Dependencies, on_agent_joined, on_requested
+from services.dispatcher.pacing import DispatchPacer, PacingPolicy
+from services.dispatcher.watchdog import WatchdogPolicy
+
+from .fakes import FAST, FakeLedger, FakeRooms, NoLocks, session_request
+
+
+class FakeServer(FakeRooms):
+    """FakeRooms plus what the flow relay asks of LiveKit (no watchers, nothing sent)."""
+
+    async def room_watchers(self, room_name: str) -> dict[str, str]:
+        return {}
+
+    async def send_data(self, room_name: str, payload: bytes, *, topic: str, destinations: list[str]) -> None:
+        raise AssertionError("no watcher, nothing to send")
+
+
+class Recorded:
+    """An EventPublisher that keeps what it was given."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    async def publish(self, event: Event) -> None:
+        self.events.append(event)
+
+
+class Numbering:
+    """A FlowSequencer that numbers every message 1."""
+
+    async def seq_for(self, session_id: str, message_id: str) -> int:
+        return 1
+
+
+def _deps(rooms: FakeServer, ledger: FakeLedger, publisher: Recorded) -> Dependencies:
+    return Dependencies(
+        rooms=rooms,
+        locks=NoLocks(),
+        ledger=ledger,
+        publisher=publisher,
+        watchers=RoomWatchers(rooms.room_watchers, 1.0),
+        sequencer=Numbering(),
+        pacer=DispatchPacer(ledger.waiting, PacingPolicy(max_waiting=0, max_wait_s=1.0)),
+        retry=FAST,
+        relay_retry=FAST,
+        watchdog=WatchdogPolicy(join_timeout_s=30),
+    )
+
+
+async def test_a_request_delivered_twice_gets_one_dispatch() -> None:
+    rooms, ledger, published = FakeServer(), FakeLedger(), Recorded()
+    deps, request = _deps(rooms, ledger, published), session_request()
+    await on_requested(request, deps)
+    await on_requested(request, deps)  # redelivered
+    assert len(rooms.dispatches[request.room_name]) == 1
+    assert [type(e) for e in published.events] == [SessionDispatched, SessionDispatched]
+    assert {e.dispatch_id for e in published.events if isinstance(e, SessionDispatched)} == {
+        rooms.dispatches[request.room_name][0]
+    }
+    assert ledger.records[request.session_id].state == DispatchState.WATCHING
+
+
+async def test_an_agent_joining_stops_the_watch() -> None:
+    rooms, ledger, published = FakeServer(), FakeLedger(), Recorded()
+    deps, request = _deps(rooms, ledger, published), session_request()
+    await on_requested(request, deps)
+    await on_agent_joined(AgentJoined(session_id=request.session_id, room_name=request.room_name, job_id="AJ_1"), deps)
+    assert ledger.records[request.session_id].state == DispatchState.JOINED
+    assert await ledger.waiting() == 0
