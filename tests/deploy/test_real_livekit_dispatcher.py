@@ -15,6 +15,7 @@ from contracts.datachannel import FLOW_EVENTS_TOPIC
 from contracts.flow_events import FlowEvent, project
 from devstack.livekit_server import RunningLiveKit
 from services.api.tokens import watcher_token
+from services.dispatcher.dispatch_dedup import ensure_single_dispatch
 from services.dispatcher.flow_relay import RoomWatchers, relay_flow_event
 from services.dispatcher.livekit_rooms import LiveKitRoomsClient
 from services.runtime.retrying import RetryPolicy
@@ -36,7 +37,8 @@ class CountingSequencer:
 async def rooms_client(server: RunningLiveKit, agent_name: str) -> AsyncIterator[LiveKitRoomsClient]:
     """The dispatcher's adapter, as its composition root builds it."""
     async with api.LiveKitAPI(server.url, server.api_key, server.api_secret) as lk:
-        yield LiveKitRoomsClient(lk, agent_name, api.CreateRoomRequest(empty_timeout=60), max_in_flight=8)
+        client = LiveKitRoomsClient(lambda: lk, agent_name, api.CreateRoomRequest(empty_timeout=60), max_in_flight=8)
+        yield client
 
 
 class Listener:
@@ -73,8 +75,8 @@ async def test_rooms_are_get_or_create_and_dispatches_are_not_duplicated(real_li
     async with rooms_client(real_livekit, agent_name) as client:
         await client.ensure_room(room, '{"sessionId": "a"}')
         await client.ensure_room(room, '{"sessionId": "b"}')  # a redelivery: the open room is left as it is
-        first = await client.ensure_dispatch(room, "{}")
-        second = await client.ensure_dispatch(room, "{}")  # listed first: not dispatched twice
+        first = await ensure_single_dispatch(client, room, "{}")
+        second = await ensure_single_dispatch(client, room, "{}")  # listed first: not dispatched twice
         assert first == second
         async with api.LiveKitAPI(real_livekit.url, real_livekit.api_key, real_livekit.api_secret) as lk:
             ours = [d.id for d in await lk.agent_dispatch.list_dispatch(room) if d.agent_name == agent_name]
