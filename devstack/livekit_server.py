@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -75,7 +76,8 @@ def discover_livekit(env: Mapping[str, str] | None = None, *, allow_build: bool 
         return LiveKitChoice("simulator", why)
     on_path = shutil.which(livekit_build.BINARY_NAME, path=env.get("PATH"))
     if on_path:
-        return LiveKitChoice("binary", f"livekit-server found on PATH ({on_path})", binary=Path(on_path))
+        version = binary_version(Path(on_path))
+        return LiveKitChoice("binary", f"livekit-server {version} found on PATH ({on_path})", binary=Path(on_path))
     cached = livekit_build.cached_binary()
     if cached is not None:
         why = f"livekit-server {livekit_build.VERSION} from the cache ({cached})"
@@ -94,6 +96,16 @@ def discover_livekit(env: Mapping[str, str] | None = None, *, allow_build: bool 
     return LiveKitChoice(
         "built", f"livekit-server {livekit_build.VERSION} built with {go} in {built.seconds:.0f} s", binary=built.path
     )
+
+
+def binary_version(binary: Path) -> str:
+    """What ``livekit-server --version`` says (``1.13.5``), or ``"of unknown version"``."""
+    try:
+        done = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "of unknown version"
+    words = done.stdout.split()
+    return words[-1] if done.returncode == 0 and words else "of unknown version"
 
 
 def free_udp_port(host: str = "127.0.0.1") -> int:
