@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from devstack.livekit_server import discover_livekit
+from devstack.livekit_discovery import discover_livekit
 
 SIM_HOST = "127.0.0.1"
 DEV_KEY, DEV_SECRET = "devkey", "secret"  # the simulator's (and livekit-server --dev's) credentials

@@ -13,7 +13,8 @@ import psycopg
 import pytest
 from redis.asyncio import Redis
 
-from devstack.livekit_server import LiveKitChoice, RunningLiveKit, discover_livekit, running_livekit
+from devstack.livekit_discovery import LiveKitChoice, discover_livekit
+from devstack.livekit_server import RunningLiveKit, running_livekit
 from devstack.livekit_sim import Simulator, SimulatorConfig, run_simulator
 from devstack.servers import postgres_server, redis_server
 

@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from devstack import livekit_build
-from devstack.livekit_server import RunningLiveKit, discover_livekit, running_livekit_server
+from devstack.livekit_discovery import discover_livekit
+from devstack.livekit_server import RunningLiveKit, running_livekit_server
 from devstack.livekit_side import discovered
 
 

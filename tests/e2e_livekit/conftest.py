@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from devstack.livekit_server import LiveKitChoice
+from devstack.livekit_discovery import LiveKitChoice
 from devstack.livekit_side import DEV_KEY, DEV_SECRET, SIM_HOST, LiveKitSide
 from devstack.profiles import E2E
 from devstack.server_process import free_tcp_port
