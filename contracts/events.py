@@ -60,10 +60,11 @@ class SessionDispatched(Event):
 
 
 class SessionDispatchFailed(Event):
-    """The dispatcher gave up creating the room or the dispatch."""
+    """The dispatcher gave up creating the room or the dispatch (``code``: a FAILURE_* of contracts.datachannel)."""
 
     type: Literal["session.dispatch_failed"] = "session.dispatch_failed"
     reason: str
+    code: str = "dispatch_failed"
 
 
 class AgentJoined(Event):

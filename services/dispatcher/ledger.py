@@ -19,9 +19,11 @@ _REQUESTED, _WATCHING, _JOINED, _CLOSED = (state.value for state in DispatchStat
 
 _REMEMBER = f"""
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], 'room', ARGV[1], 'metadata', ARGV[2], 'correlation_id', ARGV[3], 'state', '{_REQUESTED}')
+  redis.call('HSET', KEYS[1], 'room', ARGV[1], 'metadata', ARGV[2], 'correlation_id', ARGV[3], 'state', '{_REQUESTED}',
+    'ready_deadline', ARGV[5])
 elseif redis.call('HEXISTS', KEYS[1], 'room') == 0 then
-  redis.call('HSET', KEYS[1], 'room', ARGV[1], 'metadata', ARGV[2], 'correlation_id', ARGV[3])
+  redis.call('HSET', KEYS[1], 'room', ARGV[1], 'metadata', ARGV[2], 'correlation_id', ARGV[3],
+    'ready_deadline', ARGV[5])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return redis.call('HGET', KEYS[1], 'state')
@@ -66,10 +68,13 @@ class RedisSessionLedger:
     def _key(self, session_id: str) -> str:
         return ledger_session_key(self._agent_name, session_id)
 
-    async def remember(self, session_id: str, room_name: str, metadata: str, correlation_id: str) -> DispatchState:
-        """Record a requested session (first write wins); return its state."""
+    async def remember(
+        self, session_id: str, room_name: str, metadata: str, correlation_id: str, ready_deadline: float = 0.0
+    ) -> DispatchState:
+        """Record a requested session and its readiness deadline (first write wins); return its state."""
         state = await self._remember(
-            keys=[self._key(session_id)], args=[room_name, metadata, correlation_id, self._ttl_s]
+            keys=[self._key(session_id)],
+            args=[room_name, metadata, correlation_id, self._ttl_s, repr(ready_deadline)],
         )
         return DispatchState(_text(state))
 
@@ -115,6 +120,17 @@ class RedisSessionLedger:
         """Stop watching (a closed session stays closed)."""
         await self._joined(keys=[self._key(session_id), self._watchdog], args=[session_id, self._ttl_s])
 
+    async def note_failure(self, session_id: str, code: str, told: bool) -> None:
+        """Record the failure's code (if any) and whether the room was told (once told, it stays told)."""
+        key = self._key(session_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            if code:
+                pipe.hset(key, "failure_code", code)
+            if told:
+                pipe.hset(key, "told_failure", "1")
+            pipe.expire(key, self._ttl_s)
+            await pipe.execute()
+
     async def close(self, session_id: str) -> SessionRecord | None:
         """Never dispatch or watch the session again; return its record."""
         key = self._key(session_id)
@@ -145,4 +161,7 @@ def _record(session_id: str, fields: Mapping[bytes | str, bytes | str]) -> Sessi
         state=DispatchState(values["state"]) if values.get("state") else DispatchState.REQUESTED,
         dispatch_id=values.get("dispatch_id", ""),
         attempt=int(values.get("attempt") or 0),
+        ready_deadline=float(values.get("ready_deadline") or 0.0),
+        failure_code=values.get("failure_code", ""),
+        told_failure=values.get("told_failure") == "1",
     )

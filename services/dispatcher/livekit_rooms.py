@@ -18,6 +18,7 @@ T = TypeVar("T")
 
 # Retrying helps for these; any other 4xx (bad credentials, missing grant, bad argument) is permanent.
 _TRANSIENT_CODES = frozenset({"unavailable", "deadline_exceeded", "resource_exhausted"})
+_LIVE_JOB = frozenset({api.JobStatus.JS_PENDING, api.JobStatus.JS_RUNNING})
 
 
 class LiveKitRoomsClient:
@@ -132,6 +133,25 @@ class LiveKitRoomsClient:
             await self._call(
                 self._lk.room.delete_room(api.DeleteRoomRequest(room=room_name)), f"delete room {room_name}"
             )
+
+    async def job_started_at(self, room_name: str, dispatch_id: str) -> float | None:
+        """From ListDispatch: the dispatch's newest job a worker accepted, as the server snapshots it (0: unknown)."""
+        listed = await self._call(self._lk.agent_dispatch.list_dispatch(room_name), f"list dispatches of {room_name}")
+        started = [
+            job.state.started_at / 1e9
+            for dispatch in listed
+            if dispatch.id == dispatch_id
+            for job in dispatch.state.jobs
+            if job.state.status in _LIVE_JOB and job.state.started_at > 0
+        ]
+        return max(started) if started else None
+
+    async def existing_rooms(self, names: list[str]) -> set[str]:
+        """ListRooms filtered by name: the open ones among ``names``."""
+        if not names:
+            return set()
+        listed = await self._call(self._lk.room.list_rooms(api.ListRoomsRequest(names=names)), "list rooms")
+        return {room.name for room in listed.rooms}
 
     async def _delete_our_dispatches(self, room_name: str) -> None:
         for dispatch_id in await self.our_dispatches(room_name):

@@ -60,6 +60,15 @@ class LiveKitRooms(Protocol):
         """Delete our dispatches and the room; a room that is already gone is success."""
         ...
 
+    async def job_started_at(self, room_name: str, dispatch_id: str) -> float | None:
+        """When (epoch s) a worker took the dispatch's job, if one did and the job has not ended; None for a
+        job that was dropped or never offered (no worker, every worker full)."""
+        ...
+
+    async def existing_rooms(self, names: list[str]) -> set[str]:
+        """Which of ``names`` are open rooms on LiveKit right now (one ListRooms call)."""
+        ...
+
 
 class RoomLocks(Protocol):
     """Mutual exclusion per room across every dispatcher replica, so two deliveries of one request
@@ -81,6 +90,9 @@ class SessionRecord:
     state: DispatchState
     dispatch_id: str = ""
     attempt: int = 0
+    ready_deadline: float = 0.0  # epoch s; 0: unknown (a record written before deadlines were kept)
+    failure_code: str = ""  # the dispatcher's own failure code, once it failed the session
+    told_failure: bool = False  # the room was sent agent.failed by the dispatcher
 
 
 class SessionLedger(Protocol):
@@ -90,8 +102,10 @@ class SessionLedger(Protocol):
     ``joined`` | ``closed``). A closed session is never dispatched again; a joined or closed one is never armed again.
     """
 
-    async def remember(self, session_id: str, room_name: str, metadata: str, correlation_id: str) -> DispatchState:
-        """Record a requested session (first write wins); return its state."""
+    async def remember(
+        self, session_id: str, room_name: str, metadata: str, correlation_id: str, ready_deadline: float = 0.0
+    ) -> DispatchState:
+        """Record a requested session and its readiness deadline (epoch s; first write wins); return its state."""
         ...
 
     async def get(self, session_id: str) -> SessionRecord | None:
@@ -121,4 +135,9 @@ class SessionLedger(Protocol):
 
     async def close(self, session_id: str) -> SessionRecord | None:
         """The session is over (or given up): never dispatch or watch it again; return its record."""
+        ...
+
+    async def note_failure(self, session_id: str, code: str, told: bool) -> None:
+        """Record why the session failed (``code``, if not empty) and whether its room was told (then a
+        redelivery or a later trigger does not tell it again)."""
         ...

@@ -24,10 +24,22 @@ class DispatcherSettings(LiveKitSettings):
     )
     room_lock_wait_s: float = Field(default=20.0, gt=0, description="how long a delivery waits for a busy room's lock")
     dispatch_join_timeout_s: float = Field(
-        default=30.0, gt=0, description="how long a dispatched session may wait for agent.joined before re-dispatch"
+        default=10.0,
+        gt=0,
+        description="the longest one dispatch waits for agent.joined before re-dispatch (each waits the time left "
+        "before the session's deadline less dispatch_ready_reserve_s, shared out over the attempts left)",
+    )
+    dispatch_join_timeout_min_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="the shortest one dispatch waits (capped by dispatch_join_timeout_s): LiveKit's job offer "
+        "expires after ~3 s, then the job starts and says agent.joined",
+    )
+    dispatch_ready_reserve_s: float = Field(
+        default=5.0, ge=0, description="time a joined agent needs to get ready, kept free before the deadline"
     )
     dispatch_max_attempts: int = Field(
-        default=3, ge=1, description="dispatches per session (the first included) before it fails"
+        default=5, ge=1, description="dispatches per session (the first included) before it fails"
     )
     dispatch_max_waiting: int = Field(
         default=200,
@@ -48,6 +60,14 @@ class DispatcherSettings(LiveKitSettings):
         "retry_max_seconds plus the room-lock wait",
     )
     watchdog_batch: int = Field(default=100, ge=1, description="watches claimed per scan")
+    room_sweep_interval_s: float = Field(
+        default=30.0, gt=0, description="how often a joined or ready session's room is looked up on LiveKit"
+    )
+    room_sweep_grace_s: float = Field(
+        default=60.0, ge=0, description="a session's room is first looked up this long after the session went live"
+    )
+    room_sweep_batch: int = Field(default=100, ge=1, le=1000, description="room names per ListRooms call")
+    room_sweep_max_batches: int = Field(default=10, ge=1, description="ListRooms calls per sweep and replica")
     redis_max_connections: int = Field(
         default=64, ge=2, description="pool of the room locks and the ledger (callers wait for a free connection)"
     )

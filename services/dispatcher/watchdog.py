@@ -14,9 +14,11 @@ from dataclasses import dataclass
 
 import structlog
 
+from contracts.datachannel import FAILURE_NO_AGENT
 from contracts.events import Event, SessionDispatched, SessionDispatchFailed
 from services.dispatcher.dispatch_state import DispatchState
 from services.dispatcher.ports import (
+    LiveKitError,
     LiveKitRooms,
     PermanentLiveKitError,
     RoomLocks,
@@ -31,17 +33,55 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True)
 class WatchdogPolicy:
-    """How long an agent may take to join, how many dispatches a session gets, how due watches are taken."""
+    """How long one dispatch may wait for ``agent.joined``, how many dispatches a session gets, how due
+    watches are taken.
 
-    join_timeout_s: float = 30.0
-    max_attempts: int = 3
+    One attempt waits the session's remaining time (its readiness deadline less ``ready_reserve_s``, the
+    time a joined agent needs to get ready) shared out over the attempts left, never less than
+    ``min_join_timeout_s`` (LiveKit's job offer expires after ~3 s, then the job starts and says
+    ``agent.joined``) and never more than ``join_timeout_s``. A session without a known deadline waits
+    ``join_timeout_s``.
+    """
+
+    join_timeout_s: float = 10.0
+    max_attempts: int = 5
     lease_s: float = 60.0
     batch: int = 100
+    min_join_timeout_s: float = 5.0
+    ready_reserve_s: float = 5.0
+
+    def join_timeout(self, attempt: int, now: float, ready_deadline: float) -> float:
+        """How long dispatch number ``attempt`` (1 for the first) waits for its agent, from ``now``."""
+        floor = min(self.min_join_timeout_s, self.join_timeout_s)
+        if ready_deadline <= 0:
+            return self.join_timeout_s
+        attempts_left = max(self.max_attempts - attempt + 1, 1)
+        share = (ready_deadline - self.ready_reserve_s - now) / attempts_left
+        return min(self.join_timeout_s, max(floor, share))
+
+    def dispatch_times(self, ready_timeout_s: float) -> list[float]:
+        """Seconds after the request at which a session whose agent never joins is dispatched (the first
+        dispatch at once), for a readiness deadline ``ready_timeout_s`` after the request."""
+        times = [0.0]
+        while True:
+            now = times[-1] + self.join_timeout(len(times), times[-1], ready_timeout_s)
+            if not self.may_redispatch(len(times), now, ready_timeout_s):
+                return times
+            times.append(now)
+
+    def may_redispatch(self, attempts_made: int, now: float, ready_deadline: float) -> bool:
+        """Another dispatch while attempts remain and an agent it reaches could still join before the
+        deadline (the shortest wait fits); otherwise the session fails."""
+        if attempts_made >= self.max_attempts:
+            return False
+        floor = min(self.min_join_timeout_s, self.join_timeout_s)
+        return ready_deadline <= 0 or now + floor <= ready_deadline
 
 
-def should_redispatch(record: SessionRecord, policy: WatchdogPolicy) -> bool:
-    """A due watch is dispatched again while attempts remain; after the last one the session fails."""
-    return record.attempt < policy.max_attempts
+def should_redispatch(record: SessionRecord, policy: WatchdogPolicy, now: float | None = None) -> bool:
+    """A due watch is dispatched again while attempts remain and another attempt fits before the session's
+    deadline (at ``now``, else the current time); otherwise the session fails."""
+    return policy.may_redispatch(record.attempt, time.time() if now is None else now, record.ready_deadline)
 
 
 def give_up_reason(attempts: int, agent_name: str) -> str:
@@ -66,11 +106,13 @@ async def handle_due(
     A transient LiveKit failure returns None and leaves the watch leased: it is due again afterwards.
     """
     ids = {"session_id": record.session_id, "correlation_id": record.correlation_id}
-    if not should_redispatch(record, policy):
+    if not should_redispatch(record, policy, clock()):
+        if await _job_starting(record, rooms, ledger, retry, policy, clock):
+            return None
         await ledger.close(record.session_id)
         reason = give_up_reason(record.attempt, rooms.agent_name)
         log.warning("watchdog_gave_up", attempts=record.attempt, reason=reason)
-        return SessionDispatchFailed(**ids, reason=reason)
+        return SessionDispatchFailed(**ids, reason=reason, code=FAILURE_NO_AGENT)
     try:
         async with locks.hold(record.room_name):
             current = await ledger.get(record.session_id)
@@ -81,6 +123,8 @@ async def handle_due(
                 await ledger.mark_joined(record.session_id)
                 log.info("watchdog_found_agent", room=record.room_name)
                 return None
+            if await _job_starting(record, rooms, ledger, retry, policy, clock):
+                return None
             dispatch_id = await with_retries(retry, lambda: rooms.replace_dispatch(record.room_name, record.metadata))
     except PermanentLiveKitError as exc:
         await ledger.close(record.session_id)
@@ -90,10 +134,38 @@ async def handle_due(
         log.warning("redispatch_postponed", reason=str(exc), retry_after_s=policy.lease_s)
         return None
     attempt = record.attempt + 1
-    if not await ledger.rearm(record.session_id, dispatch_id, attempt, clock() + policy.join_timeout_s):
+    now = clock()
+    due = now + policy.join_timeout(attempt, now, record.ready_deadline)
+    if not await ledger.rearm(record.session_id, dispatch_id, attempt, due):
         return None  # joined or closed meanwhile; a clean-up under the room lock removes what we made
     log.info("redispatched", room=record.room_name, stale_dispatch_id=record.dispatch_id, dispatch_id=dispatch_id)
     return SessionDispatched(**ids, room_name=record.room_name, dispatch_id=dispatch_id, attempt=attempt)
+
+
+async def _job_starting(
+    record: SessionRecord,
+    rooms: LiveKitRooms,
+    ledger: SessionLedger,
+    retry: RetryPolicy,
+    policy: WatchdogPolicy,
+    clock: Callable[[], float],
+) -> bool:
+    """A worker took the job but its agent has not said ``agent.joined`` yet (a slow start: a new job process on
+    a busy machine): wait until ``join_timeout_s`` after it took the job instead of killing the job with a
+    re-dispatch; True when the job is starting (the watch extended, or the session joined or closed meanwhile).
+    Only a dropped job is re-dispatched at the shorter wait. Best effort: when LiveKit cannot say, the watchdog
+    goes on as if no job had started."""
+    try:
+        started = await with_retries(retry, lambda: rooms.job_started_at(record.room_name, record.dispatch_id))
+    except LiveKitError as exc:
+        log.info("watchdog_job_state_unknown", reason=str(exc))
+        return False
+    if started is None or clock() >= started + policy.join_timeout_s:
+        return False
+    wait_until = started + policy.join_timeout_s
+    await ledger.rearm(record.session_id, record.dispatch_id, record.attempt, wait_until)
+    log.info("watchdog_waits_for_starting_job", room=record.room_name, job_started_s_ago=round(clock() - started, 2))
+    return True
 
 
 async def scan_once(

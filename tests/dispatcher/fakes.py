@@ -35,6 +35,7 @@ class FakeRooms:
         self.rooms: dict[str, str] = {}
         self.dispatches: dict[str, list[str]] = {}
         self.agents_in: set[str] = set()  # rooms with an agent participant
+        self.jobs_started: dict[str, float] = {}  # dispatch id -> when a worker took its job
         self.calls = 0
 
     def _maybe_fail(self) -> None:
@@ -68,6 +69,13 @@ class FakeRooms:
         self.rooms.pop(room_name, None)
         self.dispatches.pop(room_name, None)
 
+    async def job_started_at(self, room_name: str, dispatch_id: str) -> float | None:
+        return self.jobs_started.get(dispatch_id)
+
+    async def existing_rooms(self, names: list[str]) -> set[str]:
+        self._maybe_fail()
+        return {name for name in names if name in self.rooms}
+
 
 class FakeLedger:
     """The SessionLedger port in memory, with the same state rules as the Redis one."""
@@ -76,12 +84,22 @@ class FakeLedger:
         self.records: dict[str, SessionRecord] = {}
         self.deadlines: dict[str, float] = {}
 
-    async def remember(self, session_id: str, room_name: str, metadata: str, correlation_id: str) -> DispatchState:
+    async def remember(
+        self, session_id: str, room_name: str, metadata: str, correlation_id: str, ready_deadline: float = 0.0
+    ) -> DispatchState:
         found = self.records.get(session_id)
         if found is None:
-            found = SessionRecord(session_id, room_name, metadata, correlation_id, DispatchState.REQUESTED)
+            found = SessionRecord(
+                session_id, room_name, metadata, correlation_id, DispatchState.REQUESTED, ready_deadline=ready_deadline
+            )
         elif not found.room_name:
-            found = replace(found, room_name=room_name, metadata=metadata, correlation_id=correlation_id)
+            found = replace(
+                found,
+                room_name=room_name,
+                metadata=metadata,
+                correlation_id=correlation_id,
+                ready_deadline=ready_deadline,
+            )
         self.records[session_id] = found
         return found.state
 
@@ -120,6 +138,12 @@ class FakeLedger:
         if found.state != DispatchState.CLOSED:
             self.records[session_id] = replace(found, state=DispatchState.JOINED)
         self.deadlines.pop(session_id, None)
+
+    async def note_failure(self, session_id: str, code: str, told: bool) -> None:
+        found = self.records.get(session_id) or SessionRecord(session_id, "", "", "", DispatchState.REQUESTED)
+        self.records[session_id] = replace(
+            found, failure_code=code or found.failure_code, told_failure=told or found.told_failure
+        )
 
     async def close(self, session_id: str) -> SessionRecord | None:
         found = self.records.get(session_id) or SessionRecord(session_id, "", "", "", DispatchState.CLOSED)

@@ -67,6 +67,7 @@ async def test_burst_of_requests_respects_the_in_flight_cap(
         # broker's non-blocking pool of 100 Redis connections is never exhausted.
         max_workers=48,
         dispatch_join_timeout_s=600.0,  # no agent in this test: the watchdog must stay quiet
+        dispatch_join_timeout_min_s=600.0,
         dispatch_max_waiting=0,  # nor may pacing hold the burst back: the cap under test is LiveKit's in-flight
     )
     requests = [session_request() for _ in range(SESSIONS)]

@@ -40,6 +40,15 @@ async def test_states_move_forward_only(ledger: RedisSessionLedger) -> None:
     assert (await ledger.remember(sid, "room-1", "{}", "corr")) == "closed"
 
 
+async def test_remembers_the_readiness_deadline(ledger: RedisSessionLedger) -> None:
+    sid, old = _sid(), _sid()
+    await ledger.remember(sid, "room-1", "{}", "corr", 1_800_000_000.25)
+    await ledger.remember(old, "room-2", "{}", "corr")  # as a caller that knows no deadline
+    record, unknown = await ledger.get(sid), await ledger.get(old)
+    assert record is not None and record.ready_deadline == 1_800_000_000.25
+    assert unknown is not None and unknown.ready_deadline == 0.0
+
+
 async def test_closed_before_requested_learns_the_room(ledger: RedisSessionLedger) -> None:
     sid = _sid()
     closed = await ledger.close(sid)

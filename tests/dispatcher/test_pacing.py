@@ -118,6 +118,7 @@ async def test_a_burst_is_dispatched_no_faster_than_agents_join(
         agent_name,
         dispatch_max_waiting=cap,
         dispatch_join_timeout_s=600.0,  # no agent in this test: the watchdog must stay quiet
+        dispatch_join_timeout_min_s=600.0,
     )
     requests = [session_request() for _ in range(sessions)]
 

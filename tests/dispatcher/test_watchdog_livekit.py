@@ -230,3 +230,31 @@ async def test_no_worker_ever_fails_the_session_with_an_actionable_reason(
     dispatched = await wait_for_events(dispatcher_redis_url, SESSION_DISPATCHED, SessionDispatched, lambda e: True)
     assert _attempts(dispatched, request.session_id) == [1, 2]
     assert len(our_dispatches(sim, request.room_name, agent_name)) == 1
+
+
+async def test_a_job_a_worker_took_is_not_replaced_before_the_full_wait(
+    sim: Simulator, recording_worker: RecordingWorker, dispatcher_redis_url: str, agent_name: str
+) -> None:
+    # A dropped job is re-dispatched after 25 s / 20 attempts = 1.25 s; the first job here is taken by a worker and
+    # hangs before agent.joined (a slow start): it keeps its dispatch for the whole 4 s cap.
+    cap_s = 4.0
+    settings = dispatcher_settings(
+        sim,
+        dispatcher_redis_url,
+        agent_name,
+        dispatch_join_timeout_s=cap_s,
+        dispatch_join_timeout_min_s=0.5,
+        dispatch_max_attempts=20,
+    )
+    request = session_request()
+    sid = request.session_id
+    async with running_dispatcher(settings) as publish:
+        await publish(request)
+        await asyncio.to_thread(recording_worker.jobs.get, True, 5.0)
+        events = await wait_for_events(
+            dispatcher_redis_url, SESSION_DISPATCHED, SessionDispatched, lambda e: 2 in _attempts(e, sid), timeout=15
+        )
+    first, second = (next(e for e in events if e.session_id == sid and e.attempt == n) for n in (1, 2))
+    waited = (second.occurred_at - first.occurred_at).total_seconds()
+    assert waited >= cap_s - 0.2, waited  # not replaced at the dropped job's 1.25 s
+    print(f"a starting job kept its dispatch for {waited:.1f} s (cap {cap_s} s)")
