@@ -25,7 +25,9 @@ REAL_E2E = replace(
         "AGENT_WAIT_FOR_USER": "true",  # the frontend joins: agent.ready only once it is there
         "AGENT_USER_WAIT_SECONDS": "15",
         "DISPATCH_JOIN_TIMEOUT_S": str(JOIN_TIMEOUT_S),
-        "DISPATCH_MAX_ATTEMPTS": "4",
+        # the watchdog test restarts the agent (a process start, seconds on a loaded machine): room for re-dispatches
+        "DISPATCH_MAX_ATTEMPTS": "10",
+        "READY_TIMEOUT_S": "60",
     },
 )
 

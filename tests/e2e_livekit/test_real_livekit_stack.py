@@ -5,6 +5,7 @@ dispatch no worker took is recovered by the watchdog; DELETE cleans the room."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -14,7 +15,7 @@ import httpx
 import pytest
 from livekit import api, rtc
 
-from contracts.datachannel import AGENT_STATUS_TOPIC, AgentReadyPayload
+from contracts.datachannel import AGENT_STATUS_TOPIC, FLOW_EVENTS_TOPIC, AgentReadyPayload
 from devstack.stack import StackHandle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -63,6 +64,23 @@ async def frontend(session: dict[str, Any]) -> AsyncIterator[asyncio.Future[rtc.
         yield received
     finally:
         await room.disconnect()
+
+
+@asynccontextmanager
+async def listening(url: str, token: str) -> AsyncIterator[list[rtc.DataPacket]]:
+    """Join with ``token`` (a watcher's, listen-only); yield the list every data packet received is appended to."""
+    packets: list[rtc.DataPacket] = []
+    room = rtc.Room()
+    room.on("data_received", packets.append)
+    await room.connect(url, token, rtc.RoomOptions(auto_subscribe=False))
+    try:
+        yield packets
+    finally:
+        await room.disconnect()
+
+
+def flow_events(packets: list[rtc.DataPacket]) -> list[dict[str, Any]]:
+    return [json.loads(p.data) for p in packets if p.topic == FLOW_EVENTS_TOPIC]
 
 
 def livekit_api(stack: StackHandle) -> api.LiveKitAPI:
@@ -117,6 +135,36 @@ async def test_a_burst_gets_one_dispatch_per_room(real_stack: StackHandle) -> No
         assert counts == [1] * 10
         for session in sessions:
             await client.delete(f"/api/sessions/{session['sessionId']}")
+
+
+async def test_watchers_receive_the_flow_events_their_role_allows(real_stack: StackHandle) -> None:
+    async with real_stack.client() as client:
+        created = await client.post(f"/api/flows/{await new_flow(client)}/sessions")
+        assert created.status_code == 202, created.text
+        session = created.json()
+        sid = session["sessionId"]
+        tokens = {}
+        for role in ("monitor", "admin"):
+            watch = await client.post(f"/api/sessions/{sid}/watch", json={"role": role})
+            assert watch.status_code == 200, watch.text
+            tokens[role] = watch.json()
+        async with (
+            listening(tokens["monitor"]["livekitUrl"], tokens["monitor"]["token"]) as monitor,
+            listening(tokens["admin"]["livekitUrl"], tokens["admin"]["token"]) as admin,
+            listening(session["livekitUrl"], session["token"]) as user,
+        ):
+            for role, packets in (("admin", admin), ("monitor", monitor)):
+
+                async def saw_ready(packets: list[rtc.DataPacket] = packets) -> bool:
+                    return any(e["name"] == "session.ready" for e in flow_events(packets))
+
+                await until(saw_ready, f"the {role} watcher got session.ready")
+            assert {e["kind"] for e in flow_events(monitor)} <= {"lifecycle", "stage"}
+            assert "flow" in {e["kind"] for e in flow_events(admin)}  # flow.initialised, greeting.spoken
+            assert all(e["sessionId"] == sid for e in flow_events(admin) + flow_events(monitor))
+            assert [p.topic for p in user if p.topic == FLOW_EVENTS_TOPIC] == []  # never to the user
+            assert AGENT_STATUS_TOPIC in {p.topic for p in user}
+        await client.delete(f"/api/sessions/{sid}")
 
 
 async def test_a_dispatch_no_worker_took_is_recovered_by_the_watchdog(real_stack: StackHandle) -> None:
