@@ -28,7 +28,9 @@ def new_message_id() -> str:
 class Event(BaseModel):
     """Envelope shared by every event: identity, time, schema version and correlation."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # A tolerant reader: during a rolling deploy an older consumer meets events with fields added since it was
+    # built; refusing them would dead-letter every such message. New fields always come with a default.
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     message_id: str = Field(default_factory=new_message_id)
     occurred_at: datetime = Field(default_factory=utc_now)

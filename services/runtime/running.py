@@ -25,11 +25,11 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from contracts.streams import SUBSCRIPTIONS
-from services.runtime.delivery import DeliveryPolicy
 from services.runtime.streams import ensure_groups
 from services.runtime.trimming import run_trimmer
 
 log = structlog.get_logger(__name__)
+_RELEASED_IDLE_MS = 86_400_000  # a released message looks idle this long: past any claimer's DELIVERY_CLAIM_IDLE_S
 
 
 class RunSettings(BaseSettings):
@@ -80,9 +80,15 @@ async def serve(app: FastStream, settings: RunSettings, stop: asyncio.Event | No
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-    await app.start()
     redis = await broker.connect()
     own = _own_places(broker)
+    # A replica restarted under its predecessor's consumer name (dev's labels, a container restarted in its pod)
+    # finds that predecessor's messages still pending under the name: make them claimable now, before this
+    # replica reads anything, instead of after claim_idle_s.
+    inherited = await _release_all(redis, own)
+    if inherited:
+        log.warning("inherited_pending_released", messages=inherited)
+    await app.start()
     streams = sorted({stream for stream, _, _ in own})
     watchdog = asyncio.create_task(_watch(broker, redis, settings, stop))
     trimmer = asyncio.create_task(
@@ -133,17 +139,22 @@ async def _stop(
         await asyncio.wait_for(stopping, timeout=settings.shutdown_timeout_s)
     except TimeoutError:
         log.warning("shutdown_bound_reached", bound_s=settings.shutdown_timeout_s)
-    released = 0
-    idle_ms = DeliveryPolicy().claim_idle_ms
-    for stream, group, consumer in sorted(own):
-        with contextlib.suppress(RedisError, OSError):
-            released += await release_pending(redis, stream, group, consumer, idle_ms)
+    released = await _release_all(redis, own)
     remaining = max(1.0, settings.shutdown_timeout_s - (time.monotonic() - started))
     try:
         await asyncio.wait_for(app.stop(), timeout=remaining)
     except TimeoutError:
         log.warning("shutdown_hooks_bound_reached", bound_s=remaining)
     log.info("service_stopped", released=released, took_s=round(time.monotonic() - started, 2))
+
+
+async def _release_all(redis: Redis, own: set[tuple[str, str, str]]) -> int:
+    """Release what each of this replica's (stream, group, consumer) places holds; a missing group holds nothing."""
+    released = 0
+    for stream, group, consumer in sorted(own):
+        with contextlib.suppress(RedisError, OSError):
+            released += await release_pending(redis, stream, group, consumer, _RELEASED_IDLE_MS)
+    return released
 
 
 async def release_pending(redis: Redis, stream: str, group: str, consumer: str, idle_ms: int) -> int:

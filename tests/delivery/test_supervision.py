@@ -6,6 +6,7 @@ import asyncio
 
 from redis.asyncio import Redis
 
+from services.runtime.delivery import DeliveryPolicy
 from services.runtime.running import RunSettings, release_pending, serve
 from tests.delivery.harness import FAST, Job, Probe, consumer_app, publish
 from tests.polling import wait_until
@@ -52,3 +53,28 @@ async def test_stop_releases_what_this_replica_still_holds(redis_url: str, redis
     # at once claimable by any other replica, no waiting for the idle time
     _, claimed, *_ = await redis.xautoclaim(probe.stream, probe.group, "other", FAST.claim_idle_ms, "0-0")
     assert len(claimed) == 3
+
+
+async def test_a_replica_restarted_under_the_same_name_takes_back_its_predecessors_messages_at_once(
+    redis_url: str, redis: Redis
+) -> None:
+    probe = Probe()
+    await redis.xgroup_create(probe.stream, probe.group, id="0", mkstream=True)
+    await publish(redis_url, probe.stream, 1, 2, 3)
+    # the predecessor read them under the name and was killed (-9) before acking
+    await redis.xreadgroup(probe.group, "replica-1", {probe.stream: ">"})
+    # claim idle far beyond the deadline below: only the start-up release can make them claimable in time
+    slow_claims = DeliveryPolicy(max_deliveries=3, claim_idle_s=120, polling_ms=100)
+    app = consumer_app(redis_url, probe, "replica-1", _ok, policy=slow_claims)
+    stop = asyncio.Event()
+    running = asyncio.create_task(serve(app, RunSettings(watch_every_s=0.2), stop))
+    try:
+        took = await wait_until(
+            lambda: sorted(probe.calls) == [1, 2, 3], deadline_s=10, what="the predecessor's messages handled"
+        )
+        print(f"inherited messages handled {took:.1f} s after the restart (claim idle {slow_claims.claim_idle_s} s)")
+    finally:
+        stop.set()
+        code = await asyncio.wait_for(running, 30)
+    assert code == 0
+    assert (await redis.xpending(probe.stream, probe.group))["pending"] == 0
