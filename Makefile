@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: help dev demo test lint format schemas clean bench bench-quick web
+.PHONY: help dev demo test lint format schemas clean bench bench-quick livekit-server livekit-server-optional web
 # The browser client and demo page (web/): rebuilt by dev and test when a source is newer than web/dist.
 WEB_BUILT := web/dist/index.html
 WEB_SOURCES := $(wildcard web/package.json web/package-lock.json web/index.html web/vite.config.ts web/tsconfig.json) \
@@ -22,13 +22,13 @@ $(SYNCED): pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen
 	@touch $@
 
-dev: $(SYNCED) $(WEB_BUILT) ## start the whole stack (embedded Redis/PostgreSQL and the LiveKit simulator unless URLs are given)
+dev: $(SYNCED) livekit-server-optional $(WEB_BUILT) ## start the whole stack (embedded Redis/PostgreSQL, the real LiveKit server or its simulator)
 	$(UV) run python -m devstack $(DEV_ARGS)
 
 demo: $(SYNCED) ## 200 simulated frontends (50 at once) against the stack, started if none runs; DEMO_ARGS="-n 20 -c 5"
 	$(UV) run python -m devstack.demo $(DEMO_ARGS)
 
-test: $(SYNCED) $(WEB_BUILT) ## run the test suite on real Redis and PostgreSQL
+test: $(SYNCED) livekit-server-optional $(WEB_BUILT) ## run the test suite on real Redis, PostgreSQL and LiveKit (simulator where no Go)
 	$(UV) run pytest $(PYTEST_ARGS)
 
 web: ## build the TypeScript client and the demo page into web/dist (npm ci, then vite)
@@ -38,6 +38,12 @@ web: ## build the TypeScript client and the demo page into web/dist (npm ci, the
 
 $(WEB_BUILT): $(WEB_SOURCES)
 	@$(MAKE) --no-print-directory web
+
+livekit-server: $(SYNCED) ## build the pinned livekit-server from its Go module into ~/.cache/agentready (once)
+	$(UV) run python -m devstack.livekit_build
+
+livekit-server-optional: $(SYNCED)
+	@$(UV) run python -m devstack.livekit_build --optional
 
 lint: $(SYNCED) ## ruff (lint + format check) and mypy --strict
 	$(UV) run ruff check .
