@@ -146,14 +146,6 @@ FanoutDep = Annotated[StatusFanout, Depends(get_fanout)]
 PublisherDep = Annotated[EventPublisher, Depends(get_publisher)]
 
 
-async def get_publishable(request: Request) -> PublishableGate:
-    """Checks publishable keys' session requests (flow, origin, rate)."""
-    gate: PublishableGate = request.app.state.publishable
-    return gate
-
-
-PublishableDep = Annotated[PublishableGate, Depends(get_publishable)]
-
 # Declared for the OpenAPI document ("Authorize" in /docs); the header itself is parsed by the Authenticator,
 # which explains what is wrong with it.
 _bearer = HTTPBearer(

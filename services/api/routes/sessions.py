@@ -16,12 +16,12 @@ from services.api.dependencies import (
     ApiKeyDep,
     FlowsDep,
     MintingDep,
-    PublishableDep,
     PublisherDep,
     RepoDep,
     SessionOrgDep,
 )
 from services.api.errors import NotFoundError
+from services.api.publishable_keys import PublishableGate
 from services.api.repository import Flow
 from services.api.schemas import ErrorBody, SessionCreated, SessionOut
 from services.api.scopes import SESSIONS
@@ -66,14 +66,14 @@ async def create_session(
     flows: FlowsDep,
     admission: AdmissionDep,
     minting: MintingDep,
-    publishable: PublishableDep,
     idempotency_key: IdempotencyKey = None,
 ) -> SessionCreated:
     """Request an agent session: returns the room, a token and the session's clientToken at once; readiness comes
     later. A publishable key (``pk_``) works here only: for its flows, from its origins, at a bounded rate."""
-    if key.publishable:
+    if key.publishable:  # the gate is read here, not as a dependency: a secret key's request (the hot path) skips it
+        gate: PublishableGate = request.app.state.publishable
         address = request.client.host if request.client else "unknown"
-        await publishable.admit(key, flow_id, request.headers.get("origin"), address)
+        await gate.admit(key, flow_id, request.headers.get("origin"), address)
         org_id = key.org_id
     else:
         org_id = key.require(SESSIONS)
