@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 
 import httpx
+import jwt
 from fastapi import FastAPI
 
 from contracts.events import SessionStatusChanged, utc_now
@@ -111,3 +112,21 @@ async def test_an_idempotent_replay_returns_the_same_client_token(client: httpx.
     again = await client.post(f"/api/flows/{flow_id}/sessions", headers=headers)
     assert first.status_code == again.status_code == 202
     assert first.json()["clientToken"] == again.json()["clientToken"]
+
+
+def test_a_minted_client_token_is_a_standard_hs256_jwt() -> None:
+    tokens = ClientTokens.from_secret("a secret of the deployment", 900)
+    now = utc_now()
+    token = tokens.mint("s1", "o1", now)
+    claims = jwt.decode(token, tokens.key, algorithms=["HS256"], audience="agentready-client")
+    assert claims == {
+        "sub": "s1",
+        "org": "o1",
+        "aud": "agentready-client",
+        "iat": int(now.timestamp()),
+        "exp": int(now.timestamp()) + 900,
+    }
+    assert jwt.get_unverified_header(token) == {"alg": "HS256", "typ": "JWT"}
+    assert tokens.org_for(token, "s1") == "o1"
+    # never accepted as the agent's credential, nor the other way round: another key and another audience
+    assert ClientTokens.from_secret("a secret of the deployment", 900).key != b"a secret of the deployment"
