@@ -124,3 +124,18 @@ async def test_create_key_again_with_the_same_publishable_key_updates_its_flows_
     async with browser(api_app, given) as page:
         assert (await page.post(f"/api/flows/{second}/sessions")).status_code == 202
         assert (await page.post(f"/api/flows/{first}/sessions")).status_code == 403
+
+
+async def test_an_idempotency_key_of_one_browser_never_replays_another_browsers_session(
+    api_app: FastAPI, database_url: str
+) -> None:
+    org = await new_org(database_url)
+    flow_id = await org_flow(api_app, org)
+    key = await publishable_key(database_url, org, [flow_id])
+    headers = {"Idempotency-Key": f"checkout-{uuid.uuid4().hex}"}
+    async with browser(api_app, key) as first, browser(api_app, key, address="198.51.100.20") as second:
+        mine = (await first.post(f"/api/flows/{flow_id}/sessions", headers=headers)).json()
+        retry = (await first.post(f"/api/flows/{flow_id}/sessions", headers=headers)).json()
+        theirs = (await second.post(f"/api/flows/{flow_id}/sessions", headers=headers)).json()
+    assert retry["sessionId"] == mine["sessionId"] and retry["clientToken"] == mine["clientToken"]
+    assert theirs["sessionId"] != mine["sessionId"] and theirs["clientToken"] != mine["clientToken"]

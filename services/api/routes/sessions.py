@@ -75,6 +75,8 @@ async def create_session(
         address = request.client.host if request.client else "unknown"
         await gate.admit(key, flow_id, request.headers.get("origin"), address)
         org_id = key.org_id
+        if idempotency_key:  # browsers share the key: one never gets another's session (and its clientToken) back
+            idempotency_key = f"pk:{key.key_id}:{address}:{idempotency_key}"
     else:
         org_id = key.require(SESSIONS)
     flow = await _flow(flows, org_id, flow_id)
