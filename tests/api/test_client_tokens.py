@@ -130,3 +130,11 @@ def test_a_minted_client_token_is_a_standard_hs256_jwt() -> None:
     assert tokens.org_for(token, "s1") == "o1"
     # never accepted as the agent's credential, nor the other way round: another key and another audience
     assert ClientTokens.from_secret("a secret of the deployment", 900).key != b"a secret of the deployment"
+
+
+async def test_an_api_key_is_never_taken_from_the_url(
+    client: httpx.AsyncClient, anonymous: httpx.AsyncClient, api_key: str
+) -> None:
+    sid = (await _session(client))["sessionId"]
+    response = await anonymous.get(f"/api/sessions/{sid}/events?access_token={api_key}")
+    assert response.status_code == 401 and "takes a session's clientToken only" in response.json()["error"]

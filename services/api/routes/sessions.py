@@ -10,16 +10,9 @@ from fastapi import APIRouter, Header, Request
 
 from contracts.events import SessionEndRequested
 from contracts.status import TERMINAL, SessionStatus
+from services.api.access import ApiKeyDep, SessionOrgDep
 from services.api.cached_flows import CachedFlows
-from services.api.dependencies import (
-    AdmissionDep,
-    ApiKeyDep,
-    FlowsDep,
-    MintingDep,
-    PublisherDep,
-    RepoDep,
-    SessionOrgDep,
-)
+from services.api.dependencies import AdmissionDep, FlowsDep, MintingDep, PublisherDep, RepoDep
 from services.api.errors import NotFoundError
 from services.api.publishable_keys import PublishableGate
 from services.api.repository import Flow
