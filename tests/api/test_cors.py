@@ -38,8 +38,8 @@ async def test_dev_mode_allows_local_origins_with_a_complete_preflight(anonymous
 async def test_an_origin_not_allowed_gets_no_allow_origin(anonymous: httpx.AsyncClient) -> None:
     for origin in ("https://evil.example", "http://127.0.0.1.evil.example", "http://localhost:8000.evil.example"):
         response = await anonymous.options("/api/sessions/s1/events", headers={"Origin": origin, **PREFLIGHT})
-        assert "access-control-allow-origin" not in response.headers, origin
-        assert response.status_code >= 400
+        assert not [h for h in response.headers if h.startswith("access-control-")], origin
+        assert response.status_code == 400 and "CORS_ALLOW_ORIGINS" in response.text
 
 
 async def test_answers_and_errors_carry_the_header_for_an_allowed_origin(anonymous: httpx.AsyncClient) -> None:
