@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: help dev demo test lint format schemas clean bench bench-quick
+.PHONY: help dev demo test lint format schemas clean bench bench-quick livekit-server livekit-server-optional
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -18,14 +18,20 @@ $(SYNCED): pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen
 	@touch $@
 
-dev: $(SYNCED) ## start the whole stack (embedded Redis/PostgreSQL and the LiveKit simulator unless URLs are given)
+dev: $(SYNCED) livekit-server-optional ## start the whole stack (embedded Redis/PostgreSQL, the real LiveKit server or its simulator)
 	$(UV) run python -m devstack $(DEV_ARGS)
 
 demo: $(SYNCED) ## 200 simulated frontends (50 at once) against the stack, started if none runs; DEMO_ARGS="-n 20 -c 5"
 	$(UV) run python -m devstack.demo $(DEMO_ARGS)
 
-test: $(SYNCED) ## run the test suite on real Redis and PostgreSQL
+test: $(SYNCED) livekit-server-optional ## run the test suite on real Redis, PostgreSQL and LiveKit (simulator where no Go)
 	$(UV) run pytest $(PYTEST_ARGS)
+
+livekit-server: $(SYNCED) ## build the pinned livekit-server from its Go module into ~/.cache/agentready (once)
+	$(UV) run python -m devstack.livekit_build
+
+livekit-server-optional: $(SYNCED)
+	@$(UV) run python -m devstack.livekit_build --optional
 
 lint: $(SYNCED) ## ruff (lint + format check) and mypy --strict
 	$(UV) run ruff check .

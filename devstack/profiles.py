@@ -59,6 +59,7 @@ class Profile:
     replicas: int = 1  # processes of each stream consumer (session_store, dispatcher), one consumer group
     simulator: SimulatorOptions = SimulatorOptions()
     external_livekit: bool = False  # LIVEKIT_URL in the environment replaces the simulator
+    discover_livekit: bool = False  # LIVEKIT_URL, else a livekit-server binary (PATH, cache), else the simulator
     api_port: int | None = None  # None: a free port
     sim_port: int | None = None
     log_level: str | None = None  # LOG_LEVEL of the services; None: theirs
@@ -74,10 +75,14 @@ DEV = Profile(
     "dev",
     env={
         "AGENT_LOAD_THRESHOLD": "inf",  # a laptop's CPU load must not make the only worker refuse jobs
+        # ... nor must it make LiveKit skip the worker: the server offers no job to a worker at load >= 0.7, so
+        # the load is the job count (load = jobs / 20), not the CPU
+        "AGENT_MAX_JOBS": "20",
         "LOG_JSON": "false",  # children write to a pipe, which would otherwise mean JSON
     },
     environ_wins=True,
     external_livekit=True,
+    discover_livekit=True,  # the real livekit-server when there is one (make dev builds it with Go), with WebRTC
     api_port=8000,
     sim_port=7880,  # LiveKit's own port: a frontend configured for a local LiveKit finds the simulator
     output="console",
@@ -110,6 +115,7 @@ def demo(concurrency: int) -> Profile:
         environ_wins=True,
         pinned={"AGENT_WAIT_FOR_USER": "true"},  # the frontends join: what is measured is the readiness protocol
         external_livekit=True,
+        discover_livekit=True,
         sim_port=DEV.sim_port,
         output="log_file",  # the demo's progress bar owns the terminal
         restart=RestartPolicy(),
@@ -122,6 +128,7 @@ E2E = Profile(
     env={
         "LIVEKIT_AGENT_NAME": "agentready-e2e-{sim_port}",  # stacks of one run never take each other's jobs
         "AGENT_LOAD_THRESHOLD": "inf",  # CPU load of a busy test machine must not make the worker refuse jobs
+        "AGENT_MAX_JOBS": "50",  # ... nor LiveKit skip it (no offers at load >= 0.7): load = jobs / 50
         "LOG_JSON": "true",
     },
     org="e2e-{unique}",

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from contracts.routes import LIVEKIT_WEBHOOK_PATH
 from devstack.api_key import create_api_key, create_demo_access, demo_origins
-from devstack.livekit_side import SIM_HOST, LiveKitSide, from_environment, simulator
+from devstack.livekit_side import SIM_HOST, LiveKitSide, discovered, from_environment, simulator
 from devstack.output import StackOutput
 from devstack.processes import ChildExit, ProcessGroup
 from devstack.profiles import COMMON_ENV, Profile
@@ -28,6 +28,7 @@ from devstack.readiness import NotReadyError, ensure_port_free, wait_for_http_ok
 from devstack.server_process import free_tcp_port
 from devstack.servers import ServerHandle, postgres_server, redis_server
 from devstack.stack_handle import REPO_ROOT, SERVICES, StackHandle, service_labels
+from devstack.stack_livekit import start_livekit_server, wait_for_output
 
 __all__ = [
     "SERVICES",
@@ -119,7 +120,10 @@ async def start_stack(
     port = api_port or profile.api_port or free_tcp_port()
     sim_port = profile.sim_port or free_tcp_port()
     if livekit is None:
-        livekit = from_environment(environ, sim_port) if profile.external_livekit else simulator(sim_port)
+        if profile.discover_livekit:
+            livekit = discovered(environ, sim_port)
+        else:
+            livekit = from_environment(environ, sim_port) if profile.external_livekit else simulator(sim_port)
     env = stack_env(
         profile,
         environ,
@@ -155,7 +159,8 @@ async def _start(
     *,
     check_api_port: bool,
 ) -> None:
-    """LiveKit simulator, API key (migrations first), services; then the readiness waits."""
+    """LiveKit (the simulator or a livekit-server), API key (migrations first), services; then the readiness
+    waits."""
 
     async def step(awaitable: Awaitable[T]) -> T:
         return await _unless_ended(awaitable, stack.group, interrupt)
@@ -172,6 +177,8 @@ async def _start(
         argv += ["--webhook-url", f"http://{stack.env['API_HOST']}:{api_port}{LIVEKIT_WEBHOOK_PATH}"]
         await stack.start_child(SIM_LABEL, argv)
         await step(wait_for_tcp(SIM_HOST, sim_port, deadline_s=30.0))
+    elif livekit.server is not None:
+        await step(start_livekit_server(stack, livekit.server, check_port=bool(profile.sim_port)))
     org = profile.org.format(api_port=api_port, unique=uuid.uuid4().hex[:8])
     stack.api_key = await step(create_api_key(stack.env, REPO_ROOT, org=org, key=api_key))
     if profile.demo_page:  # before the API starts: it serves both to the demo page (/demo/config.json)
@@ -185,6 +192,8 @@ async def _start(
     await step(wait_for_http_ok(f"{stack.api_url}/healthz", deadline_s=ready_timeout_s))
     if livekit.simulated and "agent" in stack.services:  # else the first job is dropped: no worker to take it
         await step(wait_for_sim_worker(livekit.url, deadline_s=ready_timeout_s))
+    elif "agent" in stack.services:  # a real server lists no workers: the agent says when it has registered
+        await step(wait_for_output(stack, "agent", "worker_registered", deadline_s=ready_timeout_s))
 
 
 async def _unless_ended(step: Awaitable[T], group: ProcessGroup, interrupt: asyncio.Event | None) -> T:

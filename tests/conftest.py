@@ -1,5 +1,6 @@
-"""Real servers for the whole suite: Redis and PostgreSQL found by devstack (env, testcontainers, embedded), and the
-LiveKit simulator."""
+"""Real servers for the whole suite: Redis and PostgreSQL found by devstack (env, testcontainers, embedded), the
+LiveKit simulator, and a real LiveKit server (env, a livekit-server binary, or built with Go; skipped with a reason
+elsewhere, failed in CI)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,14 @@ import psycopg
 import pytest
 from redis.asyncio import Redis
 
+from devstack.livekit_discovery import LiveKitChoice, discover_livekit
+from devstack.livekit_server import RunningLiveKit, running_livekit
 from devstack.livekit_sim import Simulator, SimulatorConfig, run_simulator
 from devstack.servers import postgres_server, redis_server
+
+# Read before any test runs: livekit-agents' AgentServer.run() (used in-process by some tests) writes
+# LIVEKIT_URL/API_KEY/API_SECRET into os.environ, which must not look like a real server.
+_GIVEN_ENV = dict(os.environ)
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +57,27 @@ def database_url() -> Iterator[str]:
         finally:
             with psycopg.connect(handle.url, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def real_livekit_choice() -> LiveKitChoice:
+    """Which real LiveKit server this run can have (LIVEKIT_URL, a binary, built with Go); skipped with the reason
+    when none, failed instead under CI=true (a silent skip must not pass in CI)."""
+    choice = discover_livekit(_GIVEN_ENV)
+    if not choice.real:
+        if _GIVEN_ENV.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but no real LiveKit server: {choice.reason}", pytrace=False)
+        pytest.skip(f"no real LiveKit server: {choice.reason}")
+    return choice
+
+
+@pytest.fixture(scope="session")
+def real_livekit(
+    real_livekit_choice: LiveKitChoice, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningLiveKit]:
+    """A real LiveKit server for this test run, shared by its tests."""
+    with running_livekit(real_livekit_choice, tmp_path_factory.mktemp("livekit")) as server:
+        yield server
 
 
 @pytest.fixture

@@ -62,6 +62,7 @@ class Simulator:
         )
         self.rooms = RoomManager(self.state, self.launcher, self.config.reap_interval)
         self.bus = RoomBus(self.state, keys, self.rooms)
+        self.launcher.remove_participant = self.bus.disconnect
         self.workers = WorkerEndpoint(self.state, keys, fixed_load=self.config.fixed_worker_load)
         self.webhooks = WebhookSender(self.config.webhook_urls, self.config.api_key, self.config.api_secret)
         if self.config.webhook_urls:

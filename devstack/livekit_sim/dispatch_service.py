@@ -1,37 +1,22 @@
 """``livekit.AgentDispatchService`` methods, as ``pkg/service/agent_dispatch_service.go`` and ``rtc.Room``.
 
-``CreateDispatch`` is not de-duplicated: every call adds a dispatch and launches a job. Its id is
-derived from the ``X-Livekit-Request-Id`` header (the SDK keeps it across its own retries), so a
-replayed request replaces the dispatch entry but still launches another job, as the server does.
+``CreateDispatch`` is not de-duplicated: every call adds a dispatch (a random id, ``guid.New``) and launches a job.
+``DeleteDispatch`` answers at once; the dispatch's jobs are terminated afterwards, once the offers in flight have
+settled (so a job still being offered is terminated too), and an agent still in the room is removed.
 """
 
 from __future__ import annotations
 
-import hashlib
-import string
+import asyncio
 
 from livekit.protocol import agent_dispatch, room
 
-from .errors import TwirpError, no_room_server
+from .errors import no_room_server, psrpc_error
 from .jobs import JobLauncher
 from .room_service import ensure_admin
 from .rooms import RoomManager
-from .state import SimState, new_id
+from .state import MAX_METADATA_SIZE, SimState, new_id
 from .twirp import Call, Route
-
-_BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
-
-
-def dispatch_id(request_id: str) -> str:
-    """``DeterministicID(AgentDispatchPrefix, requestID)``: stable per request id, random without one."""
-    if not request_id:
-        return new_id("AD_")
-    number = int.from_bytes(hashlib.sha256(request_id.encode()).digest()[:9], "big")
-    chars = []
-    for _ in range(12):
-        number, digit = divmod(number, 62)
-        chars.append(_BASE62[digit])
-    return "AD_" + "".join(chars)
 
 
 class DispatchService:
@@ -41,6 +26,7 @@ class DispatchService:
         self._state = state
         self._rooms = rooms
         self._launcher = launcher
+        self._cleanups: set[asyncio.Task[None]] = set()
 
     def routes(self) -> dict[str, Route]:
         """Method name -> route."""
@@ -55,13 +41,13 @@ class DispatchService:
     ) -> agent_dispatch.AgentDispatch:
         """Add a dispatch (creating the room if needed) and launch its job."""
         ensure_admin(call, req.room)
-        if not req.room:
-            raise TwirpError("invalid_argument", "no room name")
+        if len(req.metadata.encode()) > MAX_METADATA_SIZE:
+            raise psrpc_error("invalid_argument", "metadata size exceeds limits")
         target, _ = self._rooms.get_or_create(room.CreateRoomRequest(name=req.room))
         dispatch = self._state.add_dispatch(
             target,
             agent_dispatch.AgentDispatch(
-                id=dispatch_id(call.request_id),
+                id=new_id("AD_"),
                 agent_name=req.agent_name,
                 room=req.room,
                 metadata=req.metadata,
@@ -78,17 +64,20 @@ class DispatchService:
     async def delete_dispatch(
         self, req: agent_dispatch.DeleteAgentDispatchRequest, call: Call
     ) -> agent_dispatch.AgentDispatch:
-        """Remove a dispatch and terminate its jobs."""
+        """Remove a dispatch and answer; its jobs are terminated in the background (``Room.DeleteAgentDispatch``)."""
         ensure_admin(call, req.room)
         target = self._state.rooms.get(req.room)
         if target is None:
             raise no_room_server()
         dispatch = target.dispatches.pop(req.dispatch_id, None)
         if dispatch is None:
-            raise TwirpError("not_found", "dispatch ID not found")
-        job_ids = {job.id for job in dispatch.state.jobs}
-        await self._launcher.terminate_jobs(lambda job: job.id in job_ids)
-        return dispatch
+            raise psrpc_error("not_found", "dispatch ID not found")
+        answer = agent_dispatch.AgentDispatch()
+        answer.CopyFrom(dispatch)
+        task = asyncio.get_running_loop().create_task(self._launcher.end_dispatch(dispatch))
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+        return answer
 
     async def list_dispatch(
         self, req: agent_dispatch.ListAgentDispatchRequest, call: Call

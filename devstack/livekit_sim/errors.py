@@ -30,15 +30,30 @@ TWIRP_STATUS: dict[str, int] = {
 class TwirpError(Exception):
     """An error a Twirp handler returns to the client."""
 
-    def __init__(self, code: str, msg: str, status: int | None = None) -> None:
+    def __init__(self, code: str, msg: str, status: int | None = None, meta: dict[str, str] | None = None) -> None:
         super().__init__(f"{code}: {msg}")
         self.code = code
         self.msg = msg
         self.status = status if status is not None else TWIRP_STATUS.get(code, 500)
+        self.meta = meta or {}
 
     def body(self) -> bytes:
         """The JSON error body (Twirp encodes errors as JSON whatever the request's content type)."""
-        return json.dumps({"code": self.code, "msg": self.msg}).encode()
+        body: dict[str, object] = {"code": self.code, "msg": self.msg}
+        if self.meta:
+            body["meta"] = self.meta
+        return json.dumps(body).encode()
+
+
+def psrpc_error(code: str, msg: str) -> TwirpError:
+    """An error from the server's internal RPC layer (psrpc): Twirp sees a wrapped error, so its message gets
+    twirp's ``"twirp error unknown: "`` prefix while the code is kept."""
+    return TwirpError(code, f"twirp error unknown: {msg}")
+
+
+def invalid_argument(argument: str, limit: int) -> TwirpError:
+    """``twirp.InvalidArgumentError(argument, limit)``: message ``"<argument> <limit>"``, meta ``argument``."""
+    return TwirpError("invalid_argument", f"{argument} {limit}", meta={"argument": argument})
 
 
 def permission_denied() -> TwirpError:
@@ -48,9 +63,9 @@ def permission_denied() -> TwirpError:
 
 def room_not_found() -> TwirpError:
     """``ErrRoomNotFound``."""
-    return TwirpError("not_found", "requested room does not exist")
+    return psrpc_error("not_found", "requested room does not exist")
 
 
 def no_room_server() -> TwirpError:
     """A room-topic RPC (dispatch, SendData) for a room no node hosts: psrpc's ``ErrNoResponse``."""
-    return TwirpError("unavailable", "no response from servers")
+    return psrpc_error("unavailable", "no response from servers")

@@ -1,15 +1,16 @@
 """Turning dispatches into jobs on workers, as ``AgentHandler.JobRequest`` and ``Worker.AssignJob`` do.
 
-A job goes to one available worker registered under the dispatch's agent name. With no such worker
-the job is dropped silently (the dispatch stays listed); a worker that answers "not available" or
-closes is skipped for the next one; an availability timeout drops the job.
+A job goes to one available worker registered under the dispatch's agent name, and only while one of those
+workers is below the target load (0.7: the node's ``JobRequestAffinity``). With no such worker the job is dropped
+silently (the dispatch stays listed); a worker that answers "not available" or closes is skipped for the next one;
+the whole request expires after 3 s (psrpc's client timeout), so an unanswered offer drops the job.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import structlog
 from livekit.protocol import agent, agent_dispatch
@@ -19,7 +20,11 @@ from .state import Room, SimState, Worker, WorkerClosedError, new_id
 
 log = structlog.get_logger("livekit_sim.jobs")
 
-ASSIGN_JOB_TIMEOUT = 10.0
+# AssignJob waits 10 s for an answer, but the JobRequest RPC around it times out after psrpc's DefaultClientTimeout.
+ASSIGN_JOB_TIMEOUT = 3.0
+AGENT_LEAVE_WAIT_S = 3.0  # DeleteDispatch: how long a terminated agent may stay before the server removes it
+
+Remover = Callable[[str, str, str], Awaitable[bool]]
 
 
 class JobLauncher:
@@ -38,6 +43,8 @@ class JobLauncher:
         self._assign_timeout = assign_timeout
         self._job_delay_s = job_delay_s  # simulated agent start-up time before the job reaches a worker
         self._tasks: set[asyncio.Task[None]] = set()
+        self._by_dispatch: dict[str, set[asyncio.Task[None]]] = {}
+        self.remove_participant: Remover | None = None  # the room bus's disconnect, wired by the app
 
     def launch(self, target: Room, dispatch: agent_dispatch.AgentDispatch) -> None:
         """Start a room job for ``dispatch`` (fire and forget, like the server's goroutine)."""
@@ -53,7 +60,16 @@ class JobLauncher:
         )
         task = asyncio.get_running_loop().create_task(self._assign(job, dispatch))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        pending = self._by_dispatch.setdefault(dispatch.id, set())
+        pending.add(task)
+
+        def forget(done: asyncio.Task[None]) -> None:
+            self._tasks.discard(done)
+            pending.discard(done)
+            if not pending:
+                self._by_dispatch.pop(dispatch.id, None)
+
+        task.add_done_callback(forget)
 
     async def wait_idle(self) -> None:
         """Wait until every launch in flight has finished (tests and shutdown)."""
@@ -77,6 +93,10 @@ class JobLauncher:
         if not self._state.has_worker_for(job):
             self._drop(job, "no_worker")
             return
+        if not self._state.accepts_jobs(job):
+            self._drop(job, "no_capacity")
+            return
+        deadline = asyncio.get_running_loop().time() + self._assign_timeout
         attempted: set[str] = set()
         while True:
             worker = self._state.select_worker(job, attempted)
@@ -85,13 +105,15 @@ class JobLauncher:
                 return
             attempted.add(worker.id)
             try:
-                done = await self._offer(worker, job, dispatch)
+                done = await self._offer(worker, job, dispatch, deadline)
             except WorkerClosedError:
                 continue
             if done:
                 return
 
-    async def _offer(self, worker: Worker, job: agent.Job, dispatch: agent_dispatch.AgentDispatch) -> bool:
+    async def _offer(
+        self, worker: Worker, job: agent.Job, dispatch: agent_dispatch.AgentDispatch, deadline: float
+    ) -> bool:
         """Offer ``job`` to one worker; True when the job is settled (assigned, terminated or dropped)."""
         now = time.time_ns()
         offered = agent.Job()
@@ -99,7 +121,8 @@ class JobLauncher:
         offered.state.CopyFrom(
             agent.JobState(worker_id=worker.id, updated_at=now, started_at=now, status=agent.JS_RUNNING)
         )
-        response = await worker.channel.request_availability(offered, self._assign_timeout)
+        wait = max(0.0, deadline - asyncio.get_running_loop().time())
+        response = await worker.channel.request_availability(offered, wait)
         if response is None:
             self._drop(job, "availability_timeout")
             return True
@@ -125,6 +148,35 @@ class JobLauncher:
         self._state.counters["jobs_assigned"] += 1
         log.info("job assigned", job_id=job.id, worker_id=worker.id, room=job.room.name, agent_name=job.agent_name)
         return True
+
+    async def end_dispatch(self, dispatch: agent_dispatch.AgentDispatch) -> None:
+        """After ``DeleteDispatch``: once its offers in flight settle, terminate its jobs and remove agents that
+        stay in the room longer than 3 s."""
+        pending = list(self._by_dispatch.get(dispatch.id, ()))
+        await asyncio.gather(*pending, return_exceptions=True)
+        jobs = {job.id: job.state.participant_identity for job in dispatch.state.jobs}
+        await self.terminate_jobs(lambda job: job.id in jobs)
+        for identity in filter(None, jobs.values()):
+            await self._remove_when_stale(dispatch.room, identity)
+
+    async def _remove_when_stale(self, room_name: str, identity: str) -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + AGENT_LEAVE_WAIT_S
+        while loop.time() < end:
+            target = self._state.rooms.get(room_name)
+            if target is None or identity not in target.participants:
+                return
+            await asyncio.sleep(0.05)  # polling the room, bounded by AGENT_LEAVE_WAIT_S
+        if self.remove_participant is not None:
+            await self.remove_participant(room_name, identity, "removed")
+
+    async def agent_left(self, room_name: str, identity: str) -> int:
+        """An agent left its room: its job ends (``JobTerminateReason_AGENT_LEFT_ROOM``)."""
+        ended = await self.terminate_jobs(
+            lambda job: job.room.name == room_name and job.state.participant_identity == identity
+        )
+        self._state.counters["jobs_ended_agent_left"] += ended
+        return ended
 
     async def terminate_room_jobs(self, room_name: str) -> None:
         """Tell workers to end their jobs in a room that closed (its agents would be disconnected)."""

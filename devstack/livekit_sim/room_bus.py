@@ -132,6 +132,7 @@ class RoomBus:
         target = self._state.rooms.get(name)
         if target is not None:
             self._state.leave(target, me.identity)
+            await self._rooms.participant_left(name, me)
         if not me.hidden:
             await self.broadcast(name, {"type": "participant_left", "identity": me.identity})
         log.info("participant left", room=name, identity=me.identity)
@@ -219,6 +220,8 @@ class RoomBus:
             target = self._state.rooms.get(name)
             if target is not None:
                 left = self._state.leave(target, identity)
+                if left is not None:
+                    await self._rooms.participant_left(name, left)
                 if left is not None and not left.hidden:
                     await self.broadcast(name, {"type": "participant_left", "identity": identity})
         await ws.close()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from livekit.protocol import models, room
 
-from .errors import TwirpError, no_room_server, permission_denied, room_not_found
+from .errors import TwirpError, invalid_argument, no_room_server, permission_denied, psrpc_error, room_not_found
 from .room_bus import RoomBus
 from .rooms import RoomManager
-from .state import SimState
+from .state import MAX_METADATA_SIZE, MAX_ROOM_NAME_LENGTH, SimState
 from .twirp import Call, Route
 
 
@@ -54,10 +54,14 @@ class RoomService:
         }
 
     async def create_room(self, req: room.CreateRoomRequest, call: Call) -> models.Room:
-        """Get-or-create: an existing room is returned (and its non-empty fields updated)."""
+        """Get-or-create: an existing room is returned unchanged. Sizes are checked first, as the server does."""
         ensure_create(call)
-        if not req.name:
-            raise TwirpError("invalid_argument", "no room name")
+        if len(req.name) > MAX_ROOM_NAME_LENGTH:
+            raise psrpc_error("invalid_argument", f"room name length exceeds limits: max length {MAX_ROOM_NAME_LENGTH}")
+        if len(req.metadata.encode()) > MAX_METADATA_SIZE or any(
+            len(a.metadata.encode()) > MAX_METADATA_SIZE for a in req.agents
+        ):
+            raise invalid_argument("metadata size exceeds limits", MAX_METADATA_SIZE)
         target, _ = self._rooms.get_or_create(req)
         return target.to_proto()
 
@@ -88,14 +92,14 @@ class RoomService:
         target = self._state.rooms.get(req.room)
         participant = target.participants.get(req.identity) if target else None
         if participant is None:
-            raise TwirpError("not_found", "participant does not exist")
+            raise psrpc_error("not_found", "participant does not exist")
         return participant.to_proto()
 
     async def remove_participant(self, req: room.RoomParticipantIdentity, call: Call) -> room.RemoveParticipantResponse:
         """Disconnect a participant, or ``not_found``."""
         ensure_admin(call, req.room)
         if not await self._bus.disconnect(req.room, req.identity, "removed"):
-            raise TwirpError("not_found", "participant does not exist")
+            raise psrpc_error("not_found", "participant does not exist")
         return room.RemoveParticipantResponse()
 
     async def send_data(self, req: room.SendDataRequest, call: Call) -> room.SendDataResponse:
@@ -118,7 +122,9 @@ class RoomService:
         return room.SendDataResponse()
 
     async def update_room_metadata(self, req: room.UpdateRoomMetadataRequest, call: Call) -> models.Room:
-        """Set the room's metadata; a missing room is ``not_found``."""
+        """Set the room's metadata; a missing room is ``not_found``. The size is checked before the grant."""
+        if len(req.metadata.encode()) > MAX_METADATA_SIZE:
+            raise invalid_argument("metadata size exceeds limits", MAX_METADATA_SIZE)
         ensure_admin(call, req.room)
         target = self._state.rooms.get(req.room)
         if target is None:

@@ -11,7 +11,7 @@ import structlog
 from livekit.protocol import room
 
 from .jobs import JobLauncher
-from .state import Room, SimState
+from .state import Participant, Room, SimState
 
 log = structlog.get_logger("livekit_sim.rooms")
 
@@ -40,6 +40,11 @@ class RoomManager:
             for dispatch in list(target.dispatches.values()):
                 self._launcher.launch(target, dispatch)
         return target, created
+
+    async def participant_left(self, name: str, participant: Participant) -> None:
+        """Someone left a room: an agent's leaving ends its job (the server terminates it, status failed)."""
+        if participant.dependent:
+            await self._launcher.agent_left(name, participant.identity)
 
     async def close(self, name: str, reason: str) -> bool:
         """Close a room: forget it, end its jobs, disconnect its participants. False if unknown."""

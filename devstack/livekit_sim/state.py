@@ -15,6 +15,24 @@ from livekit.protocol import agent, agent_dispatch, models, room
 
 _ALPHABET = string.ascii_letters + string.digits
 
+# livekit-server's defaults (pkg/config/config.go: limit, room.enabled_codecs, agents.target_load)
+MAX_METADATA_SIZE = 512 * 1024
+MAX_ROOM_NAME_LENGTH = 256
+TARGET_LOAD = 0.7  # a node is offered a job only while one of its matching workers is below this load
+ENABLED_CODECS = (
+    "audio/PCMU",
+    "audio/PCMA",
+    "audio/opus",
+    "audio/red",
+    "video/VP8",
+    "video/H264",
+    "video/VP9",
+    "video/AV1",
+    "video/H265",
+    "video/rtx",
+)
+DEPENDENT_KINDS = ("agent", "egress")
+
 
 def new_id(prefix: str) -> str:
     """An id shaped like the server's guids: a type prefix and 12 base62 characters."""
@@ -51,6 +69,11 @@ class Participant:
     can_update_metadata: bool = False
     sid: str = field(default_factory=lambda: new_id("PA_"))
     joined_at: float = field(default_factory=time.time)
+
+    @property
+    def dependent(self) -> bool:
+        """``IsDependent``: agents (and egress) do not count as participants and do not keep a room open."""
+        return self.kind in DEPENDENT_KINDS
 
     def to_proto(self) -> models.ParticipantInfo:
         """As ``ListParticipants`` returns it."""
@@ -101,12 +124,13 @@ class Room:
         """A copy with the live participant count."""
         out = models.Room()
         out.CopyFrom(self.info)
-        out.num_participants = len(self.participants)
+        out.num_participants = sum(1 for p in self.participants.values() if not p.dependent)
         return out
 
     def idle_expired(self, now: float) -> bool:
-        """``Room.CloseIfEmpty``: only agents left, past the empty or departure timeout."""
-        if any(p.kind != "agent" for p in self.participants.values()):
+        """``Room.CloseIfEmpty``: only agents left, past the empty timeout (no user ever joined) or the departure
+        timeout (after the last one left)."""
+        if any(not p.dependent for p in self.participants.values()):
             return False
         if self.first_joined_at is not None and self.last_left_at is not None:
             return now - self.last_left_at >= self.info.departure_timeout
@@ -182,13 +206,8 @@ class SimState:
         """``CreateRoom``: the existing room if there is one, else a new room with its agent dispatches."""
         existing = self.rooms.get(req.name)
         if existing is not None:
-            # The server's allocator stores non-empty fields over the existing room; agents are
-            # not dispatched again (a token's roomConfig.agents is likewise ignored).
-            info = existing.info
-            info.empty_timeout = req.empty_timeout or info.empty_timeout
-            info.departure_timeout = req.departure_timeout or info.departure_timeout
-            info.max_participants = req.max_participants or info.max_participants
-            info.metadata = req.metadata or info.metadata
+            # An open room is returned unchanged: metadata, timeouts and agents of the request are ignored
+            # (a token's roomConfig likewise).
             return existing, False
         now = time.time()
         info = models.Room(
@@ -200,6 +219,8 @@ class SimState:
             creation_time=int(now),
             creation_time_ms=int(now * 1000),
             metadata=req.metadata,
+            turn_password=secrets.token_urlsafe(32),
+            enabled_codecs=[models.Codec(mime=mime) for mime in ENABLED_CODECS],
         )
         created = Room(info=info)
         # With no agents configured the server adds one dispatch with an empty agent name
@@ -234,7 +255,7 @@ class SimState:
     def join(self, target: Room, participant: Participant) -> None:
         """A participant joined (replacing any connection with the same identity)."""
         target.participants[participant.identity] = participant
-        if target.first_joined_at is None:
+        if target.first_joined_at is None and not participant.dependent:  # an agent alone is not "joined"
             target.first_joined_at = participant.joined_at
         self._notify("participant_joined", target, participant)
 
@@ -245,6 +266,13 @@ class SimState:
             target.last_left_at = time.time()
             self._notify("participant_left", target, gone)
         return gone
+
+    def accepts_jobs(self, job: agent.Job) -> bool:
+        """``JobRequestAffinity`` > 0: some available worker for this job is below the target load (0.7).
+        Otherwise the node claims no job and it is dropped."""
+        return any(
+            w.matches(job) and w.status == agent.WS_AVAILABLE and w.load < TARGET_LOAD for w in self.workers.values()
+        )
 
     def select_worker(self, job: agent.Job, exclude: set[str]) -> Worker | None:
         """The server's ``selectWorkerWeightedByLoad``: random, weighted by spare capacity (1 - load)."""

@@ -4,11 +4,27 @@ from __future__ import annotations
 
 import asyncio
 
+import structlog
 from livekit import rtc
 from livekit.agents import JobContext
 
 from contracts.flow_events import is_watcher
 from services.agent.room import RoomClosed
+
+log = structlog.get_logger(__name__)
+
+# livekit-server announces a participant that publishes no track to the others only in its 3 s batch of updates
+# (pkg/rtc/room.go, subscriberUpdateInterval), while an attribute change is announced at once. Without this the
+# user's SDK can receive agent.ready from a participant it does not know yet (DataPacket.participant is None).
+# The update travels on the signal connection and data on the data channel, so a packet sent the instant after can
+# still overtake it: data waits until PRESENCE_SETTLE_S after the announcement (measured: the user sees the agent
+# within ~3 ms; only a failure reported at once, or an instant greeting, ever waits).
+PRESENCE_ATTRIBUTE = "agentready.agent"
+PRESENCE_TIMEOUT_S = 5.0
+PRESENCE_SETTLE_S = 0.25
+# publish_data returns once the packet is in the data channel's buffer, not once it is delivered: leaving the room
+# at once (a job that fails right after reporting agent.failed) can drop it, so leaving waits this long after it.
+DATA_LINGER_S = 0.5
 
 # Who can be "the user": people (standard), phone calls (SIP) and connectors; never agents or egress.
 USER_KINDS = frozenset(
@@ -25,10 +41,19 @@ class LiveKitRoom:
 
     def __init__(self, ctx: JobContext) -> None:
         self._ctx = ctx
+        self._announced_at: float | None = None
+        self._published_at: float | None = None
 
     async def connect(self) -> None:
-        """Join the room (``ctx.connect()`` is idempotent)."""
+        """Join the room (``ctx.connect()`` is idempotent) and make the server announce the agent at once."""
         await self._ctx.connect()
+        try:
+            async with asyncio.timeout(PRESENCE_TIMEOUT_S):
+                await self._ctx.room.local_participant.set_attributes({PRESENCE_ATTRIBUTE: "joined"})
+            self._announced_at = asyncio.get_running_loop().time()
+        except Exception as exc:  # noqa: BLE001 - the job goes on regardless
+            # without it the user still gets agent.ready, only perhaps before it knows the agent (see above)
+            log.warning("agent_presence_not_announced", error=str(exc))
 
     async def wait_for_participant(self, timeout: float) -> str:  # noqa: ASYNC109 - the deadline is part of the port
         """Return the first active standard/SIP/connector participant that is not a watcher (agents are not users,
@@ -59,8 +84,14 @@ class LiveKitRoom:
             room.off("connection_state_changed", _on_state)
 
     async def publish_data(self, payload: bytes, *, topic: str, reliable: bool = True) -> None:
-        """Send ``payload`` from the agent participant to everyone in the room."""
+        """Send ``payload`` from the agent participant to everyone in the room (not before the user can know the
+        agent: see PRESENCE_SETTLE_S)."""
+        if self._announced_at is not None:
+            settle = self._announced_at + PRESENCE_SETTLE_S - asyncio.get_running_loop().time()
+            if settle > 0:
+                await asyncio.sleep(settle)  # bounded by PRESENCE_SETTLE_S
         await self._ctx.room.local_participant.publish_data(payload, reliable=reliable, topic=topic)
+        self._published_at = asyncio.get_running_loop().time()
 
     async def wait_until_over(self, identity: str | None) -> None:
         """Return when ``identity`` leaves (None: only on disconnect) or the room disconnects."""
@@ -88,6 +119,10 @@ class LiveKitRoom:
             room.off("disconnected", _finish)
 
     async def disconnect(self) -> None:
-        """Leave the room if connected."""
+        """Leave the room if connected (not before DATA_LINGER_S after the last packet sent)."""
         if self._ctx.room.isconnected():
+            if self._published_at is not None:
+                linger = self._published_at + DATA_LINGER_S - asyncio.get_running_loop().time()
+                if linger > 0:
+                    await asyncio.sleep(linger)  # bounded by DATA_LINGER_S
             await self._ctx.room.disconnect()

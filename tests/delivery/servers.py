@@ -12,14 +12,14 @@ from pathlib import Path
 
 from devstack.embedded_pg import (
     _answers_select_1,
+    _argv,
     _create_database,
     _initdb,
+    bin_dir,
     run_as_for_current_user,
 )
-from devstack.embedded_pg import (
-    _argv as pg_argv,
-)
 from devstack.embedded_redis import _answers_ping, redis_executable
+from devstack.pg_placement import reachable_bin_dir
 from devstack.server_process import ServerProcess, free_tcp_port
 
 
@@ -68,10 +68,12 @@ class RestartablePostgres:
         if who is not None:
             os.chown(self.data_dir, who.uid, who.gid)
         pgdata = self.data_dir / "pgdata"
+        # the server's account may not reach the binaries inside a private clone: use the copy it can reach
+        binaries = bin_dir() if who is None else reachable_bin_dir(bin_dir(), who)
         if not (pgdata / "PG_VERSION").exists():
-            _initdb(pgdata, who)
+            _initdb(binaries, pgdata, who)
         self._server = ServerProcess(
-            "postgres", pg_argv(pgdata, self.port, True), self.data_dir / "postgres.log",
+            "postgres", _argv(binaries, pgdata, self.port, True), self.data_dir / "postgres.log",
             stop_signal=signal.SIGINT, run_as=who,
         )  # fmt: skip
         self._server.wait_ready(functools.partial(_answers_select_1, self.port), deadline_s=30)

@@ -1,0 +1,47 @@
+"""A real livekit-server as one of a stack's processes (devstack.stack starts it when its LiveKitSide names one)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from contracts.routes import LIVEKIT_WEBHOOK_PATH
+from devstack.livekit_server import server_argv
+from devstack.livekit_side import SIM_HOST
+from devstack.readiness import NotReadyError, ensure_port_free, wait_for_http_ok
+from devstack.stack_handle import StackHandle
+
+SERVER_LABEL = "livekit-server"
+
+
+async def start_livekit_server(stack: StackHandle, binary: Path, *, check_port: bool) -> None:
+    """``livekit-server --dev`` on the LiveKit URL's port (loopback; its own free RTC ports), webhooks to the API,
+    as a child of the stack; return once ``GET /`` answers."""
+    livekit, api_port = stack.livekit, int(stack.env["API_PORT"])
+    port = urlsplit(livekit.url).port or 7880
+    if check_port:
+        ensure_port_free(SIM_HOST, port, "LiveKit; or set LIVEKIT_URL")
+    webhook = f"http://{stack.env['API_HOST']}:{api_port}{LIVEKIT_WEBHOOK_PATH}"
+    argv = server_argv(
+        binary,
+        None,  # the config on the command line: nothing to clean up (the dev keys only)
+        port,
+        api_key=livekit.api_key,
+        api_secret=livekit.api_secret,
+        webhook_urls=[webhook],
+    )
+    await stack.start_child(SERVER_LABEL, argv)
+    await wait_for_http_ok(livekit.url, deadline_s=30.0)
+
+
+async def wait_for_output(stack: StackHandle, label: str, needle: str, *, deadline_s: float) -> None:
+    """Return once a line of ``label`` containing ``needle`` was printed; NotReadyError after ``deadline_s``."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline_s
+    prefix = f"{label} | "
+    while loop.time() < end:
+        if any(line.startswith(prefix) and needle in line for line in list(stack.out.kept)):
+            return
+        await asyncio.sleep(0.1)  # polling the stack's output, bounded by deadline_s
+    raise NotReadyError(f"no line with {needle!r} from {label} within {deadline_s:.0f}s")
