@@ -11,7 +11,9 @@ import re
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
+from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import PlainTextResponse, Response
 
 DEV_ORIGIN_REGEX = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?"
 ALLOWED_METHODS = ("GET", "POST", "PATCH", "DELETE")
@@ -62,6 +64,18 @@ def allowed_origins(value: str, dev_mode: bool) -> tuple[str, ...]:
     return origins
 
 
+class _Cors(CORSMiddleware):
+    """Starlette's CORS, except that a preflight from an origin not allowed gets no CORS header at all."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        """The usual preflight answer for an allowed origin; a bare 400 (the browser refuses the call) otherwise."""
+        if not self.is_allowed_origin(request_headers["origin"]):
+            return PlainTextResponse(
+                "this origin may not call the API: add it to CORS_ALLOW_ORIGINS", 400, headers={"Vary": "Origin"}
+            )
+        return super().preflight_response(request_headers)
+
+
 def install_cors(app: FastAPI, origins: tuple[str, ...], dev_mode: bool) -> None:
     """Answer preflights and add CORS headers for ``origins`` (plus local origins in dev mode); nothing when none."""
     regex = DEV_ORIGIN_REGEX if dev_mode else None
@@ -69,7 +83,7 @@ def install_cors(app: FastAPI, origins: tuple[str, ...], dev_mode: bool) -> None
         return
     # Outermost (added last): error answers (401, 403, 413, 429) carry the headers too, so a page can read them.
     app.add_middleware(
-        CORSMiddleware,
+        _Cors,
         allow_origins=list(origins),
         allow_origin_regex=regex,
         allow_methods=list(ALLOWED_METHODS),

@@ -11,7 +11,8 @@ from fastapi.responses import StreamingResponse
 
 from contracts.events import utc_now
 from contracts.status import TERMINAL, SessionStatus, can_transition
-from services.api.dependencies import AdmissionDep, FanoutDep, RepoDep, SettingsDep, StreamOrgDep
+from services.api.access import StreamOrgDep
+from services.api.dependencies import AdmissionDep, FanoutDep, RepoDep, SettingsDep
 from services.api.errors import NotFoundError
 from services.api.fanout import DROPPED, StatusFanout
 from services.api.schemas import ErrorBody, StatusEvent

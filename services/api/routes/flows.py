@@ -6,7 +6,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from services.api.dependencies import FlowsDep, FlowsOrgDep, RepoDep
+from services.api.access import FlowsOrgDep
+from services.api.dependencies import FlowsDep, RepoDep
 from services.api.errors import NotFoundError
 from services.api.repository import Flow
 from services.api.schemas import ErrorBody, FlowAgentSettings, FlowCreate, FlowList, FlowOut, FlowUpdate

@@ -10,18 +10,11 @@ from fastapi import APIRouter, Header, Request
 
 from contracts.events import SessionEndRequested
 from contracts.status import TERMINAL, SessionStatus
+from services.api.access import ApiKeyDep, SessionOrgDep
 from services.api.cached_flows import CachedFlows
-from services.api.dependencies import (
-    AdmissionDep,
-    ApiKeyDep,
-    FlowsDep,
-    MintingDep,
-    PublishableDep,
-    PublisherDep,
-    RepoDep,
-    SessionOrgDep,
-)
+from services.api.dependencies import AdmissionDep, FlowsDep, MintingDep, PublisherDep, RepoDep
 from services.api.errors import NotFoundError
+from services.api.publishable_keys import PublishableGate
 from services.api.repository import Flow
 from services.api.schemas import ErrorBody, SessionCreated, SessionOut
 from services.api.scopes import SESSIONS
@@ -66,15 +59,17 @@ async def create_session(
     flows: FlowsDep,
     admission: AdmissionDep,
     minting: MintingDep,
-    publishable: PublishableDep,
     idempotency_key: IdempotencyKey = None,
 ) -> SessionCreated:
     """Request an agent session: returns the room, a token and the session's clientToken at once; readiness comes
     later. A publishable key (``pk_``) works here only: for its flows, from its origins, at a bounded rate."""
-    if key.publishable:
+    if key.publishable:  # the gate is read here, not as a dependency: a secret key's request (the hot path) skips it
+        gate: PublishableGate = request.app.state.publishable
         address = request.client.host if request.client else "unknown"
-        await publishable.admit(key, flow_id, request.headers.get("origin"), address)
+        await gate.admit(key, flow_id, request.headers.get("origin"), address)
         org_id = key.org_id
+        if idempotency_key:  # browsers share the key: one never gets another's session (and its clientToken) back
+            idempotency_key = f"pk:{key.key_id}:{address}:{idempotency_key}"
     else:
         org_id = key.require(SESSIONS)
     flow = await _flow(flows, org_id, flow_id)

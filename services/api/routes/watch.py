@@ -9,7 +9,8 @@ from fastapi import APIRouter, HTTPException
 from contracts.datachannel import FLOW_EVENTS_TOPIC
 from contracts.keys import WATCHED_ROOM_TTL_S, watched_room_key
 from contracts.status import TERMINAL, SessionStatus
-from services.api.dependencies import AdmissionDep, ApiKeyDep, RedisDep, RepoDep, TokensDep
+from services.api.access import ApiKeyDep
+from services.api.dependencies import AdmissionDep, RedisDep, RepoDep, TokensDep
 from services.api.errors import NotFoundError
 from services.api.schemas import ErrorBody, WatchRequest, WatchToken
 from services.api.scopes import watch_scope
