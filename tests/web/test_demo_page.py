@@ -2,6 +2,8 @@
 session with a publishable key, joins the room and shows "Agent ready"; the test says which path carried ready.
 
 On the simulator, livekit-client cannot join (no WebRTC there): the client degrades to SSE with the client token.
+On a real livekit-server (tests/conftest's discovery: skipped without one, failed under CI=true) it must be the data
+channel.
 """
 
 from __future__ import annotations
@@ -14,14 +16,17 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
+from devstack.livekit_discovery import LiveKitChoice
 from devstack.livekit_side import LiveKitSide
-from devstack.profiles import E2E
+from devstack.profiles import E2E, Profile
 from devstack.stack import SERVICES, StackHandle, start_stack
+from tests.e2e_livekit.conftest import REAL_E2E, side_of
 from tests.stack_fixtures import separate_database, with_redis_db
 from tests.web.browser import DIST, REPO, drive_demo, require_browser
 from tests.web.demo_site import DemoServer, demo_site
 
-OWN_REDIS_DB = 5  # streams of our own: no other stack's dispatcher or session store reads them
+# streams of their own: no other stack's dispatcher or session store reads them (1-4: tests/e2e*, tests/devstack)
+SIM_REDIS_DB, LIVEKIT_REDIS_DB = 5, 6
 READY_TIMEOUT_S = 40.0
 
 
@@ -58,16 +63,16 @@ async def open_demo(stack: StackHandle, org: str, site: DemoServer, screenshot: 
 
 
 async def show_demo(
-    redis_url: str, database_url: str, screenshot: Path, livekit: LiveKitSide | None = None, **env: str
+    redis_url: str, database_url: str, screenshot: Path, profile: Profile, livekit: LiveKitSide | None, redis_db: int
 ) -> dict[str, object]:
-    """A stack of the e2e profile (``env`` on top; ``livekit``: the simulator unless given) and the page on it."""
+    """A stack of ``profile`` (its own organisation, databases; ``livekit``: the simulator unless given) and the page
+    on it, from another origin."""
     org = f"web-{uuid.uuid4().hex[:8]}"
-    profile = replace(E2E, org=org, env={**E2E.env, **env})
     async with (
         separate_database(database_url) as own_database,
         await start_stack(
-            profile,
-            redis_url=with_redis_db(redis_url, OWN_REDIS_DB),
+            replace(profile, org=org),
+            redis_url=with_redis_db(redis_url, redis_db),
             database_url=own_database,
             services=SERVICES,
             livekit=livekit,
@@ -82,10 +87,24 @@ async def test_demo_page_gets_ready_over_sse_on_the_simulator(
 ) -> None:
     """Simulator: the room join fails cleanly, SSE (``?access_token=``) delivers ready, the page says so."""
     require_browser()
-    shown = await show_demo(redis_url, database_url, tmp_path / "ready.png")
+    shown = await show_demo(redis_url, database_url, tmp_path / "ready.png", E2E, None, SIM_REDIS_DB)
     assert shown["state"] == "ready", shown
     assert shown["text"] == "Agent ready - listening...", shown
     assert shown["readyVia"] == "sse", shown
+    assert "the room was not joined" in str(shown["detail"]), shown
+
+
+async def test_demo_page_gets_ready_over_the_data_channel_on_livekit(
+    real_livekit_choice: LiveKitChoice, redis_url: str, database_url: str, tmp_path: Path
+) -> None:
+    """A real livekit-server: the page joins over WebRTC and agent.ready comes from the agent on the data channel (the
+    agent waits for the user, so ready cannot precede the join)."""
+    require_browser()
+    livekit = side_of(real_livekit_choice)
+    shown = await show_demo(redis_url, database_url, tmp_path / "ready.png", REAL_E2E, livekit, LIVEKIT_REDIS_DB)
+    assert shown["state"] == "ready", shown
+    assert shown["text"] == "Agent ready - listening...", shown
+    assert shown["readyVia"] == "data-channel", shown
     keep_screenshot(tmp_path / "ready.png")
 
 

@@ -36,7 +36,8 @@ try {
     { timeout },
   );
   // The server's stage times are read just after ready: let them land before the screenshot.
-  await page.waitForFunction(() => document.querySelectorAll("#timings tr").length >= 4, null, { timeout: 3000 }).catch(() => {});
+  const serverReady = () => [...document.querySelectorAll("#timings tr")].some((row) => row.textContent?.includes("server: ready"));
+  await page.waitForFunction(serverReady, null, { timeout: 4000 }).catch(() => {});
   const shown = await page.evaluate(() => {
     const status = document.getElementById("status");
     return {

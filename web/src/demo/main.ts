@@ -40,9 +40,13 @@ const clientRows = (t: StageTimings): [string, number | undefined][] => [
   ["agent ready", t.agentReady],
 ];
 
-/** The server's stage times, relative to its `requested`. */
+/** The server's stage times, relative to its `requested` (the data channel can beat the status to "ready"). */
 async function showServerStages(config: DemoConfig, session: AgentSession) {
-  const { stages } = await getSession(config.apiUrl, session.grant);
+  let { stages } = await getSession(config.apiUrl, session.grant);
+  for (let attempt = 0; !stages.ready && attempt < 10; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    ({ stages } = await getSession(config.apiUrl, session.grant));
+  }
   const since = (at: string | null) => (at ? Date.parse(at) - Date.parse(stages.requested ?? at) : undefined);
   showTimings([
     ...clientRows(session.timings),
