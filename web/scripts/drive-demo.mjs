@@ -36,7 +36,8 @@ try {
     { timeout },
   );
   // The server's stage times are read just after ready: let them land before the screenshot.
-  const serverReady = () => [...document.querySelectorAll("#timings tr")].some((row) => row.textContent?.includes("server: ready"));
+  const serverReady = () =>
+    [...document.querySelectorAll("#timings tr")].some((row) => row.textContent?.includes("server: ready"));
   await page.waitForFunction(serverReady, null, { timeout: 4000 }).catch(() => {});
   const shown = await page.evaluate(() => {
     const status = document.getElementById("status");

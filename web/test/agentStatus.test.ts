@@ -4,7 +4,14 @@ import { AGENT, USER } from "./fakes";
 
 const bytes = (message: object) => new TextEncoder().encode(JSON.stringify(message));
 const ready = { type: "agent.ready", sessionId: "s1", greeting: "Hello", timestamp: "2026-01-01T00:00:00Z" };
-const failed = { type: "agent.failed", sessionId: "s1", stage: "dispatch", reason: "No assistant.", timestamp: "t", code: "no_agent_available" };
+const failed = {
+  type: "agent.failed",
+  sessionId: "s1",
+  stage: "dispatch",
+  reason: "No assistant.",
+  timestamp: "t",
+  code: "no_agent_available",
+};
 
 describe("readAgentStatus", () => {
   it("takes agent.ready from the agent participant", () => {

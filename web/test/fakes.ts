@@ -52,7 +52,8 @@ export class FakeEventSource implements EventSourceLike {
     this.closed = true;
   }
   emit(type: string, data: object = {}) {
-    for (const listener of this.listeners.get(type) ?? []) listener({ data: JSON.stringify(data) } as MessageEvent<string>);
+    for (const listener of this.listeners.get(type) ?? [])
+      listener({ data: JSON.stringify(data) } as MessageEvent<string>);
   }
 }
 

@@ -53,14 +53,24 @@ describe("startSession", () => {
     const { room, eventSource } = setUp(async () => {});
     const started = startSession({ getSession: async () => grant, room: room.asRoom(), eventSource, timeoutMs: 50 });
     await tick();
-    room.receive({ type: "agent.failed", sessionId: "s1", stage: "x", reason: "forged", timestamp: "t" }, undefined, "agent-status", USER.identity);
+    room.receive(
+      { type: "agent.failed", sessionId: "s1", stage: "x", reason: "forged", timestamp: "t" },
+      undefined,
+      "agent-status",
+      USER.identity,
+    );
     room.announce(USER);
     await expect(started).rejects.toBeInstanceOf(SessionTimeoutError);
   });
 
   it("falls back to SSE (client token as access_token) when the room cannot be joined", async () => {
     const { room, sources, eventSource } = setUp(async () => Promise.reject(new Error("no SFU")));
-    const started = startSession({ getSession: async () => grant, apiUrl: "http://api/", room: room.asRoom(), eventSource });
+    const started = startSession({
+      getSession: async () => grant,
+      apiUrl: "http://api/",
+      room: room.asRoom(),
+      eventSource,
+    });
     await tick();
     expect(sources[0].url).toBe("http://api/api/sessions/s1/events?access_token=ct");
     sources[0].emit("status", { sessionId: "s1", status: "dispatched" });
@@ -74,7 +84,17 @@ describe("startSession", () => {
     const { room, eventSource } = setUp(async () => {});
     const started = startSession({ getSession: async () => grant, room: room.asRoom(), eventSource });
     await tick();
-    room.receive({ type: "agent.failed", sessionId: "s1", stage: "readiness", reason: "Not in time.", timestamp: "t", code: "not_ready_in_time" }, undefined);
+    room.receive(
+      {
+        type: "agent.failed",
+        sessionId: "s1",
+        stage: "readiness",
+        reason: "Not in time.",
+        timestamp: "t",
+        code: "not_ready_in_time",
+      },
+      undefined,
+    );
     const error = await started.catch((e: unknown) => e);
     expect(error).toBeInstanceOf(SessionFailedError);
     expect(error).toMatchObject({ message: "Not in time.", code: "not_ready_in_time", via: "data-channel" });
@@ -82,9 +102,18 @@ describe("startSession", () => {
 
   it("rejects when SSE reports a terminal status", async () => {
     const { room, sources, eventSource } = setUp(async () => Promise.reject(new Error("no SFU")));
-    const started = startSession({ getSession: async () => grant, apiUrl: "http://api", room: room.asRoom(), eventSource });
+    const started = startSession({
+      getSession: async () => grant,
+      apiUrl: "http://api",
+      room: room.asRoom(),
+      eventSource,
+    });
     await tick();
     sources[0].emit("status", { status: "failed", reason: "No agent could be sent.", endCode: "dispatch_failed" });
-    await expect(started).rejects.toMatchObject({ message: "No agent could be sent.", code: "dispatch_failed", via: "sse" });
+    await expect(started).rejects.toMatchObject({
+      message: "No agent could be sent.",
+      code: "dispatch_failed",
+      via: "sse",
+    });
   });
 });

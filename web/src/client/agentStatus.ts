@@ -4,7 +4,8 @@ import type { AgentFailedPayload, AgentReadyPayload } from "./contracts.gen";
 
 export const AGENT_STATUS_TOPIC = "agent-status";
 
-export type AgentStatus = { kind: "ready"; payload: AgentReadyPayload } | { kind: "failed"; payload: AgentFailedPayload };
+export type AgentStatus =
+  { kind: "ready"; payload: AgentReadyPayload } | { kind: "failed"; payload: AgentFailedPayload };
 
 /**
  * The status a data message carries, or null when it must be ignored: another topic, another session, not JSON,

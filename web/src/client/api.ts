@@ -74,7 +74,10 @@ export async function createSession(apiUrl: string, flowId: string, publishableK
   } catch (error) {
     // fetch says only "Failed to fetch": the API is down, or it refused this page's origin (CORS)
     const why = error instanceof Error ? error.message : String(error);
-    throw new ApiError(`Could not reach the API at ${apiUrl} (${why}): is it running, and is this page's origin allowed?`, 0);
+    throw new ApiError(
+      `Could not reach the API at ${apiUrl} (${why}): is it running, and is this page's origin allowed?`,
+      0,
+    );
   }
   return answer<SessionGrant>(response, "Starting a session");
 }

@@ -98,14 +98,13 @@ export function startSession(source: SessionSource & StartOptions): Promise<Agen
     let grant: SessionGrant | undefined;
     let events: EventSourceLike | null = null;
     let roomError: string | null = null;
-    let onData: ((...args: Parameters<typeof dataListener>) => void) | null = null;
     const timer = setTimeout(() => fail(new SessionTimeoutError(timeoutMs)), timeoutMs);
 
     const finish = () => {
       settled = true;
       clearTimeout(timer);
       events?.close();
-      if (onData) room.off(RoomEvent.DataReceived, onData).off(RoomEvent.ParticipantConnected, onJoined);
+      room.off(RoomEvent.DataReceived, dataListener).off(RoomEvent.ParticipantConnected, onJoined);
     };
     const fail = (error: Error) => {
       if (settled) return;
@@ -152,7 +151,9 @@ export function startSession(source: SessionSource & StartOptions): Promise<Agen
       senderIdentity?: string,
     ) {
       if (!grant) return;
-      if (!participant && senderIdentity && topic === AGENT_STATUS_TOPIC) unannounced.set(senderIdentity, { payload, topic });
+      if (!participant && senderIdentity && topic === AGENT_STATUS_TOPIC) {
+        unannounced.set(senderIdentity, { payload, topic });
+      }
       const status = readAgentStatus(payload, participant, topic, grant.sessionId, senderIdentity);
       if (status?.kind === "ready") succeed("data-channel", status.payload, true);
       if (status?.kind === "failed") {
@@ -192,15 +193,17 @@ export function startSession(source: SessionSource & StartOptions): Promise<Agen
 
     void (async () => {
       try {
-        grant = "getSession" in source ? await source.getSession() : await createSession(source.apiUrl, source.flowId, source.publishableKey);
+        grant =
+          "getSession" in source
+            ? await source.getSession()
+            : await createSession(source.apiUrl, source.flowId, source.publishableKey);
       } catch (error) {
         fail(asError(error));
         return;
       }
       if (settled) return;
       mark("sessionCreated");
-      onData = dataListener;
-      room.on(RoomEvent.DataReceived, onData).on(RoomEvent.ParticipantConnected, onJoined);
+      room.on(RoomEvent.DataReceived, dataListener).on(RoomEvent.ParticipantConnected, onJoined);
       const joined = room.connect(grant.livekitUrl, grant.token).then(
         () => {
           if (!settled) mark("roomConnected");
