@@ -59,7 +59,19 @@ async def open_demo(stack: StackHandle, org: str, site: DemoServer, screenshot: 
     shown = await drive_demo(f"{site.origin}/demo/", screenshot, READY_TIMEOUT_S)
     print(f"demo page: state={shown.get('state')} readyVia={shown.get('readyVia')} {shown.get('detail')}")
     print("timings:", shown.get("timings"))
+    assert_no_secret_sent(shown["apiCalls"], stack.api_key, site.config["publishableKey"])
     return shown
+
+
+def assert_no_secret_sent(calls: list[dict[str, str | None]], secret_key: str, publishable_key: str) -> None:
+    """The page used only the publishable key (to start) and the session's client token (a JWT; SSE in the URL)."""
+    assert calls, "the page made no API call"
+    start, *rest = calls
+    assert (start["method"], start["bearer"]) == ("POST", publishable_key), start
+    for call in rest:
+        token = call["bearer"] or call["accessToken"] or ""
+        assert token.count(".") == 2 and secret_key not in token, call  # a JWT: the client token
+    assert any(str(call["path"]).endswith("/events") and call["accessToken"] for call in rest), calls
 
 
 async def show_demo(

@@ -24,10 +24,19 @@ const browser = await chromium.launch({
   ],
 });
 const log = [];
+const apiCalls = [];
 try {
   const page = await browser.newPage({ viewport: { width: 760, height: 600 } });
   page.on("console", (message) => log.push(`${message.type()}: ${message.text()}`));
   page.on("pageerror", (error) => log.push(`pageerror: ${error.message}`));
+  // What the page sent to the API: the test checks that no secret key ever left the server side.
+  page.on("request", (request) => {
+    const url = new URL(request.url());
+    if (!url.pathname.startsWith("/api/") || request.method() === "OPTIONS") return; // a preflight has no token
+    const bearer = request.headers()["authorization"]?.replace(/^Bearer /, "") ?? null;
+    const accessToken = url.searchParams.get("access_token");
+    apiCalls.push({ method: request.method(), path: url.pathname, bearer, accessToken });
+  });
   await page.goto(url, { timeout });
   await page.click("#start", { timeout });
   await page.waitForFunction(
@@ -51,7 +60,7 @@ try {
     };
   });
   if (values.screenshot) await page.screenshot({ path: values.screenshot });
-  console.log(JSON.stringify({ ...shown, log }));
+  console.log(JSON.stringify({ ...shown, apiCalls, log }));
 } catch (error) {
   console.log(JSON.stringify({ state: "driver-error", error: String(error), log }));
   process.exitCode = 1;
