@@ -45,7 +45,7 @@ format: $(SYNCED) ## apply ruff's fixes and formatting
 bench: $(SYNCED) ## benchmark: API vs ceiling vs polling baseline, end to end, burst of 10,000 (~15 min; report in bench/results/)
 	$(UV) run python -m bench $(BENCH_ARGS)
 
-bench-quick: $(SYNCED) ## the same benchmark, short (under 3 minutes)
+bench-quick: $(SYNCED) ## the same benchmark, short (under 4 minutes)
 	$(UV) run python -m bench --quick $(BENCH_ARGS)
 
 schemas: $(SYNCED) ## regenerate contracts/schemas after changing an event model
