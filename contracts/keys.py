@@ -65,3 +65,13 @@ def delivery_failures_key(stream: str, group: str) -> str:
     """Every service's hash of failure counts and last errors of ``group``'s pending messages on ``stream``
     (services.runtime.dead_letters: what decides when a message is dead-lettered)."""
     return f"{stream}:failures:{group}"
+
+
+PUBLISHABLE_RATE_WINDOW_S = 60
+"""The API's rate window for publishable keys: at most PUBLISHABLE_RATE_PER_MIN session requests per window."""
+
+
+def publishable_rate_key(key_id: str, address: str) -> str:
+    """The API's counter of session requests by one client address with one publishable key (expires with its
+    window; the address is hashed: IPv6 addresses hold colons)."""
+    return f"{PREFIX}:pk-rate:{key_id}:{hashlib.sha256(address.encode()).hexdigest()[:32]}"

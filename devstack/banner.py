@@ -25,6 +25,7 @@ class StackInfo:
     redis: ServerHandle
     postgres: ServerHandle
     api_key: str = "<api key>"
+    publishable_key: str = ""  # with the demo page only
 
 
 def masked(url: str) -> str:
@@ -64,6 +65,13 @@ def render_panel(info: StackInfo) -> RenderableType:
     table.add_column()
     table.add_row("API", Text.assemble(info.api_url, ("  (OpenAPI docs at /docs)", "dim")))
     table.add_row("API key", Text.assemble(info.api_key, ("  (organisation 'dev'; DEV_API_KEY sets it)", "dim")))
+    if info.publishable_key:
+        built = ("  (build it once: cd web && npm ci && npm run build)", "dim")
+        table.add_row("Demo page", Text.assemble(f"{info.api_url}/demo", built))
+        table.add_row(
+            "Publishable key",
+            Text.assemble(info.publishable_key, ("  (demo flow only, from local origins; browser-safe)", "dim")),
+        )
     table.add_row("LiveKit", Text.assemble(info.livekit.url, (f"  ({info.livekit.reason})", "dim")))
     table.add_row("Redis", _server_line(info.redis))
     table.add_row("PostgreSQL", _server_line(info.postgres))

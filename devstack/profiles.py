@@ -68,6 +68,7 @@ class Profile:
     restart: RestartPolicy | None = None  # None: the first exit ends the stack
     stop_timeout_s: float = 10.0
     org: str = "dev"  # the API key's organisation; ``{api_port}`` / ``{unique}`` are filled in
+    demo_page: bool = False  # a demo flow and a publishable key for /demo (DEV_PUBLISHABLE_KEY, DEV_DEMO_FLOW_ID)
 
 
 DEV = Profile(
@@ -86,6 +87,7 @@ DEV = Profile(
     sim_port=7880,  # LiveKit's own port: a frontend configured for a local LiveKit finds the simulator
     output="console",
     restart=RestartPolicy(),  # like the deploy files' ``restart: unless-stopped``: DEV_REPLICAS=2 shows fail-over
+    demo_page=True,  # /demo with a dev publishable key, never the secret one
 )
 
 

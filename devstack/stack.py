@@ -19,7 +19,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from contracts.routes import LIVEKIT_WEBHOOK_PATH
-from devstack.api_key import create_api_key
+from devstack.api_key import create_api_key, create_demo_access, demo_origins
 from devstack.livekit_side import SIM_HOST, LiveKitSide, discovered, from_environment, simulator
 from devstack.output import StackOutput
 from devstack.processes import ChildExit, ProcessGroup
@@ -181,6 +181,12 @@ async def _start(
         await step(start_livekit_server(stack, livekit.server, check_port=bool(profile.sim_port)))
     org = profile.org.format(api_port=api_port, unique=uuid.uuid4().hex[:8])
     stack.api_key = await step(create_api_key(stack.env, REPO_ROOT, org=org, key=api_key))
+    if profile.demo_page:  # before the API starts: it serves both to the demo page (/demo/config.json)
+        origins = demo_origins(api_port, stack.env.get("DEV_DEMO_ORIGINS", ""))
+        pk = stack.env.get("DEV_PUBLISHABLE_KEY") or None
+        demo = create_demo_access(stack.env, REPO_ROOT, org=org, origins=origins, key=pk)
+        flow_id, stack.publishable_key = await step(demo)
+        stack.env.update(DEV_PUBLISHABLE_KEY=stack.publishable_key, DEV_DEMO_FLOW_ID=flow_id)
     for service, label in service_labels(stack.services, profile.replicas):
         await stack.start_service(service, label)
     await step(wait_for_http_ok(f"{stack.api_url}/healthz", deadline_s=ready_timeout_s))

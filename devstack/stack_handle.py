@@ -44,6 +44,7 @@ class StackHandle:
     out: StackOutput
     log_dir: Path | None = None
     api_key: str = ""
+    publishable_key: str = ""  # the demo page's (profiles with ``demo_page``)
     pids: dict[str, int] = field(default_factory=dict)
     _stopped: list[ChildExit] | None = None
 

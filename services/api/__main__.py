@@ -1,16 +1,20 @@
-"""``python -m services.api [run|migrate|create-key]``."""
+"""``python -m services.api [run|migrate|create-key|ensure-flow]``."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
 import typer
 import uvicorn
 
 from services.api import admin
 from services.api.app import SERVICE, create_app
+from services.api.scopes import ALL_SCOPES, DEFAULT_SCOPES
 from services.api.settings import AdminSettings, ApiSettings
 from services.runtime.logging import configure_logging
+
+_SCOPE_HELP = f"secret: what it may do, repeatable: {' '.join(ALL_SCOPES)} (default: {' '.join(DEFAULT_SCOPES)})"
 
 cli = typer.Typer(help="The HTTP API for frontends and ops.", no_args_is_help=False)
 
@@ -50,17 +54,42 @@ def migrate() -> None:
 def create_key(
     org: str = typer.Option(..., "--org", help="organisation name (created if it does not exist)"),
     key: str | None = typer.Option(None, "--key", help="use this key instead of a random one (idempotent)"),
+    publishable: Annotated[
+        bool, typer.Option("--publishable", help="a browser-safe pk_ key: starts sessions of --flow from --origin")
+    ] = False,
+    flow: Annotated[
+        list[str] | None, typer.Option("--flow", help="publishable: a flow it may start sessions of (repeatable)")
+    ] = None,
+    origin: Annotated[
+        list[str] | None,
+        typer.Option("--origin", help="publishable: a page origin it is accepted from, e.g. https://app.example"),
+    ] = None,
+    scope: Annotated[list[str] | None, typer.Option("--scope", help=_SCOPE_HELP)] = None,
 ) -> None:
     """Create an API key for an organisation and print it once, alone on stdout (only its hash is stored)."""
     settings = AdminSettings()
     configure_logging(SERVICE, "WARNING", settings.log_json)
+    request = admin.KeyRequest(publishable, scope or None, flow or (), origin or ())
     try:
-        created, org_id = asyncio.run(admin.create_key(settings.database_url, org, key))
+        created, org_id = asyncio.run(admin.create_key(settings.database_url, org, key, request))
     except (ValueError, admin.KeyConflictError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    typer.echo(f"API key for organisation {org!r} ({org_id}); it is not shown again:", err=True)
+    kind = "publishable key" if publishable else "API key"
+    typer.echo(f"{kind} for organisation {org!r} ({org_id}); it is not shown again:", err=True)
     typer.echo(created)
+
+
+@cli.command("ensure-flow")
+def ensure_flow(
+    org: str = typer.Option(..., "--org", help="organisation name (created if it does not exist)"),
+    name: str = typer.Option(..., "--name", help="the flow's name: an existing flow of that name is kept"),
+    greeting: str = typer.Option("Hello! How can I help you today?", "--greeting", help="for a new flow"),
+) -> None:
+    """Print the id of the organisation's flow called NAME, creating it first when there is none."""
+    settings = AdminSettings()
+    configure_logging(SERVICE, "WARNING", settings.log_json)
+    typer.echo(asyncio.run(admin.ensure_flow(settings.database_url, org, name, greeting)))
 
 
 if __name__ == "__main__":

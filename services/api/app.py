@@ -12,11 +12,12 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from services.api.body_limit import BodyLimitMiddleware
+from services.api.cors import allowed_origins, install_cors
 from services.api.dependencies import install
 from services.api.errors import install_error_handlers
 from services.api.fanout import StatusFanout
 from services.api.migrations import MIGRATIONS
-from services.api.routes import events, flows, health, internal, sessions, watch, webhooks
+from services.api.routes import demo, events, flows, health, internal, sessions, watch, webhooks
 from services.api.settings import ApiSettings
 from services.runtime.broker import CONNECTION_OPTIONS, new_broker
 from services.runtime.migrations import apply_migrations
@@ -70,6 +71,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     app = FastAPI(title="agentready", version="0.1.0", lifespan=lifespan)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    install_cors(app, allowed_origins(settings.cors_allow_origins, settings.dev_mode), settings.dev_mode)  # outermost
     install_error_handlers(app)
     app.include_router(sessions.router)  # first: routes are matched in order, and this one holds the hot path
     app.include_router(health.router)
@@ -78,4 +80,5 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(events.router)
     app.include_router(internal.router)
     app.include_router(webhooks.router)
+    app.include_router(demo.router)
     return app

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from typing import Protocol
 
+from services.api.scopes import AccessDeniedError, missing_scope
 from services.runtime.ttl_cache import TtlCache
 
 KEY_PREFIX = "ar_"
+PUBLISHABLE_PREFIX = "pk_"
 MIN_KEY_LENGTH = 16
 MAX_KEY_LENGTH = 200
 
@@ -17,17 +20,45 @@ class AuthError(Exception):
     """The request carries no API key, or one that is not valid: answered with 401."""
 
 
-class KeyLookup(Protocol):
-    """Finds the organisation of a key hash."""
+@dataclass(frozen=True)
+class ApiKey:
+    """A live key as the API uses it: whose it is, and what it may do."""
 
-    async def org_for_key_hash(self, key_hash: str) -> str | None:
-        """The organisation owning a live key with this hash, or None."""
+    key_id: str
+    org_id: str
+    publishable: bool = False
+    scopes: frozenset[str] = frozenset()  # secret keys only
+    flow_ids: frozenset[str] = frozenset()  # publishable keys only: the flows it may start sessions of
+    origins: frozenset[str] = frozenset()  # publishable keys only: the exact Origin values it is accepted from
+
+    def require(self, scope: str) -> str:
+        """The key's organisation if it is a secret key with ``scope``; AccessDeniedError (403) otherwise."""
+        if self.publishable:
+            raise publishable_only_starts_sessions()
+        if scope not in self.scopes:
+            raise missing_scope(scope)
+        return self.org_id
+
+
+def publishable_only_starts_sessions() -> AccessDeniedError:
+    """The 403 for a publishable key on any route but session creation."""
+    return AccessDeniedError(
+        "publishable keys (pk_) can only start sessions (POST /api/flows/{flowId}/sessions); "
+        "call this route from your backend with a secret API key"
+    )
+
+
+class KeyLookup(Protocol):
+    """Finds a live key by its hash."""
+
+    async def key_for_hash(self, key_hash: str) -> ApiKey | None:
+        """The live (not revoked) key with this hash, or None."""
         ...
 
 
-def new_api_key() -> str:
-    """A fresh key: the prefix and 32 random bytes, URL-safe."""
-    return KEY_PREFIX + secrets.token_urlsafe(32)
+def new_api_key(publishable: bool = False) -> str:
+    """A fresh key: its prefix (``pk_`` when publishable) and 32 random bytes, URL-safe."""
+    return (PUBLISHABLE_PREFIX if publishable else KEY_PREFIX) + secrets.token_urlsafe(32)
 
 
 def hash_key(key: str) -> str:
@@ -52,17 +83,21 @@ def bearer_key(authorization: str | None) -> str:
 
 
 class Authenticator:
-    """Resolves API keys to organisations, remembering recent answers briefly (revocation takes up to the TTL)."""
+    """Resolves API keys, remembering recent answers briefly (revocation takes up to the TTL)."""
 
-    def __init__(self, lookup: KeyLookup, cache: TtlCache[str, str]) -> None:
-        """``cache`` maps key hashes to organisations; its policy (TTL, use during an outage) is the caller's."""
+    def __init__(self, lookup: KeyLookup, cache: TtlCache[str, ApiKey]) -> None:
+        """``cache`` maps key hashes to keys; its policy (TTL, use during an outage) is the caller's."""
         self._lookup = lookup
         self._cache = cache
 
+    async def key_for(self, credential: str) -> ApiKey:
+        """The live key ``credential`` is (the value of a Bearer header); AuthError when it is unknown."""
+        digest = hash_key(credential)
+        key = await self._cache.get(digest, lambda: self._lookup.key_for_hash(digest))
+        if key is None:
+            raise AuthError("invalid API key")
+        return key
+
     async def org_for(self, authorization: str | None) -> str:
         """The organisation of the request's key; AuthError when it has none or an unknown one."""
-        digest = hash_key(bearer_key(authorization))
-        org_id = await self._cache.get(digest, lambda: self._lookup.org_for_key_hash(digest))
-        if org_id is None:
-            raise AuthError("invalid API key")
-        return org_id
+        return (await self.key_for(bearer_key(authorization))).org_id

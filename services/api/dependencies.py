@@ -9,18 +9,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, Request
 from faststream.redis import RedisBroker
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 from starlette.datastructures import State
 
 from services.api.admission import AdmissionPolicy, RedisSessionAdmission
-from services.api.auth import Authenticator
+from services.api.auth import ApiKey, Authenticator
 from services.api.cached_flows import CachedFlows
+from services.api.client_tokens import ClientTokens
 from services.api.credentials import CredentialIssuer
 from services.api.fanout import StatusFanout
+from services.api.publishable_keys import PublishableGate
 from services.api.repository import ApiRepository, Flow
 from services.api.session_core import SessionAdmission, SessionMinting, SessionPolicy, TokenIssuer
 from services.api.settings import ApiSettings
@@ -39,7 +40,7 @@ def install(state: State, settings: ApiSettings, pool: AsyncConnectionPool, redi
     repo = ApiRepository(pool)
     policy = AdmissionPolicy(settings.max_open_sessions_per_org, settings.admission_lease_s, settings.idempotency_ttl_s)
     # Both caches may answer from an expired entry only while the lookup fails because PostgreSQL is unreachable.
-    key_cache: TtlCache[str, str] = TtlCache(
+    key_cache: TtlCache[str, ApiKey] = TtlCache(
         settings.auth_cache_ttl_s,
         stale_s=settings.cache_stale_max_s,
         is_outage=is_transient,
@@ -53,6 +54,7 @@ def install(state: State, settings: ApiSettings, pool: AsyncConnectionPool, redi
         settings.livekit_api_key, settings.livekit_api_secret, settings.token_ttl_s, settings.livekit_ws_url
     )
     credentials = CredentialIssuer(settings.agent_credential_secret, settings.agent_credential_margin_s)
+    client_tokens = ClientTokens.from_secret(settings.agent_credential_secret, settings.client_token_ttl_s)
     state.settings = settings
     state.redis = redis
     state.repo = repo
@@ -61,9 +63,11 @@ def install(state: State, settings: ApiSettings, pool: AsyncConnectionPool, redi
     state.tokens = tokens
     state.credentials = credentials
     state.minting = SessionMinting(
-        tokens, credentials, SessionPolicy(settings.ready_timeout_s, settings.admission_retry_after_s)
+        tokens, credentials, SessionPolicy(settings.ready_timeout_s, settings.admission_retry_after_s), client_tokens
     )
     state.auth = Authenticator(repo, key_cache)
+    state.client_tokens = client_tokens
+    state.publishable = PublishableGate(redis, settings.publishable_rate_per_min)
     state.fanout = StatusFanout(redis, settings.sse_queue_size)
     state.publisher = BrokerPublisher(broker)
 
@@ -138,18 +142,3 @@ CredentialsDep = Annotated[CredentialIssuer, Depends(get_credentials)]
 MintingDep = Annotated[SessionMinting, Depends(get_minting)]
 FanoutDep = Annotated[StatusFanout, Depends(get_fanout)]
 PublisherDep = Annotated[EventPublisher, Depends(get_publisher)]
-
-# Declared for the OpenAPI document ("Authorize" in /docs); the header itself is parsed by the Authenticator,
-# which explains what is wrong with it.
-_bearer = HTTPBearer(auto_error=False, description="Your organisation's API key: `Authorization: Bearer <key>`")
-
-
-async def get_org_id(
-    request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
-) -> str:
-    """The caller's organisation, from its API key (401 when the key is missing or unknown)."""
-    auth: Authenticator = request.app.state.auth  # read here, not as a dependency of its own: one less per request
-    return await auth.org_for(request.headers.get("authorization"))
-
-
-OrgDep = Annotated[str, Depends(get_org_id)]

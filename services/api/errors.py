@@ -13,6 +13,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.api.auth import AuthError
 from services.api.credentials import CredentialError
+from services.api.publishable_keys import RateLimitedError
+from services.api.scopes import AccessDeniedError
 from services.api.session_core import IdempotencyConflictError, OverCapacityError
 
 log = structlog.get_logger(__name__)
@@ -56,6 +58,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CredentialError)
     async def forbidden(_: Request, exc: CredentialError) -> JSONResponse:
         return JSONResponse(_body(str(exc)), status_code=403)
+
+    @app.exception_handler(AccessDeniedError)
+    async def access_denied(_: Request, exc: AccessDeniedError) -> JSONResponse:
+        return JSONResponse(_body(str(exc)), status_code=403)
+
+    @app.exception_handler(RateLimitedError)
+    async def rate_limited(_: Request, exc: RateLimitedError) -> JSONResponse:
+        return JSONResponse(_body(str(exc)), status_code=429, headers={"Retry-After": str(exc.retry_after_s)})
 
     @app.exception_handler(OverCapacityError)
     async def over_capacity(_: Request, exc: OverCapacityError) -> JSONResponse:

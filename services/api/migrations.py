@@ -1,4 +1,4 @@
-"""Schema of the tables the API owns: flows, organisations and their API keys."""
+"""Schema of the tables the API owns: flows, organisations and their API keys (secret and publishable)."""
 
 from __future__ import annotations
 
@@ -45,6 +45,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         sql="""
         ALTER TABLE flows ADD COLUMN definition jsonb NOT NULL DEFAULT '{}'::jsonb;
         ALTER TABLE flows ADD COLUMN agent_settings jsonb NOT NULL DEFAULT '{}'::jsonb;
+        """,
+    ),
+    Migration(
+        version=4,
+        name="key kinds, scopes, publishable keys' flows and origins",
+        # Keys that exist already keep full access: every scope. New keys state theirs (no default).
+        sql="""
+        ALTER TABLE api_keys ADD COLUMN kind text NOT NULL DEFAULT 'secret'
+            CHECK (kind IN ('secret', 'publishable'));
+        ALTER TABLE api_keys ADD COLUMN scopes text[] NOT NULL
+            DEFAULT ARRAY['sessions', 'flows', 'watch:monitor', 'watch:supervisor', 'watch:admin'];
+        ALTER TABLE api_keys ALTER COLUMN scopes DROP DEFAULT;
+        ALTER TABLE api_keys ADD COLUMN flow_ids text[] NOT NULL DEFAULT '{}';
+        ALTER TABLE api_keys ADD COLUMN origins text[] NOT NULL DEFAULT '{}';
         """,
     ),
 )

@@ -12,9 +12,22 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from services.api.auth import ApiKey
+
 _FLOW_COLUMNS = sql.SQL("id, org_id, name, greeting, definition, agent_settings, created_at, updated_at")
 _UPDATABLE = frozenset({"name", "greeting", "definition", "agent_settings"})
 _JSON_COLUMNS = frozenset({"definition", "agent_settings"})
+
+
+@dataclass(frozen=True)
+class KeyGrant:
+    """What a key being created may do: its kind, scopes (secret) or flows and origins (publishable)."""
+
+    kind: str  # "secret" or "publishable"
+    scopes: tuple[str, ...] = ()
+    flow_ids: tuple[str, ...] = ()
+    origins: tuple[str, ...] = ()
+    scopes_given: bool = False  # named on the command line: they replace an existing key's
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,27 @@ class ApiRepository:
             await cur.execute("SELECT * FROM sessions WHERE id = %s AND org_id = %s", (session_id, org_id))
             return await cur.fetchone()
 
+    async def key_for_hash(self, key_hash: str) -> ApiKey | None:
+        """The live (not revoked) API key with this hash: its organisation, kind, scopes, flows and origins."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT id, org_id, kind, scopes, flow_ids, origins FROM api_keys "
+                "WHERE key_hash = %s AND revoked_at IS NULL",
+                (key_hash,),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        key_id, org_id, kind, scopes, flow_ids, origins = row
+        return ApiKey(
+            key_id=str(key_id),
+            org_id=str(org_id),
+            publishable=kind == "publishable",
+            scopes=frozenset(scopes),
+            flow_ids=frozenset(flow_ids),
+            origins=frozenset(origins),
+        )
+
     async def org_for_key_hash(self, key_hash: str) -> str | None:
         """The organisation of a live (not revoked) API key, by the key's hash."""
         async with self._pool.connection() as conn:
@@ -122,15 +156,41 @@ class ApiRepository:
         assert row is not None
         return str(row[0])
 
-    async def add_key(self, org_id: str, key_hash: str, key_prefix: str) -> str | None:
-        """Store a key's hash for the organisation; return the org that owns that hash (None: revoked)."""
+    async def add_key(self, org_id: str, key_hash: str, key_prefix: str, grant: KeyGrant) -> str | None:
+        """Store a key's hash for the organisation with ``grant``; return the org that owns that hash (None: revoked).
+
+        A key that exists already for this organisation (same kind) takes the grant's flows and origins, and its
+        scopes when the grant names them; one of another organisation is left alone.
+        """
         async with self._pool.connection() as conn:
             await conn.execute(
-                "INSERT INTO api_keys (id, org_id, key_hash, key_prefix) VALUES (%s, %s, %s, %s) "
-                "ON CONFLICT (key_hash) DO NOTHING",
-                (uuid.uuid4().hex, org_id, key_hash, key_prefix),
+                "INSERT INTO api_keys (id, org_id, key_hash, key_prefix, kind, scopes, flow_ids, origins) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (key_hash) DO UPDATE SET flow_ids = EXCLUDED.flow_ids, origins = EXCLUDED.origins, "
+                "scopes = CASE WHEN %s THEN EXCLUDED.scopes ELSE api_keys.scopes END "
+                "WHERE api_keys.org_id = EXCLUDED.org_id AND api_keys.kind = EXCLUDED.kind",
+                (
+                    uuid.uuid4().hex,
+                    org_id,
+                    key_hash,
+                    key_prefix,
+                    grant.kind,
+                    list(grant.scopes),
+                    list(grant.flow_ids),
+                    list(grant.origins),
+                    grant.scopes_given,
+                ),
             )
         return await self.org_for_key_hash(key_hash)
+
+    async def flow_named(self, org_id: str, name: str) -> str | None:
+        """The id of the organisation's oldest flow called ``name``, or None."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT id FROM flows WHERE org_id = %s AND name = %s ORDER BY created_at, id LIMIT 1", (org_id, name)
+            )
+            row = await cur.fetchone()
+        return str(row[0]) if row else None
 
     async def ping(self) -> None:
         """Raise if PostgreSQL does not answer."""

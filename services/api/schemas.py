@@ -80,6 +80,10 @@ class SessionCreated(ApiModel):
     livekit_url: str
     status: str = "pending"
     ready_deadline: datetime
+    client_token: str = Field(
+        description="a short-lived token for this session only: GET /api/sessions/{id}, its events "
+        "(also as ?access_token=) and DELETE; safe to hand to a browser"
+    )
 
 
 class SessionStages(ApiModel):

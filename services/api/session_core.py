@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from contracts.events import SessionRequested, utc_now
 from contracts.status import SessionStatus
 from services.api.admission import Admission
+from services.api.client_tokens import ClientTokens
 from services.api.credentials import AgentClaims, CredentialIssuer
 from services.api.repository import Flow
 from services.api.schemas import SessionCreated, SessionOut, SessionStages
@@ -76,6 +77,7 @@ class SessionMinting:
     tokens: TokenIssuer
     credentials: CredentialIssuer
     policy: SessionPolicy
+    client_tokens: ClientTokens
 
 
 def ready_timeout_for(flow: Flow, default_s: float) -> float:
@@ -131,6 +133,7 @@ async def request_session(
         token=token,
         livekit_url=issuer.livekit_url,
         ready_deadline=request.ready_deadline,
+        client_token=minting.client_tokens.mint(request.session_id, flow.org_id, request.occurred_at),
     )
     record = (  # what a retry with the same Idempotency-Key gets back; without a key nothing is remembered
         json.dumps(
@@ -150,11 +153,11 @@ async def request_session(
         )
     if outcome.outcome == "replay":
         assert outcome.record is not None
-        return await _replay(flow, outcome.record, admission)
+        return await _replay(flow, outcome.record, admission, minting.client_tokens)
     return created
 
 
-async def _replay(flow: Flow, record: str, admission: SessionAdmission) -> SessionCreated:
+async def _replay(flow: Flow, record: str, admission: SessionAdmission, client_tokens: ClientTokens) -> SessionCreated:
     """The remembered answer; announce it again if the first attempt never got that far (duplicates are harmless)."""
     stored: dict[str, Any] = json.loads(record)
     if stored["flowId"] != flow.id:
@@ -162,7 +165,10 @@ async def _replay(flow: Flow, record: str, admission: SessionAdmission) -> Sessi
     request = SessionRequested.model_validate(stored["request"])
     if await admission.snapshot(request.session_id) is None:
         await admission.announce(request)
-    return SessionCreated.model_validate(stored["response"])
+    response: dict[str, Any] = stored["response"]
+    if "client_token" not in response:  # remembered by a version from before client tokens
+        response["client_token"] = client_tokens.mint(request.session_id, request.org_id)
+    return SessionCreated.model_validate(response)
 
 
 class SessionRows(Protocol):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
+from services.api.cors import allowed_origins
 from services.runtime.settings import LiveKitSettings, RuntimeSettings
 
 DEV_AGENT_CREDENTIAL_SECRET = "dev-agent-credential-secret-change-me"
@@ -56,13 +59,32 @@ class ApiSettings(LiveKitSettings):
         "a change announced just before the client subscribed, whose database write was not yet visible, still arrives",
     )
     sse_queue_size: int = Field(default=32, ge=1, description="changes buffered per SSE client before it is dropped")
+    cors_allow_origins: str = Field(
+        default="",
+        description="comma-separated browser origins allowed to call the API (none by default; dev mode adds local "
+        "ones; '*' only in dev mode)",
+    )
+    publishable_rate_per_min: int = Field(
+        default=30, ge=1, description="sessions one client address may start per minute with one publishable key"
+    )
+    client_token_ttl_s: int = Field(default=3600, ge=60, le=86_400, description="lifetime of a session's clientToken")
+    dev_publishable_key: str = Field(default="", description="dev mode: the publishable key /demo/config.json gives")
+    dev_demo_flow_id: str = Field(default="", description="dev mode: the flow /demo/config.json gives")
+    demo_dir: Path | None = Field(default=None, description="dev mode: the built demo page (default <repo>/web/dist)")
 
     def model_post_init(self, context: object, /) -> None:
-        """Refuse the public dev secrets unless dev mode is on; keep idempotency inside the snapshot's life."""
+        """Refuse the public dev secrets unless dev mode is on, an empty secret and bad CORS origins; keep idempotency
+        inside the snapshot's life."""
         super().model_post_init(context)
         if not self.dev_mode and self.agent_credential_secret == DEV_AGENT_CREDENTIAL_SECRET:
             raise ValueError(
                 "AGENT_CREDENTIAL_SECRET is the public dev default; set a real secret, or DEV_MODE=true locally"
             )
+        if not self.agent_credential_secret.strip():
+            raise ValueError(
+                "AGENT_CREDENTIAL_SECRET is empty; set one, "
+                "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
+        allowed_origins(self.cors_allow_origins, self.dev_mode)  # a bad value refuses to start, saying why
         if self.idempotency_ttl_s > self.session_snapshot_ttl_s:
             raise ValueError("IDEMPOTENCY_TTL_S must not exceed SESSION_SNAPSHOT_TTL_S")

@@ -32,6 +32,11 @@ class LiveKitSettings(RuntimeSettings):
 
     def model_post_init(self, context: object, /) -> None:
         """Refuse the public dev secret unless dev mode is on (FastAPI template's rule)."""
+        if not self.livekit_api_secret.strip():
+            raise ValueError(
+                "LIVEKIT_API_SECRET is empty; set your LiveKit server's API secret (for a new server, generate one: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
         if not self.dev_mode and self.livekit_api_secret == DEV_API_SECRET:
             raise ValueError(
                 "LIVEKIT_API_SECRET is the public dev default 'secret'; set a real secret, "

@@ -10,8 +10,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.api.admin import create_key
+from services.api.admin import KeyRequest, create_key
 from services.api.app import create_app
+from services.api.scopes import ALL_SCOPES
 from services.api.settings import ApiSettings
 from services.runtime.migrations import apply_migrations
 from services.session_store.migrations import MIGRATIONS as STORE_MIGRATIONS
@@ -47,15 +48,15 @@ async def api_app(api_settings: ApiSettings) -> AsyncIterator[FastAPI]:
 
 @pytest.fixture(scope="session")
 async def api_key(api_app: FastAPI, database_url: str) -> str:
-    """A key of a fresh organisation."""
-    key, _org = await create_key(database_url, f"org-{uuid.uuid4().hex[:8]}")
+    """A key of a fresh organisation, with every scope (as keys made before scopes existed)."""
+    key, _org = await create_key(database_url, f"org-{uuid.uuid4().hex[:8]}", request=KeyRequest(scopes=ALL_SCOPES))
     return key
 
 
 @pytest.fixture(scope="session")
 async def other_api_key(api_app: FastAPI, database_url: str) -> str:
-    """A key of another organisation."""
-    key, _org = await create_key(database_url, f"other-{uuid.uuid4().hex[:8]}")
+    """A key of another organisation, with every scope."""
+    key, _org = await create_key(database_url, f"other-{uuid.uuid4().hex[:8]}", request=KeyRequest(scopes=ALL_SCOPES))
     return key
 
 

@@ -10,7 +10,7 @@ import psycopg_pool
 import pytest
 from structlog.testing import capture_logs
 
-from services.api.auth import Authenticator, AuthError, hash_key
+from services.api.auth import ApiKey, Authenticator, AuthError, hash_key
 from services.runtime.delivery import is_transient
 from services.runtime.ttl_cache import TtlCache
 
@@ -228,8 +228,9 @@ async def test_a_revoked_key_stops_working_within_the_ttl() -> None:
     org_of: dict[str, str | None] = {hash_key("ar_0123456789abcdef"): "org-1"}
 
     class Keys:
-        async def org_for_key_hash(self, key_hash: str) -> str | None:
-            return org_of.get(key_hash)
+        async def key_for_hash(self, key_hash: str) -> ApiKey | None:
+            org_id = org_of.get(key_hash)
+            return ApiKey(key_id="k1", org_id=org_id) if org_id else None
 
     auth = Authenticator(Keys(), new_cache(clock))
     header = "Bearer ar_0123456789abcdef"

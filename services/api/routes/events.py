@@ -11,14 +11,15 @@ from fastapi.responses import StreamingResponse
 
 from contracts.events import utc_now
 from contracts.status import TERMINAL, SessionStatus, can_transition
-from services.api.dependencies import AdmissionDep, FanoutDep, OrgDep, RepoDep, SettingsDep
+from services.api.access import StreamOrgDep
+from services.api.dependencies import AdmissionDep, FanoutDep, RepoDep, SettingsDep
 from services.api.errors import NotFoundError
 from services.api.fanout import DROPPED, StatusFanout
 from services.api.schemas import ErrorBody, StatusEvent
 from services.api.session_core import SessionAdmission, SessionRows, find_session
 from services.api.settings import ApiSettings
 
-router = APIRouter(tags=["sessions"], responses={401: {"model": ErrorBody}})
+router = APIRouter(tags=["sessions"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
 
 _RETRY_MS = 2000
 
@@ -83,13 +84,15 @@ async def status_stream(
 )
 async def session_events(
     session_id: str,
-    org_id: OrgDep,
+    org_id: StreamOrgDep,
     repo: RepoDep,
     admission: AdmissionDep,
     fanout: FanoutDep,
     settings: SettingsDep,
 ) -> StreamingResponse:
-    """Follow a session's status: ``event: status`` with ``{sessionId, status, reason, endCode, at}`` per change."""
+    """Follow a session's status: ``event: status`` with ``{sessionId, status, reason, endCode, at}`` per change.
+
+    A browser's EventSource sends the session's clientToken as ``?access_token=`` (it cannot send headers)."""
     if await find_session(org_id, session_id, repo, admission) is None:
         raise NotFoundError(f"session {session_id!r} not found")
     return StreamingResponse(

@@ -6,12 +6,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from services.api.dependencies import FlowsDep, OrgDep, RepoDep
+from services.api.access import FlowsOrgDep
+from services.api.dependencies import FlowsDep, RepoDep
 from services.api.errors import NotFoundError
 from services.api.repository import Flow
 from services.api.schemas import ErrorBody, FlowAgentSettings, FlowCreate, FlowList, FlowOut, FlowUpdate
 
-router = APIRouter(prefix="/api/flows", tags=["flows"], responses={401: {"model": ErrorBody}})
+router = APIRouter(
+    prefix="/api/flows", tags=["flows"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}}
+)
 
 
 def flow_out(flow: Flow) -> FlowOut:
@@ -32,7 +35,7 @@ def _settings_json(settings: FlowAgentSettings) -> dict[str, Any]:
 
 
 @router.post("", status_code=201, response_model=FlowOut, responses={422: {"model": ErrorBody}})
-async def create_flow(body: FlowCreate, org_id: OrgDep, repo: RepoDep) -> FlowOut:
+async def create_flow(body: FlowCreate, org_id: FlowsOrgDep, repo: RepoDep) -> FlowOut:
     """Create a flow: a name, the greeting the agent speaks, a free-form definition and agent settings."""
     flow = await repo.create_flow(
         org_id, body.name, body.greeting, body.definition, _settings_json(body.agent_settings)
@@ -41,13 +44,13 @@ async def create_flow(body: FlowCreate, org_id: OrgDep, repo: RepoDep) -> FlowOu
 
 
 @router.get("", response_model=FlowList)
-async def list_flows(org_id: OrgDep, repo: RepoDep, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> FlowList:
+async def list_flows(org_id: FlowsOrgDep, repo: RepoDep, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> FlowList:
     """The organisation's flows, oldest first."""
     return FlowList(flows=[flow_out(f) for f in await repo.list_flows(org_id, limit)])
 
 
 @router.get("/{flow_id}", response_model=FlowOut, responses={404: {"model": ErrorBody}})
-async def get_flow(flow_id: str, org_id: OrgDep, repo: RepoDep) -> FlowOut:
+async def get_flow(flow_id: str, org_id: FlowsOrgDep, repo: RepoDep) -> FlowOut:
     """Return one flow."""
     flow = await repo.get_flow(org_id, flow_id)
     if flow is None:
@@ -56,7 +59,7 @@ async def get_flow(flow_id: str, org_id: OrgDep, repo: RepoDep) -> FlowOut:
 
 
 @router.patch("/{flow_id}", response_model=FlowOut, responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}})
-async def update_flow(flow_id: str, body: FlowUpdate, org_id: OrgDep, repo: RepoDep, flows: FlowsDep) -> FlowOut:
+async def update_flow(flow_id: str, body: FlowUpdate, org_id: FlowsOrgDep, repo: RepoDep, flows: FlowsDep) -> FlowOut:
     """Change some of a flow's fields; fields not given keep their value (agentSettings is replaced whole)."""
     changes: dict[str, Any] = {
         column: value

@@ -6,18 +6,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Request
 
 from contracts.events import SessionEndRequested
 from contracts.status import TERMINAL, SessionStatus
+from services.api.access import ApiKeyDep, SessionOrgDep
 from services.api.cached_flows import CachedFlows
-from services.api.dependencies import AdmissionDep, FlowsDep, MintingDep, OrgDep, PublisherDep, RepoDep
+from services.api.dependencies import AdmissionDep, FlowsDep, MintingDep, PublisherDep, RepoDep
 from services.api.errors import NotFoundError
+from services.api.publishable_keys import PublishableGate
 from services.api.repository import Flow
 from services.api.schemas import ErrorBody, SessionCreated, SessionOut
+from services.api.scopes import SESSIONS
 from services.api.session_core import find_session, request_session
 
-router = APIRouter(tags=["sessions"], responses={401: {"model": ErrorBody}})
+router = APIRouter(tags=["sessions"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
 
 IdempotencyKey = Annotated[
     str | None,
@@ -33,7 +36,7 @@ IdempotencyKey = Annotated[
 _CREATE_RESPONSES: dict[int | str, dict[str, object]] = {
     404: {"model": ErrorBody},
     422: {"model": ErrorBody},
-    429: {"model": ErrorBody, "description": "too many open sessions; see Retry-After"},
+    429: {"model": ErrorBody, "description": "too many open sessions, or a publishable key's rate; see Retry-After"},
     503: {"model": ErrorBody},
 }
 
@@ -51,13 +54,24 @@ async def _flow(flows: CachedFlows, org_id: str, flow_id: str) -> Flow:
 )
 async def create_session(
     flow_id: str,
-    org_id: OrgDep,
+    request: Request,
+    key: ApiKeyDep,
     flows: FlowsDep,
     admission: AdmissionDep,
     minting: MintingDep,
     idempotency_key: IdempotencyKey = None,
 ) -> SessionCreated:
-    """Request an agent session: returns the room and a token at once; readiness comes later."""
+    """Request an agent session: returns the room, a token and the session's clientToken at once; readiness comes
+    later. A publishable key (``pk_``) works here only: for its flows, from its origins, at a bounded rate."""
+    if key.publishable:  # the gate is read here, not as a dependency: a secret key's request (the hot path) skips it
+        gate: PublishableGate = request.app.state.publishable
+        address = request.client.host if request.client else "unknown"
+        await gate.admit(key, flow_id, request.headers.get("origin"), address)
+        org_id = key.org_id
+        if idempotency_key:  # browsers share the key: one never gets another's session (and its clientToken) back
+            idempotency_key = f"pk:{key.key_id}:{address}:{idempotency_key}"
+    else:
+        org_id = key.require(SESSIONS)
     flow = await _flow(flows, org_id, flow_id)
     return await request_session(flow, idempotency_key, admission, minting)
 
@@ -67,18 +81,19 @@ async def create_session(
 )
 async def create_test_audio_session(
     flow_id: str,
-    org_id: OrgDep,
+    key: ApiKeyDep,
     flows: FlowsDep,
     admission: AdmissionDep,
     minting: MintingDep,
     idempotency_key: IdempotencyKey = None,
 ) -> SessionCreated:
-    """Alias of ``POST /api/flows/{flow_id}/sessions`` (the route existing frontends call)."""
-    return await create_session(flow_id, org_id, flows, admission, minting, idempotency_key)
+    """Alias of ``POST /api/flows/{flow_id}/sessions`` (the route existing frontends call); secret keys only."""
+    flow = await _flow(flows, key.require(SESSIONS), flow_id)
+    return await request_session(flow, idempotency_key, admission, minting)
 
 
 @router.get("/api/sessions/{session_id}", response_model=SessionOut, responses={404: {"model": ErrorBody}})
-async def get_session(session_id: str, org_id: OrgDep, repo: RepoDep, admission: AdmissionDep) -> SessionOut:
+async def get_session(session_id: str, org_id: SessionOrgDep, repo: RepoDep, admission: AdmissionDep) -> SessionOut:
     """Return a session's status and the time each stage was reached."""
     session = await find_session(org_id, session_id, repo, admission)
     if session is None:
@@ -90,7 +105,7 @@ async def get_session(session_id: str, org_id: OrgDep, repo: RepoDep, admission:
     "/api/sessions/{session_id}", status_code=202, response_model=SessionOut, responses={404: {"model": ErrorBody}}
 )
 async def end_session(
-    session_id: str, org_id: OrgDep, repo: RepoDep, admission: AdmissionDep, publisher: PublisherDep
+    session_id: str, org_id: SessionOrgDep, repo: RepoDep, admission: AdmissionDep, publisher: PublisherDep
 ) -> SessionOut:
     """End a session: answers at once; the status becomes ``ended`` and the room is cleaned up asynchronously."""
     session = await find_session(org_id, session_id, repo, admission)

@@ -9,13 +9,15 @@ from fastapi import APIRouter, HTTPException
 from contracts.datachannel import FLOW_EVENTS_TOPIC
 from contracts.keys import WATCHED_ROOM_TTL_S, watched_room_key
 from contracts.status import TERMINAL, SessionStatus
-from services.api.dependencies import AdmissionDep, OrgDep, RedisDep, RepoDep, TokensDep
+from services.api.access import ApiKeyDep
+from services.api.dependencies import AdmissionDep, RedisDep, RepoDep, TokensDep
 from services.api.errors import NotFoundError
 from services.api.schemas import ErrorBody, WatchRequest, WatchToken
+from services.api.scopes import watch_scope
 from services.api.session_core import find_session
 from services.api.tokens import watcher_token
 
-router = APIRouter(tags=["sessions"], responses={401: {"model": ErrorBody}})
+router = APIRouter(tags=["sessions"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
 
 
 @router.post(
@@ -26,13 +28,16 @@ router = APIRouter(tags=["sessions"], responses={401: {"model": ErrorBody}})
 async def watch_session(
     session_id: str,
     body: WatchRequest,
-    org_id: OrgDep,
+    key: ApiKeyDep,
     repo: RepoDep,
     admission: AdmissionDep,
     issuer: TokensDep,
     redis: RedisDep,
 ) -> WatchToken:
-    """A listen-only, hidden token for the session's room; flow events for ``role`` arrive on topic flow-events."""
+    """A listen-only, hidden token for the session's room; flow events for ``role`` arrive on topic flow-events.
+
+    Needs a secret key with the scope ``watch:<role>``."""
+    org_id = key.require(watch_scope(body.role))
     session = await find_session(org_id, session_id, repo, admission)
     if session is None or not session.room_name:
         raise NotFoundError(f"session {session_id!r} not found")
