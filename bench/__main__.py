@@ -33,7 +33,7 @@ def wait_for_quiet_machine(max_load: float, deadline_s: float) -> float:
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments, wait for a quiet machine, run, write the report."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="the short profile (under 3 minutes)")
+    parser.add_argument("--quick", action="store_true", help="the short profile (under 4 minutes)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the report goes")
     parser.add_argument("--agent-delay-ms", type=int, default=None, help="simulated agent start-up time")
     parser.add_argument("--burst", type=int, default=None, help="sessions in the burst")

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from bench.report_real import real_headline, real_section
 from bench.targets import Check, evaluate, ratios
 
 
@@ -25,6 +26,8 @@ def headline(results: dict[str, Any]) -> str:
         f"{m['load_average'][0]} / {results['machine_after']['load_average'][0]}; profile `{results['profile']}`, "
         f"agent start-up delay {results['config']['agent_delay_ms']} ms."
     )
+    if real := real_headline(results):
+        lines += ["", real]
     return "\n".join(lines)
 
 
@@ -106,6 +109,7 @@ def markdown(results: dict[str, Any], plot_name: str) -> str:
             + ", ".join(f"{k}: **{v:.0f}x**" for k, v in ratio["polling_vs_api_p99"].items()),
             "## Every phase\n\n" + _phase_table(results),
             _e2e_section(results),
+            real_section(results),
             f"## Burst of {burst['requested']:,}\n\n"
             f"accepted {burst['accepted']}, ready {burst['ready']} ({burst['ready_per_s']:.1f}/s), "
             f"all ready after {_ms(burst['all_ready_s'])} s, "

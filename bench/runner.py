@@ -1,4 +1,5 @@
-"""The whole benchmark in one run: ceiling, API, end to end, burst, polling baseline; returns the results."""
+"""The whole benchmark in one run: ceiling, API, end to end, burst, polling baseline (on the LiveKit simulator),
+then end to end on a real livekit-server; returns the results."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from bench.loadgen import LoadSpec
 from bench.measure import ResourceMonitor, cpu_delta, machine
 from bench.observe import ready_delays_ms, sim_counters, status_counts, statuses_of, wait_settled
 from bench.phases import PhaseRunner, path_for, per_thousand
+from bench.real_phase import real_livekit_phase
 from bench.stack import Stack, StackOptions, pipeline_paused, running_stack
 from bench.stats import summary
 
@@ -35,6 +37,8 @@ async def run_benchmark(config: BenchConfig, work_dir: Path) -> dict[str, Any]:
             results["peak_rss_mb"] = {name: value / 2**20 for name, value in monitor.overall_peaks.items()}
         finally:
             monitor.stop()
+    # After the simulator's stack is gone: the real server's stack has the machine to itself
+    results["real_livekit"] = await real_livekit_phase(config, work_dir)
     results["machine_after"] = machine()
     results["duration_s"] = time.monotonic() - started
     return results

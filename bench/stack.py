@@ -21,7 +21,8 @@ from contracts.streams import SESSION_REQUESTED, SUBSCRIPTIONS
 from devstack.profiles import BENCH, BENCH_AGENT_NAME
 from devstack.readiness import wait_for_sim_worker, wait_for_tcp
 from devstack.server_process import free_tcp_port
-from devstack.stack import found_servers, start_stack
+from devstack.servers import ServerHandle
+from devstack.stack import StackHandle, found_servers, start_stack
 
 AGENT_NAME = BENCH_AGENT_NAME
 POLLING_AGENT_NAME = "agentready-bench-polling"  # the old design's agent: no flow init through this API
@@ -84,11 +85,16 @@ async def running_stack(options: StackOptions) -> AsyncIterator[Stack]:
         await wait_for_tcp("127.0.0.1", ceiling_port, deadline_s=30)
         await wait_for_tcp("127.0.0.1", polling_port, deadline_s=30)
         await wait_for_sim_worker(stack.livekit_url, deadline_s=60, names={AGENT_NAME, POLLING_AGENT_NAME})
-        servers = {"redis": redis.pid, "postgres": postgres.pid}
-        stack.pids = {name: pid for name, pid in servers.items() if pid is not None}
-        stack.pids |= {label.replace("-", "_"): pid for label, pid in services.pids.items()}  # measured by name
+        stack.pids = measured_pids(redis, postgres, services)
         stack.flow_id = await create_flow(stack)
         yield stack
+
+
+def measured_pids(redis: ServerHandle, postgres: ServerHandle, services: StackHandle) -> dict[str, int]:
+    """The pids measured, by name: the servers the stack found, and every process the stack started."""
+    servers = {"redis": redis.pid, "postgres": postgres.pid}
+    pids = {name: pid for name, pid in servers.items() if pid is not None}
+    return pids | {label.replace("-", "_"): pid for label, pid in services.pids.items()}  # livekit_server, ...
 
 
 PIPELINE = ("dispatcher", "session_store", "agent")  # everything downstream of the API's XADD

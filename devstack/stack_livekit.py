@@ -36,12 +36,26 @@ async def start_livekit_server(stack: StackHandle, binary: Path, *, check_port: 
 
 
 async def wait_for_output(stack: StackHandle, label: str, needle: str, *, deadline_s: float) -> None:
-    """Return once a line of ``label`` containing ``needle`` was printed; NotReadyError after ``deadline_s``."""
+    """Return once a line of ``label`` containing ``needle`` was printed; NotReadyError after ``deadline_s``.
+
+    With a log file per process (``log_dir`` output, the benchmark's) the child writes there, not to the stack's
+    output: the file is read instead."""
     loop = asyncio.get_running_loop()
     end = loop.time() + deadline_s
     prefix = f"{label} | "
+    log_file = stack.log_dir / f"{label}.log" if stack.log_dir is not None else None
     while loop.time() < end:
         if any(line.startswith(prefix) and needle in line for line in list(stack.out.kept)):
             return
+        if log_file is not None and _file_has(log_file, needle):
+            return
         await asyncio.sleep(0.1)  # polling the stack's output, bounded by deadline_s
     raise NotReadyError(f"no line with {needle!r} from {label} within {deadline_s:.0f}s")
+
+
+def _file_has(path: Path, needle: str) -> bool:
+    """``needle`` is in the file (a missing file has nothing); the benchmark's log files are small at start-up."""
+    try:
+        return needle in path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return False

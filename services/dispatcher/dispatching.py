@@ -60,9 +60,11 @@ async def dispatch_session(
             if state == DispatchState.CLOSED:
                 log.info("dispatch_skipped", reason="session already over")
                 return None
-            if deadline <= clock():
-                # read late (a backlog): the session store expires it; an agent sent now would only be cleaned up
-                log.info("dispatch_skipped", reason="past its readiness deadline")
+            late_s = clock() - deadline
+            if late_s >= 0:
+                # read late (a backlog): the session store expires it; an agent sent now would only be cleaned up.
+                # A warning, not info: the session expires without an agent, and this dispatcher fell behind its stream.
+                log.warning("dispatch_skipped", reason="past its readiness deadline", late_s=round(late_s, 3))
                 return None
 
             async def create() -> str:

@@ -7,7 +7,6 @@ at most ``ttl_s``, while a live holder working through slow LiveKit retries neve
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -34,16 +33,26 @@ class RedisRoomLocks:
         """Hold the room's lock for the block; raises ``redis.exceptions.LockError`` when the wait runs out."""
         lock = self._redis.lock(dispatch_lock_key(room_name), timeout=self._ttl_s, blocking_timeout=self._wait_s)
         async with lock:
-            keeper = asyncio.create_task(self._keep_alive(lock, room_name))
+            released = asyncio.Event()
+            keeper = asyncio.create_task(self._keep_alive(lock, room_name, released))
             try:
                 yield
             finally:
+                released.set()
                 keeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await keeper
+                # Bounded, and unlike ``suppress(CancelledError): await keeper`` it never swallows a cancellation
+                # aimed at this task (the delivery's handler deadline): asyncio.wait only waits.
+                await asyncio.wait({keeper}, timeout=self._ttl_s)
+                if not keeper.done():
+                    log.warning("room_lock_renewal_still_running", room=room_name, waited_s=self._ttl_s)
+                elif not keeper.cancelled():
+                    keeper.result()  # a renewal's unexpected error surfaces here, as before
 
-    async def _keep_alive(self, lock: Lock, room_name: str) -> None:
-        while True:
+    async def _keep_alive(self, lock: Lock, room_name: str, released: asyncio.Event) -> None:
+        # ``released`` ends the renewals when the cancellation does not: Python 3.11's asyncio.wait_for, which
+        # redis-py sends every command through, drops a cancellation that arrives just as the command completes
+        # (CPython gh-86296). Such a renewal used to go on forever, and ``hold`` waited for it forever.
+        while not released.is_set():
             await asyncio.sleep(self._ttl_s / 3)
             try:
                 await lock.reacquire()

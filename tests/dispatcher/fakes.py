@@ -152,8 +152,8 @@ class FakeLedger:
         return self.records[session_id]
 
 
-def session_request(room_name: str | None = None) -> SessionRequested:
-    """A session request with fresh ids."""
+def session_request(room_name: str | None = None, ready_in_s: float = 30.0) -> SessionRequested:
+    """A session request with fresh ids, due to be ready ``ready_in_s`` from now (a dispatcher skips it after that)."""
     sid = uuid.uuid4().hex
     return SessionRequested(
         session_id=sid,
@@ -161,6 +161,6 @@ def session_request(room_name: str | None = None) -> SessionRequested:
         flow_id="flow",
         room_name=room_name or f"session-{sid}",
         greeting="Hello",
-        ready_deadline=datetime.now(UTC) + timedelta(seconds=30),
+        ready_deadline=datetime.now(UTC) + timedelta(seconds=ready_in_s),
         agent_credential="agent-credential-secret",
     )

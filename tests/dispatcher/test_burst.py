@@ -70,7 +70,9 @@ async def test_burst_of_requests_respects_the_in_flight_cap(
         dispatch_join_timeout_min_s=600.0,
         dispatch_max_waiting=0,  # nor may pacing hold the burst back: the cap under test is LiveKit's in-flight
     )
-    requests = [session_request() for _ in range(SESSIONS)]
+    # The sessions must stay wanted for as long as the test waits: the dispatcher skips (acks, no event) every
+    # request it reads past its readiness deadline, so a default 30 s deadline turned a slow run into a "stall".
+    requests = [session_request(ready_in_s=DEADLINE_S + 60) for _ in range(SESSIONS)]
     broker = RedisBroker(burst_redis_url)
     await broker.connect()
     redis = Redis.from_url(burst_redis_url)

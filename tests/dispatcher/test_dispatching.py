@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from structlog.testing import capture_logs
+
 from contracts.events import Event, SessionDispatched, SessionDispatchFailed, SessionRequested
 from contracts.job import AgentJobMetadata
 from services.dispatcher.dispatching import dispatch_session
@@ -58,6 +60,18 @@ async def test_session_past_its_readiness_deadline_is_not_dispatched() -> None:
     assert rooms.rooms == {} and rooms.calls == 0
     assert request.session_id not in ledger.deadlines
     assert ledger.records[request.session_id].room_name == request.room_name  # learnt, for clean-up
+
+
+async def test_session_read_past_its_readiness_deadline_is_a_warning() -> None:
+    """A skipped late request publishes nothing, so the log is all that shows a dispatcher behind its stream (at info,
+    a burst slower than its sessions' deadline looked like a stall: the count stopped growing, nothing said why)."""
+    request = session_request().model_copy(update={"ready_deadline": datetime.fromtimestamp(987.5, UTC)})
+    with capture_logs() as logs:
+        assert await _dispatch(FakeRooms(), FakeLedger(), request) is None  # the clock says 1000
+    skipped = [e for e in logs if e["event"] == "dispatch_skipped"]
+    assert len(skipped) == 1, logs
+    assert skipped[0]["log_level"] == "warning"
+    assert (skipped[0]["reason"], skipped[0]["late_s"]) == ("past its readiness deadline", 12.5)
 
 
 async def test_agent_joined_before_the_dispatch_returned_is_not_watched() -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.e2e.conftest import Stack
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -61,7 +63,15 @@ async def test_session_expires_when_no_agent_answers(stack_without_agent: Stack)
         except (AssertionError, httpx.HTTPError) as exc:
             raise AssertionError(f"{exc!r}\n--- stack output ---\n{stack.tail()}") from exc
         elapsed = time.monotonic() - started
-        final = (await client.get(f"/api/sessions/{session_id}")).json()
+        # the session store announces a change just before committing it: a GET right after the event may still
+        # read the old row for a moment, so read until the record agrees (bounded)
+        final: dict[str, Any] = {}
+
+        async def recorded() -> bool:
+            final.update((await client.get(f"/api/sessions/{session_id}")).json())
+            return bool(final["status"] == "expired")
+
+        await wait_until(recorded, deadline_s=5, what="the expiry recorded")
     assert events[-1]["status"] == "expired", events
     assert "deadline" in str(events[-1]["reason"])
     assert 1.5 < elapsed < 10, elapsed
