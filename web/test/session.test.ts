@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { SessionFailedError, SessionTimeoutError, startSession, type SessionGrant } from "../src/client";
 import { AGENT, FakeEventSource, FakeRoom, USER } from "./fakes";
 
@@ -61,6 +61,30 @@ describe("startSession", () => {
     );
     room.announce(USER);
     await expect(started).rejects.toBeInstanceOf(SessionTimeoutError);
+  });
+
+  it("ends the session with its client token when it gives up", async () => {
+    const calls: [string, RequestInit | undefined][] = [];
+    vi.stubGlobal("fetch", async (url: string, init?: RequestInit) => {
+      calls.push([url, init]);
+      return new Response(null, { status: 204 });
+    });
+    try {
+      const { room, eventSource } = setUp(async () => {});
+      const started = startSession({
+        getSession: async () => grant,
+        apiUrl: "http://api",
+        room: room.asRoom(),
+        eventSource,
+        timeoutMs: 30,
+      });
+      await expect(started).rejects.toThrow("did not get ready within");
+      await vi.waitFor(() => expect(calls).toHaveLength(1));
+      expect(calls[0][0]).toBe("http://api/api/sessions/s1");
+      expect(calls[0][1]).toMatchObject({ method: "DELETE", headers: { authorization: "Bearer ct" } });
+    } finally {
+      vi.unstubAllGlobals();
+    }
   });
 
   it("falls back to SSE (client token as access_token) when the room cannot be joined", async () => {
