@@ -120,7 +120,10 @@ def running_livekit_server(
             webhook_urls=webhook_urls,
             empty_timeout=empty_timeout,
         )
-        return ServerProcess("livekit-server", argv, log_path, stop_signal=signal.SIGTERM)
+        # SIGTERM drains (waits for participants); an orphan must not wait forever
+        return ServerProcess(
+            "livekit-server", argv, log_path, stop_signal=signal.SIGTERM, parent_death_signal=signal.SIGKILL
+        )
 
     with started_on_free_port(
         "livekit-server", build, _answers, attempts=START_ATTEMPTS, deadline_s=START_DEADLINE_S

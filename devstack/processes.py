@@ -35,6 +35,9 @@ class ChildSpec:
     env: Mapping[str, str] | None = None
     cwd: Path | None = None
     log_path: Path | None = None  # not through this process: a benchmark's launcher must not spend CPU on it
+    # what the child gets if this process dies without stopping it (livekit-server drains on SIGTERM: it would wait
+    # for its participants forever, so it gets SIGKILL)
+    parent_death_signal: int = signal.SIGTERM
 
 
 @dataclass(frozen=True)
@@ -237,7 +240,7 @@ async def _spawn(spec: ChildSpec) -> asyncio.subprocess.Process:
             env=dict(spec.env) if spec.env is not None else None,
             cwd=spec.cwd,
             start_new_session=True,
-            preexec_fn=die_with_parent_hook(signal.SIGTERM),
+            preexec_fn=die_with_parent_hook(spec.parent_death_signal),
             limit=_LINE_LIMIT,
         )
     finally:

@@ -63,7 +63,14 @@ class ServerProcess:
     """A server child in its own session (Ctrl-C in the terminal does not reach it) with a log file."""
 
     def __init__(
-        self, name: str, argv: Sequence[str], log_path: Path, *, stop_signal: int, run_as: RunAs | None = None
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        *,
+        stop_signal: int,
+        run_as: RunAs | None = None,
+        parent_death_signal: int | None = None,
     ) -> None:
         """Start ``argv`` now; its stdout and stderr go to ``log_path``."""
         self.name = name
@@ -76,7 +83,7 @@ class ServerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=die_with_parent_hook(stop_signal),  # armed only from the main thread
+                preexec_fn=die_with_parent_hook(parent_death_signal or stop_signal),  # armed only from the main thread
                 user=run_as.uid if run_as else None,
                 group=run_as.gid if run_as else None,
                 extra_groups=[] if run_as else None,

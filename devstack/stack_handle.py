@@ -71,10 +71,20 @@ class StackHandle:
         """The last lines the processes (and the supervisor) printed."""
         return "\n".join(list(self.out.kept)[-lines:])
 
-    async def start_child(self, label: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> int:
+    async def start_child(
+        self,
+        label: str,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        *,
+        parent_death_signal: int = signal.SIGTERM,
+    ) -> int:
         """Start one more process under ``label`` (the stack's environment unless ``env``); return its pid."""
         log_path = self.log_dir / f"{label}.log" if self.log_dir is not None else None
-        spec = ChildSpec(label, argv, env=self.env if env is None else env, cwd=REPO_ROOT, log_path=log_path)
+        env = self.env if env is None else env
+        spec = ChildSpec(
+            label, argv, env=env, cwd=REPO_ROOT, log_path=log_path, parent_death_signal=parent_death_signal
+        )
         self.pids[label] = await self.group.start(spec)
         return self.pids[label]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -31,7 +32,8 @@ async def start_livekit_server(stack: StackHandle, binary: Path, *, check_port: 
         api_secret=livekit.api_secret,
         webhook_urls=[webhook],
     )
-    await stack.start_child(SERVER_LABEL, argv)
+    # orphaned, it must not drain (wait for its participants) forever: SIGKILL if the launcher dies
+    await stack.start_child(SERVER_LABEL, argv, parent_death_signal=signal.SIGKILL)
     await wait_for_http_ok(livekit.url, deadline_s=30.0)
 
 

@@ -177,3 +177,39 @@ async def test_kill_9_of_a_supervised_child_is_restarted() -> None:
 def test_backoff_doubles_up_to_its_bound() -> None:
     policy = RestartPolicy(first_backoff_s=0.5, max_backoff_s=3.0)
     assert [policy.backoff_s(n) for n in range(5)] == [0.5, 0.5, 1.0, 2.0, 3.0]
+
+
+_LAUNCHER_THAT_DIES = """
+import asyncio, os, signal, sys
+from devstack.processes import ChildSpec, ProcessGroup
+
+STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)"
+
+async def main():
+    group = ProcessGroup(lambda label, line: None)
+    spec = ChildSpec("server", [sys.executable, "-c", STUBBORN], parent_death_signal=getattr(signal, sys.argv[1]))
+    print(await group.start(spec), flush=True)
+    await asyncio.sleep(0.5)  # let the child arm its handler
+    os._exit(0)  # the launcher dies without stopping its children
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize(("death_signal", "survives"), [("SIGKILL", False), ("SIGTERM", True)])
+async def test_a_child_gets_its_parent_death_signal_when_the_launcher_dies(death_signal: str, survives: bool) -> None:
+    # livekit-server drains on SIGTERM (waits for its participants): orphaned, it must get SIGKILL instead
+    launcher = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _LAUNCHER_THAT_DIES, death_signal, stdout=asyncio.subprocess.PIPE, cwd=Path.cwd()
+    )
+    out, _ = await asyncio.wait_for(launcher.communicate(), timeout=30)
+    child = int(out.decode().split()[0])
+    try:
+        if survives:  # a child that ignores SIGTERM outlives its launcher: the case SIGKILL is for
+            with pytest.raises(AssertionError):
+                await wait_until(lambda: gone(child), deadline_s=1.0, what="child gone")
+        else:
+            await wait_until(lambda: gone(child), deadline_s=10.0, what="orphaned child killed")
+    finally:
+        if not gone(child):
+            os.kill(child, signal.SIGKILL)
