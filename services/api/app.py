@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
@@ -22,6 +22,7 @@ from services.api.settings import ApiSettings
 from services.runtime.broker import CONNECTION_OPTIONS, new_broker
 from services.runtime.migrations import apply_migrations
 from services.runtime.streams import ensure_groups
+from services.runtime.tasks import cancel_and_wait
 
 SERVICE = "api"
 REDIS_MAX_CONNECTIONS = 512
@@ -62,9 +63,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         try:
             yield
         finally:
-            fanout.cancel()
-            with suppress(asyncio.CancelledError):
-                await fanout
+            await cancel_and_wait(fanout, timeout_s=5.0, what="status fanout")
             await broker.stop()
             await redis.aclose()
             await pool.close()

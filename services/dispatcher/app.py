@@ -5,7 +5,6 @@ of :data:`~services.dispatcher.handlers.HANDLERS` and runs the watchdog from sta
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from functools import partial
 
@@ -34,8 +33,10 @@ from services.runtime.broker import CONNECTION_OPTIONS, new_broker
 from services.runtime.consuming import subscribe
 from services.runtime.publishing import BrokerPublisher, EventPublisher
 from services.runtime.streams import consumer_name, ensure_groups
+from services.runtime.tasks import cancel_and_wait
 
 SERVICE = "dispatcher"
+STOP_TASK_TIMEOUT_S = 5.0  # the watchdog and the room sweep stop within this at shutdown
 
 
 def bootstrap(
@@ -147,9 +148,7 @@ def create_app(settings: DispatcherSettings, build: Callable[[RedisBroker], Depe
 
     async def stop_watchdog() -> None:
         for task in background:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task, timeout_s=STOP_TASK_TIMEOUT_S, what=task.get_name())
         background.clear()
 
     async def close_clients() -> None:

@@ -30,8 +30,10 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from services.runtime.dead_letters import FailureLedger, dead_letter
+from services.runtime.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
+_LEASE_STOP_TIMEOUT_S = 1.0
 
 _TRANSIENT: tuple[type[BaseException], ...] = (
     OSError,  # includes ConnectionError and the builtin TimeoutError
@@ -122,9 +124,8 @@ async def _lease(
         yield
     finally:
         released = True
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # bounded; a renewal that lost its cancellation ends at its next look at ``released``
+        await cancel_and_wait(task, timeout_s=_LEASE_STOP_TIMEOUT_S, what="delivery lease")
 
 
 @dataclass(frozen=True)
