@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import logging
 import os
 import signal
 
@@ -68,6 +69,9 @@ def main(argv: list[str] | None = None) -> None:
     """Parse arguments, configure logging and serve."""
     args = _parse_args(argv)
     configure_logging("livekit_sim", args.log_level)
+    # one access line per request drowns make dev's output (the launcher and the demo poll /sim/state every 100 ms):
+    # requests are logged at DEBUG only
+    logging.getLogger("aiohttp.access").setLevel(logging.INFO if args.log_level.upper() == "DEBUG" else logging.WARNING)
     asyncio.run(_serve(args))
 
 
