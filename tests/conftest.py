@@ -5,6 +5,7 @@ elsewhere, failed in CI)."""
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -95,3 +96,27 @@ async def sim(sim_assign_timeout: float) -> AsyncIterator[Simulator]:
     # AgentServer.run() writes LIVEKIT_URL/API_KEY/API_SECRET into os.environ: undo it.
     os.environ.clear()
     os.environ.update(saved)
+
+
+_EXIT_STATUS = pytest.StashKey[int]()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remember the run's exit status for :func:`pytest_unconfigure`."""
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Leave without the interpreter's finalisation once livekit.rtc's native runtime ran in this process.
+
+    Its tokio threads can still call back into Python while the interpreter finalises, and the Rust side then aborts
+    ("panic in a function that cannot unwind": exit 134 after every test had passed, seen twice here). Fixtures are
+    torn down and the summary is written by now, so nothing is lost by skipping the finalisation.
+    """
+    ffi = sys.modules.get("livekit.rtc._ffi_client")
+    if ffi is None or getattr(ffi.FfiClient, "_instance", None) is None:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(config.stash.get(_EXIT_STATUS, 0))
