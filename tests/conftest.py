@@ -5,7 +5,6 @@ elsewhere, failed in CI)."""
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -17,6 +16,7 @@ from redis.asyncio import Redis
 from devstack.livekit_discovery import LiveKitChoice, discover_livekit
 from devstack.livekit_server import RunningLiveKit, running_livekit
 from devstack.livekit_sim import Simulator, SimulatorConfig, run_simulator
+from devstack.rtc_exit import exit_now_if_rtc_ran
 from devstack.servers import postgres_server, redis_server
 
 # Read before any test runs: livekit-agents' AgentServer.run() (used in-process by some tests) writes
@@ -108,15 +108,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Leave without the interpreter's finalisation once livekit.rtc's native runtime ran in this process.
-
-    Its tokio threads can still call back into Python while the interpreter finalises, and the Rust side then aborts
-    ("panic in a function that cannot unwind": exit 134 after every test had passed, seen twice here). Fixtures are
-    torn down and the summary is written by now, so nothing is lost by skipping the finalisation.
-    """
-    ffi = sys.modules.get("livekit.rtc._ffi_client")
-    if ffi is None or getattr(ffi.FfiClient, "_instance", None) is None:
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(config.stash.get(_EXIT_STATUS, 0))
+    """Fixtures are torn down and the summary written: once livekit.rtc ran, skip the interpreter's finalisation,
+    where its native runtime can abort the process (exit 134 after every test had passed)."""
+    exit_now_if_rtc_ran(config.stash.get(_EXIT_STATUS, 0))

@@ -14,6 +14,7 @@ from devstack.demo.rooms import Backend
 from devstack.demo.runner import DemoConfig, DemoSetupError, run_demo
 from devstack.demo.stack import ensure_stack
 from devstack.demo.stats import DemoSummary
+from devstack.rtc_exit import exit_now_if_rtc_ran
 
 # The key the demo gives a stack it starts itself (as DEV_API_KEY); local and public, like devkey/secret.
 DEMO_API_KEY = "ar_dev_demo_key_local_only"
@@ -77,7 +78,9 @@ def demo(
     if json_path is not None:
         write_json(Path(json_path), summary)
         console.print(f"[dim]summary written to {json_path}")
-    raise typer.Exit(0 if summary.all_ready else 1)
+    code = 0 if summary.all_ready else 1
+    exit_now_if_rtc_ran(code)  # frontends on real LiveKit: the native runtime must not abort a finished demo
+    raise typer.Exit(code)
 
 
 if __name__ == "__main__":
