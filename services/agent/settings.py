@@ -42,7 +42,13 @@ class AgentSettings(LiveKitSettings):
     agent_greeting_timeout_seconds: float = Field(
         default=60.0, gt=0, description="Deadline for speaking the greeting, playout included."
     )
-    agent_tts: str = Field(default="offline", description="Name of the speaker in the provider registry.")
+    agent_tts: str = Field(
+        default="espeak", description="Name of the speaker in the provider registry (offline: silence, no TTS)."
+    )
+    agent_voice: str = Field(default="en-us", description="eSpeak NG voice of the espeak speaker.")
+    agent_listener_wait_seconds: float = Field(
+        default=10.0, gt=0, description="Deadline for the user to subscribe to the agent's audio before the greeting."
+    )
     agent_speak_ms_per_char: float = Field(
         default=2.0, ge=0, description="Offline speaker: playout time per character of text."
     )

@@ -59,6 +59,7 @@ def readiness_options(settings: AgentSettings) -> ReadinessOptions:
     return ReadinessOptions(
         wait_for_user=settings.agent_wait_for_user,
         user_wait_seconds=settings.agent_user_wait_seconds,
+        listener_wait_seconds=settings.agent_listener_wait_seconds,
         stage_timeout_seconds=settings.agent_stage_timeout_seconds,
         greeting_timeout_seconds=settings.agent_greeting_timeout_seconds,
         flow_init_timeout_seconds=settings.agent_flow_init_max_seconds + settings.agent_stage_timeout_seconds,
