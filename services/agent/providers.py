@@ -102,12 +102,12 @@ def register_speaker(name: str, factory: SpeakerFactory) -> None:
 
 
 def create_speaker(settings: AgentSettings) -> Speaker:
-    """Build the speaker ``settings.agent_tts`` names; :class:`ProviderError` if none is registered."""
+    """Build the speaker ``settings.speaker_name`` names; :class:`ProviderError` if none is registered."""
     try:
-        factory = _SPEAKERS[settings.agent_tts]
+        factory = _SPEAKERS[settings.speaker_name]
     except KeyError:
         known = ", ".join(sorted(_SPEAKERS))
-        raise ProviderError(f"unknown AGENT_TTS {settings.agent_tts!r}; registered: {known}") from None
+        raise ProviderError(f"unknown AGENT_TTS {settings.speaker_name!r}; registered: {known}") from None
     return factory(settings)
 
 

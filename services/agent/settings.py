@@ -43,7 +43,9 @@ class AgentSettings(LiveKitSettings):
         default=60.0, gt=0, description="Deadline for speaking the greeting, playout included."
     )
     agent_tts: str = Field(
-        default="espeak", description="Name of the speaker in the provider registry (offline: silence, no TTS)."
+        default="",
+        description="Name of the speaker in the provider registry ('espeak': eSpeak NG, 'offline': silence, no "
+        "TTS); empty: 'espeak' in LiveKit rooms, 'offline' on the simulator's room bus (no media to speak into).",
     )
     agent_voice: str = Field(default="en-us", description="eSpeak NG voice of the espeak speaker.")
     agent_listener_wait_seconds: float = Field(
@@ -64,3 +66,8 @@ class AgentSettings(LiveKitSettings):
     agent_flow_init_attempts: int = Field(default=5, ge=1, description="Flow-init attempts on 5xx/connection errors.")
     agent_flow_init_max_seconds: float = Field(default=10.0, gt=0, description="Flow-init retries: total time bound.")
     agent_flow_init_backoff_seconds: float = Field(default=0.1, gt=0, description="First flow-init retry delay.")
+
+    @property
+    def speaker_name(self) -> str:
+        """The speaker to build: AGENT_TTS, or the backend's default."""
+        return self.agent_tts or ("offline" if self.agent_room_backend == "simulator" else "espeak")

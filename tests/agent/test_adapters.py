@@ -76,6 +76,14 @@ def test_without_espeak_the_default_falls_back_to_silence(monkeypatch: pytest.Mo
     assert isinstance(create_speaker(AgentSettings(dev_mode=True)), OfflineSpeaker)
 
 
+def test_on_the_simulator_room_bus_the_default_is_silence() -> None:
+    # no media there: a greeting's real speech would only cost CPU and make every simulated start-up slower
+    settings = AgentSettings(dev_mode=True, agent_room_backend="simulator")
+    assert isinstance(create_speaker(settings), OfflineSpeaker)
+    settings = AgentSettings(dev_mode=True, agent_room_backend="simulator", agent_tts="espeak")
+    assert isinstance(create_speaker(settings), EspeakSpeaker)
+
+
 async def test_the_offline_speaker_is_silence_as_long_as_the_text() -> None:
     speech = await OfflineSpeaker(ms_per_char=10.0).synthesize("x" * 50)
     assert speech.duration_s == pytest.approx(0.5) and set(speech.pcm) == {0}
