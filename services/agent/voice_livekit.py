@@ -43,11 +43,10 @@ class LiveKitVoice:
             frames = [*resampler.push(bytearray(pcm)), *resampler.flush()]
             pcm = b"".join(bytes(frame.data) for frame in frames)
         step = FRAME_SAMPLES * 2
+        started()  # the first frame goes out at once: the source's queue is empty between greetings
         for offset in range(0, len(pcm), step):
             chunk = pcm[offset : offset + step].ljust(step, b"\0")
             await self._source.capture_frame(rtc.AudioFrame(chunk, SAMPLE_RATE, 1, FRAME_SAMPLES))
-            if offset == 0:
-                started()
         await self._source.wait_for_playout()
 
     async def aclose(self) -> None:
