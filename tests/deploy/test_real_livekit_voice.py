@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import pytest
 from livekit import api, rtc
 
-from contracts.datachannel import AgentReadyPayload
+from contracts.datachannel import AgentFailedPayload, AgentReadyPayload
 from devstack.livekit_server import RunningLiveKit
 from services.agent.worker import running_worker
 from tests.deploy.test_real_livekit import TOPIC, agent_settings, job_metadata, keep_livekit_env
@@ -137,3 +137,45 @@ async def test_the_user_hears_the_greeting_and_ready_follows_it_never_before_sub
           f"first audio {first_loud - subscribed_at:.3f} s after subscribing")  # fmt: skip
     assert before >= 0.8, f"only {before:.2f} s of audible greeting before agent.ready"
     assert after <= 0.25, f"{after:.2f} s of the greeting arrived after agent.ready"
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.usefixtures("keep_livekit_env")
+async def test_a_user_who_never_subscribes_gets_agent_failed_at_listener_subscribed(
+    real_livekit: RunningLiveKit, redis_url: str
+) -> None:
+    settings = agent_settings(real_livekit, redis_url, agent_listener_wait_seconds=1.5)
+    metadata = job_metadata(f"real-deaf-{uuid.uuid4().hex[:10]}")
+    received: asyncio.Future[rtc.DataPacket] = asyncio.get_running_loop().create_future()
+
+    def on_data(packet: rtc.DataPacket) -> None:
+        if packet.topic == TOPIC and not received.done():
+            received.set_result(packet)
+
+    token = (
+        api.AccessToken(settings.livekit_api_key, settings.livekit_api_secret)
+        .with_identity(f"frontend-{uuid.uuid4().hex[:8]}")
+        .with_grants(api.VideoGrants(room_join=True, room=metadata.room_name))
+        .to_jwt()
+    )
+    async with (
+        running_worker(settings),
+        api.LiveKitAPI(settings.livekit_http_url, settings.livekit_api_key, settings.livekit_api_secret) as lk,
+    ):
+        await lk.room.create_room(api.CreateRoomRequest(name=metadata.room_name))
+        room = rtc.Room()
+        room.on("data_received", on_data)
+        await room.connect(settings.livekit_ws_url, token, rtc.RoomOptions(auto_subscribe=False))
+        try:
+            await lk.agent_dispatch.create_dispatch(
+                api.CreateAgentDispatchRequest(
+                    agent_name=settings.livekit_agent_name, room=metadata.room_name, metadata=metadata.to_json()
+                )
+            )
+            packet = await asyncio.wait_for(received, timeout=DEADLINE_S)
+        finally:
+            await room.disconnect()
+            await lk.room.delete_room(api.DeleteRoomRequest(room=metadata.room_name))
+    payload = AgentFailedPayload.model_validate_json(packet.data)
+    assert (payload.sessionId, payload.stage) == (metadata.session_id, "listener_subscribed")
+    assert payload.reason == "nobody subscribed to the agent's audio within 1.5 s"
