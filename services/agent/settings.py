@@ -47,6 +47,11 @@ class AgentSettings(LiveKitSettings):
         description="Name of the speaker in the provider registry ('espeak': eSpeak NG, 'offline': silence, no "
         "TTS); empty: 'espeak' in LiveKit rooms, 'offline' on the simulator's room bus (no media to speak into).",
     )
+    agent_factory: str = Field(
+        default="",
+        description="Your own agent: package.module:function receiving the flow and returning a livekit-agents Agent "
+        "(examples/greeter_agent.py); unusable: every job fails at stage 'providers' with the reason.",
+    )
     agent_voice: str = Field(default="en-us", description="eSpeak NG voice of the espeak speaker.")
     agent_listener_wait_seconds: float = Field(
         default=10.0, gt=0, description="Deadline for the user to subscribe to the agent's audio before the greeting."

@@ -19,6 +19,7 @@ import structlog
 from livekit.agents import AgentServer, JobContext, JobExecutorType, JobProcess
 
 from contracts.endings import EndCode
+from services.agent.custom_agent import load_agent_factory
 from services.agent.ending import failed_readiness, job_end, presence_reporter, report_job_end, stay_with_user
 from services.agent.events import RedisEventPublisher
 from services.agent.flow_client import FlowInitPolicy, HttpFlowInitialiser
@@ -41,6 +42,8 @@ def prepare_process(settings: AgentSettings, proc: JobProcess) -> None:
         configure_logging("agent", settings.log_level, settings.log_json)
     try:
         proc.userdata["speaker"] = create_speaker(settings)
+        if settings.agent_factory:
+            proc.userdata["agent_factory"] = load_agent_factory(settings.agent_factory)
     except Exception as exc:  # noqa: BLE001 - reported by the job as a failure at stage "providers"
         log.error("provider_setup_failed", error=str(exc))
         proc.userdata["speaker"] = UnavailableSpeaker(exc)
