@@ -1,7 +1,7 @@
 """An example of your own agent behind the readiness protocol: ``AGENT_FACTORY=examples.greeter_agent:build``.
 
 The factory receives the flow (its greeting, definition and agent settings, from the API's flow init) and returns
-the livekit-agents ``Agent`` the session runs once the user has heard the greeting.
+the livekit-agents ``Agent`` for the conversation after the user has heard the greeting.
 """
 
 from __future__ import annotations

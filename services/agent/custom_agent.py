@@ -1,8 +1,9 @@
 """Bring your own agent: ``AGENT_FACTORY=package.module:function`` receives the flow and returns the livekit-agents
-``Agent`` (instructions, tools, handlers) the session runs once the readiness protocol made it ready.
+``Agent`` (instructions, tools, handlers) for the conversation after ``agent.ready``.
 
 The factory is resolved once per job process; a spec that cannot be used fails every job at stage "providers" with
-the reason, before the user waits for a greeting.
+the reason, before the user waits for a greeting. Not yet done (issue 18): running the returned Agent in an
+``AgentSession`` after ready, with the flow's STT/LLM/TTS.
 """
 
 from __future__ import annotations
