@@ -2,21 +2,26 @@
 ``Agent`` (instructions, tools, handlers) for the conversation after ``agent.ready``.
 
 The factory is resolved once per job process; a spec that cannot be used fails every job at stage "providers" with
-the reason, before the user waits for a greeting. Not yet done (issue 18): running the returned Agent in an
-``AgentSession`` after ready, with the flow's STT/LLM/TTS.
+the reason, before the user waits for a greeting. After ready the Agent runs in an ``AgentSession`` in the room
+until the job ends. Not yet done (issue 18): the session's STT/LLM/TTS from the flow's ``agentSettings``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
-from livekit.agents import Agent
+import structlog
+from livekit import rtc
+from livekit.agents import Agent, AgentSession, room_io
 
 from services.agent.flow_client import FlowConfig
 from services.agent.providers import ProviderError
 
 AgentFactory = Callable[[FlowConfig], Agent]
+log = structlog.get_logger(__name__)
 
 
 def load_agent_factory(spec: str) -> AgentFactory:
@@ -44,3 +49,29 @@ def checked(spec: str, factory: Callable[[FlowConfig], object]) -> AgentFactory:
         return agent
 
     return build
+
+
+@asynccontextmanager
+async def conversation(
+    factory: AgentFactory | None, flow: FlowConfig | None, room: rtc.Room | None, timeout_s: float
+) -> AsyncIterator[AgentSession[None] | None]:
+    """While the block runs, ``factory(flow)`` runs in an ``AgentSession`` in ``room`` (nothing without a factory,
+    a flow or a room: the simulator has no media); closed (bounded by ``timeout_s``) when the block ends."""
+    if factory is None or flow is None or room is None:
+        yield None
+        return
+    agent = factory(flow)
+    session: AgentSession[None] = AgentSession()
+    # the greeting's track is the agent's voice; the job, not the session, decides when the room is left
+    options = room_io.RoomOptions(audio_output=False, close_on_disconnect=False)
+    async with asyncio.timeout(timeout_s):
+        await session.start(agent, room=room, room_options=options)
+    log.info("conversation_started", agent=type(agent).__name__)
+    try:
+        yield session
+    finally:
+        try:
+            async with asyncio.timeout(timeout_s):
+                await session.aclose()
+        except TimeoutError:
+            log.warning("conversation_close_timed_out", timeout_s=timeout_s)

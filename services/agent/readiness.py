@@ -55,6 +55,7 @@ class ReadinessOutcome:
     failed_stage: str | None = None
     reason: str | None = None
     stage_timings_ms: dict[str, float] = field(default_factory=dict)
+    flow: FlowConfig | None = None  # once ready: the flow the conversation runs
 
 
 def iso_utc(moment: datetime) -> str:
@@ -104,10 +105,11 @@ async def run_readiness(
             no_user = f"no user joined within {options.user_wait_seconds:g} s"
             async with _stage(run, flow, "wait_for_user", None, timeout_reason=no_user):
                 user = await room.wait_for_participant(options.user_wait_seconds)
-        greeting = session.greeting
+        config = FlowConfig(greeting=session.greeting)
         if initialise_flow is not None:
             async with _stage(run, flow, "flow_init", options.flow_init_timeout_seconds):
-                greeting = (await initialise_flow(session)).greeting
+                config = await initialise_flow(session)
+        greeting = config.greeting
         if flow is not None:
             flow.emit("flow", "flow.initialised", details={"flowId": session.flow_id, "greeting": greeting})
         marks: dict[str, datetime] = {}
@@ -137,7 +139,7 @@ async def run_readiness(
         async with _stage(run, flow, "ready", options.stage_timeout_seconds):
             await publisher.publish(AgentReady(**ids, greeting=greeting, stage_timings_ms=timings, **marks))
         run.log.info("agent_ready", user=user, stage_timings_ms=timings)
-        return ReadinessOutcome(True, session, user, stage_timings_ms=timings)
+        return ReadinessOutcome(True, session, user, stage_timings_ms=timings, flow=config)
     except StageFailed as failure:
         tell_room = connected and not ready_sent
         _flow_failure(flow, failure)

@@ -19,7 +19,7 @@ import structlog
 from livekit.agents import AgentServer, JobContext, JobExecutorType, JobProcess
 
 from contracts.endings import EndCode
-from services.agent.custom_agent import load_agent_factory
+from services.agent.custom_agent import conversation, load_agent_factory
 from services.agent.ending import failed_readiness, job_end, presence_reporter, report_job_end, stay_with_user
 from services.agent.events import RedisEventPublisher
 from services.agent.flow_client import FlowInitPolicy, HttpFlowInitialiser
@@ -110,13 +110,16 @@ async def run_job(settings: AgentSettings, ctx: JobContext) -> None:
         end = failed_readiness(outcome.failed_stage, outcome.reason)
         ready = outcome.ready
         if outcome.ready and outcome.session is not None:
-            end = await stay_with_user(
-                room,
-                outcome.user_identity,
-                user_wait_s=settings.agent_user_wait_seconds,
-                rejoin_grace_s=settings.agent_user_rejoin_grace_seconds,
-                user_seen=presence_reporter(publisher, outcome.session),
-            )
+            media_room = ctx.room if settings.agent_room_backend == "livekit" else None
+            factory = ctx.proc.userdata.get("agent_factory")
+            async with conversation(factory, outcome.flow, media_room, settings.agent_stage_timeout_seconds):
+                end = await stay_with_user(
+                    room,
+                    outcome.user_identity,
+                    user_wait_s=settings.agent_user_wait_seconds,
+                    rejoin_grace_s=settings.agent_user_rejoin_grace_seconds,
+                    user_seen=presence_reporter(publisher, outcome.session),
+                )
     except asyncio.CancelledError:
         end = job_end(EndCode.AGENT_JOB_ENDED, "the job was shut down", was_ready=ready)
         raise
