@@ -58,8 +58,13 @@ async def conversation(
     """While the block runs, ``factory(flow)`` runs in an ``AgentSession`` in ``room`` (nothing without a factory,
     a flow or a room: the simulator has no media); closed (bounded by ``timeout_s``) when the block ends."""
     if factory is None or flow is None or room is None:
+        if room is not None:
+            log.info("conversation_not_configured", why="no AGENT_FACTORY: the room is kept until the user leaves")
         yield None
         return
+    missing = [name for name in ("stt", "llm") if not flow.agent_settings.get(name)]
+    if missing:  # said once per job: the Agent runs, but cannot hear or answer yet
+        log.warning("conversation_without_models", missing=missing)
     agent = factory(flow)
     session: AgentSession[None] = AgentSession()
     # the greeting's track is the agent's voice; the job, not the session, decides when the room is left
