@@ -83,6 +83,10 @@ class AgentReady(Event):
     type: Literal["agent.ready"] = "agent.ready"
     greeting: str
     stage_timings_ms: dict[str, float] = Field(default_factory=dict)
+    # When the user could first hear the agent and when its greeting played (null from agents before these).
+    listener_subscribed_at: datetime | None = None
+    greeting_started_at: datetime | None = None
+    greeting_finished_at: datetime | None = None
 
 
 class AgentFailed(Event):

@@ -1,4 +1,4 @@
-"""A frontend in a real LiveKit room: ``livekit.rtc.Room`` (WebRTC), subscribing to nothing but data."""
+"""A frontend in a real LiveKit room: ``livekit.rtc.Room`` (WebRTC), subscribing to data and the agent's audio."""
 
 from __future__ import annotations
 
@@ -23,15 +23,22 @@ class RtcRoom:
         self._connected = False
         self._room.on("data_received", self._on_data)
         self._room.on("disconnected", self._on_disconnected)
+        self._room.on("track_published", self._on_track)
 
     def _on_data(self, packet: rtc.DataPacket) -> None:
         self._packets.put_nowait((packet.topic, packet.data))
+
+    def _on_track(self, publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
+        # The agent greets only once someone subscribed to its audio, as a browser frontend does at once.
+        is_agent = participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+        if is_agent and publication.kind == rtc.TrackKind.KIND_AUDIO:
+            publication.set_subscribed(True)
 
     def _on_disconnected(self, reason: object) -> None:
         self._packets.put_nowait(_CLOSED)
 
     async def connect(self, timeout_s: float) -> None:
-        """Connect (signalling + WebRTC); audio and video are not subscribed to."""
+        """Connect (signalling + WebRTC); only the agent's audio is subscribed to (no video, no other audio)."""
         options = rtc.RoomOptions(auto_subscribe=False)
         try:
             await asyncio.wait_for(self._room.connect(self._url, self._token, options), timeout=timeout_s)
@@ -42,6 +49,9 @@ class RtcRoom:
             # the server refuses bad tokens during signalling: the SDK reports it as a ConnectError
             raise JoinError("join_refused", str(exc)) from exc
         self._connected = True
+        for participant in list(self._room.remote_participants.values()):
+            for publication in list(participant.track_publications.values()):
+                self._on_track(publication, participant)
 
     async def receive(self, topic: str) -> bytes:
         """The next data packet on ``topic``."""

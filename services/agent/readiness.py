@@ -1,8 +1,9 @@
 """The readiness protocol of one agent job, as a plain async function with its dependencies passed in.
 
-metadata -> agent.joined -> connect -> providers -> wait for user -> flow init -> greeting (playout
-awaited) -> ``agent.ready`` on the data channel (topic ``agent-status``) and on the broker. Any failure
--> ``agent.failed`` on the broker and, once connected, on the data channel. No livekit or redis here.
+metadata -> agent.joined -> connect -> providers -> wait for user -> flow init -> wait until someone has
+subscribed to the agent's audio -> greeting (playout awaited) -> ``agent.ready`` on the data channel (topic
+``agent-status``) and on the broker. Any failure -> ``agent.failed`` on the broker and, once connected, on
+the data channel. No livekit or redis here.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class ReadinessOptions:
 
     wait_for_user: bool = True
     user_wait_seconds: float = 30.0
+    listener_wait_seconds: float = 10.0
     stage_timeout_seconds: float = 15.0
     greeting_timeout_seconds: float = 60.0
     flow_init_timeout_seconds: float = 30.0  # the flow-init retries have their own, smaller bound
@@ -53,6 +55,7 @@ class ReadinessOutcome:
     failed_stage: str | None = None
     reason: str | None = None
     stage_timings_ms: dict[str, float] = field(default_factory=dict)
+    flow: FlowConfig | None = None  # once ready: the flow the conversation runs
 
 
 def iso_utc(moment: datetime) -> str:
@@ -102,14 +105,28 @@ async def run_readiness(
             no_user = f"no user joined within {options.user_wait_seconds:g} s"
             async with _stage(run, flow, "wait_for_user", None, timeout_reason=no_user):
                 user = await room.wait_for_participant(options.user_wait_seconds)
-        greeting = session.greeting
+        config = FlowConfig(greeting=session.greeting)
         if initialise_flow is not None:
             async with _stage(run, flow, "flow_init", options.flow_init_timeout_seconds):
-                greeting = (await initialise_flow(session)).greeting
+                config = await initialise_flow(session)
+        greeting = config.greeting
         if flow is not None:
             flow.emit("flow", "flow.initialised", details={"flowId": session.flow_id, "greeting": greeting})
+        marks: dict[str, datetime] = {}
+        if options.wait_for_user:  # speaking before anyone can hear loses the greeting's beginning
+            no_listener = f"nobody subscribed to the agent's audio within {options.listener_wait_seconds:g} s"
+            async with _stage(
+                run, flow, "listener_subscribed", options.listener_wait_seconds, timeout_reason=no_listener
+            ):
+                await room.wait_for_listener()
+            marks["listener_subscribed_at"] = clock()
+
+        def greeting_started() -> None:
+            marks.setdefault("greeting_started_at", clock())
+
         async with _stage(run, flow, "greeting", options.greeting_timeout_seconds):
-            await speaker.say(greeting)
+            await room.play(await speaker.synthesize(greeting), greeting_started)
+        marks["greeting_finished_at"] = clock()
         if flow is not None:
             flow.emit(
                 "flow", "greeting.spoken", details={"greeting": greeting, "durationMs": run.timings_ms["greeting"]}
@@ -120,9 +137,9 @@ async def run_readiness(
             ready_sent = True
         timings = {**run.timings_ms, "total": run.elapsed_ms()}
         async with _stage(run, flow, "ready", options.stage_timeout_seconds):
-            await publisher.publish(AgentReady(**ids, greeting=greeting, stage_timings_ms=timings))
+            await publisher.publish(AgentReady(**ids, greeting=greeting, stage_timings_ms=timings, **marks))
         run.log.info("agent_ready", user=user, stage_timings_ms=timings)
-        return ReadinessOutcome(True, session, user, stage_timings_ms=timings)
+        return ReadinessOutcome(True, session, user, stage_timings_ms=timings, flow=config)
     except StageFailed as failure:
         tell_room = connected and not ready_sent
         _flow_failure(flow, failure)

@@ -11,13 +11,17 @@ import asyncio
 import base64
 import contextlib
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import structlog
 
 from contracts.flow_events import is_watcher
 from services.agent.room import RoomClosed
+
+if TYPE_CHECKING:
+    from services.agent.providers import Speech
 
 log = structlog.get_logger(__name__)
 
@@ -106,6 +110,14 @@ class SimulatorRoom:
                     raise RoomClosed("room bus closed while waiting for the user")
                 await self._changed.wait()
             return next(iter(self._users))
+
+    async def wait_for_listener(self) -> None:
+        """The bus has no media: a user who joined counts as listening."""
+
+    async def play(self, speech: Speech, started: Callable[[], None]) -> None:
+        """No media either: real time passes while the speech would play."""
+        started()
+        await asyncio.sleep(speech.duration_s)
 
     async def publish_data(self, payload: bytes, *, topic: str, reliable: bool = True) -> None:
         """Send a ``data`` frame to every other participant."""

@@ -42,7 +42,20 @@ class AgentSettings(LiveKitSettings):
     agent_greeting_timeout_seconds: float = Field(
         default=60.0, gt=0, description="Deadline for speaking the greeting, playout included."
     )
-    agent_tts: str = Field(default="offline", description="Name of the speaker in the provider registry.")
+    agent_tts: str = Field(
+        default="",
+        description="Name of the speaker in the provider registry ('espeak': eSpeak NG, 'offline': silence, no "
+        "TTS); empty: 'espeak' in LiveKit rooms, 'offline' on the simulator's room bus (no media to speak into).",
+    )
+    agent_factory: str = Field(
+        default="",
+        description="Your own agent: package.module:function receiving the flow and returning a livekit-agents Agent "
+        "(examples/greeter_agent.py); unusable: every job fails at stage 'providers' with the reason.",
+    )
+    agent_voice: str = Field(default="en-us", description="eSpeak NG voice of the espeak speaker.")
+    agent_listener_wait_seconds: float = Field(
+        default=10.0, gt=0, description="Deadline for the user to subscribe to the agent's audio before the greeting."
+    )
     agent_speak_ms_per_char: float = Field(
         default=2.0, ge=0, description="Offline speaker: playout time per character of text."
     )
@@ -58,3 +71,8 @@ class AgentSettings(LiveKitSettings):
     agent_flow_init_attempts: int = Field(default=5, ge=1, description="Flow-init attempts on 5xx/connection errors.")
     agent_flow_init_max_seconds: float = Field(default=10.0, gt=0, description="Flow-init retries: total time bound.")
     agent_flow_init_backoff_seconds: float = Field(default=0.1, gt=0, description="First flow-init retry delay.")
+
+    @property
+    def speaker_name(self) -> str:
+        """The speaker to build: AGENT_TTS, or the backend's default."""
+        return self.agent_tts or ("offline" if self.agent_room_backend == "simulator" else "espeak")

@@ -19,6 +19,7 @@ import structlog
 from livekit.agents import AgentServer, JobContext, JobExecutorType, JobProcess
 
 from contracts.endings import EndCode
+from services.agent.custom_agent import conversation, load_agent_factory
 from services.agent.ending import failed_readiness, job_end, presence_reporter, report_job_end, stay_with_user
 from services.agent.events import RedisEventPublisher
 from services.agent.flow_client import FlowInitPolicy, HttpFlowInitialiser
@@ -41,6 +42,8 @@ def prepare_process(settings: AgentSettings, proc: JobProcess) -> None:
         configure_logging("agent", settings.log_level, settings.log_json)
     try:
         proc.userdata["speaker"] = create_speaker(settings)
+        if settings.agent_factory:
+            proc.userdata["agent_factory"] = load_agent_factory(settings.agent_factory)
     except Exception as exc:  # noqa: BLE001 - reported by the job as a failure at stage "providers"
         log.error("provider_setup_failed", error=str(exc))
         proc.userdata["speaker"] = UnavailableSpeaker(exc)
@@ -59,6 +62,7 @@ def readiness_options(settings: AgentSettings) -> ReadinessOptions:
     return ReadinessOptions(
         wait_for_user=settings.agent_wait_for_user,
         user_wait_seconds=settings.agent_user_wait_seconds,
+        listener_wait_seconds=settings.agent_listener_wait_seconds,
         stage_timeout_seconds=settings.agent_stage_timeout_seconds,
         greeting_timeout_seconds=settings.agent_greeting_timeout_seconds,
         flow_init_timeout_seconds=settings.agent_flow_init_max_seconds + settings.agent_stage_timeout_seconds,
@@ -106,13 +110,16 @@ async def run_job(settings: AgentSettings, ctx: JobContext) -> None:
         end = failed_readiness(outcome.failed_stage, outcome.reason)
         ready = outcome.ready
         if outcome.ready and outcome.session is not None:
-            end = await stay_with_user(
-                room,
-                outcome.user_identity,
-                user_wait_s=settings.agent_user_wait_seconds,
-                rejoin_grace_s=settings.agent_user_rejoin_grace_seconds,
-                user_seen=presence_reporter(publisher, outcome.session),
-            )
+            media_room = ctx.room if settings.agent_room_backend == "livekit" else None
+            factory = ctx.proc.userdata.get("agent_factory")
+            async with conversation(factory, outcome.flow, media_room, settings.agent_stage_timeout_seconds):
+                end = await stay_with_user(
+                    room,
+                    outcome.user_identity,
+                    user_wait_s=settings.agent_user_wait_seconds,
+                    rejoin_grace_s=settings.agent_user_rejoin_grace_seconds,
+                    user_seen=presence_reporter(publisher, outcome.session),
+                )
     except asyncio.CancelledError:
         end = job_end(EndCode.AGENT_JOB_ENDED, "the job was shut down", was_ready=ready)
         raise

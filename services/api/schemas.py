@@ -92,6 +92,9 @@ class SessionStages(ApiModel):
     requested: datetime | None = None
     dispatched: datetime | None = None
     agent_joined: datetime | None = None
+    listener_subscribed: datetime | None = Field(default=None, description="the user subscribed to the agent's audio")
+    greeting_started: datetime | None = None
+    greeting_finished: datetime | None = Field(default=None, description="the greeting's playout ended")
     ready: datetime | None = None
     ended: datetime | None = None
 

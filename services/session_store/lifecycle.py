@@ -28,6 +28,9 @@ from services.runtime.publishing import EventPublisher
 
 log = structlog.get_logger(__name__)
 
+# agent.ready's times of the greeting, each kept in the session's column of the same name
+GREETING_STAGES = ("listener_subscribed_at", "greeting_started_at", "greeting_finished_at")
+
 
 @dataclass(frozen=True)
 class StatusChange:
@@ -105,7 +108,8 @@ def change_for(event: Event) -> StatusChange:
         case AgentJoined():
             return StatusChange(sid, SessionStatus.AGENT_JOINED, at, "agent_joined_at")
         case AgentReady():
-            return StatusChange(sid, SessionStatus.READY, at, "ready_at")
+            heard = {name: getattr(event, name) for name in GREETING_STAGES if getattr(event, name) is not None}
+            return StatusChange(sid, SessionStatus.READY, at, "ready_at", facts=heard)
         case AgentFailed():
             # The agent waited for the user in vain: the same end as a ready session nobody joined.
             code = EndCode.NO_USER_JOINED if event.stage == "wait_for_user" else EndCode.AGENT_FAILED

@@ -45,4 +45,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             WHERE status IN ('pending', 'dispatched', 'agent_joined', 'ready');
         """,
     ),
+    Migration(
+        version=3,
+        name="when the user could hear the agent and when its greeting played",
+        sql="""
+        ALTER TABLE sessions
+            ADD COLUMN listener_subscribed_at timestamptz,
+            ADD COLUMN greeting_started_at timestamptz,
+            ADD COLUMN greeting_finished_at timestamptz;
+        """,
+    ),
 )

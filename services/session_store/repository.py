@@ -14,9 +14,14 @@ from psycopg_pool import AsyncConnectionPool
 from contracts.endings import EndCode
 from contracts.status import SessionStatus, can_transition
 from services.session_store.expiry import EndRules
-from services.session_store.lifecycle import StatusChange, Transition
+from services.session_store.lifecycle import GREETING_STAGES, StatusChange, Transition
 
-_FACT_COLUMNS = frozenset({"org_id", "flow_id", "room_name", "ready_deadline", "correlation_id", "end_deadline"})
+_FACT_COLUMNS = frozenset(
+    {
+        "org_id", "flow_id", "room_name", "ready_deadline", "correlation_id", "end_deadline",
+        *GREETING_STAGES,
+    }
+)  # fmt: skip
 _STAGE_COLUMNS = frozenset({"requested_at", "dispatched_at", "agent_joined_at", "ready_at", "ended_at"})
 
 _EXPIRE_DUE = """

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from contracts.events import Event
+from services.agent.providers import Speech
 
 
 @dataclass
@@ -26,6 +28,12 @@ class FakeRoom:
     connected: bool = False
     sent: list[SentData] = field(default_factory=list)
     left: asyncio.Event = field(default_factory=asyncio.Event)
+    listening: asyncio.Event = field(default_factory=asyncio.Event)  # set: the user subscribed to the agent's audio
+    played: list[Speech] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.user is not None:
+            self.listening.set()
 
     async def connect(self) -> None:
         if self.connect_error is not None:
@@ -38,6 +46,15 @@ class FakeRoom:
                 await asyncio.Event().wait()
         assert self.user is not None
         return self.user
+
+    async def wait_for_listener(self) -> None:
+        await self.listening.wait()
+
+    async def play(self, speech: Speech, started: Callable[[], None]) -> None:
+        assert self.connected, "play before connect"
+        started()
+        await asyncio.sleep(speech.duration_s)  # the playout takes real time
+        self.played.append(speech)
 
     async def publish_data(self, payload: bytes, *, topic: str, reliable: bool = True) -> None:
         assert self.connected, "publish_data before connect"
@@ -77,5 +94,6 @@ class FakeSpeaker:
         if self.prepare_error is not None:
             raise self.prepare_error
 
-    async def say(self, text: str) -> None:
+    async def synthesize(self, text: str) -> Speech:
         self.said.append(text)
+        return Speech(b"\x10\x00" * 480, 48000)  # 10 ms of a quiet tone

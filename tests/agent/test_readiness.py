@@ -81,7 +81,8 @@ async def test_ready_publishes_exact_payload_and_broker_events() -> None:
     assert isinstance(joined, AgentJoined) and isinstance(ready, AgentReady)
     assert (joined.session_id, joined.room_name, joined.job_id) == (sid, f"room-{sid}", "job-1")
     assert joined.correlation_id == ready.correlation_id == f"corr-{sid}"
-    stages = ["metadata", "joined", "connect", "providers", "wait_for_user", "greeting", "announce", "total"]
+    stages = ["metadata", "joined", "connect", "providers", "wait_for_user"]
+    stages += ["listener_subscribed", "greeting", "announce", "total"]
     assert list(ready.stage_timings_ms) == stages
     assert ready.greeting == "Hello, how can I help?"
 
@@ -225,3 +226,34 @@ async def test_broker_failure_after_announcing_ready_does_not_contradict_the_fro
     assert outcome.failed_stage == "ready"
     assert [json.loads(s.payload)["type"] for s in room.sent] == ["agent.ready"]
     assert publisher.types() == ["agent.joined", "agent.failed"]
+
+
+async def test_the_greeting_waits_until_the_user_listens_and_ready_follows_its_playout() -> None:
+    room, publisher, speaker = FakeRoom(), FakePublisher(), FakeSpeaker()
+    room.listening.clear()  # the user joined but has not subscribed to the agent's audio yet
+    run = asyncio.create_task(readiness(room, publisher, speaker=speaker))
+    await wait_until(lambda: "agent.joined" in publisher.types(), deadline_s=2.0, what="agent.joined")
+    await asyncio.sleep(0.05)  # bounded: give the pipeline the chance to (wrongly) greet early
+    assert speaker.said == [] and room.sent == [] and "agent.ready" not in publisher.types()
+    room.listening.set()
+    outcome = await asyncio.wait_for(run, timeout=5.0)
+    assert outcome.ready and len(room.played) == 1
+    ready = publisher.events[-1]
+    assert isinstance(ready, AgentReady)
+    assert ready.listener_subscribed_at is not None and ready.greeting_started_at is not None
+    assert ready.greeting_finished_at is not None
+    assert ready.listener_subscribed_at <= ready.greeting_started_at <= ready.greeting_finished_at
+    assert ready.greeting_finished_at <= ready.occurred_at
+    assert "listener_subscribed" in ready.stage_timings_ms
+
+
+async def test_nobody_listening_in_time_fails_at_listener_subscribed() -> None:
+    room, publisher, speaker = FakeRoom(), FakePublisher(), FakeSpeaker()
+    room.listening.clear()
+    options = ReadinessOptions(listener_wait_seconds=0.2, stage_timeout_seconds=2.0)
+    outcome = await readiness(room, publisher, speaker=speaker, options=options)
+    assert (outcome.ready, outcome.failed_stage) == (False, "listener_subscribed")
+    assert outcome.reason == "nobody subscribed to the agent's audio within 0.2 s"
+    assert speaker.said == [] and room.played == []
+    failed = publisher.events[-1]
+    assert isinstance(failed, AgentFailed) and failed.stage == "listener_subscribed"

@@ -67,12 +67,22 @@ async def frontend(session: dict[str, Any]) -> AsyncIterator[asyncio.Future[rtc.
 
 
 @asynccontextmanager
-async def listening(url: str, token: str) -> AsyncIterator[list[rtc.DataPacket]]:
-    """Join with ``token`` (a watcher's, listen-only); yield the list every data packet received is appended to."""
+async def listening(url: str, token: str, *, hear_agent: bool = False) -> AsyncIterator[list[rtc.DataPacket]]:
+    """Join with ``token`` (a watcher's, listen-only; ``hear_agent``: the user's, subscribing to the agent's audio
+    as a browser does, without which the agent does not greet); yield the list every data packet is appended to."""
     packets: list[rtc.DataPacket] = []
     room = rtc.Room()
     room.on("data_received", packets.append)
+
+    def on_track(publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
+        if hear_agent and participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT:
+            publication.set_subscribed(True)
+
+    room.on("track_published", on_track)
     await room.connect(url, token, rtc.RoomOptions(auto_subscribe=False))
+    for participant in list(room.remote_participants.values()):  # an agent already there published before we came
+        for publication in list(participant.track_publications.values()):
+            on_track(publication, participant)
     try:
         yield packets
     finally:
@@ -151,7 +161,7 @@ async def test_watchers_receive_the_flow_events_their_role_allows(real_stack: St
         async with (
             listening(tokens["monitor"]["livekitUrl"], tokens["monitor"]["token"]) as monitor,
             listening(tokens["admin"]["livekitUrl"], tokens["admin"]["token"]) as admin,
-            listening(session["livekitUrl"], session["token"]) as user,
+            listening(session["livekitUrl"], session["token"], hear_agent=True) as user,
         ):
             for role, packets in (("admin", admin), ("monitor", monitor)):
 

@@ -181,3 +181,18 @@ async def test_a_change_is_never_recorded_without_its_announcement(pool: AsyncCo
     row = await repo.get(sid)
     assert row is not None and row["status"] == "ready"
     assert [(e.from_status, e.to_status) for e in publisher.events] == [("pending", "ready")]  # type: ignore[attr-defined]
+
+
+async def test_ready_keeps_when_the_user_could_hear_the_greeting(pool: AsyncConnectionPool) -> None:
+    sid, now = _sid(), datetime.now(UTC)
+    heard = {
+        "listener_subscribed_at": now - timedelta(seconds=3),
+        "greeting_started_at": now - timedelta(seconds=2),
+        "greeting_finished_at": now - timedelta(milliseconds=100),
+    }
+    row, _ = await _apply(pool, _requested(sid), AgentReady(session_id=sid, greeting="Hello", **heard))
+    assert row["status"] == "ready"
+    assert {name: row[name] for name in heard} == heard
+    older_sid = _sid()  # an agent from before these times: the columns stay empty
+    row, _ = await _apply(pool, _requested(older_sid), AgentReady(session_id=older_sid, greeting="Hello"))
+    assert row["status"] == "ready" and all(row[name] is None for name in heard)
