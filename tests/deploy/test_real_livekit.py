@@ -73,6 +73,18 @@ def job_metadata(room_name: str) -> AgentJobMetadata:
     )
 
 
+def frontend_token(settings: AgentSettings, room_name: str) -> str:
+    """A user's token for ``room_name``: joins, publishes and subscribes like a browser frontend."""
+    grants = api.VideoGrants(room_join=True, room=room_name)
+    identity = f"frontend-{uuid.uuid4().hex[:8]}"
+    return (
+        api.AccessToken(settings.livekit_api_key, settings.livekit_api_secret)
+        .with_identity(identity)
+        .with_grants(grants)
+        .to_jwt()
+    )
+
+
 @asynccontextmanager
 async def agent_status_after_dispatch(
     settings: AgentSettings, metadata: AgentJobMetadata
@@ -80,12 +92,7 @@ async def agent_status_after_dispatch(
     """With the real worker running, a frontend joins the room (before the agent greets), the agent is dispatched:
     yields the first ``agent-status`` packet the frontend will receive; the room is deleted afterwards."""
     room_name = metadata.room_name
-    token = (
-        api.AccessToken(settings.livekit_api_key, settings.livekit_api_secret)
-        .with_identity(f"frontend-{uuid.uuid4().hex[:8]}")
-        .with_grants(api.VideoGrants(room_join=True, room=room_name))
-        .to_jwt()
-    )
+    token = frontend_token(settings, room_name)
     received: asyncio.Future[rtc.DataPacket] = asyncio.get_running_loop().create_future()
 
     def on_data(packet: rtc.DataPacket) -> None:

@@ -15,7 +15,7 @@ from contracts.streams import AGENT_JOB_ENDED
 from devstack.livekit_server import RunningLiveKit
 from services.agent.worker import running_worker
 from tests.agent.stream_events import event_for
-from tests.deploy.test_real_livekit import TOPIC, agent_settings, job_metadata, keep_livekit_env
+from tests.deploy.test_real_livekit import TOPIC, agent_settings, frontend_token, job_metadata, keep_livekit_env
 
 __all__ = ["keep_livekit_env"]  # the fixture, used below by name
 DEADLINE_S = 60.0
@@ -36,12 +36,7 @@ async def test_the_example_agent_runs_after_ready_and_the_job_ends_when_the_user
         if packet.topic == TOPIC and not received.done():
             received.set_result(packet)
 
-    token = (
-        api.AccessToken(settings.livekit_api_key, settings.livekit_api_secret)
-        .with_identity(f"frontend-{uuid.uuid4().hex[:8]}")
-        .with_grants(api.VideoGrants(room_join=True, room=metadata.room_name))
-        .to_jwt()
-    )
+    token = frontend_token(settings, metadata.room_name)
     redis = Redis.from_url(redis_url)
     async with (
         running_worker(settings),

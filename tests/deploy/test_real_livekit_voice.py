@@ -20,7 +20,7 @@ from livekit import api, rtc
 from contracts.datachannel import AgentFailedPayload, AgentReadyPayload
 from devstack.livekit_server import RunningLiveKit
 from services.agent.worker import running_worker
-from tests.deploy.test_real_livekit import TOPIC, agent_settings, job_metadata, keep_livekit_env
+from tests.deploy.test_real_livekit import TOPIC, agent_settings, frontend_token, job_metadata, keep_livekit_env
 
 __all__ = ["keep_livekit_env"]  # the fixture, used below by name
 
@@ -86,12 +86,7 @@ async def test_the_user_hears_the_greeting_and_ready_follows_it_never_before_sub
     def on_subscribed(track: rtc.Track, *_: object) -> None:
         listeners.append(asyncio.create_task(listen(track, heard)))
 
-    token = (
-        api.AccessToken(settings.livekit_api_key, settings.livekit_api_secret)
-        .with_identity(f"frontend-{uuid.uuid4().hex[:8]}")
-        .with_grants(api.VideoGrants(room_join=True, room=metadata.room_name))
-        .to_jwt()
-    )
+    token = frontend_token(settings, metadata.room_name)
     async with (
         running_worker(settings),
         api.LiveKitAPI(settings.livekit_http_url, settings.livekit_api_key, settings.livekit_api_secret) as lk,
@@ -152,12 +147,7 @@ async def test_a_user_who_never_subscribes_gets_agent_failed_at_listener_subscri
         if packet.topic == TOPIC and not received.done():
             received.set_result(packet)
 
-    token = (
-        api.AccessToken(settings.livekit_api_key, settings.livekit_api_secret)
-        .with_identity(f"frontend-{uuid.uuid4().hex[:8]}")
-        .with_grants(api.VideoGrants(room_join=True, room=metadata.room_name))
-        .to_jwt()
-    )
+    token = frontend_token(settings, metadata.room_name)
     async with (
         running_worker(settings),
         api.LiveKitAPI(settings.livekit_http_url, settings.livekit_api_key, settings.livekit_api_secret) as lk,
