@@ -58,6 +58,8 @@ async def open_demo(stack: StackHandle, org: str, site: DemoServer, screenshot: 
     assert site.origin != stack.api_url  # another origin: the page's calls are cross-origin (CORS)
     shown = await drive_demo(f"{site.origin}/demo/", screenshot, READY_TIMEOUT_S)
     print(f"demo page: state={shown.get('state')} readyVia={shown.get('readyVia')} {shown.get('detail')}")
+    # the driver failed (a timeout, a crash): say why, with the page's console, instead of a KeyError further down
+    assert shown.get("state") != "driver-error", f"the browser driver failed: {shown.get('error')}\n{shown.get('log')}"
     print("timings:", shown.get("timings"))
     assert_no_secret_sent(shown["apiCalls"], stack.api_key, site.config["publishableKey"])
     return shown
