@@ -32,9 +32,12 @@ class FakeRoom:
     listening: asyncio.Event = field(default_factory=asyncio.Event)  # set: the user subscribed to the agent's audio
     played: list[float] = field(default_factory=list)  # durations, as the simulated voice plays them
 
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
     def __post_init__(self) -> None:
         if self.user is not None:
             self.listening.set()
+            self.arrived.set()
 
     async def connect(self) -> None:
         if self.connect_error is not None:
@@ -42,11 +45,16 @@ class FakeRoom:
         self.connected = True
 
     async def wait_for_participant(self, timeout: float) -> str:
-        if self.user is None:  # nobody ever comes
-            async with asyncio.timeout(timeout):
-                await asyncio.Event().wait()
+        async with asyncio.timeout(timeout):  # without a user: nobody comes unless join() is called
+            await self.arrived.wait()
         assert self.user is not None
         return self.user
+
+    def join(self, user: str) -> None:
+        """The user arrives."""
+        self.user = user
+        self.arrived.set()
+        self.listening.set()
 
     async def wait_for_listener(self) -> None:
         await self.listening.wait()

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from contracts.events import AgentFailed, AgentJoined, AgentReady
+from contracts.providers import ProviderChoice
 from services.agent.flow_client import FlowConfig
 from services.agent.readiness import ReadinessOptions, ReadinessOutcome, run_readiness
 from services.agent.speech_models import Defaults, ProviderError
@@ -179,6 +180,28 @@ async def test_flow_init_greeting_is_the_one_spoken_and_announced() -> None:
     assert voice.said == ["Greeting from the flow"]
     assert b'"greeting":"Greeting from the flow"' in room.sent[0].payload
     assert "flow_init" in outcome.stage_timings_ms
+
+
+async def test_the_flows_providers_are_built_before_the_user_waits_and_its_agent_talks_to_that_user() -> None:
+    room, publisher, voice = FakeRoom(user=None), FakePublisher(), FakeVoice()
+    raw = json.loads(metadata(new_session()))
+    raw["providers"] = {"stt": "deepgram/nova-3", "tts": "espeak", "voice": "en-gb"}
+    flow = FlowConfig(greeting="Hi", definition={"instructions": "Be brief."})
+
+    async def initialise_flow(_: object) -> FlowConfig:
+        return flow
+
+    options = ReadinessOptions(user_wait_seconds=5.0)
+    raw_metadata = json.dumps(raw)
+    run = asyncio.create_task(
+        readiness(room, publisher, raw_metadata=raw_metadata, initialise_flow=initialise_flow, voice=voice, options=options)
+    )
+    await wait_until(lambda: bool(voice.providers), deadline_s=2.0, what="the providers stage")
+    assert voice.providers == [ProviderChoice(stt="deepgram/nova-3", tts="espeak", voice="en-gb")]
+    assert voice.started_with == []  # the conversation waits for the user and the flow
+    room.join("user-7")
+    outcome = await asyncio.wait_for(run, timeout=5.0)
+    assert outcome.ready and voice.started_with == [(flow, "user-7")] and voice.said == ["Hi"]
 
 
 async def test_connect_failure_reports_to_broker_only() -> None:
