@@ -191,10 +191,9 @@ async def test_the_flows_providers_are_built_before_the_user_waits_and_its_agent
     async def initialise_flow(_: object) -> FlowConfig:
         return flow
 
-    options = ReadinessOptions(user_wait_seconds=5.0)
-    raw_metadata = json.dumps(raw)
+    options, raw_metadata, init = ReadinessOptions(user_wait_seconds=5.0), json.dumps(raw), initialise_flow
     run = asyncio.create_task(
-        readiness(room, publisher, raw_metadata=raw_metadata, initialise_flow=initialise_flow, voice=voice, options=options)
+        readiness(room, publisher, raw_metadata=raw_metadata, initialise_flow=init, voice=voice, options=options)
     )
     await wait_until(lambda: bool(voice.providers), deadline_s=2.0, what="the providers stage")
     assert voice.providers == [ProviderChoice(stt="deepgram/nova-3", tts="espeak", voice="en-gb")]
