@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from services.runtime.settings import LiveKitSettings
 
@@ -31,7 +31,11 @@ class AgentSettings(LiveKitSettings):
     agent_num_idle_processes: int = Field(
         default=1, ge=0, description="Job executors kept prewarmed (each costs memory and start-up CPU)."
     )
-    agent_wait_for_user: bool = Field(default=True, description="Wait for the user before the greeting.")
+    agent_wait_for_user: bool = Field(
+        default=True,
+        description="Wait for the user before the greeting; false (curl, tests): ready without a user, and in a "
+        "LiveKit room without speaking the greeting or starting a conversation (nobody would hear it).",
+    )
     agent_user_wait_seconds: float = Field(default=30.0, gt=0, description="Deadline for the user to join.")
     agent_user_rejoin_grace_seconds: float = Field(
         default=10.0, ge=0, description="A user who left may come back this long before the job (and session) ends."
@@ -78,12 +82,3 @@ class AgentSettings(LiveKitSettings):
     def tts_name(self) -> str:
         """The default TTS: AGENT_TTS, or the backend's default."""
         return self.agent_tts or ("silence" if self.agent_room_backend == "simulator" else "espeak")
-
-    @model_validator(mode="after")
-    def _greeting_needs_a_listener(self) -> AgentSettings:
-        if self.agent_room_backend == "livekit" and not self.agent_wait_for_user:
-            raise ValueError(
-                "AGENT_WAIT_FOR_USER=false works only with AGENT_ROOM_BACKEND=simulator: in a LiveKit room the "
-                "greeting is spoken to the user, so the agent must wait for one"
-            )
-        return self

@@ -52,9 +52,13 @@ class SessionVoice:
             log.warning("conversation_without_models", missing=self._models.missing)
 
     async def start(self, flow: FlowConfig, user: str | None) -> None:
-        """Start the ``AgentSession`` with the flow's ``Agent``, listening to ``user``."""
+        """Start the ``AgentSession`` with the flow's ``Agent``, listening to ``user``; without a user
+        (AGENT_WAIT_FOR_USER=false: curl, tests) there is nobody to talk to, so no session starts."""
         if self._models is None:
             raise RuntimeError("start() before prepare()")
+        if user is None:
+            log.info("conversation_not_started", why="AGENT_WAIT_FOR_USER=false: no user to talk to")
+            return
         models = self._models
         agent: Agent = self._factory(flow) if self._factory is not None else default_agent(flow)
         session: AgentSession[None] = AgentSession(
@@ -84,7 +88,10 @@ class SessionVoice:
     async def say(self, text: str, started: Callable[[], None]) -> None:
         """``session.say(text, allow_interruptions=True)``, awaited to the end of its playout; fails if no audio
         played at all (a TTS error must not turn into a greeting nobody heard)."""
-        session = self._started()
+        if self._session is None:  # no user (see start): a greeting into a track nobody hears would be a pretence
+            log.info("greeting_not_spoken", why="no user in the room (AGENT_WAIT_FOR_USER=false)")
+            return
+        session = self._session
         errors: list[str] = []
         spoke = asyncio.Event()
 

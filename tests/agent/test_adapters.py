@@ -39,11 +39,6 @@ def test_settings_reject_an_unknown_backend() -> None:
         AgentSettings(dev_mode=True, agent_room_backend="webrtc")
 
 
-def test_on_livekit_the_agent_must_wait_for_the_user_it_greets() -> None:
-    with pytest.raises(ValueError, match="AGENT_WAIT_FOR_USER=false works only with AGENT_ROOM_BACKEND=simulator"):
-        AgentSettings(dev_mode=True, agent_room_backend="livekit", agent_wait_for_user=False)
-
-
 async def test_redis_publisher_writes_the_event_to_its_stream(redis_url: str) -> None:
     sid = f"s-{uuid.uuid4().hex}"
     publisher = RedisEventPublisher(redis_url)

@@ -17,7 +17,14 @@ from structlog.testing import capture_logs
 from contracts.datachannel import AgentReadyPayload
 from devstack.livekit_server import RunningLiveKit
 from services.agent.worker import running_worker
-from tests.deploy.test_real_livekit import TOPIC, agent_settings, frontend_token, job_metadata, keep_livekit_env
+from tests.deploy.test_real_livekit import (
+    TOPIC,
+    agent_settings,
+    agent_status_after_dispatch,
+    frontend_token,
+    job_metadata,
+    keep_livekit_env,
+)
 from tests.polling import wait_until
 
 __all__ = ["keep_livekit_env"]  # the fixture, used below by name
@@ -82,3 +89,19 @@ async def test_your_own_agent_greets_gets_ready_and_keeps_the_conversation(
     assert AgentReadyPayload.model_validate_json(packet.data).greeting == metadata.greeting
     started = [entry for entry in logs if entry.get("event") == "conversation_started"]
     assert [entry["agent"] for entry in started] == ["GreeterAgent"], logs
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.usefixtures("keep_livekit_env")
+async def test_without_waiting_for_the_user_the_agent_is_ready_without_speaking(
+    real_livekit: RunningLiveKit, redis_url: str
+) -> None:
+    # AGENT_WAIT_FOR_USER=false (curl against `make dev`): nothing waits for a listener that may never come
+    settings = agent_settings(real_livekit, redis_url, agent_wait_for_user=False, agent_user_wait_seconds=1.0)
+    metadata = job_metadata(f"real-nouser-{uuid.uuid4().hex[:10]}")
+    with capture_logs() as logs:
+        async with agent_status_after_dispatch(settings, metadata, auto_subscribe=False) as received:
+            packet = await asyncio.wait_for(received, timeout=DEADLINE_S)
+    assert AgentReadyPayload.model_validate_json(packet.data).sessionId == metadata.session_id
+    events = [entry.get("event") for entry in logs]
+    assert "greeting_not_spoken" in events and "conversation_started" not in events
