@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.endings import EndCode
+from contracts.providers import ProviderChoice
 
 SCHEMA_VERSION = 1
 
@@ -50,6 +51,7 @@ class SessionRequested(Event):
     ready_deadline: datetime
     agent_credential: str = ""  # short-lived JWT the agent shows the API (flow init); "" in older messages
     max_duration_s: float | None = None  # the flow's maximum session duration; None: the session store's default
+    providers: ProviderChoice = Field(default_factory=ProviderChoice)  # the flow's STT/LLM/TTS/VAD for the agent
 
 
 class SessionDispatched(Event):

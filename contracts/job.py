@@ -7,6 +7,7 @@ import json
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.events import SessionId, new_message_id
+from contracts.providers import ProviderChoice
 
 
 class AgentJobMetadata(BaseModel):
@@ -21,6 +22,7 @@ class AgentJobMetadata(BaseModel):
     greeting: str
     correlation_id: str = Field(alias="correlationId", default_factory=new_message_id, min_length=1)
     credential: str = ""  # the session's agent credential for the API's flow-init endpoint
+    providers: ProviderChoice = Field(default_factory=ProviderChoice)  # built at stage "providers", before the user
 
     def to_json(self) -> str:
         """Serialise for the dispatch's metadata field (camelCase keys)."""

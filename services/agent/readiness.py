@@ -1,9 +1,9 @@
 """The readiness protocol of one agent job, as a plain async function with its dependencies passed in.
 
-metadata -> agent.joined -> connect -> providers -> wait for user -> flow init -> wait until someone has
-subscribed to the agent's audio -> greeting (playout awaited) -> ``agent.ready`` on the data channel (topic
-``agent-status``) and on the broker. Any failure -> ``agent.failed`` on the broker and, once connected, on
-the data channel. No livekit or redis here.
+metadata -> agent.joined -> connect -> providers (the flow's STT/LLM/TTS/VAD) -> wait for user -> flow init ->
+the conversation starts -> wait until someone has subscribed to the agent's audio -> greeting (playout awaited)
+-> ``agent.ready`` on the data channel (topic ``agent-status``) and on the broker. Any failure -> ``agent.failed``
+on the broker and, once connected, on the data channel. No livekit or redis here.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from contracts.events import AgentFailed, AgentJoined, AgentReady, utc_now
 from services.agent.flow_client import FlowConfig
 from services.agent.flow_reporting import FlowReporter
 from services.agent.metadata import SessionMetadata, parse_metadata, salvage_ids
-from services.agent.providers import Speaker
 from services.agent.room import AgentRoom
 from services.agent.stages import StageClock, StageFailed
+from services.agent.voice import Voice
 from services.runtime.publishing import EventPublisher
 
 FlowInitialiser = Callable[[SessionMetadata], Awaitable[FlowConfig]]
@@ -69,7 +69,7 @@ async def run_readiness(
     raw_metadata: str,
     room: AgentRoom,
     publisher: EventPublisher,
-    speaker: Speaker,
+    voice: Voice,
     options: ReadinessOptions,
     initialise_flow: FlowInitialiser | None = None,
     clock: Callable[[], datetime] = utc_now,
@@ -99,7 +99,7 @@ async def run_readiness(
             await room.connect()
             connected = True
         async with _stage(run, flow, "providers", options.stage_timeout_seconds):
-            await speaker.prepare()
+            await voice.prepare(session.providers)
         user: str | None = None
         if options.wait_for_user:
             no_user = f"no user joined within {options.user_wait_seconds:g} s"
@@ -112,20 +112,22 @@ async def run_readiness(
         greeting = config.greeting
         if flow is not None:
             flow.emit("flow", "flow.initialised", details={"flowId": session.flow_id, "greeting": greeting})
+        async with _stage(run, flow, "session_start", options.stage_timeout_seconds):
+            await voice.start(config, user)
         marks: dict[str, datetime] = {}
         if options.wait_for_user:  # speaking before anyone can hear loses the greeting's beginning
             no_listener = f"nobody subscribed to the agent's audio within {options.listener_wait_seconds:g} s"
             async with _stage(
                 run, flow, "listener_subscribed", options.listener_wait_seconds, timeout_reason=no_listener
             ):
-                await room.wait_for_listener()
+                await voice.wait_for_listener()
             marks["listener_subscribed_at"] = clock()
 
         def greeting_started() -> None:
             marks.setdefault("greeting_started_at", clock())
 
         async with _stage(run, flow, "greeting", options.greeting_timeout_seconds):
-            await room.play(await speaker.synthesize(greeting), greeting_started)
+            await voice.say(greeting, greeting_started)
         marks["greeting_finished_at"] = clock()
         if flow is not None:
             flow.emit(

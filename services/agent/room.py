@@ -1,4 +1,5 @@
-"""The room seam: how a job joins its room, waits for the user and sends data, whatever the backend.
+"""The room seam: how a job joins its room, waits for the user and sends data, whatever the backend (the
+agent's audio is the voice seam's: services/agent/voice.py).
 
 ``LiveKitRoom`` (production, WebRTC through the JobContext) and ``SimulatorRoom`` (the devstack
 simulator's room bus) implement :class:`AgentRoom`; :func:`create_room` picks one from settings.
@@ -7,13 +8,11 @@ Nothing else in the agent knows which one it talks to.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from livekit.agents import JobContext
 
-    from services.agent.providers import Speech
     from services.agent.settings import AgentSettings
 
 
@@ -29,12 +28,6 @@ class AgentRoom(Protocol):
 
     async def wait_for_participant(self, timeout: float) -> str:  # noqa: ASYNC109 - the deadline is part of the port
         """Return the identity of the first non-agent participant; raise TimeoutError after ``timeout`` s."""
-
-    async def wait_for_listener(self) -> None:
-        """Return once a participant can hear the agent (has subscribed to its audio); the caller bounds it."""
-
-    async def play(self, speech: Speech, started: Callable[[], None]) -> None:
-        """Play ``speech`` to the room, calling ``started`` when its first audio goes out; return after playout."""
 
     async def publish_data(self, payload: bytes, *, topic: str, reliable: bool = True) -> None:
         """Send ``payload`` to every other participant on ``topic``."""

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import structlog
 from livekit import rtc
@@ -12,10 +10,6 @@ from livekit.agents import JobContext
 
 from contracts.flow_events import is_watcher
 from services.agent.room import RoomClosed
-from services.agent.voice_livekit import LiveKitVoice
-
-if TYPE_CHECKING:
-    from services.agent.providers import Speech
 
 log = structlog.get_logger(__name__)
 
@@ -49,15 +43,10 @@ class LiveKitRoom:
         self._ctx = ctx
         self._announced_at: float | None = None
         self._published_at: float | None = None
-        self._voice: LiveKitVoice | None = None
 
     async def connect(self) -> None:
-        """Join the room (``ctx.connect()`` is idempotent), publish the agent's audio track (the user's SDK
-        subscribes to it while the agent gets ready) and make the server announce the agent at once."""
+        """Join the room (``ctx.connect()`` is idempotent) and make the server announce the agent at once."""
         await self._ctx.connect()
-        if self._voice is None:
-            self._voice = LiveKitVoice()
-            await self._voice.publish(self._ctx.room.local_participant)
         try:
             async with asyncio.timeout(PRESENCE_TIMEOUT_S):
                 await self._ctx.room.local_participant.set_attributes({PRESENCE_ATTRIBUTE: "joined"})
@@ -93,18 +82,6 @@ class LiveKitRoom:
         finally:
             room.off("participant_active", _consider)
             room.off("connection_state_changed", _on_state)
-
-    async def wait_for_listener(self) -> None:
-        """Return once a participant subscribed to the agent's audio track (``local_track_subscribed``)."""
-        if self._voice is None:
-            raise RoomClosed("not connected to the room")
-        await self._voice.wait_for_listener()
-
-    async def play(self, speech: Speech, started: Callable[[], None]) -> None:
-        """Play ``speech`` into the agent's audio track at real time; return once its playout finished."""
-        if self._voice is None:
-            raise RoomClosed("not connected to the room")
-        await self._voice.play(speech, started)
 
     async def publish_data(self, payload: bytes, *, topic: str, reliable: bool = True) -> None:
         """Send ``payload`` from the agent participant to everyone in the room (not before the user can know the
@@ -149,6 +126,3 @@ class LiveKitRoom:
                 if linger > 0:
                     await asyncio.sleep(linger)  # bounded by DATA_LINGER_S
             await self._ctx.room.disconnect()
-        if self._voice is not None:
-            voice, self._voice = self._voice, None
-            await voice.aclose()

@@ -12,16 +12,13 @@ import base64
 import contextlib
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 import structlog
 
 from contracts.flow_events import is_watcher
 from services.agent.room import RoomClosed
-
-if TYPE_CHECKING:
-    from services.agent.providers import Speech
 
 log = structlog.get_logger(__name__)
 
@@ -114,10 +111,10 @@ class SimulatorRoom:
     async def wait_for_listener(self) -> None:
         """The bus has no media: a user who joined counts as listening."""
 
-    async def play(self, speech: Speech, started: Callable[[], None]) -> None:
+    async def play(self, duration_s: float, started: Callable[[], None]) -> None:
         """No media either: real time passes while the speech would play."""
         started()
-        await asyncio.sleep(speech.duration_s)
+        await asyncio.sleep(duration_s)
 
     async def publish_data(self, payload: bytes, *, topic: str, reliable: bool = True) -> None:
         """Send a ``data`` frame to every other participant."""

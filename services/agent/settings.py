@@ -31,7 +31,11 @@ class AgentSettings(LiveKitSettings):
     agent_num_idle_processes: int = Field(
         default=1, ge=0, description="Job executors kept prewarmed (each costs memory and start-up CPU)."
     )
-    agent_wait_for_user: bool = Field(default=True, description="Wait for the user before the greeting.")
+    agent_wait_for_user: bool = Field(
+        default=True,
+        description="Wait for the user before the greeting; false (curl, tests): ready without a user, and in a "
+        "LiveKit room without speaking the greeting or starting a conversation (nobody would hear it).",
+    )
     agent_user_wait_seconds: float = Field(default=30.0, gt=0, description="Deadline for the user to join.")
     agent_user_rejoin_grace_seconds: float = Field(
         default=10.0, ge=0, description="A user who left may come back this long before the job (and session) ends."
@@ -44,20 +48,22 @@ class AgentSettings(LiveKitSettings):
     )
     agent_tts: str = Field(
         default="",
-        description="Name of the speaker in the provider registry ('espeak': eSpeak NG, 'offline': silence, no "
-        "TTS); empty: 'espeak' in LiveKit rooms, 'offline' on the simulator's room bus (no media to speak into).",
+        description="The TTS of flows that name none: 'espeak' (eSpeak NG, offline), 'silence', a LiveKit Inference "
+        "model or an installed plugin; empty: 'espeak' in LiveKit rooms, 'silence' on the simulator's room bus.",
     )
     agent_factory: str = Field(
         default="",
         description="Your own agent: package.module:function receiving the flow and returning a livekit-agents Agent "
         "(examples/greeter_agent.py); unusable: every job fails at stage 'providers' with the reason.",
     )
-    agent_voice: str = Field(default="en-us", description="eSpeak NG voice of the espeak speaker.")
+    agent_voice: str = Field(
+        default="en-us", description="eSpeak NG voice where the flow names none (its voice, else its language)."
+    )
     agent_listener_wait_seconds: float = Field(
         default=10.0, gt=0, description="Deadline for the user to subscribe to the agent's audio before the greeting."
     )
     agent_speak_ms_per_char: float = Field(
-        default=2.0, ge=0, description="Offline speaker: playout time per character of text."
+        default=2.0, ge=0, description="The silence TTS: playout time per character of text."
     )
     agent_http_port: int = Field(default=8081, ge=0, description="Worker health-check HTTP port (0: pick a free port).")
     agent_drain_timeout_seconds: int = Field(
@@ -73,6 +79,6 @@ class AgentSettings(LiveKitSettings):
     agent_flow_init_backoff_seconds: float = Field(default=0.1, gt=0, description="First flow-init retry delay.")
 
     @property
-    def speaker_name(self) -> str:
-        """The speaker to build: AGENT_TTS, or the backend's default."""
-        return self.agent_tts or ("offline" if self.agent_room_backend == "simulator" else "espeak")
+    def tts_name(self) -> str:
+        """The default TTS: AGENT_TTS, or the backend's default."""
+        return self.agent_tts or ("silence" if self.agent_room_backend == "simulator" else "espeak")

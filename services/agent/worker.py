@@ -19,15 +19,17 @@ import structlog
 from livekit.agents import AgentServer, JobContext, JobExecutorType, JobProcess
 
 from contracts.endings import EndCode
-from services.agent.custom_agent import conversation, load_agent_factory
+from contracts.providers import ProviderChoice
+from services.agent.custom_agent import AgentFactory, load_agent_factory
 from services.agent.ending import failed_readiness, job_end, presence_reporter, report_job_end, stay_with_user
 from services.agent.events import RedisEventPublisher
 from services.agent.flow_client import FlowInitPolicy, HttpFlowInitialiser
 from services.agent.metadata import salvage_ids
-from services.agent.providers import Speaker, UnavailableSpeaker, create_speaker
 from services.agent.readiness import ReadinessOptions, run_readiness
-from services.agent.room import create_room
+from services.agent.room import AgentRoom, create_room
 from services.agent.settings import AgentSettings
+from services.agent.speech_models import Defaults, ProviderError, build_models
+from services.agent.voice import PlayingRoom, SimulatedVoice, Voice
 from services.runtime.logging import configure_logging
 
 log = structlog.get_logger(__name__)
@@ -37,16 +39,17 @@ CLOSE_TIMEOUT_SECONDS = 20.0
 
 
 def prepare_process(settings: AgentSettings, proc: JobProcess) -> None:
-    """Set-up of each job executor (prewarm): logging, providers and the (unconnected) broker."""
+    """Set-up of each job executor (prewarm): logging, the default TTS (loaded, so a job only builds what its flow
+    names), the AGENT_FACTORY and the (unconnected) broker."""
     if proc.executor_type is JobExecutorType.PROCESS:
         configure_logging("agent", settings.log_level, settings.log_json)
     try:
-        proc.userdata["speaker"] = create_speaker(settings)
+        build_models(ProviderChoice(), speech_defaults(settings))
         if settings.agent_factory:
             proc.userdata["agent_factory"] = load_agent_factory(settings.agent_factory)
-    except Exception as exc:  # noqa: BLE001 - reported by the job as a failure at stage "providers"
+    except ProviderError as exc:  # reported by every job as a failure at stage "providers"
         log.error("provider_setup_failed", error=str(exc))
-        proc.userdata["speaker"] = UnavailableSpeaker(exc)
+        proc.userdata["setup_error"] = exc
     proc.userdata["publisher"] = RedisEventPublisher(settings.redis_url)
     proc.userdata["tls"] = _tls_context()
 
@@ -55,6 +58,25 @@ def prepare_process(settings: AgentSettings, proc: JobProcess) -> None:
 def _tls_context() -> ssl.SSLContext:
     """One TLS context per process, shared by its job executors: building one costs ~0.1 s of CPU."""
     return ssl.create_default_context()
+
+
+def speech_defaults(settings: AgentSettings) -> Defaults:
+    """The service's TTS and voice for flows that name none."""
+    return Defaults(
+        tts=settings.tts_name, voice=settings.agent_voice, silence_ms_per_char=settings.agent_speak_ms_per_char
+    )
+
+
+def create_voice(settings: AgentSettings, ctx: JobContext, room: AgentRoom) -> Voice:
+    """The job's voice: an AgentSession in a LiveKit room, a simulated one on the simulator's room bus."""
+    setup_error = cast(ProviderError | None, ctx.proc.userdata.get("setup_error"))
+    if settings.agent_room_backend == "simulator":
+        return SimulatedVoice(cast(PlayingRoom, room), speech_defaults(settings), setup_error)
+    from services.agent.voice_session import SessionVoice
+
+    factory = cast(AgentFactory | None, ctx.proc.userdata.get("agent_factory"))
+    defaults, timeout_s = speech_defaults(settings), settings.agent_stage_timeout_seconds
+    return SessionVoice(ctx.room, defaults, factory, timeout_s=timeout_s, setup_error=setup_error)
 
 
 def readiness_options(settings: AgentSettings) -> ReadinessOptions:
@@ -84,6 +106,7 @@ async def run_job(settings: AgentSettings, ctx: JobContext) -> None:
     publisher = cast(RedisEventPublisher, ctx.proc.userdata["publisher"])
     ctx.add_shutdown_callback(publisher.close)  # the connection belongs to this job's event loop
     room = create_room(settings, ctx)  # never ctx.connect() here: the simulator room has no WebRTC
+    voice = create_voice(settings, ctx, room)
     ready = False  # whether this job made the session ready: an end before that fails the session
     end = job_end(EndCode.AGENT_CRASHED, "the job stopped before readiness finished", was_ready=False)
     # One TLS context per job executor (building one costs ~0.1 s of CPU), a client only if flow init runs.
@@ -101,7 +124,7 @@ async def run_job(settings: AgentSettings, ctx: JobContext) -> None:
             raw_metadata=ctx.job.metadata,
             room=room,
             publisher=publisher,
-            speaker=cast(Speaker, ctx.proc.userdata["speaker"]),
+            voice=voice,
             options=readiness_options(settings),
             initialise_flow=initialise_flow,
             flow_events=publisher,  # stage/flow/error events for watchers (relayed by the dispatcher)
@@ -109,17 +132,14 @@ async def run_job(settings: AgentSettings, ctx: JobContext) -> None:
         )
         end = failed_readiness(outcome.failed_stage, outcome.reason)
         ready = outcome.ready
-        if outcome.ready and outcome.session is not None:
-            media_room = ctx.room if settings.agent_room_backend == "livekit" else None
-            factory = ctx.proc.userdata.get("agent_factory")
-            async with conversation(factory, outcome.flow, media_room, settings.agent_stage_timeout_seconds):
-                end = await stay_with_user(
-                    room,
-                    outcome.user_identity,
-                    user_wait_s=settings.agent_user_wait_seconds,
-                    rejoin_grace_s=settings.agent_user_rejoin_grace_seconds,
-                    user_seen=presence_reporter(publisher, outcome.session),
-                )
+        if outcome.ready and outcome.session is not None:  # the conversation runs until the user is gone
+            end = await stay_with_user(
+                room,
+                outcome.user_identity,
+                user_wait_s=settings.agent_user_wait_seconds,
+                rejoin_grace_s=settings.agent_user_rejoin_grace_seconds,
+                user_seen=presence_reporter(publisher, outcome.session),
+            )
     except asyncio.CancelledError:
         end = job_end(EndCode.AGENT_JOB_ENDED, "the job was shut down", was_ready=ready)
         raise
@@ -129,6 +149,7 @@ async def run_job(settings: AgentSettings, ctx: JobContext) -> None:
     finally:
         if http is not None:
             await http.aclose()
+        await voice.aclose()
         await room.disconnect()
         session_id, correlation_id = salvage_ids(ctx.job.metadata)
         if session_id:

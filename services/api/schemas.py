@@ -17,12 +17,22 @@ class ApiModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
+PROVIDER_FORMS = (
+    "a LiveKit Inference model (provider/model, e.g. deepgram/nova-3) or an installed livekit-agents plugin "
+    "(plugin or plugin:model, e.g. openai:gpt-4.1-mini)"
+)
+
+
 class FlowAgentSettings(ApiModel):
     """What the agent worker needs to run the flow: provider names and the readiness deadline."""
 
-    stt: str | None = Field(default=None, min_length=1, max_length=100)
-    llm: str | None = Field(default=None, min_length=1, max_length=100)
-    tts: str | None = Field(default=None, min_length=1, max_length=100)
+    stt: str | None = Field(default=None, min_length=1, max_length=100, description=PROVIDER_FORMS)
+    llm: str | None = Field(default=None, min_length=1, max_length=100, description=PROVIDER_FORMS)
+    tts: str | None = Field(
+        default=None, min_length=1, max_length=100, description=PROVIDER_FORMS + "; built in: espeak, silence"
+    )
+    vad: str | None = Field(default=None, min_length=1, max_length=100, description="a plugin, e.g. silero")
+    voice: str | None = Field(default=None, min_length=1, max_length=100, description="the TTS voice")
     language: str | None = Field(default=None, min_length=1, max_length=35)
     ready_timeout_s: float | None = Field(
         default=None, gt=0, le=600, description="seconds the agent has to become ready (default: the API's setting)"

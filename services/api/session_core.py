@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from contracts.events import SessionRequested, utc_now
+from contracts.providers import ProviderChoice
 from contracts.status import SessionStatus
 from services.api.admission import Admission
 from services.api.client_tokens import ClientTokens
@@ -108,6 +109,7 @@ def new_request(flow: Flow, policy: SessionPolicy, credentials: CredentialIssuer
         occurred_at=now,
         agent_credential=credential,
         max_duration_s=max_duration_for(flow),
+        providers=ProviderChoice.from_agent_settings(flow.agent_settings),
     )
 
 

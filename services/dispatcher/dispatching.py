@@ -35,6 +35,7 @@ def job_metadata(request: SessionRequested) -> AgentJobMetadata:
         greeting=request.greeting,
         correlation_id=request.correlation_id,
         credential=request.agent_credential,
+        providers=request.providers,
     )
 
 

@@ -1,4 +1,4 @@
-"""Plain fakes implementing the agent's ports (room, publisher, speaker) for readiness tests."""
+"""Plain fakes implementing the agent's ports (room, publisher, voice) for readiness tests."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from contracts.events import Event
-from services.agent.providers import Speech
+from contracts.providers import ProviderChoice
+from services.agent.flow_client import FlowConfig
 
 
 @dataclass
@@ -29,11 +30,14 @@ class FakeRoom:
     sent: list[SentData] = field(default_factory=list)
     left: asyncio.Event = field(default_factory=asyncio.Event)
     listening: asyncio.Event = field(default_factory=asyncio.Event)  # set: the user subscribed to the agent's audio
-    played: list[Speech] = field(default_factory=list)
+    played: list[float] = field(default_factory=list)  # durations, as the simulated voice plays them
+
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         if self.user is not None:
             self.listening.set()
+            self.arrived.set()
 
     async def connect(self) -> None:
         if self.connect_error is not None:
@@ -41,20 +45,25 @@ class FakeRoom:
         self.connected = True
 
     async def wait_for_participant(self, timeout: float) -> str:
-        if self.user is None:  # nobody ever comes
-            async with asyncio.timeout(timeout):
-                await asyncio.Event().wait()
+        async with asyncio.timeout(timeout):  # without a user: nobody comes unless join() is called
+            await self.arrived.wait()
         assert self.user is not None
         return self.user
+
+    def join(self, user: str) -> None:
+        """The user arrives."""
+        self.user = user
+        self.arrived.set()
+        self.listening.set()
 
     async def wait_for_listener(self) -> None:
         await self.listening.wait()
 
-    async def play(self, speech: Speech, started: Callable[[], None]) -> None:
+    async def play(self, duration_s: float, started: Callable[[], None]) -> None:
         assert self.connected, "play before connect"
         started()
-        await asyncio.sleep(speech.duration_s)  # the playout takes real time
-        self.played.append(speech)
+        await asyncio.sleep(duration_s)  # the playout takes real time
+        self.played.append(duration_s)
 
     async def publish_data(self, payload: bytes, *, topic: str, reliable: bool = True) -> None:
         assert self.connected, "publish_data before connect"
@@ -84,16 +93,37 @@ class FakePublisher:
 
 
 @dataclass
-class FakeSpeaker:
-    """Records what it said; ``prepare_error`` makes the providers stage fail."""
+class FakeVoice:
+    """Records what it was asked; ``prepare_error`` makes the providers stage fail; ``listening`` is the user's
+    subscription to the agent's audio (set: already subscribed)."""
 
     prepare_error: Exception | None = None
+    providers: list[ProviderChoice] = field(default_factory=list)
+    started_with: list[tuple[FlowConfig, str | None]] = field(default_factory=list)
     said: list[str] = field(default_factory=list)
+    listening: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: bool = False
 
-    async def prepare(self) -> None:
+    def __post_init__(self) -> None:
+        self.listening.set()
+
+    async def prepare(self, choice: ProviderChoice) -> None:
         if self.prepare_error is not None:
             raise self.prepare_error
+        self.providers.append(choice)
 
-    async def synthesize(self, text: str) -> Speech:
+    async def start(self, flow: FlowConfig, user: str | None) -> None:
+        assert self.providers, "start before prepare"
+        self.started_with.append((flow, user))
+
+    async def wait_for_listener(self) -> None:
+        await self.listening.wait()
+
+    async def say(self, text: str, started: Callable[[], None]) -> None:
+        assert self.started_with, "say before start"
+        started()
+        await asyncio.sleep(0.01)  # the playout takes real time
         self.said.append(text)
-        return Speech(b"\x10\x00" * 480, 48000)  # 10 ms of a quiet tone
+
+    async def aclose(self) -> None:
+        self.closed = True

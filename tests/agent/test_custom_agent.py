@@ -8,12 +8,15 @@ import uuid
 import pytest
 from livekit.agents import Agent, JobExecutorType, JobProcess
 
+from contracts.providers import ProviderChoice
 from examples.greeter_agent import GreeterAgent
 from services.agent.custom_agent import load_agent_factory
 from services.agent.flow_client import FlowConfig
-from services.agent.providers import ProviderError, UnavailableSpeaker
 from services.agent.settings import AgentSettings
-from services.agent.worker import prepare_process
+from services.agent.speech_models import ProviderError
+from services.agent.voice import SimulatedVoice
+from services.agent.worker import prepare_process, speech_defaults
+from tests.agent.fakes import FakeRoom
 
 
 def test_the_example_agent_gets_its_instructions_and_tools_from_the_flow() -> None:
@@ -44,12 +47,12 @@ def test_a_factory_that_returns_no_agent_is_refused() -> None:
 
 
 async def test_an_unusable_factory_fails_the_providers_stage_of_every_job() -> None:
-    settings = AgentSettings(dev_mode=True, agent_tts="offline", agent_factory="examples.nowhere:build")
+    settings = AgentSettings(dev_mode=True, agent_tts="silence", agent_factory="examples.nowhere:build")
     proc = JobProcess(executor_type=JobExecutorType.THREAD, user_arguments=None, http_proxy=None)
     prepare_process(settings, proc)
-    assert isinstance(proc.userdata["speaker"], UnavailableSpeaker)
+    voice = SimulatedVoice(FakeRoom(), speech_defaults(settings), proc.userdata["setup_error"])
     with pytest.raises(ProviderError, match=re.escape("cannot import 'examples.nowhere'")):
-        await proc.userdata["speaker"].prepare()
+        await voice.prepare(ProviderChoice())
     proc = JobProcess(executor_type=JobExecutorType.THREAD, user_arguments=None, http_proxy=None)
     prepare_process(settings.model_copy(update={"agent_factory": "examples.greeter_agent:build"}), proc)
     assert isinstance(proc.userdata["agent_factory"](FlowConfig("Hi")), Agent)

@@ -7,9 +7,9 @@ import json
 import uuid
 
 from contracts.flow_events import FlowEvent
-from services.agent.providers import ProviderError
 from services.agent.readiness import ReadinessOptions, run_readiness
-from tests.agent.fakes import FakePublisher, FakeRoom, FakeSpeaker
+from services.agent.speech_models import ProviderError
+from tests.agent.fakes import FakePublisher, FakeRoom, FakeVoice
 
 FAST = ReadinessOptions(user_wait_seconds=0.2, stage_timeout_seconds=2.0, greeting_timeout_seconds=2.0)
 
@@ -32,13 +32,13 @@ async def test_a_ready_session_reports_each_stage_in_order() -> None:
     sid, publisher, flow = f"s-{uuid.uuid4().hex}", FakePublisher(), FakePublisher()
     outcome = await run_readiness(
         job_id="j", raw_metadata=metadata(sid), room=FakeRoom(), publisher=publisher,
-        speaker=FakeSpeaker(), options=FAST, flow_events=flow,
+        voice=FakeVoice(), options=FAST, flow_events=flow,
     )  # fmt: skip
     assert outcome.ready and publisher.types() == ["agent.joined", "agent.ready"]
     stages = ["joined", "connect", "providers", "wait_for_user"]
     expected = [f"stage:stage.{edge}:{s}" for s in stages for edge in ("started", "finished")]
     expected += ["flow:flow.initialised:"]
-    speaking = ("listener_subscribed", "greeting")
+    speaking = ("session_start", "listener_subscribed", "greeting")
     expected += [f"stage:stage.{edge}:{s}" for s in speaking for edge in ("started", "finished")]
     expected += ["flow:greeting.spoken:"]
     expected += [f"stage:stage.{edge}:{s}" for s in ("announce", "ready") for edge in ("started", "finished")]
@@ -53,7 +53,7 @@ async def test_a_failure_names_the_stage_and_keeps_the_reason_for_admins() -> No
     flow = FakePublisher()
     outcome = await run_readiness(
         job_id="j", raw_metadata=metadata(f"s-{uuid.uuid4().hex}"), room=FakeRoom(), publisher=FakePublisher(),
-        speaker=FakeSpeaker(prepare_error=ProviderError("no voice")), options=FAST, flow_events=flow,
+        voice=FakeVoice(prepare_error=ProviderError("no voice")), options=FAST, flow_events=flow,
     )  # fmt: skip
     assert outcome.failed_stage == "providers"
     last = flow.events[-1]
@@ -70,7 +70,7 @@ async def test_a_failure_names_the_stage_and_keeps_the_reason_for_admins() -> No
 async def test_a_broker_that_fails_does_not_fail_the_session() -> None:
     outcome = await run_readiness(
         job_id="j", raw_metadata=metadata(f"s-{uuid.uuid4().hex}"), room=FakeRoom(), publisher=FakePublisher(),
-        speaker=FakeSpeaker(), options=FAST, flow_events=FakePublisher(error=ConnectionError("redis down")),
+        voice=FakeVoice(), options=FAST, flow_events=FakePublisher(error=ConnectionError("redis down")),
     )  # fmt: skip
     assert outcome.ready
 
@@ -86,11 +86,11 @@ async def test_an_unwatched_room_gets_no_flow_events_until_a_watcher_arrives() -
 
     outcome = await run_readiness(
         job_id="j", raw_metadata=metadata(f"s-{uuid.uuid4().hex}"), room=FakeRoom(), publisher=FakePublisher(),
-        speaker=FakeSpeaker(), options=FAST, flow_events=flow, flow_watched=is_watched,
+        voice=FakeVoice(), options=FAST, flow_events=flow, flow_watched=is_watched,
     )  # fmt: skip
     assert outcome.ready
     assert checks == ["room-1"] * (watched_after + 1)  # once watched, never asked again
-    # as in the first test: 4 stages, flow + listener_subscribed + greeting (6 events), announce and ready
-    everything = 8 + 6 + 4
+    # as in the first test: 4 stages, flow + session_start + listener_subscribed + greeting (8 events), announce, ready
+    everything = 8 + 8 + 4
     assert len(flow.events) == everything - watched_after
     assert names(flow)[0] == "stage:stage.finished:connect"

@@ -11,10 +11,10 @@ from unittest.mock import call
 from livekit.agents.ipc.mock_room import create_mock_room
 from livekit.agents.testing import fake_job_context
 
-from services.agent.providers import ProviderError
 from services.agent.readiness import ReadinessOptions, run_readiness
 from services.agent.room_livekit import LiveKitRoom
-from tests.agent.fakes import FakePublisher, FakeSpeaker
+from services.agent.speech_models import ProviderError
+from tests.agent.fakes import FakePublisher, FakeVoice
 
 FIXED_NOW = datetime(2025, 6, 7, 8, 9, 10, 111000, tzinfo=UTC)
 FIXED_ISO = "2025-06-07T08:09:10.111Z"
@@ -39,14 +39,14 @@ def metadata(session_id: str) -> str:
     )
 
 
-async def run_with(mock_room: Any, raw: str, speaker: FakeSpeaker, publisher: FakePublisher) -> Any:
+async def run_with(mock_room: Any, raw: str, voice: FakeVoice, publisher: FakePublisher) -> Any:
     with fake_job_context(room=mock_room, job_metadata=raw, job_id="job-lk") as ctx:
         return await run_readiness(
             job_id=ctx.job.id,
             raw_metadata=ctx.job.metadata,
             room=LiveKitRoom(ctx),
             publisher=publisher,
-            speaker=speaker,
+            voice=voice,
             options=FAST,
             clock=lambda: FIXED_NOW,
         )
@@ -55,7 +55,7 @@ async def run_with(mock_room: Any, raw: str, speaker: FakeSpeaker, publisher: Fa
 async def test_ready_payload_goes_through_local_participant_publish_data() -> None:
     sid = f"s-{uuid.uuid4().hex}"
     room, publisher = fresh_mock_room(), FakePublisher()
-    outcome = await run_with(room, metadata(sid), FakeSpeaker(), publisher)
+    outcome = await run_with(room, metadata(sid), FakeVoice(), publisher)
     assert outcome.ready and outcome.user_identity == "mock_user"
     expected = f'{{"type":"agent.ready","sessionId":"{sid}","greeting":"Welcome!","timestamp":"{FIXED_ISO}"}}'
     assert room.local_participant.publish_data.await_args_list == [
@@ -67,7 +67,7 @@ async def test_ready_payload_goes_through_local_participant_publish_data() -> No
 async def test_provider_error_sends_agent_failed_through_publish_data() -> None:
     sid = f"s-{uuid.uuid4().hex}"
     room, publisher = fresh_mock_room(), FakePublisher()
-    outcome = await run_with(room, metadata(sid), FakeSpeaker(prepare_error=ProviderError("no voice")), publisher)
+    outcome = await run_with(room, metadata(sid), FakeVoice(prepare_error=ProviderError("no voice")), publisher)
     assert outcome.failed_stage == "providers"
     expected = (
         f'{{"type":"agent.failed","sessionId":"{sid}","stage":"providers",'
@@ -83,7 +83,7 @@ async def test_no_participant_in_time_sends_agent_failed() -> None:
     sid = f"s-{uuid.uuid4().hex}"
     room, publisher = fresh_mock_room(), FakePublisher()
     room.remote_participants = {}
-    outcome = await run_with(room, metadata(sid), FakeSpeaker(), publisher)
+    outcome = await run_with(room, metadata(sid), FakeVoice(), publisher)
     assert (outcome.failed_stage, outcome.reason) == ("wait_for_user", "no user joined within 0.2 s")
     ((args, kwargs),) = room.local_participant.publish_data.await_args_list
     assert json.loads(args[0]) == {
@@ -98,7 +98,7 @@ async def test_no_participant_in_time_sends_agent_failed() -> None:
 
 async def test_bad_metadata_sends_nothing_on_the_data_channel() -> None:
     room, publisher = fresh_mock_room(), FakePublisher()
-    outcome = await run_with(room, "{broken", FakeSpeaker(), publisher)
+    outcome = await run_with(room, "{broken", FakeVoice(), publisher)
     assert outcome.failed_stage == "metadata"
     assert room.local_participant.publish_data.await_args_list == []
     assert publisher.events == []

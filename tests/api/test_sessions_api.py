@@ -7,6 +7,7 @@ import jwt
 from redis.asyncio import Redis
 
 from contracts.events import SessionRequested
+from contracts.providers import ProviderChoice
 from contracts.streams import SESSION_REQUESTED
 from services.api.settings import ApiSettings
 
@@ -88,7 +89,10 @@ async def test_wrong_types_and_unknown_fields_are_422(client: httpx.AsyncClient)
 
 
 async def test_event_round_trips_through_the_stream(client: httpx.AsyncClient, api_redis_url: str) -> None:
-    flow_id = await _flow(client, greeting="Round trip")
+    settings = {"stt": "deepgram/nova-3", "tts": "espeak", "voice": "en-gb", "readyTimeoutS": 20}
+    response = await client.post("/api/flows", json={"name": "s", "greeting": "Round trip", "agentSettings": settings})
+    assert response.status_code == 201, response.text
+    flow_id = response.json()["id"]
     created = (await client.post(f"/api/flows/{flow_id}/sessions")).json()
     redis = Redis.from_url(api_redis_url)
     try:
@@ -102,5 +106,7 @@ async def test_event_round_trips_through_the_stream(client: httpx.AsyncClient, a
         event = SessionRequested.model_validate_json(data)
         if event.session_id == created["sessionId"]:
             assert event.greeting == "Round trip" and event.flow_id == flow_id
+            # the agent builds the flow's providers before the user waits: they travel with the request
+            assert event.providers == ProviderChoice(stt="deepgram/nova-3", tts="espeak", voice="en-gb")
             return
     raise AssertionError("session.requested not found on the stream")

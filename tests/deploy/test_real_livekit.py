@@ -87,7 +87,7 @@ def frontend_token(settings: AgentSettings, room_name: str) -> str:
 
 @asynccontextmanager
 async def agent_status_after_dispatch(
-    settings: AgentSettings, metadata: AgentJobMetadata
+    settings: AgentSettings, metadata: AgentJobMetadata, *, auto_subscribe: bool = True
 ) -> AsyncIterator[asyncio.Future[rtc.DataPacket]]:
     """With the real worker running, a frontend joins the room (before the agent greets), the agent is dispatched:
     yields the first ``agent-status`` packet the frontend will receive; the room is deleted afterwards."""
@@ -106,7 +106,7 @@ async def agent_status_after_dispatch(
         await lk.room.create_room(api.CreateRoomRequest(name=room_name))
         room = rtc.Room()
         room.on("data_received", on_data)
-        await room.connect(settings.livekit_ws_url, token)
+        await room.connect(settings.livekit_ws_url, token, rtc.RoomOptions(auto_subscribe=auto_subscribe))
         try:
             await lk.agent_dispatch.create_dispatch(
                 api.CreateAgentDispatchRequest(

@@ -9,6 +9,7 @@ from structlog.testing import capture_logs
 
 from contracts.events import Event, SessionDispatched, SessionDispatchFailed, SessionRequested
 from contracts.job import AgentJobMetadata
+from contracts.providers import ProviderChoice
 from services.dispatcher.dispatching import dispatch_session
 from services.dispatcher.ports import PermanentLiveKitError, TransientLiveKitError
 from services.dispatcher.watchdog import WatchdogPolicy
@@ -23,12 +24,14 @@ async def _dispatch(rooms: FakeRooms, ledger: FakeLedger, request: SessionReques
 
 
 async def test_dispatches_with_the_session_metadata_and_arms_the_watchdog() -> None:
-    rooms, ledger, request = FakeRooms(), FakeLedger(), session_request()
+    rooms, ledger = FakeRooms(), FakeLedger()
+    request = session_request().model_copy(update={"providers": ProviderChoice(llm="openai/gpt-4.1-mini")})
     outcome = await _dispatch(rooms, ledger, request)
     assert isinstance(outcome, SessionDispatched)
     assert (outcome.correlation_id, outcome.attempt) == (request.correlation_id, 1)
     metadata = AgentJobMetadata.model_validate_json(rooms.rooms[request.room_name])
     assert (metadata.session_id, metadata.greeting, metadata.org_id) == (request.session_id, "Hello", "org")
+    assert metadata.providers == ProviderChoice(llm="openai/gpt-4.1-mini")
     record = ledger.records[request.session_id]
     assert (record.state, record.dispatch_id, record.attempt) == ("watching", outcome.dispatch_id, 1)
     assert ledger.deadlines[request.session_id] == 1010.0
