@@ -77,3 +77,11 @@ def test_dependencies_name_existing_services(compose: dict[str, Any]) -> None:
     for name, service in services.items():
         for dependency in service.get("depends_on", {}):
             assert dependency in services, f"{name} depends on unknown {dependency}"
+
+
+def test_published_ports_bind_loopback_unless_the_user_opts_in(compose: dict[str, Any]) -> None:
+    # dev mode and public secrets are the defaults: nothing may answer on other interfaces without AGENTREADY_BIND
+    published = [(name, port) for name, service in compose["services"].items() for port in service.get("ports", [])]
+    assert {name for name, _ in published} >= {"api", "livekit"}
+    for name, port in published:
+        assert isinstance(port, str) and port.startswith("${AGENTREADY_BIND:-127.0.0.1}:"), (name, port)

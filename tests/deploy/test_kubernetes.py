@@ -169,3 +169,11 @@ def test_the_vendored_schemas_say_where_they_come_from() -> None:
     readme = (DEPLOY / "schemas" / "README.md").read_text()
     for schema in Path(DEPLOY / "schemas").glob("*.json"):
         assert schema.name in readme
+
+
+def test_the_agent_health_server_binds_the_pod_ip_its_probes_reach(rendered: list[dict[str, Any]]) -> None:
+    # the default is loopback (AgentSettings.agent_http_host), which the kubelet's probes cannot reach
+    (container,) = _of(rendered, "Deployment")["agentready-agent"]["spec"]["template"]["spec"]["containers"]
+    (host,) = [env for env in container["env"] if env["name"] == "AGENT_HTTP_HOST"]
+    assert host["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    assert all(container[probe]["httpGet"]["port"] == "health" for probe in ("startupProbe", "readinessProbe"))
