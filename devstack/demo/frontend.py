@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 
+from contracts.datachannel import AGENT_STATUS_TOPIC, trusted_sender
 from devstack.demo.rooms import FrontendRoom, JoinError, RoomClosedError, RoomFactory
 from devstack.demo.sse import SseError, wait_until_ready
 
-AGENT_STATUS_TOPIC = "agent-status"  # contracts.datachannel: the frontend contract, restated as a client sees it
 STAGES = ("requested", "dispatched", "agentJoined", "ready")  # as GET /api/sessions/{id} names them
 _LABELS = {"agentJoined": "agent_joined"}
 _RETRIED = {429, 503}
@@ -143,8 +143,13 @@ async def _agent_ready(
     try:
         async with asyncio.timeout(max(deadline - time.monotonic(), 0.0)):
             while True:
-                payload = json.loads(await room.receive(AGENT_STATUS_TOPIC))
+                packet = await room.receive(AGENT_STATUS_TOPIC)
+                payload = json.loads(packet.payload)
                 if not isinstance(payload, dict) or payload.get("sessionId") != session_id:
+                    continue
+                # anyone in the room may publish on agent-status: only the agent (or, for agent.failed, the server)
+                sender = {"from_agent": packet.from_agent, "from_server": packet.from_server}
+                if not trusted_sender(AGENT_STATUS_TOPIC, payload.get("type"), **sender):
                     continue
                 if payload.get("type") == "agent.ready":
                     return

@@ -154,7 +154,7 @@ class RoomBus:
                 topic=frame.get("topic"),
                 reliable=bool(frame.get("reliable", True)),
                 destinations=list(frame.get("destination_identities") or []),
-                sender=me.identity,
+                sender=me,
             )
         elif kind == "set_attributes":
             if not me.can_update_metadata:
@@ -173,20 +173,25 @@ class RoomBus:
         topic: str | None,
         reliable: bool,
         destinations: list[str],
-        sender: str | None,
+        sender: Participant | None,
     ) -> int:
-        """Deliver a data packet to the room (or only ``destinations``); never back to the sender."""
+        """Deliver a data packet to the room (or only ``destinations``); never back to the sender.
+
+        As livekit-server: the sender is the participant who sent it, never what a client claims; none for the server
+        API's SendData, and none for a hidden participant (the server blanks its identity)."""
+        named = sender if sender is not None and not sender.hidden else None
         frame = {
             "type": "data",
             "payload": base64.b64encode(payload).decode(),
             "topic": topic,
             "reliable": reliable,
-            "sender": sender,
+            "sender": named.identity if named else None,
+            "sender_kind": named.kind if named else None,  # what an SDK reads from the participant it resolves
         }
         wanted = set(destinations)
         delivered = 0
         for identity, ws in list(self._sockets.get(name, {}).items()):
-            if identity == sender or (wanted and identity not in wanted):
+            if (sender is not None and identity == sender.identity) or (wanted and identity not in wanted):
                 continue
             delivered += await _send(ws, frame)
         return delivered
