@@ -33,7 +33,14 @@ class ApiSettings(LiveKitSettings):
     probe_timeout_s: float = Field(
         default=1.0, gt=0, le=10, description="how long /readyz waits for Redis and for PostgreSQL (checked at once)"
     )
-    token_ttl_s: int = Field(default=600, ge=30, le=3600, description="lifetime of a participant token")
+    token_ttl_s: int = Field(default=600, ge=30, le=3600, description="lifetime of a watcher token")
+    token_join_margin_s: int = Field(
+        default=30,
+        ge=5,
+        le=600,
+        description="a user's participant token is valid until its session's readiness deadline plus this: long "
+        "enough to join (connected participants get fresh tokens from LiveKit), not to rejoin an ended session",
+    )
     ready_timeout_s: float = Field(default=30.0, gt=0, le=600, description="default readiness deadline of a session")
     session_snapshot_ttl_s: int = Field(default=3600, ge=60)
     idempotency_ttl_s: int = Field(default=600, ge=1, description="how long an Idempotency-Key is remembered")
