@@ -33,10 +33,13 @@ class SimulatorOptions:
     fixed_worker_load: float | None = None
     empty_timeout_s: int | None = None
     log_level: str | None = None
+    auto_create: bool = False  # as the deploy files' and make dev's livekit-server: a late join cannot re-create a room
 
     def argv(self, host: str, port: int) -> list[str]:
         """The simulator's options, listening on ``host:port``."""
         argv = ["--host", host, "--port", str(port)]
+        if not self.auto_create:
+            argv.append("--no-auto-create")
         for option, value in (
             ("--job-delay-ms", self.job_delay_ms),
             ("--fixed-worker-load", self.fixed_worker_load),

@@ -65,8 +65,9 @@ def _participant(claims: Claims) -> Participant:
 class RoomBus:
     """Participants' sockets by room and identity, and the fan-out between them."""
 
-    def __init__(self, state: SimState, keys: dict[str, str], rooms: RoomManager) -> None:
+    def __init__(self, state: SimState, keys: dict[str, str], rooms: RoomManager, *, auto_create: bool = True) -> None:
         self._state = state
+        self._auto_create = auto_create
         self._keys = keys
         self._rooms = rooms
         self._sockets: dict[str, dict[str, web.WebSocketResponse]] = {}
@@ -89,6 +90,9 @@ class RoomBus:
         name = claims.video.room or wanted
         if not name:
             raise JoinRefusedError(400, "no room name")
+        # room.auto_create false: only a token that may create rooms joins one that does not exist
+        if not self._auto_create and not claims.video.room_create and name not in self._state.rooms:
+            raise JoinRefusedError(404, "requested room does not exist")
         return name, claims
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
