@@ -38,8 +38,6 @@ class SimulatorOptions:
     def argv(self, host: str, port: int) -> list[str]:
         """The simulator's options, listening on ``host:port``."""
         argv = ["--host", host, "--port", str(port)]
-        if not self.auto_create:
-            argv.append("--no-auto-create")
         for option, value in (
             ("--job-delay-ms", self.job_delay_ms),
             ("--fixed-worker-load", self.fixed_worker_load),
@@ -48,7 +46,7 @@ class SimulatorOptions:
         ):
             if value is not None:
                 argv += [option, str(value)]
-        return argv
+        return argv if self.auto_create else [*argv, "--no-auto-create"]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,16 @@ from devstack.room_bus_client import JoinError, RoomClosedError  # the errors ev
 
 Backend = Literal["auto", "simulator", "livekit"]
 _PROBE_TIMEOUT_S = 3.0
-__all__ = ["Backend", "FrontendRoom", "JoinError", "Packet", "RoomClosedError", "RoomFactory", "http_url"]
+__all__ = [
+    "Backend",
+    "FrontendRoom",
+    "JoinError",
+    "Packet",
+    "RoomClosedError",
+    "RoomFactory",
+    "http_url",
+    "room_not_created_yet",
+]
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,14 @@ class FrontendRoom(Protocol):
 
     async def disconnect(self) -> None:
         """Leave the room; safe to call more than once."""
+
+
+ROOM_MISSING = "requested room does not exist"  # livekit-server's answer (404) to a join when auto_create is off
+
+
+def room_not_created_yet(error: JoinError) -> bool:
+    """True when a join was refused because the room does not exist (yet): 404 from the bus or the real server."""
+    return error.reason == "join_refused_404" or ROOM_MISSING in error.detail
 
 
 def http_url(url: str) -> str:
