@@ -15,7 +15,7 @@ import httpx
 import pytest
 from livekit import api, rtc
 
-from contracts.datachannel import AGENT_STATUS_TOPIC, FLOW_EVENTS_TOPIC, AgentReadyPayload
+from contracts.datachannel import AGENT_STATUS_TOPIC, FLOW_EVENTS_TOPIC, AgentReadyPayload, trusted_sender
 from devstack.stack import StackHandle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -105,7 +105,12 @@ async def listening(url: str, token: str, *, hear_agent: bool = False) -> AsyncI
 
 
 def flow_events(packets: list[rtc.DataPacket]) -> list[dict[str, Any]]:
-    return [json.loads(p.data) for p in packets if p.topic == FLOW_EVENTS_TOPIC]
+    """The flow events a watcher may act on: sent by the server (no participant), as contracts.datachannel says."""
+    return [
+        json.loads(p.data)
+        for p in packets
+        if trusted_sender(p.topic, None, from_agent=False, from_server=p.participant is None)
+    ]
 
 
 def livekit_api(stack: StackHandle) -> api.LiveKitAPI:
