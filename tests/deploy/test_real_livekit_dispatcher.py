@@ -62,6 +62,24 @@ def _trusted(packet: rtc.DataPacket) -> bool:
     return trusted_sender(packet.topic, message_type, from_agent=from_agent, from_server=sender is None)
 
 
+PROBE_TOPIC = "test-probe"
+
+
+async def data_path_up(client: LiveKitRoomsClient, room: str, listeners: list[Listener]) -> None:
+    """Probe with SendData until every listener received one: a participant's data path is up a moment after
+    connect() returns, and a loaded machine (load 9) once dropped the first flow event of this test."""
+
+    def all_probed() -> bool:
+        return all(any(p.topic == PROBE_TOPIC for p in listener.packets) for listener in listeners)
+
+    for _ in range(20):  # bounded: 20 probes, 0.5 s apart at most
+        await client.send_data(room, b"probe", topic=PROBE_TOPIC, destinations=[])
+        await until(all_probed, deadline_s=0.5)
+        if all_probed():
+            return
+    raise AssertionError("the listeners' data paths never came up")
+
+
 async def until(done: Callable[[], bool], deadline_s: float = DELIVERY_DEADLINE_S) -> None:
     """Poll ``done`` until it is true or ``deadline_s`` passed (the caller asserts the outcome)."""
     loop = asyncio.get_running_loop()
@@ -124,6 +142,7 @@ async def test_flow_events_reach_each_watcher_as_its_role_allows_and_never_the_u
             )
             for role in ("monitor", "supervisor", "admin")
         }
+        await data_path_up(client, room, [user, *watchers.values()])
         sequencer = CountingSequencer()
         relay = RoomWatchers(client.room_watchers, ttl_s=0)
         retry = RetryPolicy(attempts=3, max_seconds=5.0, initial_s=0.1)
