@@ -12,12 +12,13 @@ from fastapi.responses import StreamingResponse
 from contracts.events import utc_now
 from contracts.status import TERMINAL, SessionStatus, can_transition
 from services.api.access import StreamOrgDep
-from services.api.dependencies import AdmissionDep, FanoutDep, RepoDep, SettingsDep
+from services.api.dependencies import AdmissionDep, FanoutDep, RepoDep, SettingsDep, StreamSlotsDep
 from services.api.errors import NotFoundError
 from services.api.fanout import DROPPED, StatusFanout
 from services.api.schemas import ErrorBody, StatusEvent
 from services.api.session_core import SessionAdmission, SessionRows, find_session
 from services.api.settings import ApiSettings
+from services.api.stream_slots import SlotStreamingResponse
 
 router = APIRouter(tags=["sessions"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
 
@@ -80,7 +81,7 @@ async def status_stream(
 @router.get(
     "/api/sessions/{session_id}/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, 404: {"model": ErrorBody}},
+    responses={200: {"content": {"text/event-stream": {}}}, 404: {"model": ErrorBody}, 429: {"model": ErrorBody}},
 )
 async def session_events(
     session_id: str,
@@ -89,14 +90,17 @@ async def session_events(
     admission: AdmissionDep,
     fanout: FanoutDep,
     settings: SettingsDep,
+    slots: StreamSlotsDep,
 ) -> StreamingResponse:
     """Follow a session's status: ``event: status`` with ``{sessionId, status, reason, endCode, at}`` per change.
 
-    A browser's EventSource sends the session's clientToken as ``?access_token=`` (it cannot send headers)."""
+    A browser's EventSource sends the session's clientToken as ``?access_token=`` (it cannot send headers).
+    An organisation holds at most MAX_SSE_STREAMS_PER_ORG open streams per API process (429 beyond)."""
     if await find_session(org_id, session_id, repo, admission) is None:
         raise NotFoundError(f"session {session_id!r} not found")
-    return StreamingResponse(
+    return SlotStreamingResponse(
         status_stream(session_id, org_id, fanout, repo, admission, settings),
+        slot=slots.take(org_id),  # released when the response ends, however it ends
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
