@@ -105,18 +105,22 @@ class Authenticator:
         cached = self._cache.peek(digest)
         if cached is not None:  # a valid key is never limited by what others sent from its address
             return cached
-        guard.admit(address)
+        guard.admit(address)  # charged now, refunded below when the key is valid
         try:
             check_key_format(credential)
         except ValueError as exc:  # no key looks like this: no lookup needed
-            guard.failed(address)
             raise AuthError(f"invalid API key: {exc}") from exc
         if guard.known_unknown(digest):
-            guard.failed(address)
             raise AuthError("invalid API key")
-        key = await self._cache.get(digest, lambda: self._lookup.key_for_hash(digest))
+        try:
+            key = await self._cache.get(digest, lambda: self._lookup.key_for_hash(digest))
+        except Exception:
+            guard.passed(address)  # the database failed, not the client's key
+            raise
         if key is None:
-            guard.failed(address, digest)
+            guard.remember_unknown(digest)  # the charge stays: an invalid key
+        else:
+            guard.passed(address)
         return _known(key)
 
     async def org_for(self, authorization: str | None) -> str:

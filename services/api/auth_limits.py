@@ -48,15 +48,26 @@ class FailedAuthGuard:
         self._window_ends = clock() + window_s
 
     def admit(self, address: str) -> None:
-        """Return when ``address`` may have a key looked up; TooManyInvalidKeysError (429) when over its limit."""
+        """Charge ``address`` one lookup, refunded by :meth:`passed` when its key is valid (so concurrent requests
+        cannot all pass before the first failure is counted); TooManyInvalidKeysError (429) when over its limit."""
         self._roll()
-        if self._failures.get(address, 0) >= self._limit:
+        count = self._failures.get(address, 0)
+        if count >= self._limit:
             retry_after = max(1, math.ceil(self._window_ends - self._clock()))
             raise TooManyInvalidKeysError(
                 f"too many invalid API keys from this address (at most {self._limit} per {self._window_s:g} s); "
                 f"check the key you send and retry in {retry_after} s",
                 retry_after,
             )
+        self._charge(address, count)
+
+    def passed(self, address: str) -> None:
+        """The key charged by :meth:`admit` was valid (or its lookup could not tell): give the charge back."""
+        count = self._failures.get(address, 0) - 1
+        if count > 0:
+            self._failures[address] = count
+        else:
+            self._failures.pop(address, None)
 
     def known_unknown(self, key_hash: str) -> bool:
         """True while ``key_hash`` was looked up and not found less than ``miss_ttl_s`` ago."""
@@ -68,17 +79,17 @@ class FailedAuthGuard:
         del self._misses[key_hash]
         return False
 
-    def failed(self, address: str, key_hash: str | None = None) -> None:
-        """Count an invalid key from ``address``; remember ``key_hash`` as unknown when it was looked up."""
-        self._roll()
-        if key_hash is not None and self._miss_ttl_s > 0:
+    def remember_unknown(self, key_hash: str) -> None:
+        """The lookup of ``key_hash`` found no key: answer it without one for ``miss_ttl_s``."""
+        if self._miss_ttl_s > 0:
             _make_room(self._misses, self._max)
             self._misses[key_hash] = self._clock() + self._miss_ttl_s
-        count = self._failures.get(address, 0) + 1
-        if count == 1:
+
+    def _charge(self, address: str, count: int) -> None:
+        if count == 0:
             _make_room(self._failures, self._max)
-        self._failures[address] = count
-        if count == self._limit:  # once per address and window: the requests that follow are only counted
+        self._failures[address] = count + 1
+        if count + 1 == self._limit:  # once per address and window: the requests that follow are only counted
             log.warning("auth_failures_limited", address=address, limit=self._limit, window_s=self._window_s)
 
     def tracked(self) -> tuple[int, int]:

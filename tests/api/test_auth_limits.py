@@ -3,6 +3,7 @@ sends too many gets 429 with Retry-After; valid keys keep working."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 
@@ -36,6 +37,7 @@ class CountingKeys:
 
     async def key_for_hash(self, key_hash: str) -> ApiKey | None:
         self.lookups += 1
+        await asyncio.sleep(0.001)  # a query's round trip: other requests run meanwhile
         return self.keys.get(key_hash)
 
 
@@ -94,6 +96,24 @@ async def test_a_malformed_key_costs_no_lookup_but_counts() -> None:
     assert keys.lookups == 0
 
 
+async def test_concurrent_invalid_keys_from_one_address_cannot_all_pass_before_the_first_fails() -> None:
+    clock, keys = Clock(), CountingKeys({})
+    auth = _auth(keys, clock, limit=5)
+
+    async def attempt() -> int:
+        try:
+            await auth.key_for(_random_key(), "198.51.100.99")
+        except TooManyInvalidKeysError:
+            return 429
+        except AuthError:
+            return 401
+        return 200
+
+    codes = await asyncio.gather(*(attempt() for _ in range(50)))
+    assert codes.count(401) == 5 and codes.count(429) == 45
+    assert keys.lookups == 5
+
+
 async def test_valid_keys_are_unaffected() -> None:
     clock, keys = Clock(), CountingKeys({VALID: ApiKey(key_id="k1", org_id="o1")})
     auth = _auth(keys, clock, limit=3)
@@ -111,7 +131,8 @@ async def test_valid_keys_are_unaffected() -> None:
 def test_memory_stays_bounded_under_a_flood_of_addresses_and_keys() -> None:
     guard = FailedAuthGuard(5, 60, 10, max_entries=100, clock=Clock())
     for i in range(10_000):
-        guard.failed(f"10.0.{i // 256}.{i % 256}", f"hash-{i}")
+        guard.admit(f"10.0.{i // 256}.{i % 256}")
+        guard.remember_unknown(f"hash-{i}")
     assert guard.tracked() == (100, 100)
 
 
