@@ -4,9 +4,11 @@ also when the client vanishes without closing (a TCP reset), served by uvicorn a
 from __future__ import annotations
 
 import asyncio
+import gc
 
 from fastapi import FastAPI
 
+from services.api.fanout import Listener
 from services.api.settings import ApiSettings
 from tests.api.served import RawStream, new_org_key, new_sessions, open_events, serve
 from tests.polling import wait_until
@@ -80,3 +82,4 @@ async def test_a_thousand_streams_leave_nothing_behind(
         await wait_until(gone, deadline_s=10, what="every listener and slot went away with its client")
         await wait_until(lambda: not served.server.server_state.connections, deadline_s=5, what="connections closed")
         assert not served.server.server_state.tasks, "no request task outlives its client"
+        assert not any(isinstance(o, Listener) for o in gc.get_objects()), "nothing else holds a stream's queue"
