@@ -156,3 +156,15 @@ async def test_over_http_invalid_keys_get_429_with_retry_after_and_valid_keys_st
         assert int(refused.headers["Retry-After"]) >= 1
         assert "too many invalid API keys from this address" in refused.json()["error"]
         assert (await client.get("/api/flows", headers={"Authorization": f"Bearer {api_key}"})).status_code == 200
+
+
+async def test_the_429_is_documented_on_every_route_a_key_opens(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    keyed = {
+        (path, method): operation
+        for path, item in paths.items()
+        for method, operation in item.items()
+        if operation.get("security") and "401" in operation["responses"]
+    }
+    assert ("/api/sessions/{session_id}/events", "get") in keyed
+    assert [where for where, operation in keyed.items() if "429" not in operation["responses"]] == []

@@ -20,7 +20,9 @@ from services.api.session_core import SessionAdmission, SessionRows, find_sessio
 from services.api.settings import ApiSettings
 from services.api.stream_slots import SlotStreamingResponse
 
-router = APIRouter(tags=["sessions"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
+router = APIRouter(
+    tags=["sessions"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 429: {"model": ErrorBody}}
+)
 
 _RETRY_MS = 2000
 
@@ -81,7 +83,7 @@ async def status_stream(
 @router.get(
     "/api/sessions/{session_id}/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}, 404: {"model": ErrorBody}, 429: {"model": ErrorBody}},
+    responses={200: {"content": {"text/event-stream": {}}}, 404: {"model": ErrorBody}},
 )
 async def session_events(
     session_id: str,
