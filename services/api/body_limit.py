@@ -19,7 +19,7 @@ class BodyLimitMiddleware:
         self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass non-HTTP traffic through; answer 413 for an oversize body."""
+        """Pass non-HTTP traffic through; answer 413 for an oversize body, 408 for one that does not arrive in time."""
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
@@ -32,19 +32,19 @@ class BodyLimitMiddleware:
         more = True
         try:
             async with asyncio.timeout(self.timeout_s):  # a client trickling its body must not hold a task for good
-                while more:
+                while more and size <= self.max_bytes:
                     message = await receive()
                     if message["type"] != "http.request":  # the client went away
                         return
                     chunk = message.get("body", b"")
                     size += len(chunk)
-                    if size > self.max_bytes:
-                        await self._too_large(send)
-                        return
                     chunks.append(chunk)
                     more = message.get("more_body", False)
         except TimeoutError:
             await self._refuse(send, 408, f"request body not received within {self.timeout_s:g} s; send it at once")
+            return
+        if size > self.max_bytes:
+            await self._too_large(send)
             return
         body = b"".join(chunks)
         replayed = False
