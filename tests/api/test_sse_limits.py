@@ -24,6 +24,7 @@ async def test_streams_over_the_org_cap_get_429_until_one_ends(
         session_ids = await new_sessions(served.app, key, 2)
         streams = [await open_events(served.port, session_ids[i % 2], key) for i in range(3)]
         assert [s.status for s in streams] == [200, 200, 200]
+        slots = served.app.state.stream_slots
 
         refused = await open_events(served.port, session_ids[0], key)
         assert refused.status == 429
@@ -32,12 +33,16 @@ async def test_streams_over_the_org_cap_get_429_until_one_ends(
         assert "at most 3" in body and "MAX_SSE_STREAMS_PER_ORG" in body
         await refused.close()
 
+        missing = await open_events(served.port, "no-such-session", other_key)
+        assert missing.status == 404
+        await missing.close()
         (other_session,) = await new_sessions(served.app, other_key, 1)
         other = await open_events(served.port, other_session, other_key)
         assert other.status == 200, "another organisation's streams are counted apart"
+        other_org = (await served.app.state.admission.snapshot(other_session)).org_id
+        assert slots.open_streams(other_org) == 1, "a 404 gave its slot back"
 
         org_id = (await served.app.state.admission.snapshot(session_ids[0])).org_id
-        slots = served.app.state.stream_slots
         assert slots.open_streams(org_id) == 3
         streams[0].vanish()  # no FIN: the server learns it from the reset
         await wait_until(lambda: slots.open_streams(org_id) == 2, deadline_s=5, what="the vanished client's slot")

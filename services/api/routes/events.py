@@ -98,11 +98,16 @@ async def session_events(
 
     A browser's EventSource sends the session's clientToken as ``?access_token=`` (it cannot send headers).
     An organisation holds at most MAX_SSE_STREAMS_PER_ORG open streams per API process (429 beyond)."""
-    if await find_session(org_id, session_id, repo, admission) is None:
-        raise NotFoundError(f"session {session_id!r} not found")
+    slot = slots.take(org_id)  # over the cap: 429 before any lookup
+    try:
+        if await find_session(org_id, session_id, repo, admission) is None:
+            raise NotFoundError(f"session {session_id!r} not found")
+    except BaseException:
+        slot.release()
+        raise
     return SlotStreamingResponse(
         status_stream(session_id, org_id, fanout, repo, admission, settings),
-        slot=slots.take(org_id),  # released when the response ends, however it ends
+        slot=slot,  # released when the response ends, however it ends
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
