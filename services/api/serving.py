@@ -3,7 +3,8 @@
 uvicorn (0.54, httptools) waits for a request's line and headers forever and accepts heads of any size (a 2 MB head
 was answered 200): a client that trickles a header a byte at a time holds a connection for good (slowloris).
 :class:`BoundedHeadProtocol` closes a connection whose head is not complete within ``head_timeout_s`` and answers 431
-to a head over ``max_head_bytes``. The body's deadline is :class:`services.api.body_limit.BodyLimitMiddleware`'s.
+to a head over ``max_head_bytes``, and bounds how long data sent to a client may stay unacknowledged (a client that
+vanished without closing). The body's deadline is :class:`services.api.body_limit.BodyLimitMiddleware`'s.
 A reverse proxy in front (nginx ``client_header_timeout``/``client_body_timeout``) remains the first line: it also
 bounds connections per client address, which one process cannot see behind the proxy.
 """
@@ -11,6 +12,7 @@ bounds connections per client address, which one process cannot see behind the p
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 import uvicorn
@@ -28,6 +30,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
 
     head_timeout_s: float = 10.0
     max_head_bytes: int = 32 * 1024
+    dead_client_timeout_s: float = 60.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -38,6 +41,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Start the first head's clock as the connection opens (uvicorn starts none until a response is sent)."""
         super().connection_made(transport)
+        self._bound_unacknowledged_data(transport)
         self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_too_slow)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -81,6 +85,15 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         )
         self.transport.close()
 
+    def _bound_unacknowledged_data(self, transport: asyncio.Transport) -> None:
+        """A peer that vanished without a FIN or reset is noticed when data sent to it (an SSE heartbeat) stays
+        unacknowledged for ``dead_client_timeout_s``, not after the kernel's ~15 min of retransmissions."""
+        sock = transport.get_extra_info("socket")
+        if sock is None or self.dead_client_timeout_s <= 0 or not hasattr(socket, "TCP_USER_TIMEOUT"):
+            return  # not TCP, turned off, or not Linux: the kernel's default applies
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(self.dead_client_timeout_s * 1000))
+
     def _count(self, size: int) -> None:
         self._head_bytes += size
         if self._head_bytes > self.max_head_bytes:
@@ -99,9 +112,15 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-def bounded_protocol(head_timeout_s: float, max_head_bytes: int) -> type[BoundedHeadProtocol]:
+def bounded_protocol(
+    head_timeout_s: float, max_head_bytes: int, dead_client_timeout_s: float = 60.0
+) -> type[BoundedHeadProtocol]:
     """The protocol class with these limits (uvicorn builds one instance per connection from a class)."""
-    limits = {"head_timeout_s": head_timeout_s, "max_head_bytes": max_head_bytes}
+    limits = {
+        "head_timeout_s": head_timeout_s,
+        "max_head_bytes": max_head_bytes,
+        "dead_client_timeout_s": dead_client_timeout_s,
+    }
     return type("BoundedHead", (BoundedHeadProtocol,), limits)
 
 
@@ -115,6 +134,6 @@ def server_config(app: Any, settings: ApiSettings, **overrides: Any) -> uvicorn.
         "timeout_graceful_shutdown": 10,
         "timeout_keep_alive": settings.keep_alive_s,
         "limit_concurrency": settings.max_connections,  # beyond it: 503 at once, not a slow queue of everyone
-        "http": bounded_protocol(settings.head_timeout_s, settings.max_head_bytes),
+        "http": bounded_protocol(settings.head_timeout_s, settings.max_head_bytes, settings.dead_client_timeout_s),
     }
     return uvicorn.Config(app, **(options | overrides))

@@ -75,6 +75,13 @@ class ApiSettings(LiveKitSettings):
     body_timeout_s: float = Field(
         default=30.0, gt=0, le=3600, description="a client must send a request's body within this, else 408"
     )
+    dead_client_timeout_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="a connection whose sent data stays unacknowledged this long is closed (TCP_USER_TIMEOUT, Linux; "
+        "0: the kernel's default of ~15 min): an SSE client that vanished without a FIN or reset frees its stream",
+    )
     auth_failures_per_window: int = Field(
         default=30, ge=1, description="invalid API keys one client address may send per window before a 429"
     )

@@ -4,12 +4,15 @@ a head has a size limit, and connections have a cap (uvicorn alone waits for a h
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 
+import pytest
 from fastapi import FastAPI
 
 from services.api.settings import ApiSettings
 from tests.api.served import new_org_key, response_of, serve
+from tests.polling import wait_until
 
 SHORT = {"head_timeout_s": 0.5, "body_timeout_s": 0.5}
 
@@ -88,3 +91,17 @@ async def test_connections_over_the_cap_get_503(api_app: FastAPI, api_settings: 
         assert status == 503
         for _reader, held_writer in held:
             held_writer.close()
+
+
+async def test_data_a_client_never_acknowledges_is_bounded(api_app: FastAPI, api_settings: ApiSettings) -> None:
+    """A client that vanished without a FIN or reset is noticed when the heartbeat sent to it stays unacknowledged
+    for DEAD_CLIENT_TIMEOUT_S (TCP_USER_TIMEOUT), not after the kernel's ~15 min of retransmissions."""
+    if not hasattr(socket, "TCP_USER_TIMEOUT"):
+        pytest.skip("TCP_USER_TIMEOUT is Linux only")
+    async with serve(api_settings, dead_client_timeout_s=7.5) as served:
+        _reader, writer = await _connect(served.port)
+        await wait_until(lambda: served.server.server_state.connections, deadline_s=5, what="the connection accepted")
+        for connection in served.server.server_state.connections:
+            sock = connection.transport.get_extra_info("socket")  # type: ignore[attr-defined]
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 7500
+        writer.close()
