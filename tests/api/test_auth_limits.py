@@ -13,7 +13,9 @@ from fastapi import FastAPI
 
 from services.api.auth import ApiKey, Authenticator, AuthError, hash_key
 from services.api.auth_limits import FailedAuthGuard, TooManyInvalidKeysError
+from services.api.settings import ApiSettings
 from services.runtime.ttl_cache import TtlCache
+from tests.api.served import serve
 
 VALID = "ar_" + "v" * 40
 
@@ -141,21 +143,20 @@ def _address() -> str:
 
 
 async def test_over_http_invalid_keys_get_429_with_retry_after_and_valid_keys_still_work(
-    api_app: FastAPI, api_key: str
+    api_app: FastAPI, api_settings: ApiSettings, api_key: str
 ) -> None:
-    address = _address()
-    transport = httpx.ASGITransport(app=api_app, client=(address, 40000))
-    limit = api_app.state.settings.auth_failures_per_window
-    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
-        assert (await client.get("/api/flows", headers={"Authorization": f"Bearer {api_key}"})).status_code == 200
-        for _ in range(limit):
-            response = await client.get("/api/flows", headers={"Authorization": f"Bearer {_random_key()}"})
-            assert response.status_code == 401
-        refused = await client.get("/api/flows", headers={"Authorization": f"Bearer {_random_key()}"})
-        assert refused.status_code == 429
-        assert int(refused.headers["Retry-After"]) >= 1
-        assert "too many invalid API keys from this address" in refused.json()["error"]
-        assert (await client.get("/api/flows", headers={"Authorization": f"Bearer {api_key}"})).status_code == 200
+    async with serve(api_settings, auth_failures_per_window=30) as served:  # the default limit
+        transport = httpx.ASGITransport(app=served.app, client=(_address(), 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+            assert (await client.get("/api/flows", headers={"Authorization": f"Bearer {api_key}"})).status_code == 200
+            for _ in range(30):
+                response = await client.get("/api/flows", headers={"Authorization": f"Bearer {_random_key()}"})
+                assert response.status_code == 401
+            refused = await client.get("/api/flows", headers={"Authorization": f"Bearer {_random_key()}"})
+            assert refused.status_code == 429
+            assert int(refused.headers["Retry-After"]) >= 1
+            assert "too many invalid API keys from this address (at most 30 per 60 s)" in refused.json()["error"]
+            assert (await client.get("/api/flows", headers={"Authorization": f"Bearer {api_key}"})).status_code == 200
 
 
 async def test_the_429_is_documented_on_every_route_a_key_opens(client: httpx.AsyncClient) -> None:
