@@ -79,6 +79,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
             super().send_400_response(msg)
             return
         text = f"request head too large: at most {self.max_head_bytes} bytes of request line and headers"
+        self.logger.info("answered 431 to the 'invalid' request just logged: %s", text)  # uvicorn's warning precedes
         self.transport.write(
             b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
             + f"content-length: {len(text)}\r\nconnection: close\r\n\r\n{text}".encode()
