@@ -7,10 +7,12 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 
 from services.api import admin
 from services.api.app import SERVICE, create_app
 from services.api.scopes import ALL_SCOPES, DEFAULT_SCOPES
+from services.api.serving import server_config
 from services.api.settings import AdminSettings, ApiSettings
 from services.runtime.logging import configure_logging
 
@@ -31,14 +33,10 @@ def run() -> None:
     """Serve the HTTP API with uvicorn until SIGTERM."""
     settings = ApiSettings()
     configure_logging(SERVICE, settings.log_level, settings.log_json)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_level=settings.log_level.lower(),
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    server = uvicorn.Server(server_config(create_app(settings), settings))
+    server.run()
+    if not server.started:  # as uvicorn.run: a failed start-up is an exit code, not a silent 0
+        raise typer.Exit(STARTUP_FAILURE)
 
 
 @cli.command()

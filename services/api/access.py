@@ -33,7 +33,12 @@ async def _api_key(request: Request, credential: str) -> ApiKey:
         tokens.verify(credential)  # 401 when it is no valid client token at all
         raise only_own_session()
     auth: Authenticator = request.app.state.auth  # read here, not as a dependency of its own: one less per request
-    return await auth.key_for(credential)
+    return await auth.key_for(credential, _address(request))
+
+
+def _address(request: Request) -> str:
+    """The client's address, as invalid keys are counted (the proxy's unless uvicorn trusts its forwarded headers)."""
+    return request.client.host if request.client else "unknown"
 
 
 async def get_api_key(
@@ -56,7 +61,7 @@ async def _session_org(request: Request, session_id: str, credential: str) -> st
         tokens: ClientTokens = request.app.state.client_tokens
         return tokens.org_for(credential, session_id)
     auth: Authenticator = request.app.state.auth
-    return (await auth.key_for(credential)).require(SESSIONS)
+    return (await auth.key_for(credential, _address(request))).require(SESSIONS)
 
 
 async def get_session_org(

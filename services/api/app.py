@@ -69,7 +69,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             await pool.close()
 
     app = FastAPI(title="agentready", version="0.1.0", lifespan=lifespan)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     install_cors(app, allowed_origins(settings.cors_allow_origins, settings.dev_mode), settings.dev_mode)  # outermost
     install_error_handlers(app)
     app.include_router(sessions.router)  # first: routes are matched in order, and this one holds the hot path

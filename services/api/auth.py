@@ -5,10 +5,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from services.api.scopes import AccessDeniedError, missing_scope
 from services.runtime.ttl_cache import TtlCache
+
+if TYPE_CHECKING:  # auth_limits reuses the 429 of publishable_keys, which imports this module
+    from services.api.auth_limits import FailedAuthGuard
 
 KEY_PREFIX = "ar_"
 PUBLISHABLE_PREFIX = "pk_"
@@ -83,21 +86,49 @@ def bearer_key(authorization: str | None) -> str:
 
 
 class Authenticator:
-    """Resolves API keys, remembering recent answers briefly (revocation takes up to the TTL)."""
+    """Resolves API keys, remembering recent answers briefly (revocation takes up to the TTL); with a ``guard``,
+    invalid keys are answered without the database once known, and limited per client address."""
 
-    def __init__(self, lookup: KeyLookup, cache: TtlCache[str, ApiKey]) -> None:
+    def __init__(self, lookup: KeyLookup, cache: TtlCache[str, ApiKey], guard: FailedAuthGuard | None = None) -> None:
         """``cache`` maps key hashes to keys; its policy (TTL, use during an outage) is the caller's."""
         self._lookup = lookup
         self._cache = cache
+        self._guard = guard
 
-    async def key_for(self, credential: str) -> ApiKey:
-        """The live key ``credential`` is (the value of a Bearer header); AuthError when it is unknown."""
+    async def key_for(self, credential: str, address: str = "unknown") -> ApiKey:
+        """The live key ``credential`` is (the value of a Bearer header); AuthError when it is unknown,
+        TooManyInvalidKeysError (429) when ``address`` (the client's) sent too many invalid keys lately."""
         digest = hash_key(credential)
-        key = await self._cache.get(digest, lambda: self._lookup.key_for_hash(digest))
-        if key is None:
+        guard = self._guard
+        if guard is None:
+            return _known(await self._cache.get(digest, lambda: self._lookup.key_for_hash(digest)))
+        cached = self._cache.peek(digest)
+        if cached is not None:  # a valid key is never limited by what others sent from its address
+            return cached
+        guard.admit(address)  # charged now, refunded below when the key is valid
+        try:
+            check_key_format(credential)
+        except ValueError as exc:  # no key looks like this: no lookup needed
+            raise AuthError(f"invalid API key: {exc}") from exc
+        if guard.known_unknown(digest):
             raise AuthError("invalid API key")
-        return key
+        try:
+            key = await self._cache.get(digest, lambda: self._lookup.key_for_hash(digest))
+        except Exception:
+            guard.passed(address)  # the database failed, not the client's key
+            raise
+        if key is None:
+            guard.remember_unknown(digest)  # the charge stays: an invalid key
+        else:
+            guard.passed(address)
+        return _known(key)
 
     async def org_for(self, authorization: str | None) -> str:
         """The organisation of the request's key; AuthError when it has none or an unknown one."""
         return (await self.key_for(bearer_key(authorization))).org_id
+
+
+def _known(key: ApiKey | None) -> ApiKey:
+    if key is None:
+        raise AuthError("invalid API key")
+    return key

@@ -1,21 +1,25 @@
-"""Refuse request bodies over a size limit with 413 and a JSON message, before any route reads them."""
+"""Refuse request bodies over a size limit with 413, and bodies not sent within a deadline with 408, before any
+route reads them (uvicorn itself waits for a body forever)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodyLimitMiddleware:
-    """Buffers at most ``max_bytes`` of a request body (whatever Content-Length says) and replays it to the app."""
+    """Buffers at most ``max_bytes`` of a request body (whatever Content-Length says), received within
+    ``timeout_s``, and replays it to the app."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float = 30.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Pass non-HTTP traffic through; answer 413 for an oversize body."""
+        """Pass non-HTTP traffic through; answer 413 for an oversize body, 408 for one that does not arrive in time."""
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
@@ -26,17 +30,22 @@ class BodyLimitMiddleware:
         chunks: list[bytes] = []
         size = 0
         more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await self._too_large(send)
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
+        try:
+            async with asyncio.timeout(self.timeout_s):  # a client trickling its body must not hold a task for good
+                while more and size <= self.max_bytes:
+                    message = await receive()
+                    if message["type"] != "http.request":  # the client went away
+                        return
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    chunks.append(chunk)
+                    more = message.get("more_body", False)
+        except TimeoutError:
+            await self._refuse(send, 408, f"request body not received within {self.timeout_s:g} s; send it at once")
+            return
+        if size > self.max_bytes:
+            await self._too_large(send)
+            return
         body = b"".join(chunks)
         replayed = False
 
@@ -50,7 +59,12 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
     async def _too_large(self, send: Send) -> None:
-        payload = json.dumps({"error": f"request body too large: at most {self.max_bytes} bytes"}).encode()
+        await self._refuse(send, 413, f"request body too large: at most {self.max_bytes} bytes")
+
+    async def _refuse(self, send: Send, status: int, error: str) -> None:
+        payload = json.dumps({"error": error}).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        if status == 408:  # the rest of the body may still come: this connection cannot carry another request
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})

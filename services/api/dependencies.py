@@ -17,6 +17,7 @@ from starlette.datastructures import State
 
 from services.api.admission import AdmissionPolicy, RedisSessionAdmission
 from services.api.auth import ApiKey, Authenticator
+from services.api.auth_limits import FailedAuthGuard
 from services.api.cached_flows import CachedFlows
 from services.api.client_tokens import ClientTokens
 from services.api.credentials import CredentialIssuer
@@ -25,6 +26,7 @@ from services.api.publishable_keys import PublishableGate
 from services.api.repository import ApiRepository, Flow
 from services.api.session_core import SessionAdmission, SessionMinting, SessionPolicy, TokenIssuer
 from services.api.settings import ApiSettings
+from services.api.stream_slots import StreamSlots
 from services.runtime.delivery import is_transient
 from services.runtime.publishing import BrokerPublisher, EventPublisher
 from services.runtime.ttl_cache import TtlCache
@@ -69,10 +71,12 @@ def install(state: State, settings: ApiSettings, pool: AsyncConnectionPool, redi
     state.minting = SessionMinting(
         tokens, credentials, SessionPolicy(settings.ready_timeout_s, settings.admission_retry_after_s), client_tokens
     )
-    state.auth = Authenticator(repo, key_cache)
+    guard = FailedAuthGuard(settings.auth_failures_per_window, settings.auth_failure_window_s, settings.auth_miss_ttl_s)
+    state.auth = Authenticator(repo, key_cache, guard)
     state.client_tokens = client_tokens
     state.publishable = PublishableGate(redis, settings.publishable_rate_per_min)
     state.fanout = StatusFanout(redis, settings.sse_queue_size)
+    state.stream_slots = StreamSlots(settings.max_sse_streams_per_org, settings.admission_retry_after_s)
     state.publisher = BrokerPublisher(broker)
 
 
@@ -130,6 +134,12 @@ async def get_fanout(request: Request) -> StatusFanout:
     return fanout
 
 
+async def get_stream_slots(request: Request) -> StreamSlots:
+    """The process's count of open SSE streams per organisation."""
+    slots: StreamSlots = request.app.state.stream_slots
+    return slots
+
+
 async def get_publisher(request: Request) -> EventPublisher:
     """Publishes contract events to their streams."""
     publisher: EventPublisher = request.app.state.publisher
@@ -146,3 +156,4 @@ CredentialsDep = Annotated[CredentialIssuer, Depends(get_credentials)]
 MintingDep = Annotated[SessionMinting, Depends(get_minting)]
 FanoutDep = Annotated[StatusFanout, Depends(get_fanout)]
 PublisherDep = Annotated[EventPublisher, Depends(get_publisher)]
+StreamSlotsDep = Annotated[StreamSlots, Depends(get_stream_slots)]

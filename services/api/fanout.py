@@ -83,6 +83,10 @@ class StatusFanout:
         """How many clients listen to ``session_id`` here."""
         return len(self._listeners.get(session_id, ()))
 
+    def listening_sessions(self) -> int:
+        """How many sessions have a listener here (0 once every SSE client has gone)."""
+        return len(self._listeners)
+
     def deliver(self, change: SessionStatusChanged) -> None:
         """Hand one change to every listener of its session; drop those that cannot keep up."""
         for listener in list(self._listeners.get(change.session_id, ())):

@@ -67,6 +67,36 @@ class ApiSettings(LiveKitSettings):
         "a change announced just before the client subscribed, whose database write was not yet visible, still arrives",
     )
     sse_queue_size: int = Field(default=32, ge=1, description="changes buffered per SSE client before it is dropped")
+    max_sse_streams_per_org: int = Field(
+        default=500, ge=1, description="open SSE streams one organisation may hold on one API process (429 beyond)"
+    )
+    max_connections: int = Field(
+        default=4096, ge=16, description="open HTTP connections per API process; beyond it uvicorn answers 503"
+    )
+    keep_alive_s: int = Field(default=5, ge=1, le=300, description="an idle keep-alive connection is closed after this")
+    head_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="a client must send a request's line and headers within this"
+    )
+    max_head_bytes: int = Field(
+        default=32 * 1024, ge=4096, description="larger request heads (line and headers) are refused with 431"
+    )
+    body_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600, description="a client must send a request's body within this, else 408"
+    )
+    dead_client_timeout_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="a connection whose sent data stays unacknowledged this long is closed (TCP_USER_TIMEOUT, Linux; "
+        "0: the kernel's default of ~15 min): an SSE client that vanished without a FIN or reset frees its stream",
+    )
+    auth_failures_per_window: int = Field(
+        default=30, ge=1, description="invalid API keys one client address may send per window before a 429"
+    )
+    auth_failure_window_s: int = Field(default=60, ge=1, description="the window of AUTH_FAILURES_PER_WINDOW")
+    auth_miss_ttl_s: float = Field(
+        default=10.0, ge=0, description="how long an unknown API key is answered 401 without a database lookup"
+    )
     cors_allow_origins: str = Field(
         default="",
         description="comma-separated browser origins allowed to call the API (none by default; dev mode adds local "

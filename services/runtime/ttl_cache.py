@@ -100,6 +100,13 @@ class TtlCache(Generic[K, V]):
         done.set_result(value)
         return value
 
+    def peek(self, key: K) -> V | None:
+        """The value of ``key`` while fresh, else None; never looks it up."""
+        entry = self._entries.get(key)
+        if entry is not None and self._clock() < entry.recheck_at:
+            return entry.value
+        return None
+
     def discard(self, key: K) -> None:
         """Forget ``key`` (its next request looks it up)."""
         self._entries.pop(key, None)

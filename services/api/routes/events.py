@@ -12,14 +12,17 @@ from fastapi.responses import StreamingResponse
 from contracts.events import utc_now
 from contracts.status import TERMINAL, SessionStatus, can_transition
 from services.api.access import StreamOrgDep
-from services.api.dependencies import AdmissionDep, FanoutDep, RepoDep, SettingsDep
+from services.api.dependencies import AdmissionDep, FanoutDep, RepoDep, SettingsDep, StreamSlotsDep
 from services.api.errors import NotFoundError
 from services.api.fanout import DROPPED, StatusFanout
 from services.api.schemas import ErrorBody, StatusEvent
 from services.api.session_core import SessionAdmission, SessionRows, find_session
 from services.api.settings import ApiSettings
+from services.api.stream_slots import SlotStreamingResponse
 
-router = APIRouter(tags=["sessions"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
+router = APIRouter(
+    tags=["sessions"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 429: {"model": ErrorBody}}
+)
 
 _RETRY_MS = 2000
 
@@ -89,14 +92,22 @@ async def session_events(
     admission: AdmissionDep,
     fanout: FanoutDep,
     settings: SettingsDep,
+    slots: StreamSlotsDep,
 ) -> StreamingResponse:
     """Follow a session's status: ``event: status`` with ``{sessionId, status, reason, endCode, at}`` per change.
 
-    A browser's EventSource sends the session's clientToken as ``?access_token=`` (it cannot send headers)."""
-    if await find_session(org_id, session_id, repo, admission) is None:
-        raise NotFoundError(f"session {session_id!r} not found")
-    return StreamingResponse(
+    A browser's EventSource sends the session's clientToken as ``?access_token=`` (it cannot send headers).
+    An organisation holds at most MAX_SSE_STREAMS_PER_ORG open streams per API process (429 beyond)."""
+    slot = slots.take(org_id)  # over the cap: 429 before any lookup
+    try:
+        if await find_session(org_id, session_id, repo, admission) is None:
+            raise NotFoundError(f"session {session_id!r} not found")
+    except BaseException:
+        slot.release()
+        raise
+    return SlotStreamingResponse(
         status_stream(session_id, org_id, fanout, repo, admission, settings),
+        slot=slot,  # released when the response ends, however it ends
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

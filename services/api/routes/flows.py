@@ -13,7 +13,9 @@ from services.api.repository import Flow
 from services.api.schemas import ErrorBody, FlowAgentSettings, FlowCreate, FlowList, FlowOut, FlowUpdate
 
 router = APIRouter(
-    prefix="/api/flows", tags=["flows"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}}
+    prefix="/api/flows",
+    tags=["flows"],
+    responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 429: {"model": ErrorBody}},
 )
 
 

@@ -20,7 +20,9 @@ from services.api.schemas import ErrorBody, SessionCreated, SessionOut
 from services.api.scopes import SESSIONS
 from services.api.session_core import find_session, request_session
 
-router = APIRouter(tags=["sessions"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
+router = APIRouter(
+    tags=["sessions"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 429: {"model": ErrorBody}}
+)
 
 IdempotencyKey = Annotated[
     str | None,

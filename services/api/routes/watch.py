@@ -17,7 +17,9 @@ from services.api.scopes import watch_scope
 from services.api.session_core import find_session
 from services.api.tokens import watcher_token
 
-router = APIRouter(tags=["sessions"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
+router = APIRouter(
+    tags=["sessions"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 429: {"model": ErrorBody}}
+)
 
 
 @router.post(
