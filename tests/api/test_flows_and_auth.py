@@ -38,7 +38,8 @@ async def test_patch_changes_only_given_fields(client: httpx.AsyncClient) -> Non
         ({"colour": "red"}, "colour"),
         ({"name": 5}, "name"),
         ({"agentSettings": {"readyTimeoutS": -1}}, "readyTimeoutS"),
-        ({"agentSettings": {"voice": "x"}}, "voice"),
+        ({"agentSettings": {"speakerColour": "x"}}, "speakerColour"),  # unknown setting
+        ({"agentSettings": {"voice": ""}}, "voice"),
         ({"definition": [1, 2]}, "definition"),
     ],
 )
