@@ -46,12 +46,12 @@ class StreamStatsCollector(Collector):
 
     def describe(self) -> Iterator[Metric]:
         """The families this collector yields (so registering it never reads Redis)."""
-        yield from _families()
+        yield from stream_metric_families()
 
     def collect(self) -> Iterator[Metric]:
         """The latest numbers, read now unless a read younger than ``min_interval_s`` is at hand."""
         rows, up = self._refresh()
-        lag, pending, oldest, dead, stats_up = _families()
+        lag, pending, oldest, dead, stats_up = stream_metric_families()
         for row in rows:
             labels = [row.stream, row.group]
             lag.add_metric(labels, row.lag)
@@ -94,7 +94,8 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-def _families() -> tuple[GaugeMetricFamily, ...]:
+def stream_metric_families() -> tuple[GaugeMetricFamily, ...]:
+    """The (empty) gauge families of the stream statistics, with their names, help and labels."""
     return (
         GaugeMetricFamily(
             "agentready_stream_lag", "Entries not yet delivered to the group (a capped scan).", labels=_LABELS
