@@ -169,3 +169,18 @@ def test_the_vendored_schemas_say_where_they_come_from() -> None:
     readme = (DEPLOY / "schemas" / "README.md").read_text()
     for schema in Path(DEPLOY / "schemas").glob("*.json"):
         assert schema.name in readme
+
+
+def test_every_service_pod_is_scraped_where_it_serves_metrics(rendered: list[dict[str, Any]]) -> None:
+    deployments = _of(rendered, "Deployment")
+    for name in OURS:
+        template = deployments[name]["spec"]["template"]
+        annotations = template["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true", name
+        assert annotations["prometheus.io/path"] == "/metrics", name
+        (container,) = template["spec"]["containers"]
+        ports = {port["containerPort"] for port in container["ports"]}
+        assert int(annotations["prometheus.io/port"]) in ports, name
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        if name != "agentready-api":  # the API serves /metrics on its HTTP port
+            assert env["METRICS_PORT"] == annotations["prometheus.io/port"] and env["METRICS_HOST"] == "0.0.0.0"
