@@ -35,9 +35,16 @@ class MetricsServer:
         self.thread.join(timeout=5)
 
 
-def start_metrics_server(host: str, port: int, registry: CollectorRegistry = REGISTRY) -> MetricsServer:
-    """Serve ``registry`` on ``http://host:port/metrics`` (any path answers) in a daemon thread; port 0: a free one."""
-    httpd, thread = start_http_server(port, addr=host, registry=registry)
+def start_metrics_server(host: str, port: int, registry: CollectorRegistry = REGISTRY) -> MetricsServer | None:
+    """Serve ``registry`` on ``http://host:port/metrics`` (any path answers) in a daemon thread; port 0: a free one.
+
+    None, said in the log, when the port cannot be bound: the service runs on without metrics rather than not at all.
+    """
+    try:
+        httpd, thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        log.error("metrics_not_served", host=host, port=port, error=str(exc))
+        return None
     server = MetricsServer(httpd, thread)
     log.info("metrics_serving", url=f"http://{host}:{server.port}/metrics")
     return server

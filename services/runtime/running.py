@@ -109,17 +109,19 @@ async def serve(
     await asyncio.gather(watchdog, trimmer, return_exceptions=True)
     await _stop(app, broker, redis, own, settings)
     if exposed is not None:
-        exposed[0].close()
-        if exposed[1] is not None:
-            REGISTRY.unregister(exposed[1])
+        server, collector = exposed
+        if server is not None:
+            server.close()
+        if collector is not None:
+            REGISTRY.unregister(collector)
     return code
 
 
 def _expose_metrics(
     metrics: MetricsOptions, redis: Redis, own: set[tuple[str, str, str]]
-) -> tuple[MetricsServer, StreamStatsCollector | None]:
+) -> tuple[MetricsServer | None, StreamStatsCollector | None]:
     server, collector = start_metrics_server(metrics.host, metrics.port), None
-    if metrics.stream_stats:
+    if server is not None and metrics.stream_stats:
         groups: dict[str, set[str]] = {}
         for stream, group, _ in own:
             groups.setdefault(group, set()).add(stream)

@@ -31,6 +31,7 @@ from services.runtime.publishing import BrokerPublisher
 from services.runtime.running import RunSettings, serve
 from services.session_store.announcing import StatusAnnouncer
 from services.session_store.app import create_app
+from services.session_store.expiry import expire_due_sessions
 from services.session_store.lifecycle import StageTimes, handle_event
 from services.session_store.metrics import SessionMetrics
 from services.session_store.repository import PostgresSessionRepository
@@ -120,6 +121,19 @@ async def test_events_out_of_order_still_observe_every_interval_once(
         assert _stage(org, stage) == 1, stage
         assert _stage(org, stage, "sum") == pytest.approx(seconds), stage
     assert _sample("agentready_session_time_to_ready_seconds_count", org=org, flow="_other") == 1
+
+
+async def test_an_expiry_counts_as_a_terminal_status(pool: AsyncConnectionPool, announcer: StatusAnnouncer) -> None:
+    requested = _session(f"org-{uuid.uuid4().hex[:8]}")[0]
+    assert isinstance(requested, SessionRequested)
+    late = requested.model_copy(update={"ready_deadline": datetime.now(UTC) - timedelta(seconds=1)})
+    metrics = SessionMetrics()
+    before = _sample("agentready_sessions_terminal_total", status="expired", code="not_ready_in_time")
+    await _run([late], pool, announcer)
+    expired = await expire_due_sessions(PostgresSessionRepository(pool), announcer, 100, metrics.status_moves)
+    assert expired >= 1  # this session, and any other test's due one
+    after = _sample("agentready_sessions_terminal_total", status="expired", code="not_ready_in_time")
+    assert after == before + expired
 
 
 def test_organisations_past_the_bound_share_one_label() -> None:
