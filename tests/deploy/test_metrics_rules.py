@@ -1,17 +1,20 @@
 """deploy/prometheus/alerts.yml and deploy/grafana/agentready-dashboard.json: well-formed, and every metric and
 label they query is one the services export (collected from the code's registry), so a renamed metric breaks this
-test instead of silently emptying a panel or an alert."""
+test instead of silently emptying a panel or an alert; every expression parses with Prometheus' own parser."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.deploy.manifests import DEPLOY, load_yaml
 from tests.deploy.metric_names import exported, referenced, unknown_grouping, unknown_names
+from tests.deploy.promql import checker, parse_errors
 
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 DASHBOARD = DEPLOY / "grafana" / "agentready-dashboard.json"
@@ -125,3 +128,28 @@ def test_the_dashboard_has_the_panels_asked_for_laid_out_without_overlap(dashboa
     assert len(ids) == len(set(ids))
     variables = {v["name"] for v in dashboard["templating"]["list"]}
     assert variables == {"datasource", "org"}
+
+
+@pytest.fixture(scope="module")
+def promql_checker() -> Path:
+    found = checker()
+    if found is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true but no Go toolchain to build the PromQL checker", pytrace=False)
+        pytest.skip("no Go toolchain: the PromQL syntax check needs tests/deploy/promql_check built")
+    return found
+
+
+def test_every_expression_parses_with_prometheus_own_parser(
+    promql_checker: Path, rules: list[dict[str, Any]], dashboard: dict[str, Any]
+) -> None:
+    exprs = [rule["expr"] for rule in rules]
+    # Grafana fills its variables in before Prometheus sees a query
+    exprs += [
+        expr.replace("$__rate_interval", "1m").replace("$org", ".*")
+        for group in _exprs(dashboard).values()
+        for expr in group
+    ]
+    assert parse_errors(promql_checker, exprs) == []
+    broken = parse_errors(promql_checker, ["sum by (le) (rate(agentready_stream_lag[5m])", "rate(x[5q])"])
+    assert len(broken) == 2 and "unclosed left parenthesis" in broken[0]
