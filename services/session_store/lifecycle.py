@@ -43,6 +43,25 @@ class StageTimes:
     before: Mapping[str, datetime]
     after: Mapping[str, datetime]
 
+    @classmethod
+    def recorded_by(
+        cls, change: StatusChange, stored: Mapping[str, datetime | None], org_id: object, flow_id: object
+    ) -> StageTimes:
+        """The times ``stored`` before ``change`` (read under the row lock) and after it: the first value wins."""
+        before = {name: at for name, at in stored.items() if at is not None}
+        after = dict(before)
+        new = {**change.facts, **({change.stage: change.at} if change.stage else {})}
+        for name in STARTUP_STAGES:
+            value = new.get(name)
+            if name not in after and isinstance(value, datetime):
+                after[name] = value
+        return cls(
+            org_id=str(org_id) if org_id is not None else None,
+            flow_id=str(flow_id) if flow_id is not None else None,
+            before=before,
+            after=after,
+        )
+
 
 StagesObserver = Callable[[StageTimes], None]
 

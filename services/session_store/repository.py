@@ -91,23 +91,6 @@ _LOCK_ROW = sql.SQL("SELECT status, org_id, correlation_id, flow_id, {} FROM ses
 )
 
 
-def _stage_times(change: StatusChange, stored: tuple[Any, ...], org_id: object, flow_id: object) -> StageTimes:
-    """The start-up stage times before the change (as read under the lock) and after it (first value wins)."""
-    before = {name: at for name, at in zip(STARTUP_STAGES, stored, strict=True) if at is not None}
-    after = dict(before)
-    new = {**change.facts, **({change.stage: change.at} if change.stage else {})}
-    for name in STARTUP_STAGES:
-        value = new.get(name)
-        if name not in after and isinstance(value, datetime):
-            after[name] = value
-    return StageTimes(
-        org_id=str(org_id) if org_id is not None else None,
-        flow_id=str(flow_id) if flow_id is not None else None,
-        before=before,
-        after=after,
-    )
-
-
 class PostgresSessionRepository:
     """Session rows in PostgreSQL; each change runs in one transaction holding the row lock."""
 
@@ -155,7 +138,8 @@ class PostgresSessionRepository:
                     await before_commit(transition)
         if on_stages is not None:
             flow_id = change.facts.get("flow_id", row[3])
-            on_stages(_stage_times(change, row[4:], org_id, flow_id))
+            stored = dict(zip(STARTUP_STAGES, row[4:], strict=True))
+            on_stages(StageTimes.recorded_by(change, stored, org_id, flow_id))
         return transition
 
     @staticmethod
