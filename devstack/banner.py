@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from rich.console import Console, RenderableType
@@ -13,6 +14,7 @@ from rich.text import Text
 from devstack.livekit_side import LiveKitSide
 from devstack.servers import ServerHandle
 
+DASHBOARD, ALERTS = "deploy/grafana/agentready-dashboard.json", "deploy/prometheus/alerts.yml"
 _SOURCE = {"env": "from the environment", "testcontainers": "testcontainers", "embedded": "embedded"}
 
 
@@ -26,6 +28,7 @@ class StackInfo:
     postgres: ServerHandle
     api_key: str = "<api key>"
     publishable_key: str = ""  # with the demo page only
+    metrics: Mapping[str, str] = field(default_factory=dict)  # service label -> its metrics URL, besides the API's
 
 
 def masked(url: str) -> str:
@@ -72,6 +75,9 @@ def render_panel(info: StackInfo) -> RenderableType:
             "Publishable key",
             Text.assemble(info.publishable_key, ("  (demo flow only, from local origins; browser-safe)", "dim")),
         )
+    others = ", ".join(f"{label} :{urlsplit(url).port}" for label, url in info.metrics.items())
+    where = f"  ({others}; Grafana dashboard and alerts: {DASHBOARD}, {ALERTS})"
+    table.add_row("Metrics", Text.assemble(f"{info.api_url}/metrics", (where, "dim")))
     table.add_row("LiveKit", Text.assemble(info.livekit.url, (f"  ({info.livekit.reason})", "dim")))
     table.add_row("Redis", _server_line(info.redis))
     table.add_row("PostgreSQL", _server_line(info.postgres))

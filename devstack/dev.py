@@ -100,7 +100,7 @@ async def _run_stack(options: DevOptions, out: LabelledConsole, redis: ServerHan
     except NotReadyError as exc:
         out.announce(f"the stack did not come up: {exc}", style="bold red")
         return 1
-    info = StackInfo(stack.api_url, stack.livekit, redis, postgres, stack.api_key, stack.publishable_key)
+    info = StackInfo(stack.api_url, stack.livekit, redis, postgres, stack.api_key, stack.publishable_key, stack.metrics)
     print_banner((stack.out.console or out).console, info)
     ended = asyncio.ensure_future(stack.group.wait_first_exit())
     stopped = asyncio.ensure_future(stop_requested.wait())

@@ -15,6 +15,7 @@ from devstack.livekit_side import LiveKitSide
 from devstack.output import StackOutput
 from devstack.processes import ChildExit, ChildSpec, ProcessGroup
 from devstack.profiles import Profile
+from devstack.server_process import free_tcp_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("session_store", "dispatcher", "agent", "api")
@@ -46,6 +47,7 @@ class StackHandle:
     api_key: str = ""
     publishable_key: str = ""  # the demo page's (profiles with ``demo_page``)
     pids: dict[str, int] = field(default_factory=dict)
+    metrics: dict[str, str] = field(default_factory=dict)  # label -> its metrics URL (the API's: api_url/metrics)
     _stopped: list[ChildExit] | None = None
 
     @property
@@ -91,6 +93,10 @@ class StackHandle:
     async def start_service(self, service: str, label: str) -> int:
         """Start one process of ``service`` under ``label`` (also its stream consumer name)."""
         env = {**self.env, "CONSUMER_NAME": label}
+        if service != "api":  # the API serves /metrics on its own port
+            port = free_tcp_port()
+            env |= {"METRICS_PORT": str(port), "METRICS_HOST": "127.0.0.1"}
+            self.metrics[label] = f"http://127.0.0.1:{port}/metrics"
         return await self.start_child(label, [sys.executable, "-m", f"services.{service}"], env)
 
     async def __aenter__(self) -> StackHandle:

@@ -25,6 +25,7 @@ from services.agent.ending import failed_readiness, job_end, presence_reporter, 
 from services.agent.events import RedisEventPublisher
 from services.agent.flow_client import FlowInitPolicy, HttpFlowInitialiser
 from services.agent.metadata import salvage_ids
+from services.agent.metrics import unwatch_worker, watch_worker
 from services.agent.readiness import ReadinessOptions, run_readiness
 from services.agent.room import AgentRoom, create_room
 from services.agent.settings import AgentSettings
@@ -199,6 +200,7 @@ async def running_worker(settings: AgentSettings) -> AsyncIterator[RunningWorker
     server = build_server(settings)
     registered = asyncio.Event()
     server.on("worker_registered", lambda *_: registered.set())
+    metrics = watch_worker(server, registered, settings)
     run = asyncio.create_task(server.run(devmode=settings.dev_mode), name="agent-worker")
     try:
         async with asyncio.timeout(REGISTER_TIMEOUT_SECONDS):
@@ -221,6 +223,8 @@ async def running_worker(settings: AgentSettings) -> AsyncIterator[RunningWorker
             run.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await run
+        finally:
+            unwatch_worker(metrics)
 
 
 async def serve(settings: AgentSettings, stop: asyncio.Event) -> None:

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.api.auth import AuthError
 from services.api.credentials import CredentialError
+from services.api.metrics import ADMISSION_REFUSALS
 from services.api.publishable_keys import RateLimitedError
 from services.api.scopes import AccessDeniedError
 from services.api.session_core import IdempotencyConflictError, OverCapacityError
@@ -65,10 +66,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RateLimitedError)
     async def rate_limited(_: Request, exc: RateLimitedError) -> JSONResponse:
+        ADMISSION_REFUSALS.labels("publishable_rate").inc()
         return JSONResponse(_body(str(exc)), status_code=429, headers={"Retry-After": str(exc.retry_after_s)})
 
     @app.exception_handler(OverCapacityError)
     async def over_capacity(_: Request, exc: OverCapacityError) -> JSONResponse:
+        ADMISSION_REFUSALS.labels("org_capacity").inc()
         return JSONResponse(_body(str(exc)), status_code=429, headers={"Retry-After": str(exc.retry_after_s)})
 
     @app.exception_handler(IdempotencyConflictError)

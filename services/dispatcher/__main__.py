@@ -5,6 +5,7 @@ from __future__ import annotations
 from services.dispatcher.app import SERVICE, create_app
 from services.dispatcher.settings import DispatcherSettings
 from services.runtime.logging import configure_logging
+from services.runtime.metrics_server import MetricsOptions
 from services.runtime.running import run_app
 
 
@@ -12,7 +13,7 @@ def main() -> None:
     """Run the dispatcher."""
     settings = DispatcherSettings()
     configure_logging(SERVICE, settings.log_level, settings.log_json)
-    run_app(create_app(settings))
+    run_app(create_app(settings), metrics=MetricsOptions.from_settings(settings.metrics_host, settings.metrics_port))
 
 
 if __name__ == "__main__":

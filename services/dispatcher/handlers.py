@@ -17,6 +17,7 @@ from services.dispatcher.cleanup import clean_up_session
 from services.dispatcher.dispatching import dispatch_session
 from services.dispatcher.failure_notices import tell_if_dispatch_failed, tell_on_change
 from services.dispatcher.flow_relay import DataSender, FlowSequencer, RoomWatchers, lifecycle_event, relay_flow_event
+from services.dispatcher.metrics import count_outcome
 from services.dispatcher.pacing import DispatchPacer
 from services.dispatcher.ports import LiveKitRooms, RoomLocks, SessionLedger, SessionRecord
 from services.dispatcher.retries import RetryPolicy
@@ -63,6 +64,7 @@ async def on_requested(request: SessionRequested, deps: Dependencies) -> None:
         # no longer than the session may wait for its agent at all
         async with deps.pacer.slot(max_wait_s=request.ready_deadline.timestamp() - time.time()):
             outcome = await dispatch_session(request, deps.rooms, deps.locks, deps.ledger, deps.retry, deps.watchdog)
+        count_outcome(outcome)
         await tell_if_dispatch_failed(outcome, request.room_name, deps.rooms, deps.ledger, deps.tell_once)
         if outcome is not None:
             await deps.publisher.publish(outcome)
@@ -97,6 +99,7 @@ async def settle_due(record: SessionRecord, deps: Dependencies) -> None:
     """The watchdog's handler: re-dispatch (or give up on) a session whose agent did not join in time."""
     with structlog.contextvars.bound_contextvars(session_id=record.session_id, correlation_id=record.correlation_id):
         outcome = await handle_due(record, deps.rooms, deps.locks, deps.ledger, deps.retry, deps.watchdog)
+        count_outcome(outcome)
         await tell_if_dispatch_failed(outcome, record.room_name, deps.rooms, deps.ledger, deps.tell_once)
         if outcome is not None:
             await deps.publisher.publish(outcome)

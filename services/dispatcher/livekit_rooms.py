@@ -12,6 +12,7 @@ from livekit import api
 
 from contracts.flow_events import watcher_role
 from contracts.job import room_metadata
+from services.dispatcher.metrics import LIVEKIT_ERRORS
 from services.dispatcher.ports import LiveKitNotFoundError, PermanentLiveKitError, TransientLiveKitError
 
 T = TypeVar("T")
@@ -168,11 +169,15 @@ class LiveKitRoomsClient:
             except api.TwirpError as exc:
                 message = f"{what}: LiveKit answered {exc.status} {exc.code}: {exc.message}"
                 if exc.status >= 500 or exc.status == 429 or exc.code in _TRANSIENT_CODES:
+                    LIVEKIT_ERRORS.labels("transient", exc.code).inc()
                     raise TransientLiveKitError(message) from exc
                 if exc.code == "not_found":
+                    LIVEKIT_ERRORS.labels("not_found", exc.code).inc()
                     raise LiveKitNotFoundError(message) from exc
+                LIVEKIT_ERRORS.labels("permanent", exc.code).inc()
                 raise PermanentLiveKitError(_advice(exc.status, message)) from exc
             except (aiohttp.ClientError, TimeoutError) as exc:
+                LIVEKIT_ERRORS.labels("unreachable", "").inc()
                 raise TransientLiveKitError(f"{what}: cannot reach LiveKit ({type(exc).__name__}: {exc})") from exc
 
 

@@ -19,12 +19,15 @@ import structlog
 import uvloop
 from faststream import FastStream
 from faststream.redis import RedisBroker
+from prometheus_client import REGISTRY
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from contracts.streams import SUBSCRIPTIONS
+from services.runtime.metrics_server import MetricsOptions, MetricsServer, start_metrics_server
+from services.runtime.stream_metrics import StreamStatsCollector
 from services.runtime.streams import ensure_groups
 from services.runtime.trimming import run_trimmer
 
@@ -44,9 +47,9 @@ class RunSettings(BaseSettings):
     stream_retention_s: float = Field(default=3600.0, ge=0, description="entries younger than this are kept")
 
 
-def run_app(app: FastStream, settings: RunSettings | None = None) -> None:
-    """Run ``app`` until SIGTERM/SIGINT; exit the process with a non-zero code if it failed."""
-    code = uvloop.run(serve(app, settings or RunSettings()))
+def run_app(app: FastStream, settings: RunSettings | None = None, metrics: MetricsOptions | None = None) -> None:
+    """Run ``app`` until SIGTERM/SIGINT (serving its metrics if asked); exit non-zero if it failed."""
+    code = uvloop.run(serve(app, settings or RunSettings(), metrics=metrics))
     if code:
         sys.exit(code)
 
@@ -70,8 +73,11 @@ def _own_places(broker: RedisBroker) -> set[tuple[str, str, str]]:
     return places
 
 
-async def serve(app: FastStream, settings: RunSettings, stop: asyncio.Event | None = None) -> int:
-    """Start ``app``, supervise it until ``stop`` is set (default: SIGTERM/SIGINT), stop it; return the exit code."""
+async def serve(
+    app: FastStream, settings: RunSettings, stop: asyncio.Event | None = None, metrics: MetricsOptions | None = None
+) -> int:
+    """Start ``app``, supervise it until ``stop`` is set (default: SIGTERM/SIGINT), stop it; return the exit code.
+    With ``metrics``, serve this process's Prometheus metrics (and its groups' stream statistics) meanwhile."""
     broker = app.broker
     if not isinstance(broker, RedisBroker):
         raise TypeError("run_app needs a FastStream app built on a RedisBroker")
@@ -88,6 +94,7 @@ async def serve(app: FastStream, settings: RunSettings, stop: asyncio.Event | No
     inherited = await _release_all(redis, own)
     if inherited:
         log.warning("inherited_pending_released", messages=inherited)
+    exposed = _expose_metrics(metrics, redis, own) if metrics is not None else None
     await app.start()
     streams = sorted({stream for stream, _, _ in own})
     watchdog = asyncio.create_task(_watch(broker, redis, settings, stop))
@@ -101,7 +108,27 @@ async def serve(app: FastStream, settings: RunSettings, stop: asyncio.Event | No
         task.cancel()
     await asyncio.gather(watchdog, trimmer, return_exceptions=True)
     await _stop(app, broker, redis, own, settings)
+    if exposed is not None:
+        server, collector = exposed
+        if server is not None:
+            server.close()
+        if collector is not None:
+            REGISTRY.unregister(collector)
     return code
+
+
+def _expose_metrics(
+    metrics: MetricsOptions, redis: Redis, own: set[tuple[str, str, str]]
+) -> tuple[MetricsServer | None, StreamStatsCollector | None]:
+    server, collector = start_metrics_server(metrics.host, metrics.port), None
+    if server is not None and metrics.stream_stats:
+        groups: dict[str, set[str]] = {}
+        for stream, group, _ in own:
+            groups.setdefault(group, set()).add(stream)
+        subscriptions = {group: tuple(sorted(streams)) for group, streams in groups.items()}
+        collector = StreamStatsCollector(redis, subscriptions, asyncio.get_running_loop())
+        REGISTRY.register(collector)
+    return server, collector
 
 
 async def _watch(broker: RedisBroker, redis: Redis, settings: RunSettings, stop: asyncio.Event) -> None:

@@ -18,6 +18,10 @@ class RuntimeSettings(BaseSettings):
     log_json: bool | None = None
     dev_mode: bool = Field(default=False, description="Allow the livekit-server --dev default credentials.")
     consumer_name: str | None = None
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="Serve Prometheus metrics on this port (0: off; the API uses /metrics)."
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="Address of the metrics port (0.0.0.0 in containers).")
 
 
 DEV_API_KEY = "devkey"

@@ -18,6 +18,7 @@ from services.runtime.streams import consumer_name, ensure_groups
 from services.session_store.announcing import StatusAnnouncer
 from services.session_store.expiry import EndRules, run_expiry
 from services.session_store.lifecycle import handle_event
+from services.session_store.metrics import SessionMetrics
 from services.session_store.migrations import MIGRATIONS
 from services.session_store.repository import PostgresSessionRepository
 from services.session_store.settings import SessionStoreSettings
@@ -46,10 +47,11 @@ def create_app(settings: SessionStoreSettings) -> FastStream:
     publisher = StatusAnnouncer(broker, redis)
     background: set[asyncio.Task[None]] = set()
     consumer = consumer_name(SERVICE, settings.consumer_name)
+    metrics = SessionMetrics(settings.metrics_org_labels, settings.metrics_flow_labels)
 
     async def on_event(event: LifecycleEvent) -> None:
         with structlog.contextvars.bound_contextvars(session_id=event.session_id, correlation_id=event.correlation_id):
-            await handle_event(event, repo, publisher)
+            await handle_event(event, repo, publisher, metrics)
 
     for stream in SUBSCRIPTIONS[Groups.SESSION_STORE]:
         subscribe(
@@ -82,6 +84,7 @@ def create_app(settings: SessionStoreSettings) -> FastStream:
                     settings.expiry_batch,
                     end_rules(settings),
                     settings.end_scan_interval_s,
+                    metrics.status_moves,
                 )
             )
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -30,6 +30,40 @@ log = structlog.get_logger(__name__)
 
 # agent.ready's times of the greeting, each kept in the session's column of the same name
 GREETING_STAGES = ("listener_subscribed_at", "greeting_started_at", "greeting_finished_at")
+# The stages of a start-up, in order: the columns whose intervals the metrics observe
+STARTUP_STAGES = ("requested_at", "dispatched_at", "agent_joined_at", "listener_subscribed_at", "ready_at")
+
+
+@dataclass(frozen=True)
+class StageTimes:
+    """A session's start-up stage times (columns of :data:`STARTUP_STAGES`) before and after one recorded change."""
+
+    org_id: str | None
+    flow_id: str | None
+    before: Mapping[str, datetime]
+    after: Mapping[str, datetime]
+
+    @classmethod
+    def recorded_by(
+        cls, change: StatusChange, stored: Mapping[str, datetime | None], org_id: object, flow_id: object
+    ) -> StageTimes:
+        """The times ``stored`` before ``change`` (read under the row lock) and after it: the first value wins."""
+        before = {name: at for name, at in stored.items() if at is not None}
+        after = dict(before)
+        new = {**change.facts, **({change.stage: change.at} if change.stage else {})}
+        for name in STARTUP_STAGES:
+            value = new.get(name)
+            if name not in after and isinstance(value, datetime):
+                after[name] = value
+        return cls(
+            org_id=str(org_id) if org_id is not None else None,
+            flow_id=str(flow_id) if flow_id is not None else None,
+            before=before,
+            after=after,
+        )
+
+
+StagesObserver = Callable[[StageTimes], None]
 
 
 @dataclass(frozen=True)
@@ -74,10 +108,14 @@ class SessionRepository(Protocol):
     """The storage port of the session store."""
 
     async def apply(
-        self, change: StatusChange, before_commit: Callable[[Transition], Awaitable[None]] | None = None
+        self,
+        change: StatusChange,
+        before_commit: Callable[[Transition], Awaitable[None]] | None = None,
+        on_stages: StagesObserver | None = None,
     ) -> Transition | None:
         """Record the change's stage time and facts; move the status if the machine allows it. ``before_commit``
-        runs inside the transaction when the status moves: if it raises, nothing is recorded."""
+        runs inside the transaction when the status moves: if it raises, nothing is recorded. ``on_stages`` gets
+        the stage times once the change committed."""
         ...
 
     async def record_presence(self, session_id: str, present: bool, at: datetime, participant_sid: str) -> None:
@@ -134,7 +172,21 @@ def change_for(event: Event) -> StatusChange:
     raise ValueError(f"the session store does not handle {type(event).__name__}")
 
 
-async def handle_event(event: Event, repo: SessionRepository, publisher: EventPublisher) -> Transition | None:
+class LifecycleObserver(Protocol):
+    """Sees what the session store committed (the metrics): stage times and status moves."""
+
+    def stages_recorded(self, times: StageTimes) -> None:
+        """A change committed; ``times`` says which start-up stages it recorded first."""
+        ...
+
+    def status_moved(self, transition: Transition) -> None:
+        """A status move committed."""
+        ...
+
+
+async def handle_event(
+    event: Event, repo: SessionRepository, publisher: EventPublisher, observer: LifecycleObserver | None = None
+) -> Transition | None:
     """Apply one event; announce the transition when the status really moved (duplicates change nothing).
 
     The announcement is published before the status change commits: if publishing fails, the change rolls back
@@ -149,7 +201,10 @@ async def handle_event(event: Event, repo: SessionRepository, publisher: EventPu
         await repo.record_presence(event.session_id, event.present, event.occurred_at, event.participant_sid)
         log.info("user_presence", present=event.present, source=event.source, identity=event.identity)
         return None
-    transition = await repo.apply(change_for(event), before_commit=announce)
+    on_stages = observer.stages_recorded if observer is not None else None
+    transition = await repo.apply(change_for(event), before_commit=announce, on_stages=on_stages)
+    if transition is not None and observer is not None:
+        observer.status_moved(transition)
     if transition is None:
         log.info("status_unchanged", message_id=event.message_id, event_type=getattr(event, "type", "?"))
         return None

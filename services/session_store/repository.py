@@ -14,7 +14,14 @@ from psycopg_pool import AsyncConnectionPool
 from contracts.endings import EndCode
 from contracts.status import SessionStatus, can_transition
 from services.session_store.expiry import EndRules
-from services.session_store.lifecycle import GREETING_STAGES, StatusChange, Transition
+from services.session_store.lifecycle import (
+    GREETING_STAGES,
+    STARTUP_STAGES,
+    StagesObserver,
+    StageTimes,
+    StatusChange,
+    Transition,
+)
 
 _FACT_COLUMNS = frozenset(
     {
@@ -79,6 +86,11 @@ ON CONFLICT (id) DO UPDATE SET
 """
 
 
+_LOCK_ROW = sql.SQL("SELECT status, org_id, correlation_id, flow_id, {} FROM sessions WHERE id = %s FOR UPDATE").format(
+    sql.SQL(", ").join(map(sql.Identifier, STARTUP_STAGES))
+)
+
+
 class PostgresSessionRepository:
     """Session rows in PostgreSQL; each change runs in one transaction holding the row lock."""
 
@@ -86,13 +98,18 @@ class PostgresSessionRepository:
         self._pool = pool
 
     async def apply(
-        self, change: StatusChange, before_commit: Callable[[Transition], Awaitable[None]] | None = None
+        self,
+        change: StatusChange,
+        before_commit: Callable[[Transition], Awaitable[None]] | None = None,
+        on_stages: StagesObserver | None = None,
     ) -> Transition | None:
         """Record stage time and facts (first value wins), then move the status if allowed; ``before_commit``
-        runs inside the transaction (holding the row lock) when the status moves, and its failure rolls back."""
+        runs inside the transaction (holding the row lock) when the status moves, and its failure rolls back.
+        ``on_stages`` gets the start-up stage times before and after the change, once it committed."""
         unknown = set(change.facts) - _FACT_COLUMNS
         if unknown or (change.stage is not None and change.stage not in _STAGE_COLUMNS):
             raise ValueError(f"unknown session columns: {sorted(unknown)} {change.stage}")
+        transition = None
         async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "INSERT INTO sessions (id, status, reason) VALUES (%s, %s, %s) "
@@ -100,29 +117,30 @@ class PostgresSessionRepository:
                 (change.session_id, change.target.value, change.reason),
             )
             created = await cur.fetchone() is not None
-            cur = await conn.execute(
-                "SELECT status, org_id, correlation_id FROM sessions WHERE id = %s FOR UPDATE", (change.session_id,)
-            )
+            cur = await conn.execute(_LOCK_ROW, (change.session_id,))
             row = await cur.fetchone()
             assert row is not None
             current = None if created else SessionStatus(row[0])
             moves = created or can_transition(current, change.target)
             await self._record(conn, change, moves)
-            if not moves:
-                return None
             org_id = change.facts.get("org_id", row[1])
-            transition = Transition(
-                session_id=change.session_id,
-                org_id=str(org_id) if org_id is not None else None,
-                from_status=current,
-                to_status=change.target,
-                reason=change.reason,
-                correlation_id=row[2],
-                code=change.code,
-            )
-            if before_commit is not None:
-                await before_commit(transition)
-            return transition
+            if moves:
+                transition = Transition(
+                    session_id=change.session_id,
+                    org_id=str(org_id) if org_id is not None else None,
+                    from_status=current,
+                    to_status=change.target,
+                    reason=change.reason,
+                    correlation_id=row[2],
+                    code=change.code,
+                )
+                if before_commit is not None:
+                    await before_commit(transition)
+        if on_stages is not None:
+            flow_id = change.facts.get("flow_id", row[3])
+            stored = dict(zip(STARTUP_STAGES, row[4:], strict=True))
+            on_stages(StageTimes.recorded_by(change, stored, org_id, flow_id))
+        return transition
 
     @staticmethod
     async def _record(conn: Any, change: StatusChange, moves: bool) -> None:

@@ -37,3 +37,9 @@ class SessionStoreSettings(RuntimeSettings):
         description="a ready session nobody was ever seen joining ends after this long (keep it above the agent's "
         "AGENT_USER_WAIT_SECONDS: the agent ends such a job itself first)",
     )
+    metrics_org_labels: int = Field(
+        default=100, ge=0, description="organisations with a label of their own in the stage histograms (then _other)"
+    )
+    metrics_flow_labels: int = Field(
+        default=0, ge=0, description="flows with a label of their own in the stage histograms (0: all are _other)"
+    )

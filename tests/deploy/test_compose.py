@@ -92,3 +92,25 @@ def test_the_livekit_server_creates_no_room_on_join(compose: dict[str, Any]) -> 
     # a participant token that outlived its session must not re-create the room the dispatcher removed
     config = yaml.safe_load(compose["services"]["livekit"]["environment"]["LIVEKIT_CONFIG"])
     assert config["room"]["auto_create"] is False
+
+
+def test_consumers_and_the_agent_serve_metrics_inside_the_network(compose: dict[str, Any]) -> None:
+    for name in SCALED:
+        service = compose["services"][name]
+        port = service["environment"]["METRICS_PORT"]
+        assert service["environment"]["METRICS_HOST"] == "0.0.0.0", name
+        assert service["expose"] == [port], name
+
+
+def test_the_metrics_overlay_scrapes_every_service_on_loopback_only(validator: jsonschema.Draft7Validator) -> None:
+    overlay = load_yaml(DEPLOY / "docker-compose.metrics.yml")
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(overlay)]
+    assert errors == []
+    for service in overlay["services"].values():
+        assert all(port.startswith("127.0.0.1:") for port in service["ports"])
+        for volume in service["volumes"]:
+            assert (DEPLOY / volume.split(":")[0]).exists(), volume
+    scrape = load_yaml(DEPLOY / "prometheus" / "prometheus.yml")
+    (sd,) = next(job for job in scrape["scrape_configs"] if job["job_name"] == "agentready")["dns_sd_configs"]
+    assert set(sd["names"]) == set(SCALED) and sd["port"] == 9464
+    assert scrape["rule_files"] == ["/etc/prometheus/alerts.yml"]

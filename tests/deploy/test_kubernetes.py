@@ -187,3 +187,18 @@ def test_the_dev_livekit_server_creates_no_room_on_join() -> None:
     (container,) = server["spec"]["template"]["spec"]["containers"]
     (config,) = [env["value"] for env in container["env"] if env["name"] == "LIVEKIT_CONFIG"]
     assert yaml.safe_load(config)["room"]["auto_create"] is False
+
+
+def test_every_service_pod_is_scraped_where_it_serves_metrics(rendered: list[dict[str, Any]]) -> None:
+    deployments = _of(rendered, "Deployment")
+    for name in OURS:
+        template = deployments[name]["spec"]["template"]
+        annotations = template["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true", name
+        assert annotations["prometheus.io/path"] == "/metrics", name
+        (container,) = template["spec"]["containers"]
+        ports = {port["containerPort"] for port in container["ports"]}
+        assert int(annotations["prometheus.io/port"]) in ports, name
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        if name != "agentready-api":  # the API serves /metrics on its HTTP port
+            assert env["METRICS_PORT"] == annotations["prometheus.io/port"] and env["METRICS_HOST"] == "0.0.0.0"

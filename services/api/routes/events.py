@@ -15,6 +15,7 @@ from services.api.access import StreamOrgDep
 from services.api.dependencies import AdmissionDep, FanoutDep, RepoDep, SettingsDep, StreamSlotsDep
 from services.api.errors import NotFoundError
 from services.api.fanout import DROPPED, StatusFanout
+from services.api.metrics import SSE_CONNECTIONS
 from services.api.schemas import ErrorBody, StatusEvent
 from services.api.session_core import SessionAdmission, SessionRows, find_session
 from services.api.settings import ApiSettings
@@ -48,7 +49,8 @@ async def status_stream(
     settings: ApiSettings,
 ) -> AsyncIterator[str]:
     """The current status first, then each forward change, until a terminal status (or the client lags)."""
-    with fanout.listen(session_id) as listener:  # listen before reading: no change falls in between
+    # listen before reading: no change falls in between
+    with SSE_CONNECTIONS.track_inprogress(), fanout.listen(session_id) as listener:
         current = await find_session(org_id, session_id, repo, admission)
         if current is None:  # gone since the route checked (snapshot expired): nothing to follow
             return

@@ -1,0 +1,1 @@
+"""Draw the Grafana dashboard's panels from real /metrics scrapes of a stack: ``python -m devstack.dashboard``."""
