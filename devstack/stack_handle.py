@@ -17,8 +17,8 @@ from devstack.processes import ChildExit, ChildSpec, ProcessGroup
 from devstack.profiles import Profile
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ("session_store", "dispatcher", "agent", "api")
-CONSUMERS = ("session_store", "dispatcher")  # stream consumers: a profile's ``replicas`` of each, one group
+SERVICES = ("session_store", "dispatcher", "webhooks", "agent", "api")
+CONSUMERS = ("session_store", "dispatcher", "webhooks")  # stream consumers: a profile's ``replicas`` of each, one group
 
 
 def service_labels(services: Sequence[str], replicas: int) -> list[tuple[str, str]]:

@@ -25,6 +25,7 @@ from services.api.publishable_keys import PublishableGate
 from services.api.repository import ApiRepository, Flow
 from services.api.session_core import SessionAdmission, SessionMinting, SessionPolicy, TokenIssuer
 from services.api.settings import ApiSettings
+from services.api.webhook_store import WebhookStore
 from services.runtime.delivery import is_transient
 from services.runtime.publishing import BrokerPublisher, EventPublisher
 from services.runtime.ttl_cache import TtlCache
@@ -70,6 +71,7 @@ def install(state: State, settings: ApiSettings, pool: AsyncConnectionPool, redi
     state.publishable = PublishableGate(redis, settings.publishable_rate_per_min)
     state.fanout = StatusFanout(redis, settings.sse_queue_size)
     state.publisher = BrokerPublisher(broker)
+    state.webhook_store = WebhookStore(pool)
 
 
 async def get_settings(request: Request) -> ApiSettings:
