@@ -7,6 +7,7 @@ still cannot reach the internal network. Redirects are not followed (one could l
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import socket
 from datetime import UTC, datetime
@@ -44,7 +45,7 @@ class PublicOnlyResolver(ThreadedResolver):
         """The public addresses of ``host``; PrivateAddressError when it has none."""
         found = [r for r in await super().resolve(host, port, family) if is_public(r["host"])]
         if not found:
-            raise PrivateAddressError(f"{host} resolves to no public address")
+            raise PrivateAddressError(errno.EACCES, f"{host} resolves to no public address")
         return found
 
 

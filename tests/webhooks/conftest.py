@@ -72,4 +72,3 @@ async def count_rows(database_url: str, query: str, *params: object) -> int:
         row = await cur.fetchone()
     assert row is not None
     return int(row[0])
-

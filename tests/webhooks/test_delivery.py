@@ -96,9 +96,10 @@ async def test_a_dead_endpoint_ends_dead_after_the_bounded_attempts_and_replay_d
     async with await new_org_client(hooks_api, database_url) as client:
         path = f"/down/{uuid.uuid4().hex}"
         endpoint = await _register(client, receiver.base_url + path)
-        async with running_sender(hooks_redis_url, database_url, webhook_max_attempts=3), publisher(
-            hooks_redis_url
-        ) as events:
+        async with (
+            running_sender(hooks_redis_url, database_url, webhook_max_attempts=3),
+            publisher(hooks_redis_url) as events,
+        ):
             await events.publish(status_change(client.headers["x-test-org"], uuid.uuid4().hex, "pending", "expired"))
 
             async def dead() -> bool:
