@@ -28,8 +28,8 @@ class LoopLimits:
     """How much one replica sends at once, how long one attempt may take, how often it looks for due retries."""
 
     timeout_s: float = 10.0
-    max_in_flight: int = 64
-    per_endpoint: int = 4
+    max_in_flight: int = 128
+    per_endpoint: int = 16
     poll_interval_s: float = 1.0
     lease_margin_s: float = 30.0
 

@@ -14,13 +14,13 @@ class WebhookSettings(RuntimeSettings):
     db_pool_min: int = 1
     db_pool_max: int = 10
     db_pool_timeout_s: float = Field(default=5.0, gt=0)
-    max_workers: int = Field(default=8, ge=1, description="status changes turned into deliveries at once")
+    max_workers: int = Field(default=16, ge=1, description="status changes turned into deliveries at once")
     webhook_timeout_s: float = Field(
         default=10.0, gt=0, le=60, description="bound on one HTTP attempt (connect, send, answer)"
     )
-    webhook_max_in_flight: int = Field(default=64, ge=1, description="HTTP attempts at once, per replica")
+    webhook_max_in_flight: int = Field(default=128, ge=1, description="HTTP attempts at once, per replica")
     webhook_max_in_flight_per_endpoint: int = Field(
-        default=4, ge=1, description="HTTP attempts at once to one endpoint: a slow one cannot take every slot"
+        default=16, ge=1, description="HTTP attempts at once to one endpoint: a slow one cannot take every slot"
     )
     webhook_max_attempts: int = Field(default=5, ge=1, le=20, description="attempts before a delivery is dead")
     webhook_retry_base_s: float = Field(default=5.0, gt=0, description="wait after the first failed attempt")
