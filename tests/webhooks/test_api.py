@@ -8,6 +8,7 @@ import uuid
 from fastapi import FastAPI
 
 from services.api.scopes import SESSIONS
+from tests.api.browser_access import browser, new_org, org_flow, publishable_key
 from tests.webhooks.conftest import count_rows, new_org_client
 
 
@@ -90,3 +91,25 @@ async def test_a_key_without_the_webhooks_scope_is_refused_saying_which_scope(
         response = await client.get("/api/webhooks")
         assert response.status_code == 403
         assert "'webhooks'" in response.json()["error"]
+
+
+async def test_a_publishable_key_and_a_client_token_are_refused(hooks_api: FastAPI, database_url: str) -> None:
+    org = await new_org(database_url)
+    flow_id = await org_flow(hooks_api, org)
+    key = await publishable_key(database_url, org, [flow_id])
+    async with browser(hooks_api, key) as page:
+        client_token = (await page.post(f"/api/flows/{flow_id}/sessions")).json()["clientToken"]
+        refused = await page.post("/api/webhooks", json={"url": "https://a.example.com/h"})
+    assert refused.status_code == 403 and "publishable keys (pk_) can only start sessions" in refused.json()["error"]
+    async with browser(hooks_api, client_token) as page:
+        assert (await page.get("/api/webhooks")).status_code == 403
+    async with browser(hooks_api, None) as anonymous:
+        assert (await anonymous.get("/api/webhooks")).status_code == 401
+
+
+async def test_openapi_documents_the_webhook_routes(hooks_api: FastAPI, database_url: str) -> None:
+    async with await new_org_client(hooks_api, database_url) as client:
+        paths = (await client.get("/openapi.json")).json()["paths"]
+    assert {"/api/webhooks", "/api/webhooks/{endpoint_id}", "/api/webhooks/{endpoint_id}/deliveries"} <= set(paths)
+    assert "/api/webhooks/{endpoint_id}/deliveries/{delivery_id}/replay" in paths
+    assert "422" in paths["/api/webhooks"]["post"]["responses"]
