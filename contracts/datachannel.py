@@ -6,6 +6,11 @@
   sentence for the end user as ``reason`` (never an exception text: the detail goes to admins on ``flow-events``).
 - ``flow-events``: sent by the dispatcher through the server API's ``SendData`` to watchers only (monitor /
   supervisor / admin, filtered by role): :class:`contracts.flow_events.FlowEventPayload`.
+
+Anyone whose token allows publishing data can send on any topic, so a receiver checks the sender
+(:func:`trusted_sender`). LiveKit stamps every packet with its sender's identity (a client cannot forge it); a packet
+sent with the server API's ``SendData`` has none (nor has one from a hidden participant: watcher tokens may not
+publish data).
 """
 
 from __future__ import annotations
@@ -18,6 +23,18 @@ from contracts.endings import EndCode
 
 AGENT_STATUS_TOPIC = "agent-status"
 FLOW_EVENTS_TOPIC = "flow-events"
+
+
+def trusted_sender(topic: str | None, message_type: object, *, from_agent: bool, from_server: bool) -> bool:
+    """Whether a receiver may act on a ``message_type`` message on ``topic`` from this sender: ``agent-status`` from
+    the agent participant (kind AGENT), ``agent.failed`` also from the server; ``flow-events`` from the server only.
+
+    ``from_server``: the packet names no sender (SendData); a sender the receiver does not know yet is neither."""
+    if topic == AGENT_STATUS_TOPIC:
+        return from_agent or (from_server and message_type == "agent.failed")
+    if topic == FLOW_EVENTS_TOPIC:
+        return from_server
+    return False
 
 
 class AgentReadyPayload(BaseModel):

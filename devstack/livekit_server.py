@@ -45,9 +45,18 @@ def free_udp_port(host: str = "127.0.0.1") -> int:
 
 
 def server_config(
-    port: int, api_key: str, api_secret: str, webhook_urls: Sequence[str], *, empty_timeout: int = 300
+    port: int,
+    api_key: str,
+    api_secret: str,
+    webhook_urls: Sequence[str],
+    *,
+    empty_timeout: int = 300,
+    auto_create: bool = False,
 ) -> dict[str, object]:
-    """The server's config (keys as in ``config-sample.yaml``): loopback only, every port chosen free."""
+    """The server's config (keys as in ``config-sample.yaml``): loopback only, every port chosen free.
+
+    ``room.auto_create`` off, as the deploy files set it: a join (a participant token outliving its session) cannot
+    re-create a room the dispatcher removed; rooms are created by the dispatcher (CreateRoom) before anyone joins."""
     config: dict[str, object] = {
         "port": port,
         "bind_addresses": ["127.0.0.1"],
@@ -58,7 +67,7 @@ def server_config(
             "use_external_ip": False,
         },
         "keys": {api_key: api_secret},
-        "room": {"empty_timeout": empty_timeout, "departure_timeout": 20},
+        "room": {"empty_timeout": empty_timeout, "departure_timeout": 20, "auto_create": auto_create},
         "logging": {"level": "info"},
     }
     if webhook_urls:

@@ -33,6 +33,7 @@ class SimulatorOptions:
     fixed_worker_load: float | None = None
     empty_timeout_s: int | None = None
     log_level: str | None = None
+    auto_create: bool = False  # as the deploy files' and make dev's livekit-server: a late join cannot re-create a room
 
     def argv(self, host: str, port: int) -> list[str]:
         """The simulator's options, listening on ``host:port``."""
@@ -45,7 +46,7 @@ class SimulatorOptions:
         ):
             if value is not None:
                 argv += [option, str(value)]
-        return argv
+        return argv if self.auto_create else [*argv, "--no-auto-create"]
 
 
 @dataclass(frozen=True)

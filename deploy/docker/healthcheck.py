@@ -82,7 +82,9 @@ def check(service: str, *, liveness: bool = False) -> tuple[bool, str]:
     if service == "agent":
         from services.agent.settings import AgentSettings
 
-        return http_ok(f"http://127.0.0.1:{AgentSettings().agent_http_port}/")
+        agent = AgentSettings()
+        host = "127.0.0.1" if agent.agent_http_host in ("", "0.0.0.0") else agent.agent_http_host
+        return http_ok(f"http://{host}:{agent.agent_http_port}/")
     if service in ("dispatcher", "session_store", "webhooks"):
         from services.runtime.settings import RuntimeSettings
 

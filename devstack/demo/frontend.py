@@ -14,14 +14,16 @@ from typing import Any
 
 import httpx
 
-from devstack.demo.rooms import FrontendRoom, JoinError, RoomClosedError, RoomFactory
+from contracts.datachannel import AGENT_STATUS_TOPIC, trusted_sender
+from devstack.demo.rooms import FrontendRoom, JoinError, RoomClosedError, RoomFactory, room_not_created_yet
 from devstack.demo.sse import SseError, wait_until_ready
 
-AGENT_STATUS_TOPIC = "agent-status"  # contracts.datachannel: the frontend contract, restated as a client sees it
 STAGES = ("requested", "dispatched", "agentJoined", "ready")  # as GET /api/sessions/{id} names them
 _LABELS = {"agentJoined": "agent_joined"}
 _RETRIED = {429, 503}
 _MAX_RETRY_WAIT_S = 5.0
+_JOIN_RETRY_FIRST_S = 0.05  # a refused join (room not created yet) is tried again after this, doubling
+_JOIN_RETRY_MAX_S = 1.0
 
 
 @dataclass
@@ -84,9 +86,8 @@ async def _journey(frontend: Frontend, result: SessionResult) -> None:
     sse = asyncio.create_task(_witness(frontend, session_id, started, result))
     room: FrontendRoom | None = None
     try:
-        room = await frontend.rooms.room(str(created["livekitUrl"]), str(created["token"]))
         joining = time.monotonic()
-        await room.connect(frontend.join_timeout_s)
+        room = await _join(frontend, str(created["livekitUrl"]), str(created["token"]))
         result.join_s = time.monotonic() - joining
         await _agent_ready(frontend, room, session_id, deadline, sse)
         result.ready_s = time.monotonic() - started
@@ -102,6 +103,25 @@ async def _journey(frontend: Frontend, result: SessionResult) -> None:
             await room.disconnect()
         if frontend.end_sessions:
             await _end(frontend, session_id, result)
+
+
+async def _join(frontend: Frontend, livekit_url: str, token: str) -> FrontendRoom:
+    """Join the session's room. LiveKit creates no room on join here (``room.auto_create: false``) and the dispatcher
+    creates it just after the 202: a join that came first is refused (404) and tried again, until the join timeout."""
+    end = time.monotonic() + frontend.join_timeout_s
+    pause = _JOIN_RETRY_FIRST_S
+    while True:
+        room = await frontend.rooms.room(livekit_url, token)
+        try:
+            await room.connect(max(end - time.monotonic(), 0.1))
+        except JoinError as exc:
+            await room.disconnect()
+            if not room_not_created_yet(exc) or time.monotonic() + pause > end:
+                raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _JOIN_RETRY_MAX_S)
+            continue
+        return room
 
 
 async def _request_session(frontend: Frontend, result: SessionResult, started: float) -> dict[str, Any]:
@@ -143,8 +163,13 @@ async def _agent_ready(
     try:
         async with asyncio.timeout(max(deadline - time.monotonic(), 0.0)):
             while True:
-                payload = json.loads(await room.receive(AGENT_STATUS_TOPIC))
+                packet = await room.receive(AGENT_STATUS_TOPIC)
+                payload = json.loads(packet.payload)
                 if not isinstance(payload, dict) or payload.get("sessionId") != session_id:
+                    continue
+                # anyone in the room may publish on agent-status: only the agent (or, for agent.failed, the server)
+                sender = {"from_agent": packet.from_agent, "from_server": packet.from_server}
+                if not trusted_sender(AGENT_STATUS_TOPIC, payload.get("type"), **sender):
                     continue
                 if payload.get("type") == "agent.ready":
                     return

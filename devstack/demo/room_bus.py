@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
+from devstack.demo.rooms import Packet
 from devstack.room_bus_client import BusParticipant, RoomClosedError, join
 
 
@@ -21,11 +22,12 @@ class BusRoom:
         """Open the socket and wait for the ``joined`` frame."""
         self._member = await join(self._session, self._livekit_url, self._token, timeout_s=timeout_s)
 
-    async def receive(self, topic: str) -> bytes:
-        """The next data packet on ``topic``."""
+    async def receive(self, topic: str) -> Packet:
+        """The next data packet on ``topic``, with its sender as the simulator stamped it."""
         if self._member is None:
             raise RoomClosedError("not connected")
-        return self._member.payload(await self._member.next_frame("data", topic=topic))
+        frame = await self._member.next_frame("data", topic=topic)
+        return Packet(self._member.payload(frame), frame.get("sender_kind") == "agent", frame.get("sender") is None)
 
     async def disconnect(self) -> None:
         """Close the socket (the simulator announces that the participant left)."""

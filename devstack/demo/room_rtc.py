@@ -6,7 +6,7 @@ import asyncio
 
 from livekit import rtc
 
-from devstack.demo.rooms import JoinError, RoomClosedError
+from devstack.demo.rooms import JoinError, Packet, RoomClosedError
 
 _CLOSED = None  # queue sentinel: the room disconnected
 
@@ -19,14 +19,18 @@ class RtcRoom:
         self._url = livekit_url
         self._token = token
         self._room = rtc.Room()
-        self._packets: asyncio.Queue[tuple[str | None, bytes] | None] = asyncio.Queue()
+        self._packets: asyncio.Queue[tuple[str | None, Packet] | None] = asyncio.Queue()
         self._connected = False
         self._room.on("data_received", self._on_data)
         self._room.on("disconnected", self._on_disconnected)
         self._room.on("track_published", self._on_track)
 
     def _on_data(self, packet: rtc.DataPacket) -> None:
-        self._packets.put_nowait((packet.topic, packet.data))
+        # The SDK resolves the sender LiveKit stamped; None is the server's SendData (or, rarely, a participant not
+        # yet announced: never taken for the agent, whose kind must be known)
+        sender = packet.participant
+        from_agent = sender is not None and sender.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+        self._packets.put_nowait((packet.topic, Packet(packet.data, from_agent, sender is None)))
 
     def _on_track(self, publication: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant) -> None:
         # The agent greets only once someone subscribed to its audio, as a browser frontend does at once.
@@ -53,8 +57,8 @@ class RtcRoom:
             for publication in list(participant.track_publications.values()):
                 self._on_track(publication, participant)
 
-    async def receive(self, topic: str) -> bytes:
-        """The next data packet on ``topic``."""
+    async def receive(self, topic: str) -> Packet:
+        """The next data packet on ``topic``, with its sender."""
         while True:
             packet = await self._packets.get()
             if packet is _CLOSED:

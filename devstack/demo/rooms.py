@@ -7,6 +7,7 @@ Two implementations: the LiveKit simulator's room bus (``room_bus``) and the rea
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import aiohttp
@@ -15,7 +16,25 @@ from devstack.room_bus_client import JoinError, RoomClosedError  # the errors ev
 
 Backend = Literal["auto", "simulator", "livekit"]
 _PROBE_TIMEOUT_S = 3.0
-__all__ = ["Backend", "FrontendRoom", "JoinError", "RoomClosedError", "RoomFactory", "http_url"]
+__all__ = [
+    "Backend",
+    "FrontendRoom",
+    "JoinError",
+    "Packet",
+    "RoomClosedError",
+    "RoomFactory",
+    "http_url",
+    "room_not_created_yet",
+]
+
+
+@dataclass(frozen=True)
+class Packet:
+    """A data packet and who sent it, as the room reports it (LiveKit stamps the sender; a client cannot forge it)."""
+
+    payload: bytes
+    from_agent: bool  # a participant of kind AGENT
+    from_server: bool  # no sender: the server API's SendData
 
 
 class FrontendRoom(Protocol):
@@ -24,11 +43,19 @@ class FrontendRoom(Protocol):
     async def connect(self, timeout_s: float) -> None:
         """Join the room; raise JoinError when refused or when it takes longer than ``timeout_s``."""
 
-    async def receive(self, topic: str) -> bytes:
+    async def receive(self, topic: str) -> Packet:
         """The next data packet on ``topic`` (earlier ones are buffered); RoomClosedError if the room closes."""
 
     async def disconnect(self) -> None:
         """Leave the room; safe to call more than once."""
+
+
+ROOM_MISSING = "requested room does not exist"  # livekit-server's answer (404) to a join when auto_create is off
+
+
+def room_not_created_yet(error: JoinError) -> bool:
+    """True when a join was refused because the room does not exist (yet): 404 from the bus or the real server."""
+    return error.reason == "join_refused_404" or ROOM_MISSING in error.detail
 
 
 def http_url(url: str) -> str:

@@ -29,6 +29,12 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--webhook-url", action="append", default=[], help="POST signed webhooks here (repeatable), like the server"
     )
+    parser.add_argument(
+        "--no-auto-create",
+        dest="auto_create",
+        action="store_false",
+        help="room.auto_create: false: a join or CreateDispatch does not create a missing room (as deployments set)",
+    )
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
     parser.add_argument(
         "--expose-ops", action="store_true", help="serve /sim/state and /sim/faults on a non-loopback host too"
@@ -54,6 +60,7 @@ async def _serve(args: argparse.Namespace) -> None:
         job_delay_ms=args.job_delay_ms,
         fixed_worker_load=args.fixed_worker_load,
         webhook_urls=args.webhook_url,
+        auto_create=args.auto_create,
         ops_enabled=args.expose_ops or _is_loopback(args.host),
     )
     stop = asyncio.Event()

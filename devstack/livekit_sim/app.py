@@ -42,6 +42,8 @@ class SimulatorConfig:
     job_delay_ms: int = 0  # the agent's start-up time: a job is offered to a worker this long after its dispatch
     fixed_worker_load: float | None = None  # benchmarks: ignore reported load (the agent fleet runs elsewhere)
     webhook_urls: list[str] = field(default_factory=list)  # signed webhooks go to each, as livekit-server sends them
+    # room.auto_create: a join (without roomCreate) or CreateDispatch may create a missing room; false refuses them
+    auto_create: bool = True
 
     @property
     def keys(self) -> dict[str, str]:
@@ -61,7 +63,7 @@ class Simulator:
             self.state, keys, self.config.assign_timeout, job_delay_s=self.config.job_delay_ms / 1000
         )
         self.rooms = RoomManager(self.state, self.launcher, self.config.reap_interval)
-        self.bus = RoomBus(self.state, keys, self.rooms)
+        self.bus = RoomBus(self.state, keys, self.rooms, auto_create=self.config.auto_create)
         self.launcher.remove_participant = self.bus.disconnect
         self.workers = WorkerEndpoint(self.state, keys, fixed_load=self.config.fixed_worker_load)
         self.webhooks = WebhookSender(self.config.webhook_urls, self.config.api_key, self.config.api_secret)
@@ -79,7 +81,9 @@ class Simulator:
         app = web.Application()
         routes = {
             "RoomService": RoomService(self.state, self.rooms, self.bus).routes(),
-            "AgentDispatchService": DispatchService(self.state, self.rooms, self.launcher).routes(),
+            "AgentDispatchService": DispatchService(
+                self.state, self.rooms, self.launcher, auto_create=self.config.auto_create
+            ).routes(),
         }
         twirp = TwirpServer(routes, keys, self.faults, self.state)
         app.router.add_route("*", "/twirp/{service}/{method}", twirp.handle)

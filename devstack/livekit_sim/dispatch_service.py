@@ -22,8 +22,9 @@ from .twirp import Call, Route
 class DispatchService:
     """Explicit agent dispatch."""
 
-    def __init__(self, state: SimState, rooms: RoomManager, launcher: JobLauncher) -> None:
+    def __init__(self, state: SimState, rooms: RoomManager, launcher: JobLauncher, *, auto_create: bool = True) -> None:
         self._state = state
+        self._auto_create = auto_create
         self._rooms = rooms
         self._launcher = launcher
         self._cleanups: set[asyncio.Task[None]] = set()
@@ -39,10 +40,12 @@ class DispatchService:
     async def create_dispatch(
         self, req: agent_dispatch.CreateAgentDispatchRequest, call: Call
     ) -> agent_dispatch.AgentDispatch:
-        """Add a dispatch (creating the room if needed) and launch its job."""
+        """Add a dispatch (creating the room if needed and auto_create allows it) and launch its job."""
         ensure_admin(call, req.room)
         if len(req.metadata.encode()) > MAX_METADATA_SIZE:
             raise psrpc_error("invalid_argument", "metadata size exceeds limits")
+        if not self._auto_create and req.room not in self._state.rooms:
+            raise no_room_server()  # the dispatch goes to the room's topic, which no node serves
         target, _ = self._rooms.get_or_create(room.CreateRoomRequest(name=req.room))
         dispatch = self._state.add_dispatch(
             target,

@@ -65,8 +65,9 @@ def _participant(claims: Claims) -> Participant:
 class RoomBus:
     """Participants' sockets by room and identity, and the fan-out between them."""
 
-    def __init__(self, state: SimState, keys: dict[str, str], rooms: RoomManager) -> None:
+    def __init__(self, state: SimState, keys: dict[str, str], rooms: RoomManager, *, auto_create: bool = True) -> None:
         self._state = state
+        self._auto_create = auto_create
         self._keys = keys
         self._rooms = rooms
         self._sockets: dict[str, dict[str, web.WebSocketResponse]] = {}
@@ -89,6 +90,9 @@ class RoomBus:
         name = claims.video.room or wanted
         if not name:
             raise JoinRefusedError(400, "no room name")
+        # room.auto_create false: only a token that may create rooms joins one that does not exist
+        if not self._auto_create and not claims.video.room_create and name not in self._state.rooms:
+            raise JoinRefusedError(404, "requested room does not exist")
         return name, claims
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -154,7 +158,7 @@ class RoomBus:
                 topic=frame.get("topic"),
                 reliable=bool(frame.get("reliable", True)),
                 destinations=list(frame.get("destination_identities") or []),
-                sender=me.identity,
+                sender=me,
             )
         elif kind == "set_attributes":
             if not me.can_update_metadata:
@@ -173,20 +177,25 @@ class RoomBus:
         topic: str | None,
         reliable: bool,
         destinations: list[str],
-        sender: str | None,
+        sender: Participant | None,
     ) -> int:
-        """Deliver a data packet to the room (or only ``destinations``); never back to the sender."""
+        """Deliver a data packet to the room (or only ``destinations``); never back to the sender.
+
+        As livekit-server: the sender is the participant who sent it, never what a client claims; none for the server
+        API's SendData, and none for a hidden participant (the server blanks its identity)."""
+        named = sender if sender is not None and not sender.hidden else None
         frame = {
             "type": "data",
             "payload": base64.b64encode(payload).decode(),
             "topic": topic,
             "reliable": reliable,
-            "sender": sender,
+            "sender": named.identity if named else None,
+            "sender_kind": named.kind if named else None,  # what an SDK reads from the participant it resolves
         }
         wanted = set(destinations)
         delivered = 0
         for identity, ws in list(self._sockets.get(name, {}).items()):
-            if identity == sender or (wanted and identity not in wanted):
+            if (sender is not None and identity == sender.identity) or (wanted and identity not in wanted):
                 continue
             delivered += await _send(ws, frame)
         return delivered

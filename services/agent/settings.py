@@ -66,6 +66,11 @@ class AgentSettings(LiveKitSettings):
         default=2.0, ge=0, description="The silence TTS: playout time per character of text."
     )
     agent_http_port: int = Field(default=8081, ge=0, description="Worker health-check HTTP port (0: pick a free port).")
+    agent_http_host: str = Field(
+        default="127.0.0.1",
+        description="Address the health-check server binds: loopback by default; in Kubernetes the pod IP (probes "
+        "come from the kubelet), '0.0.0.0' only where every interface is private.",
+    )
     agent_drain_timeout_seconds: int = Field(
         default=60, ge=0, description="On SIGTERM/SIGINT, how long running jobs may finish before shutdown."
     )

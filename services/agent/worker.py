@@ -177,6 +177,7 @@ def build_server(settings: AgentSettings) -> AgentServer:
         ws_url=settings.livekit_ws_url,
         api_key=settings.livekit_api_key,
         api_secret=settings.livekit_api_secret,
+        host=settings.agent_http_host,  # livekit-agents' default '' is every interface
         port=settings.agent_http_port,
         setup_fnc=functools.partial(prepare_process, settings),
     )

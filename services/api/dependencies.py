@@ -52,7 +52,11 @@ def install(state: State, settings: ApiSettings, pool: AsyncConnectionPool, redi
         settings.flow_cache_ttl_s, stale_s=settings.cache_stale_max_s, is_outage=is_transient, name="flows"
     )
     tokens = TokenIssuer(
-        settings.livekit_api_key, settings.livekit_api_secret, settings.token_ttl_s, settings.livekit_ws_url
+        settings.livekit_api_key,
+        settings.livekit_api_secret,
+        settings.token_ttl_s,
+        settings.livekit_ws_url,
+        settings.token_join_margin_s,
     )
     credentials = CredentialIssuer(settings.agent_credential_secret, settings.agent_credential_margin_s)
     client_tokens = ClientTokens.from_secret(settings.agent_credential_secret, settings.client_token_ttl_s)

@@ -43,6 +43,11 @@ class FlowAgentSettings(ApiModel):
         le=86_400,
         description="a session of this flow ends this long after it was requested (default: the session store's, 2 h)",
     )
+    user_can_publish_data: bool = Field(
+        default=False,
+        description="the user's participant token may publish data (text chat, RPC); off by default: a user who may "
+        "publish data can send anything on any topic, so receivers must check the sender (README, data-channel topics)",
+    )
 
 
 class FlowCreate(ApiModel):

@@ -4,6 +4,7 @@ back a session. No HTTP and no Redis here: admission comes in through the :class
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -56,12 +57,18 @@ class SessionAdmission(Protocol):
 
 @dataclass(frozen=True)
 class TokenIssuer:
-    """Credentials and policy for participant tokens."""
+    """Credentials and policy for participant tokens (``ttl_s``: watcher tokens; a user's lasts until its session's
+    readiness deadline plus ``join_margin_s``, long enough to join, not to come back to an ended session)."""
 
     api_key: str
     api_secret: str
     ttl_s: int
     livekit_url: str
+    join_margin_s: int = 30
+
+    def user_ttl_s(self, request: SessionRequested) -> int:
+        """Seconds a user's participant token of ``request`` stays valid for joining."""
+        return math.ceil((request.ready_deadline - request.occurred_at).total_seconds()) + self.join_margin_s
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,11 @@ def max_duration_for(flow: Flow) -> float | None:
     """The flow's maximum session duration, or None (the session store's default applies)."""
     value = flow.agent_settings.get("maxDurationS")
     return float(value) if isinstance(value, int | float) and value > 0 else None
+
+
+def user_can_publish_data(flow: Flow) -> bool:
+    """Whether the flow lets its users publish data (``userCanPublishData``; off unless set to true)."""
+    return flow.agent_settings.get("userCanPublishData") is True
 
 
 def new_request(flow: Flow, policy: SessionPolicy, credentials: CredentialIssuer) -> SessionRequested:
@@ -128,7 +140,8 @@ async def request_session(
         issuer.api_secret,
         room_name=request.room_name,
         identity=f"user-{request.session_id}",
-        ttl_s=issuer.ttl_s,
+        ttl_s=issuer.user_ttl_s(request),
+        can_publish_data=user_can_publish_data(flow),
     )
     created = SessionCreated(
         session_id=request.session_id,

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field
 
 from services.api.cors import allowed_origins
+from services.runtime.secrets import refuse_weak_secret
 from services.runtime.settings import LiveKitSettings, RuntimeSettings
 
 DEV_AGENT_CREDENTIAL_SECRET = "dev-agent-credential-secret-change-me"
@@ -32,7 +33,14 @@ class ApiSettings(LiveKitSettings):
     probe_timeout_s: float = Field(
         default=1.0, gt=0, le=10, description="how long /readyz waits for Redis and for PostgreSQL (checked at once)"
     )
-    token_ttl_s: int = Field(default=600, ge=30, le=3600, description="lifetime of a participant token")
+    token_ttl_s: int = Field(default=600, ge=30, le=3600, description="lifetime of a watcher token")
+    token_join_margin_s: int = Field(
+        default=30,
+        ge=5,
+        le=600,
+        description="a user's participant token is valid until its session's readiness deadline plus this: long "
+        "enough to join (connected participants get fresh tokens from LiveKit), not to rejoin an ended session",
+    )
     ready_timeout_s: float = Field(default=30.0, gt=0, le=600, description="default readiness deadline of a session")
     session_snapshot_ttl_s: int = Field(default=3600, ge=60)
     idempotency_ttl_s: int = Field(default=600, ge=1, description="how long an Idempotency-Key is remembered")
@@ -73,18 +81,10 @@ class ApiSettings(LiveKitSettings):
     demo_dir: Path | None = Field(default=None, description="dev mode: the built demo page (default <repo>/web/dist)")
 
     def model_post_init(self, context: object, /) -> None:
-        """Refuse the public dev secrets unless dev mode is on, an empty secret and bad CORS origins; keep idempotency
+        """Refuse an empty secret, outside dev mode a public or short one, and bad CORS origins; keep idempotency
         inside the snapshot's life."""
         super().model_post_init(context)
-        if not self.dev_mode and self.agent_credential_secret == DEV_AGENT_CREDENTIAL_SECRET:
-            raise ValueError(
-                "AGENT_CREDENTIAL_SECRET is the public dev default; set a real secret, or DEV_MODE=true locally"
-            )
-        if not self.agent_credential_secret.strip():
-            raise ValueError(
-                "AGENT_CREDENTIAL_SECRET is empty; set one, "
-                "e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-            )
+        refuse_weak_secret("AGENT_CREDENTIAL_SECRET", self.agent_credential_secret, dev_mode=self.dev_mode)
         allowed_origins(self.cors_allow_origins, self.dev_mode)  # a bad value refuses to start, saying why
         if self.idempotency_ttl_s > self.session_snapshot_ttl_s:
             raise ValueError("IDEMPOTENCY_TTL_S must not exceed SESSION_SNAPSHOT_TTL_S")

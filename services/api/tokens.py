@@ -10,14 +10,28 @@ from contracts.flow_events import ROLE_ATTRIBUTE
 
 
 def participant_token(
-    api_key: str, api_secret: str, *, room_name: str, identity: str, ttl_s: int, name: str | None = None
+    api_key: str,
+    api_secret: str,
+    *,
+    room_name: str,
+    identity: str,
+    ttl_s: int,
+    can_publish_data: bool = False,
+    name: str | None = None,
 ) -> str:
-    """Mint a JWT that lets ``identity`` join ``room_name`` and nothing else."""
+    """Mint a JWT that lets ``identity`` join ``room_name`` and nothing else.
+
+    Data publishing only when the flow allows it (``userCanPublishData``): a user who may publish data can send
+    anyone in the room anything on any topic. ``ttl_s`` bounds the join only: LiveKit refreshes a connected
+    participant's token itself."""
+    grants = api.VideoGrants(
+        room_join=True, room=room_name, can_publish=True, can_publish_data=can_publish_data, can_subscribe=True
+    )
     token = (
         api.AccessToken(api_key, api_secret)
         .with_identity(identity)
         .with_ttl(timedelta(seconds=ttl_s))
-        .with_grants(api.VideoGrants(room_join=True, room=room_name, can_publish=True, can_subscribe=True))
+        .with_grants(grants)
     )
     if name:
         token = token.with_name(name)

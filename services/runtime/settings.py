@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.runtime.secrets import refuse_weak_secret
+
 
 class RuntimeSettings(BaseSettings):
     """Base of each service's settings: Redis, logging and dev mode."""
@@ -31,17 +33,8 @@ class LiveKitSettings(RuntimeSettings):
     livekit_agent_name: str = "agentready"
 
     def model_post_init(self, context: object, /) -> None:
-        """Refuse the public dev secret unless dev mode is on (FastAPI template's rule)."""
-        if not self.livekit_api_secret.strip():
-            raise ValueError(
-                "LIVEKIT_API_SECRET is empty; set your LiveKit server's API secret (for a new server, generate one: "
-                "python -c 'import secrets; print(secrets.token_urlsafe(32))')"
-            )
-        if not self.dev_mode and self.livekit_api_secret == DEV_API_SECRET:
-            raise ValueError(
-                "LIVEKIT_API_SECRET is the public dev default 'secret'; set a real secret, "
-                "or DEV_MODE=true for local development"
-            )
+        """Refuse an empty secret, and outside dev mode a public or short one (FastAPI template's rule)."""
+        refuse_weak_secret("LIVEKIT_API_SECRET", self.livekit_api_secret, dev_mode=self.dev_mode)
 
     @property
     def livekit_http_url(self) -> str:

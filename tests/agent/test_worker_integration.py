@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from livekit import api
 from redis.asyncio import Redis
@@ -173,3 +174,10 @@ async def test_a_job_shut_down_with_its_worker_reports_agent_job_ended(
         await worker.server.aclose()  # the worker stops (a deploy): its running job is shut down
         ended = await event_for(redis, AGENT_JOB_ENDED, sid, timeout=10.0)
     assert ended["code"] == "agent_job_ended" and ended["was_ready"] is True
+
+
+async def test_the_health_server_listens_on_loopback_only_by_default(worker: RunningWorker) -> None:
+    health = worker.server._http_server  # livekit-agents keeps it private; its host is what was bound
+    assert health is not None and health.host == "127.0.0.1"  # livekit-agents' own default '' is every interface
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(f"http://127.0.0.1:{health.port}/", timeout=5.0)).status_code == 200

@@ -110,3 +110,35 @@ async def test_event_round_trips_through_the_stream(client: httpx.AsyncClient, a
             assert event.providers == ProviderChoice(stt="deepgram/nova-3", tts="espeak", voice="en-gb")
             return
     raise AssertionError("session.requested not found on the stream")
+
+
+async def test_the_user_token_may_not_publish_data_unless_the_flow_allows_it(
+    client: httpx.AsyncClient, api_settings: ApiSettings
+) -> None:
+    # a user who may publish data can send a fake agent.ready or flow event to everyone in the room
+    default = await _flow(client)
+    created = (await client.post(f"/api/flows/{default}/sessions")).json()
+    claims = jwt.decode(created["token"], api_settings.livekit_api_secret, algorithms=["HS256"])
+    assert claims["video"]["canPublishData"] is False
+    assert claims["video"]["canPublish"] is True and claims["video"]["canSubscribe"] is True  # audio still flows
+
+    chatty = await client.post(
+        "/api/flows", json={"name": "chat", "greeting": "Hi", "agentSettings": {"userCanPublishData": True}}
+    )
+    assert chatty.status_code == 201 and chatty.json()["agentSettings"]["userCanPublishData"] is True
+    created = (await client.post(f"/api/flows/{chatty.json()['id']}/sessions")).json()
+    claims = jwt.decode(created["token"], api_settings.livekit_api_secret, algorithms=["HS256"])
+    assert claims["video"]["canPublishData"] is True
+
+
+async def test_the_user_token_lasts_until_the_readiness_deadline_plus_a_margin_only(
+    client: httpx.AsyncClient, api_settings: ApiSettings
+) -> None:
+    # long enough to join; a token that outlived its session could join (and re-create) the ended session's room
+    response = await client.post(
+        "/api/flows", json={"name": "quick", "greeting": "Hi", "agentSettings": {"readyTimeoutS": 20}}
+    )
+    created = (await client.post(f"/api/flows/{response.json()['id']}/sessions")).json()
+    claims = jwt.decode(created["token"], api_settings.livekit_api_secret, algorithms=["HS256"])
+    assert claims["exp"] - claims["nbf"] == 20 + api_settings.token_join_margin_s
+    assert claims["exp"] - claims["nbf"] < api_settings.token_ttl_s

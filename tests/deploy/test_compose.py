@@ -8,6 +8,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 
 from tests.deploy.manifests import COMMANDS, DEPLOY, allowed_env, load_yaml
 
@@ -77,3 +78,17 @@ def test_dependencies_name_existing_services(compose: dict[str, Any]) -> None:
     for name, service in services.items():
         for dependency in service.get("depends_on", {}):
             assert dependency in services, f"{name} depends on unknown {dependency}"
+
+
+def test_published_ports_bind_loopback_unless_the_user_opts_in(compose: dict[str, Any]) -> None:
+    # dev mode and public secrets are the defaults: nothing may answer on other interfaces without AGENTREADY_BIND
+    published = [(name, port) for name, service in compose["services"].items() for port in service.get("ports", [])]
+    assert {name for name, _ in published} >= {"api", "livekit"}
+    for name, port in published:
+        assert isinstance(port, str) and port.startswith("${AGENTREADY_BIND:-127.0.0.1}:"), (name, port)
+
+
+def test_the_livekit_server_creates_no_room_on_join(compose: dict[str, Any]) -> None:
+    # a participant token that outlived its session must not re-create the room the dispatcher removed
+    config = yaml.safe_load(compose["services"]["livekit"]["environment"]["LIVEKIT_CONFIG"])
+    assert config["room"]["auto_create"] is False

@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
+import yaml
 from redis.asyncio import Redis
 
 from contracts.streams import SUBSCRIPTIONS
@@ -180,3 +181,20 @@ def test_the_vendored_schemas_say_where_they_come_from() -> None:
     readme = (DEPLOY / "schemas" / "README.md").read_text()
     for schema in Path(DEPLOY / "schemas").glob("*.json"):
         assert schema.name in readme
+
+
+def test_the_agent_health_server_binds_the_pod_ip_its_probes_reach(rendered: list[dict[str, Any]]) -> None:
+    # the default is loopback (AgentSettings.agent_http_host), which the kubelet's probes cannot reach
+    (container,) = _of(rendered, "Deployment")["agentready-agent"]["spec"]["template"]["spec"]["containers"]
+    (host,) = [env for env in container["env"] if env["name"] == "AGENT_HTTP_HOST"]
+    assert host["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    assert all(container[probe]["httpGet"]["port"] == "health" for probe in ("startupProbe", "readinessProbe"))
+
+
+def test_the_dev_livekit_server_creates_no_room_on_join() -> None:
+    # a participant token that outlived its session must not re-create the room the dispatcher removed
+    rendered = kustomize(K8S / "overlays/dev")
+    (server,) = [d for n, d in _of(rendered, "Deployment").items() if "livekit" in n]
+    (container,) = server["spec"]["template"]["spec"]["containers"]
+    (config,) = [env["value"] for env in container["env"] if env["name"] == "LIVEKIT_CONFIG"]
+    assert yaml.safe_load(config)["room"]["auto_create"] is False

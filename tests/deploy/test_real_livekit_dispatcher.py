@@ -4,6 +4,7 @@ clean-up, and flow events through the server API's SendData to hidden watchers, 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -11,7 +12,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import pytest
 from livekit import api, rtc
 
-from contracts.datachannel import FLOW_EVENTS_TOPIC
+from contracts.datachannel import FLOW_EVENTS_TOPIC, trusted_sender
 from contracts.flow_events import FlowEvent, project
 from devstack.livekit_server import RunningLiveKit
 from services.api.tokens import watcher_token
@@ -50,7 +51,15 @@ class Listener:
         self.room.on("data_received", self.packets.append)
 
     def on(self, topic: str) -> list[bytes]:
-        return [p.data for p in self.packets if p.topic == topic]
+        """The packets on ``topic`` from the sender it must have (flow-events: the server), as a watcher reads them."""
+        return [p.data for p in self.packets if p.topic == topic and _trusted(p)]
+
+
+def _trusted(packet: rtc.DataPacket) -> bool:
+    sender = packet.participant
+    from_agent = sender is not None and sender.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT
+    message_type = json.loads(packet.data).get("type") if packet.data.startswith(b"{") else None
+    return trusted_sender(packet.topic, message_type, from_agent=from_agent, from_server=sender is None)
 
 
 async def until(done: Callable[[], bool], deadline_s: float = DELIVERY_DEADLINE_S) -> None:

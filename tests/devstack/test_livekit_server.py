@@ -11,7 +11,7 @@ import pytest
 
 from devstack import livekit_build
 from devstack.livekit_discovery import discover_livekit
-from devstack.livekit_server import RunningLiveKit, running_livekit_server
+from devstack.livekit_server import RunningLiveKit, running_livekit_server, server_config
 from devstack.livekit_side import discovered
 
 
@@ -106,3 +106,9 @@ def test_without_a_server_the_stack_runs_the_simulator_and_the_banner_says_why(
     side = discovered({"PATH": str(tmp_path)}, 7881)
     assert (side.simulated, side.url) == (True, "http://127.0.0.1:7881")
     assert side.reason == "devstack.livekit_sim simulator: no Go toolchain (and no livekit-server binary)"
+
+
+def test_the_dev_servers_config_creates_no_room_on_join() -> None:
+    # make dev and the tests' real server behave as the deploy files' (a late join cannot re-create a room)
+    config = server_config(7880, "devkey", "secret", [])
+    assert config["room"] == {"empty_timeout": 300, "departure_timeout": 20, "auto_create": False}

@@ -71,6 +71,8 @@ def test_simulator_options_become_its_command_line() -> None:
     options = SimulatorOptions(job_delay_ms=300, fixed_worker_load=0, empty_timeout_s=20, log_level="WARNING")
     assert options.argv("127.0.0.1", 7) == [
         "--host", "127.0.0.1", "--port", "7", "--job-delay-ms", "300", "--fixed-worker-load", "0",
-        "--empty-timeout", "20", "--log-level", "WARNING",
+        "--empty-timeout", "20", "--log-level", "WARNING", "--no-auto-create",
     ]  # fmt: skip
-    assert SimulatorOptions().argv("127.0.0.1", 7) == ["--host", "127.0.0.1", "--port", "7"]
+    # joins create no room, as on the deploy files' livekit-server (room.auto_create: false)
+    assert SimulatorOptions().argv("127.0.0.1", 7) == ["--host", "127.0.0.1", "--port", "7", "--no-auto-create"]
+    assert SimulatorOptions(auto_create=True).argv("127.0.0.1", 7) == ["--host", "127.0.0.1", "--port", "7"]

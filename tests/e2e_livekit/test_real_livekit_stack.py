@@ -15,7 +15,7 @@ import httpx
 import pytest
 from livekit import api, rtc
 
-from contracts.datachannel import AGENT_STATUS_TOPIC, FLOW_EVENTS_TOPIC, AgentReadyPayload
+from contracts.datachannel import AGENT_STATUS_TOPIC, FLOW_EVENTS_TOPIC, AgentReadyPayload, trusted_sender
 from devstack.stack import StackHandle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -33,6 +33,21 @@ async def until(check: Callable[[], Awaitable[Any]], what: str, deadline_s: floa
         if loop.time() > end:
             raise AssertionError(f"{what}: not within {deadline_s:.0f} s")
         await asyncio.sleep(0.1)
+
+
+async def connect_when_created(room: rtc.Room, url: str, token: str, options: rtc.RoomOptions | None = None) -> None:
+    """Join as a frontend must with room.auto_create off: the dispatcher creates the room just after the 202, so a
+    join that came first ('requested room does not exist') is tried again, bounded."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 10.0
+    while True:
+        try:
+            await room.connect(url, token, options or rtc.RoomOptions())
+            return
+        except rtc.ConnectError as exc:
+            if "requested room does not exist" not in str(exc) or loop.time() > end:
+                raise
+        await asyncio.sleep(0.2)
 
 
 async def new_flow(client: httpx.AsyncClient) -> str:
@@ -59,7 +74,7 @@ async def frontend(session: dict[str, Any]) -> AsyncIterator[asyncio.Future[rtc.
 
     room = rtc.Room()
     room.on("data_received", on_data)
-    await room.connect(session["livekitUrl"], session["token"])
+    await connect_when_created(room, session["livekitUrl"], session["token"])
     try:
         yield received
     finally:
@@ -79,7 +94,7 @@ async def listening(url: str, token: str, *, hear_agent: bool = False) -> AsyncI
             publication.set_subscribed(True)
 
     room.on("track_published", on_track)
-    await room.connect(url, token, rtc.RoomOptions(auto_subscribe=False))
+    await connect_when_created(room, url, token, rtc.RoomOptions(auto_subscribe=False))
     for participant in list(room.remote_participants.values()):  # an agent already there published before we came
         for publication in list(participant.track_publications.values()):
             on_track(publication, participant)
@@ -90,7 +105,12 @@ async def listening(url: str, token: str, *, hear_agent: bool = False) -> AsyncI
 
 
 def flow_events(packets: list[rtc.DataPacket]) -> list[dict[str, Any]]:
-    return [json.loads(p.data) for p in packets if p.topic == FLOW_EVENTS_TOPIC]
+    """The flow events a watcher may act on: sent by the server (no participant), as contracts.datachannel says."""
+    return [
+        json.loads(p.data)
+        for p in packets
+        if trusted_sender(p.topic, None, from_agent=False, from_server=p.participant is None)
+    ]
 
 
 def livekit_api(stack: StackHandle) -> api.LiveKitAPI:
@@ -104,7 +124,7 @@ async def ours(lk: api.LiveKitAPI, stack: StackHandle, room: str) -> list[str]:
     ]
 
 
-async def test_a_frontend_receives_agent_ready_and_delete_cleans_the_room(real_stack: StackHandle) -> None:
+async def test_a_frontend_receives_agent_ready_and_delete_cleans_the_room_for_good(real_stack: StackHandle) -> None:
     async with real_stack.client() as client, livekit_api(real_stack) as lk:
         created = await client.post(f"/api/flows/{await new_flow(client)}/sessions")
         assert created.status_code == 202, created.text
@@ -126,6 +146,12 @@ async def test_a_frontend_receives_agent_ready_and_delete_cleans_the_room(real_s
                 return not listed.rooms
 
             await until(room_gone, "the room deleted after DELETE")
+
+        # the session's token is still within its life, but a late join cannot re-create the ended session's room
+        late = rtc.Room()
+        with pytest.raises(rtc.ConnectError, match="requested room does not exist"):
+            await late.connect(session["livekitUrl"], session["token"])
+        assert await room_gone()
 
 
 async def _has_status(client: httpx.AsyncClient, session_id: str, *wanted: str) -> bool:

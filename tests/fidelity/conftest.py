@@ -12,8 +12,9 @@ from devstack.livekit_sim import Simulator, SimulatorConfig, run_simulator
 
 @pytest.fixture(scope="session")
 async def simulator() -> AsyncIterator[Simulator]:
-    """One simulator for the suite, with livekit-server's defaults (empty_timeout 300 s, departure_timeout 20 s)."""
-    async with run_simulator(config=SimulatorConfig()) as sim:
+    """One simulator for the suite, with livekit-server's defaults (empty_timeout 300 s, departure_timeout 20 s) and,
+    as the real server's config here (devstack.livekit_server.server_config), ``room.auto_create: false``."""
+    async with run_simulator(config=SimulatorConfig(auto_create=False)) as sim:
         yield sim
 
 

@@ -72,13 +72,13 @@ async def dispatches(lk: api.LiveKitAPI, name: str) -> dict[str, Any]:
     out["list_2"] = await observe(listed(lk, name))
     out["delete_unknown"] = await observe(lk.agent_dispatch.delete_dispatch("AD_unknown", name))
     out["delete_room"] = await observe(lk.room.delete_room(api.DeleteRoomRequest(room=name)))
-    # CreateDispatch creates a missing room (auto_create), which gets its automatic dispatch too
+    # CreateDispatch on a missing room: with room.auto_create false (both servers here) nothing is created
     out["dispatch_new_room"] = await observe(
         lk.agent_dispatch.create_dispatch(api.CreateAgentDispatchRequest(agent_name="a", room=f"{name}-auto"))
     )
     out["list_new_room"] = await observe(listed(lk, f"{name}-auto"))
     out["rooms_new_room"] = await observe(lk.room.list_rooms(api.ListRoomsRequest(names=[f"{name}-auto"])))
-    await lk.room.delete_room(api.DeleteRoomRequest(room=f"{name}-auto"))
+    out["delete_new_room"] = await observe(lk.room.delete_room(api.DeleteRoomRequest(room=f"{name}-auto")))
     return out
 
 

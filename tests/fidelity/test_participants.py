@@ -76,6 +76,7 @@ async def test_the_agent_leaving_its_room_ends_its_job(livekit: RunningLiveKit) 
         raw_worker(livekit, agent_name) as worker,
         api.LiveKitAPI(livekit.url, livekit.api_key, livekit.api_secret) as lk,
     ):
+        await lk.room.create_room(api.CreateRoomRequest(name=room))  # as the dispatcher: auto_create is off
         await lk.agent_dispatch.create_dispatch(api.CreateAgentDispatchRequest(agent_name=agent_name, room=room))
         offer = await worker.next("availability", DEADLINE_S)
         assert offer is not None

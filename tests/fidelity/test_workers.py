@@ -31,6 +31,7 @@ async def test_a_worker_above_the_target_load_gets_no_offer(livekit: RunningLive
         raw_worker(livekit, agent_name, load=0.8) as busy,
         api.LiveKitAPI(livekit.url, livekit.api_key, livekit.api_secret) as lk,
     ):
+        await lk.room.create_room(api.CreateRoomRequest(name=room))  # as the dispatcher: auto_create is off
         await lk.agent_dispatch.create_dispatch(api.CreateAgentDispatchRequest(agent_name=agent_name, room=room))
         assert await busy.next("availability", OFFER_DEADLINE_S) is None
         await busy.set_load(0.5)
@@ -46,6 +47,7 @@ async def test_an_unanswered_offer_expires_after_about_3_s(livekit: RunningLiveK
         raw_worker(livekit, agent_name) as worker,
         api.LiveKitAPI(livekit.url, livekit.api_key, livekit.api_secret) as lk,
     ):
+        await lk.room.create_room(api.CreateRoomRequest(name=room))  # as the dispatcher: auto_create is off
         await lk.agent_dispatch.create_dispatch(api.CreateAgentDispatchRequest(agent_name=agent_name, room=room))
         offer = await worker.next("availability", OFFER_DEADLINE_S)
         assert offer is not None
@@ -68,6 +70,7 @@ async def test_delete_dispatch_answers_at_once_and_terminates_a_job_still_being_
         raw_worker(livekit, agent_name) as worker,
         api.LiveKitAPI(livekit.url, livekit.api_key, livekit.api_secret) as lk,
     ):
+        await lk.room.create_room(api.CreateRoomRequest(name=room))  # as the dispatcher: auto_create is off
         dispatch = await lk.agent_dispatch.create_dispatch(
             api.CreateAgentDispatchRequest(agent_name=agent_name, room=room)
         )

@@ -5,7 +5,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { compile } from "json-schema-to-typescript";
 
-const SCHEMAS = ["datachannel.agent.ready.json", "datachannel.agent.failed.json"];
+const SCHEMAS = ["datachannel.agent.ready.json", "datachannel.agent.failed.json", "datachannel.flow.event.json"];
 const schemaDir = new URL("../../contracts/schemas/", import.meta.url);
 export const OUTPUT = fileURLToPath(new URL("../src/client/contracts.gen.ts", import.meta.url));
 

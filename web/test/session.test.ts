@@ -30,6 +30,31 @@ describe("startSession", () => {
     expect(Object.keys(session.timings)).toEqual(["sessionCreated", "roomConnected", "agentReady"]);
   });
 
+  it("joins again while the room does not exist yet (auto_create off: the dispatcher creates it after the 202)", async () => {
+    let attempts = 0;
+    const { room, eventSource } = setUp(async () => {
+      attempts += 1;
+      if (attempts < 3) throw new Error("could not establish signal connection: requested room does not exist");
+    });
+    const started = startSession({ getSession: async () => grant, room: room.asRoom(), eventSource });
+    await vi.waitFor(() => expect(attempts).toBe(3), { timeout: 2000 });
+    room.receive(ready, AGENT);
+    const session = await started;
+    expect(session.room).not.toBeNull();
+    expect(session.roomError).toBeNull();
+  });
+
+  it("does not join again after another failure", async () => {
+    let attempts = 0;
+    const { room, eventSource } = setUp(async () => {
+      attempts += 1;
+      throw new Error("could not establish signal connection: invalid token");
+    });
+    const started = startSession({ getSession: async () => grant, room: room.asRoom(), eventSource, timeoutMs: 300 });
+    await expect(started).rejects.toThrow("no apiUrl was given");
+    expect(attempts).toBe(1);
+  });
+
   it("ignores agent.ready sent by another participant and times out", async () => {
     const { room, eventSource } = setUp(async () => {});
     const started = startSession({ getSession: async () => grant, room: room.asRoom(), eventSource, timeoutMs: 50 });

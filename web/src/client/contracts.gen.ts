@@ -20,3 +20,25 @@ export interface AgentFailedPayload {
   timestamp: string;
   type: "agent.failed";
 }
+
+/**
+ * The ``flow-events`` message one watcher receives (``details`` / ``error`` only if its role sees them).
+ */
+export interface FlowEventPayload {
+  data: {
+    [k: string]: unknown;
+  };
+  details?: {
+    [k: string]: unknown;
+  } | null;
+  error?: {
+    [k: string]: unknown;
+  } | null;
+  kind: "lifecycle" | "stage" | "flow" | "error";
+  name: string;
+  seq: number;
+  sessionId: string;
+  timestamp: string;
+  type: "flow.event";
+  version?: number;
+}

@@ -3,6 +3,7 @@ export { ApiError, createSession, endSession, eventsUrl, getSession } from "./ap
 export type { ServerStages, SessionGrant, SessionState, StatusEvent } from "./api";
 export { AGENT_STATUS_TOPIC, readAgentStatus } from "./agentStatus";
 export type { AgentStatus } from "./agentStatus";
-export type { AgentFailedPayload, AgentReadyPayload } from "./contracts.gen";
+export type { AgentFailedPayload, AgentReadyPayload, FlowEventPayload } from "./contracts.gen";
+export { FLOW_EVENTS_TOPIC, readFlowEvent } from "./flowEvents";
 export { SessionFailedError, SessionTimeoutError, startSession } from "./session";
 export type { AgentSession, EventSourceLike, ReadyPath, SessionSource, StageTimings, StartOptions } from "./session";

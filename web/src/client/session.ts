@@ -2,6 +2,7 @@
 import { Room, RoomEvent, type RemoteParticipant } from "livekit-client";
 import { createSession, endSession, eventsUrl, type SessionGrant, type StatusEvent } from "./api";
 import { AGENT_STATUS_TOPIC, readAgentStatus } from "./agentStatus";
+import { joinWhenCreated } from "./join";
 import type { AgentReadyPayload } from "./contracts.gen";
 
 /** Which path delivered `agent.ready`: the room's data channel (topic `agent-status`) or the API's SSE stream. */
@@ -204,7 +205,12 @@ export function startSession(source: SessionSource & StartOptions): Promise<Agen
       if (settled) return;
       mark("sessionCreated");
       room.on(RoomEvent.DataReceived, dataListener).on(RoomEvent.ParticipantConnected, onJoined);
-      const joined = room.connect(grant.livekitUrl, grant.token).then(
+      const own = grant;
+      // auto_create off: a join before the dispatcher created the room is refused (404) and tried again
+      const joined = joinWhenCreated(
+        () => room.connect(own.livekitUrl, own.token),
+        () => settled,
+      ).then(
         () => {
           if (!settled) mark("roomConnected");
           return true;
