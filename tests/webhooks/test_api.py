@@ -5,10 +5,14 @@ from __future__ import annotations
 import base64
 import uuid
 
+import psycopg
 from fastapi import FastAPI
 
+from services.api.migrations import MIGRATIONS as API_MIGRATIONS
 from services.api.scopes import SESSIONS
+from services.runtime.migrations import apply_migrations
 from tests.api.browser_access import browser, new_org, org_flow, publishable_key
+from tests.stack_fixtures import separate_database
 from tests.webhooks.conftest import count_rows, new_org_client
 
 
@@ -113,3 +117,22 @@ async def test_openapi_documents_the_webhook_routes(hooks_api: FastAPI, database
     assert {"/api/webhooks", "/api/webhooks/{endpoint_id}", "/api/webhooks/{endpoint_id}/deliveries"} <= set(paths)
     assert "/api/webhooks/{endpoint_id}/deliveries/{delivery_id}/replay" in paths
     assert "422" in paths["/api/webhooks"]["post"]["responses"]
+
+
+async def test_the_scope_migration_gives_webhooks_only_to_keys_that_had_every_other_scope(database_url: str) -> None:
+    before = [m for m in API_MIGRATIONS if m.version < 5]
+    full = ["sessions", "flows", "watch:monitor", "watch:supervisor", "watch:admin"]
+    async with (
+        separate_database(database_url) as fresh,
+        await psycopg.AsyncConnection.connect(fresh, autocommit=True) as conn,
+    ):
+        await apply_migrations(conn, "api", before)
+        await conn.execute("INSERT INTO organisations (id, name) VALUES ('o1', 'o')")
+        for key_id, scopes in (("full", full), ("narrow", ["sessions"])):
+            await conn.execute(
+                "INSERT INTO api_keys (id, org_id, key_hash, key_prefix, scopes) VALUES (%s, 'o1', %s, 'ar_x', %s)",
+                (key_id, key_id, scopes),
+            )
+        await apply_migrations(conn, "api", API_MIGRATIONS)
+        cur = await conn.execute("SELECT id, scopes FROM api_keys ORDER BY id")
+        assert await cur.fetchall() == [("full", [*full, "webhooks"]), ("narrow", ["sessions"])]
