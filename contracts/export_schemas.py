@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from contracts.datachannel import AgentFailedPayload, AgentReadyPayload
 from contracts.events import ALL_EVENTS, event_type
 from contracts.flow_events import FlowEvent, FlowEventPayload
+from contracts.webhooks import WebhookMessage
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 
@@ -24,6 +25,7 @@ def render_schemas() -> dict[str, str]:
     models["datachannel.agent.failed.json"] = AgentFailedPayload
     models["flow.event.json"] = FlowEvent
     models["datachannel.flow.event.json"] = FlowEventPayload
+    models["webhook.message.json"] = WebhookMessage  # the body customers' webhook endpoints receive
     return {name: json.dumps(m.model_json_schema(), indent=2, sort_keys=True) + "\n" for name, m in models.items()}
 
 

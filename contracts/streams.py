@@ -45,6 +45,7 @@ class Groups:
     DISPATCHER = "dispatcher"
     SESSION_STORE = "session_store"
     API = "api"
+    WEBHOOKS = "webhooks"  # customers' lifecycle webhooks (services/webhooks)
 
 
 # Which group reads which stream: every service creates all of these at start-up (from id 0),
@@ -62,6 +63,7 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
         AGENT_JOB_ENDED,
         USER_PRESENCE_CHANGED,
     ),
+    Groups.WEBHOOKS: (SESSION_STATUS_CHANGED,),
 }
 # No group reads SESSION_STATUS_CHANGED for the API: every API replica must see every change (plain XREAD).
 

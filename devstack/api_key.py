@@ -15,7 +15,8 @@ from pathlib import Path
 from devstack.readiness import NotReadyError
 
 DEV_ORG = "dev"
-ALL_SCOPES = ("sessions", "flows", "watch:monitor", "watch:supervisor", "watch:admin")  # services.api.scopes
+# services.api.scopes
+ALL_SCOPES = ("sessions", "flows", "watch:monitor", "watch:supervisor", "watch:admin", "webhooks")
 DEMO_FLOW = "demo"
 DEMO_GREETING = "Hello! I'm the agentready demo agent. How can I help you today?"
 VITE_DEV_PORT = 5173  # the web client's own dev server (npm run dev), another origin
@@ -39,9 +40,9 @@ async def _run(argv: list[str], env: Mapping[str, str], cwd: Path, deadline_s: f
 async def create_api_key(
     env: Mapping[str, str], cwd: Path, *, org: str = DEV_ORG, key: str | None = None, deadline_s: float = 60.0
 ) -> str:
-    """Apply both schemas, then create (or keep, when ``key`` already exists) ``org``'s key; return it."""
+    """Apply every schema, then create (or keep, when ``key`` already exists) ``org``'s key; return it."""
     python = sys.executable
-    for service in ("session_store", "api"):
+    for service in ("session_store", "api", "webhooks"):
         await _run([python, "-m", f"services.{service}", "migrate"], env, cwd, deadline_s)
     argv = [python, "-m", "services.api", "create-key", "--org", org]
     for scope in ALL_SCOPES:

@@ -57,7 +57,7 @@ class Profile:
     env: Mapping[str, str] = field(default_factory=dict)
     environ_wins: bool = False  # the user's own variables beat the profile's (a developer tunes ``make dev``)
     pinned: Mapping[str, str] = field(default_factory=dict)  # beat even the user's variables
-    replicas: int = 1  # processes of each stream consumer (session_store, dispatcher), one consumer group
+    replicas: int = 1  # processes of each stream consumer (session_store, dispatcher, webhooks), one group
     simulator: SimulatorOptions = SimulatorOptions()
     external_livekit: bool = False  # LIVEKIT_URL in the environment replaces the simulator
     discover_livekit: bool = False  # LIVEKIT_URL, else a livekit-server binary (PATH, cache), else the simulator

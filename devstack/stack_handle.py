@@ -18,8 +18,8 @@ from devstack.profiles import Profile
 from devstack.server_process import free_tcp_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ("session_store", "dispatcher", "agent", "api")
-CONSUMERS = ("session_store", "dispatcher")  # stream consumers: a profile's ``replicas`` of each, one group
+SERVICES = ("session_store", "dispatcher", "webhooks", "agent", "api")
+CONSUMERS = ("session_store", "dispatcher", "webhooks")  # stream consumers: a profile's ``replicas`` of each, one group
 
 
 def service_labels(services: Sequence[str], replicas: int) -> list[tuple[str, str]]:

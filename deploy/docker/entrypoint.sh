@@ -1,11 +1,11 @@
 #!/bin/sh
 # Pick the service: the first argument if it names one, else $SERVICE; remaining arguments go to it.
-#   api | dispatcher | session_store | agent   -> python -m services.<name> [args]
-#   migrate                                    -> apply the API's and the session store's migrations, exit
+#   api | dispatcher | session_store | webhooks | agent -> python -m services.<name> [args]
+#   migrate -> apply the API's, the session store's and the webhook sender's migrations, exit
 set -eu
 
 case "${1:-}" in
-  api | dispatcher | session_store | agent | migrate) service="$1"; shift ;;
+  api | dispatcher | session_store | webhooks | agent | migrate) service="$1"; shift ;;
   *) service="${SERVICE:-}" ;;
 esac
 
@@ -13,12 +13,13 @@ esac
 printf '%s\n' "$service" > /tmp/agentready-service
 
 case "$service" in
-  api | dispatcher | session_store | agent)
+  api | dispatcher | session_store | webhooks | agent)
     exec python -m "services.$service" "$@" ;;
   migrate)
     python -m services.api migrate
-    exec python -m services.session_store migrate ;;
+    python -m services.session_store migrate
+    exec python -m services.webhooks migrate ;;
   *)
-    echo "usage: <api|dispatcher|session_store|agent|migrate> [args] (or set SERVICE); got '${service}'" >&2
+    echo "usage: <api|dispatcher|session_store|webhooks|agent|migrate> [args] (or set SERVICE); got '${service}'" >&2
     exit 64 ;;
 esac

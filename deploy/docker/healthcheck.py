@@ -3,7 +3,7 @@
 - api: ``GET /readyz`` on API_PORT answers 200 (Redis reachable; PostgreSQL unreachable is only "degraded").
 - agent: the livekit-agents worker's health endpoint ``GET /`` on AGENT_HTTP_PORT answers 200
   (503 once the worker lost its LiveKit connection).
-- dispatcher, session_store: these FastStream consumers serve no HTTP. The check is that the service's
+- dispatcher, session_store, webhooks: these FastStream consumers serve no HTTP. The check is that the service's
   process runs and (unless ``--liveness``) that Redis answers and the service's consumer groups exist
   (the service creates them at start-up). It does not prove the consumer loop reads: that needs a
   heartbeat from the service itself (Redis 7.0 registers a group consumer only once it is delivered to,
@@ -85,7 +85,7 @@ def check(service: str, *, liveness: bool = False) -> tuple[bool, str]:
         agent = AgentSettings()
         host = "127.0.0.1" if agent.agent_http_host in ("", "0.0.0.0") else agent.agent_http_host
         return http_ok(f"http://{host}:{agent.agent_http_port}/")
-    if service in ("dispatcher", "session_store"):
+    if service in ("dispatcher", "session_store", "webhooks"):
         from services.runtime.settings import RuntimeSettings
 
         if not process_running(service):

@@ -17,7 +17,18 @@ from services.api.dependencies import install
 from services.api.errors import install_error_handlers
 from services.api.fanout import StatusFanout
 from services.api.migrations import MIGRATIONS
-from services.api.routes import demo, events, flows, health, internal, metrics, sessions, watch, webhooks
+from services.api.routes import (
+    demo,
+    events,
+    flows,
+    health,
+    internal,
+    metrics,
+    sessions,
+    watch,
+    webhook_endpoints,
+    webhooks,
+)
 from services.api.settings import ApiSettings
 from services.runtime.broker import CONNECTION_OPTIONS, new_broker
 from services.runtime.migrations import apply_migrations
@@ -79,6 +90,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(events.router)
     app.include_router(internal.router)
     app.include_router(webhooks.router)
+    app.include_router(webhook_endpoints.router)
     app.include_router(demo.router)
     app.include_router(metrics.router)
     return app

@@ -27,6 +27,7 @@ from services.api.repository import ApiRepository, Flow
 from services.api.session_core import SessionAdmission, SessionMinting, SessionPolicy, TokenIssuer
 from services.api.settings import ApiSettings
 from services.api.stream_slots import StreamSlots
+from services.api.webhook_store import WebhookStore
 from services.runtime.delivery import is_transient
 from services.runtime.publishing import BrokerPublisher, EventPublisher
 from services.runtime.ttl_cache import TtlCache
@@ -78,6 +79,7 @@ def install(state: State, settings: ApiSettings, pool: AsyncConnectionPool, redi
     state.fanout = StatusFanout(redis, settings.sse_queue_size)
     state.stream_slots = StreamSlots(settings.max_sse_streams_per_org, settings.admission_retry_after_s)
     state.publisher = BrokerPublisher(broker)
+    state.webhook_store = WebhookStore(pool)
 
 
 async def get_settings(request: Request) -> ApiSettings:

@@ -61,4 +61,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE api_keys ADD COLUMN origins text[] NOT NULL DEFAULT '{}';
         """,
     ),
+    Migration(
+        version=5,
+        name="webhooks scope for keys with full access",
+        # A key that could do everything before the scope existed still can.
+        sql="""
+        UPDATE api_keys SET scopes = array_append(scopes, 'webhooks')
+        WHERE kind = 'secret' AND NOT 'webhooks' = ANY (scopes)
+          AND scopes @> ARRAY['sessions', 'flows', 'watch:monitor', 'watch:supervisor', 'watch:admin'];
+        """,
+    ),
 )

@@ -11,8 +11,9 @@ from collections.abc import Iterable
 SESSIONS = "sessions"  # create, read and end sessions
 FLOWS = "flows"  # create, read and change flows
 WATCH_PREFIX = "watch:"  # watch:<role>: mint watcher tokens of that role
+WEBHOOKS = "webhooks"  # register lifecycle webhook endpoints, read their delivery log, replay
 
-ALL_SCOPES: tuple[str, ...] = (SESSIONS, FLOWS, "watch:monitor", "watch:supervisor", "watch:admin")
+ALL_SCOPES: tuple[str, ...] = (SESSIONS, FLOWS, "watch:monitor", "watch:supervisor", "watch:admin", WEBHOOKS)
 DEFAULT_SCOPES: tuple[str, ...] = (SESSIONS, FLOWS, "watch:monitor")  # a new secret key without --scope
 
 

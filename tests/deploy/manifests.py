@@ -17,10 +17,11 @@ from services.dispatcher.settings import DispatcherSettings
 from services.runtime.delivery import DeliveryPolicy
 from services.runtime.running import RunSettings
 from services.session_store.settings import SessionStoreSettings
+from services.webhooks.settings import WebhookSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = REPO_ROOT / "deploy"
-SERVICES = ("api", "dispatcher", "session_store", "agent")
+SERVICES = ("api", "dispatcher", "session_store", "webhooks", "agent")
 COMMANDS = (*SERVICES, "migrate")  # what deploy/docker/entrypoint.sh accepts
 
 # Consuming services run under services.runtime.running.run_app and build subscribers with DeliveryPolicy.
@@ -28,8 +29,9 @@ _SETTINGS: dict[str, tuple[type[BaseSettings], ...]] = {
     "api": (ApiSettings,),
     "dispatcher": (DispatcherSettings, RunSettings, DeliveryPolicy),
     "session_store": (SessionStoreSettings, RunSettings, DeliveryPolicy),
+    "webhooks": (WebhookSettings, RunSettings, DeliveryPolicy),
     "agent": (AgentSettings,),
-    "migrate": (AdminSettings, SessionStoreSettings),  # `services.api migrate` and `services.session_store migrate`
+    "migrate": (AdminSettings, SessionStoreSettings, WebhookSettings),  # each service's `migrate`
 }
 
 

@@ -12,8 +12,8 @@ import yaml
 
 from tests.deploy.manifests import COMMANDS, DEPLOY, allowed_env, load_yaml
 
-OURS = {"migrate", "api", "dispatcher", "session_store", "agent"}
-SCALED = ("dispatcher", "agent", "session_store")
+OURS = {"migrate", "api", "dispatcher", "session_store", "webhooks", "agent"}
+SCALED = ("dispatcher", "agent", "session_store", "webhooks")
 
 
 @pytest.fixture(scope="module")

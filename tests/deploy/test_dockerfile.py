@@ -62,9 +62,10 @@ def test_entrypoint_runs_the_service_named_by_argument_or_env(tmp_path: Path, se
 
 def test_entrypoint_migrate_runs_both_migrations_and_refuses_unknown(tmp_path: Path) -> None:
     migrate = _entrypoint(tmp_path, "migrate")
-    assert migrate.stdout.split("\n")[:2] == [
+    assert migrate.stdout.split("\n")[:3] == [
         "python -m services.api migrate",
         "python -m services.session_store migrate",
+        "python -m services.webhooks migrate",
     ]
     unknown = _entrypoint(tmp_path, "nonsense")
     assert unknown.returncode == 64

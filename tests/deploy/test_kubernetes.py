@@ -26,6 +26,7 @@ OURS = {
     "agentready-api": "api",
     "agentready-dispatcher": "dispatcher",
     "agentready-session-store": "session_store",
+    "agentready-webhooks": "webhooks",
     "agentready-agent": "agent",
 }
 
@@ -70,7 +71,12 @@ def test_scaled_objects_validate_against_the_keda_crd(
     rendered: list[dict[str, Any]], keda_validator: jsonschema.Draft7Validator
 ) -> None:
     scaled = _of(rendered, "ScaledObject")
-    assert set(scaled) == {"agentready-dispatcher", "agentready-session-store", "agentready-agent"}
+    assert set(scaled) == {
+        "agentready-dispatcher",
+        "agentready-session-store",
+        "agentready-webhooks",
+        "agentready-agent",
+    }
     for name, resource in scaled.items():
         assert resource["apiVersion"] == "keda.sh/v1alpha1"
         errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in keda_validator.iter_errors(resource)]
@@ -125,7 +131,12 @@ def test_the_api_scales_on_cpu_with_an_hpa(rendered: list[dict[str, Any]]) -> No
 
 
 @pytest.mark.parametrize(
-    ("name", "group"), [("agentready-dispatcher", "dispatcher"), ("agentready-session-store", "session_store")]
+    ("name", "group"),
+    [
+        ("agentready-dispatcher", "dispatcher"),
+        ("agentready-session-store", "session_store"),
+        ("agentready-webhooks", "webhooks"),
+    ],
 )
 def test_consumers_scale_on_the_pending_entries_of_every_stream_their_group_reads(
     rendered: list[dict[str, Any]], name: str, group: str

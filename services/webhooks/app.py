@@ -1,0 +1,108 @@
+"""Composition root of the webhook sender: pool, HTTP client, broker, its consumer group and the delivery loop."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import structlog
+from faststream import FastStream
+from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
+
+from contracts.events import SessionStatusChanged
+from contracts.streams import SESSION_STATUS_CHANGED, Groups
+from services.runtime.broker import CONNECTION_OPTIONS, new_broker
+from services.runtime.consuming import subscribe
+from services.runtime.migrations import apply_migrations
+from services.runtime.streams import consumer_name, ensure_groups
+from services.webhooks.delivering import DeliveryLoop, LoopLimits
+from services.webhooks.handling import on_status_changed
+from services.webhooks.migrations import MIGRATIONS
+from services.webhooks.repository import Attempt, DeliveryRepository, Outcome
+from services.webhooks.retries import RetryPolicy
+from services.webhooks.sender import new_session, send
+from services.webhooks.settings import WebhookSettings
+
+SERVICE = "webhooks"
+
+
+def retry_policy(settings: WebhookSettings) -> RetryPolicy:
+    """The retry schedule from the settings."""
+    return RetryPolicy(
+        settings.webhook_max_attempts,
+        settings.webhook_retry_base_s,
+        settings.webhook_retry_factor,
+        settings.webhook_retry_max_s,
+        settings.webhook_retry_jitter,
+    )
+
+
+def loop_limits(settings: WebhookSettings) -> LoopLimits:
+    """The delivery loop's bounds from the settings."""
+    return LoopLimits(
+        settings.webhook_timeout_s,
+        settings.webhook_max_in_flight,
+        settings.webhook_max_in_flight_per_endpoint,
+        settings.webhook_poll_interval_s,
+        settings.webhook_lease_margin_s,
+    )
+
+
+def create_app(settings: WebhookSettings) -> FastStream:
+    """Build the webhook sender's FastStream app from its settings; nothing connects before start-up."""
+    broker = new_broker(settings.redis_url)
+    pool = AsyncConnectionPool(
+        settings.database_url,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        timeout=settings.db_pool_timeout_s,
+        open=False,
+        check=AsyncConnectionPool.check_connection,
+    )
+    repo = DeliveryRepository(pool)
+    redis = Redis.from_url(settings.redis_url, **CONNECTION_OPTIONS)
+    http: list[aiohttp.ClientSession] = []  # made in start(): a ClientSession belongs to the running loop
+    background: set[asyncio.Task[None]] = set()
+    consumer = consumer_name(SERVICE, settings.consumer_name)
+
+    async def attempt(delivery: Attempt) -> Outcome:
+        return await send(http[0], delivery, timeout_s=settings.webhook_timeout_s, allow_private=settings.allow_private)
+
+    loop = DeliveryLoop(repo, attempt, retry_policy(settings), loop_limits(settings))
+
+    async def on_change(change: SessionStatusChanged) -> None:
+        with structlog.contextvars.bound_contextvars(
+            session_id=change.session_id, correlation_id=change.correlation_id
+        ):
+            await on_status_changed(change, repo, loop.wake)
+
+    subscribe(
+        broker, SESSION_STATUS_CHANGED, group=Groups.WEBHOOKS, consumer=consumer, handler=on_change,
+        max_workers=settings.max_workers,
+    )  # fmt: skip
+
+    async def start() -> None:
+        await pool.open(wait=True, timeout=30)
+        if settings.dev_mode:  # in production the migrate command changes schemas, before any replica starts
+            async with pool.connection() as conn:
+                await apply_migrations(conn, SERVICE, MIGRATIONS)
+        await broker.connect()
+        await ensure_groups(redis)
+        http.append(new_session(allow_private=settings.allow_private, max_connections=settings.webhook_max_in_flight))
+        structlog.get_logger(__name__).info("webhooks_started", consumer=consumer, allow_private=settings.allow_private)
+
+    async def start_loop() -> None:
+        background.add(asyncio.create_task(loop.run()))
+
+    async def stop() -> None:
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        background.clear()
+        for session in http:
+            await session.close()
+        await pool.close()
+        await redis.aclose()
+
+    return FastStream(broker, on_startup=[start], after_startup=[start_loop], on_shutdown=[stop])

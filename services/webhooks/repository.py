@@ -1,0 +1,146 @@
+"""All SQL of the webhook sender: deliveries made from status changes, claimed when due, finished or rescheduled.
+
+Why PostgreSQL rows with ``next_attempt_at`` rather than a Redis sorted set of due retries: the delivery log the API
+shows, the dead-letter state and the replay are the same rows (one UPDATE re-sends, one SELECT is the log), a
+retry survives a Redis restart without persistence, and ``FOR UPDATE SKIP LOCKED`` lets any number of replicas
+share due deliveries without a consumer holding a stream message while it waits minutes for a retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from psycopg_pool import AsyncConnectionPool
+
+from contracts.webhooks import MESSAGE_ID_PREFIX
+
+# One row per endpoint of the organisation that asked for this event; an event announced twice adds nothing.
+_ENQUEUE = """
+INSERT INTO webhook_deliveries (id, endpoint_id, org_id, session_id, event_type, payload, next_attempt_at)
+SELECT %(prefix)s || replace(gen_random_uuid()::text, '-', ''), e.id, e.org_id, %(session_id)s, %(event_type)s,
+       %(payload)s, now()
+FROM webhook_endpoints e
+WHERE e.org_id = %(org_id)s AND %(event_type)s = ANY (e.events)
+ON CONFLICT (endpoint_id, session_id, event_type) DO NOTHING
+RETURNING id
+"""
+
+# Due deliveries, at most ``per_endpoint`` of each endpoint and none of the endpoints this replica has filled:
+# a slow endpoint's backlog cannot take every slot. Claiming counts the attempt and leases the row until the
+# attempt's timeout plus a margin: if this replica dies mid-attempt, the row is due again after that.
+_CLAIM = """
+WITH ranked AS (
+    SELECT id, next_attempt_at,
+           row_number() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at, id) AS rank
+    FROM webhook_deliveries
+    WHERE status = 'pending' AND next_attempt_at <= now() AND attempts < %(max_attempts)s
+      AND NOT (endpoint_id = ANY (%(full)s))
+), due AS (
+    SELECT d.id FROM webhook_deliveries d JOIN ranked r ON r.id = d.id
+    WHERE r.rank <= %(per_endpoint)s AND d.status = 'pending' AND d.next_attempt_at <= now()
+    ORDER BY r.next_attempt_at
+    LIMIT %(limit)s
+    FOR UPDATE OF d SKIP LOCKED
+)
+UPDATE webhook_deliveries d
+SET attempts = d.attempts + 1, last_attempt_at = now(),
+    next_attempt_at = now() + make_interval(secs => %(lease_s)s)
+FROM due, webhook_endpoints e
+WHERE d.id = due.id AND e.id = d.endpoint_id
+RETURNING d.id, d.endpoint_id, e.url, e.secret, d.payload, d.attempts
+"""
+
+# A delivery whose last allowed attempt was claimed and never finished (its sender died): dead, not retried.
+_ABANDONED = """
+UPDATE webhook_deliveries
+SET status = 'dead', next_attempt_at = NULL,
+    last_error = COALESCE(last_error || '; ', '') || 'the sender stopped during the last attempt'
+WHERE status = 'pending' AND next_attempt_at <= now() AND attempts >= %s
+"""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One claimed attempt: where to, with which secret, the exact body, and which attempt it is."""
+
+    delivery_id: str
+    endpoint_id: str
+    url: str
+    secret: str
+    payload: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an attempt went: the answer's status code (None: no answer) and, when it failed, why."""
+
+    ok: bool
+    status_code: int | None = None
+    error: str | None = None
+
+
+class DeliveryRepository:
+    """Deliveries in PostgreSQL (tables of :mod:`services.webhooks.migrations`)."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    async def enqueue(self, org_id: str, session_id: str, event_type: str, payload: str) -> list[str]:
+        """Make a delivery of ``payload`` for each of ``org_id``'s endpoints that want ``event_type``; new ids."""
+        params = {
+            "prefix": MESSAGE_ID_PREFIX,
+            "org_id": org_id,
+            "session_id": session_id,
+            "event_type": event_type,
+            "payload": payload,
+        }
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_ENQUEUE, params)
+            return [row[0] for row in await cur.fetchall()]
+
+    async def claim_due(
+        self, limit: int, *, per_endpoint: int, full: Sequence[str], max_attempts: int, lease_s: float
+    ) -> list[Attempt]:
+        """Claim up to ``limit`` due deliveries (none of the ``full`` endpoints), each leased for ``lease_s``."""
+        params = {
+            "limit": limit,
+            "per_endpoint": per_endpoint,
+            "full": list(full),
+            "max_attempts": max_attempts,
+            "lease_s": lease_s,
+        }
+        async with self._pool.connection() as conn:
+            await conn.execute(_ABANDONED, (max_attempts,))
+            cur = await conn.execute(_CLAIM, params)
+            return [Attempt(*row) for row in await cur.fetchall()]
+
+    async def finish(self, attempt: Attempt, outcome: Outcome, retry_in_s: float | None) -> None:
+        """Record the attempt: delivered, retried after ``retry_in_s``, or dead (``retry_in_s`` None).
+
+        Only if the row is still at this attempt: a replay that reset it meanwhile is not overwritten.
+        """
+        if outcome.ok:
+            status, when = "delivered", "NULL"
+        elif retry_in_s is None:
+            status, when = "dead", "NULL"
+        else:
+            status, when = "pending", "now() + make_interval(secs => %(retry_in_s)s)"
+        query = f"""
+            UPDATE webhook_deliveries
+            SET status = %(status)s, next_attempt_at = {when}, last_status_code = %(code)s, last_error = %(error)s,
+                delivered_at = CASE WHEN %(ok)s THEN now() ELSE delivered_at END
+            WHERE id = %(id)s AND attempts = %(attempt)s AND status = 'pending'
+        """  # noqa: S608 -- ``when`` is one of the literals above
+        params = {
+            "status": status,
+            "retry_in_s": retry_in_s,
+            "code": outcome.status_code,
+            "error": outcome.error,
+            "ok": outcome.ok,
+            "id": attempt.delivery_id,
+            "attempt": attempt.attempt,
+        }
+        async with self._pool.connection() as conn:
+            await conn.execute(query, params)
