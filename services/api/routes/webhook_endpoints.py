@@ -30,7 +30,7 @@ from services.api.webhook_urls import WebhookUrlError, checked_webhook_url
 router = APIRouter(
     prefix="/api/webhooks",
     tags=["webhooks"],
-    responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}},
+    responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 429: {"model": ErrorBody}},
 )
 
 
