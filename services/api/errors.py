@@ -10,14 +10,23 @@ from psycopg import OperationalError
 from psycopg_pool import PoolTimeout
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from services.api.auth import AuthError
 from services.api.credentials import CredentialError
 from services.api.publishable_keys import RateLimitedError
+from services.api.schemas import ErrorBody
 from services.api.scopes import AccessDeniedError
 from services.api.session_core import IdempotencyConflictError, OverCapacityError
 
 log = structlog.get_logger(__name__)
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    "4XX": {"model": ErrorBody, "description": "the request cannot be served as sent; `error` says why"},
+    "5XX": {"model": ErrorBody, "description": "the server failed, or a dependency is unavailable (503: retry)"},
+}
+"""The error answers of every route, for the OpenAPI document: the body :func:`install_error_handlers` returns."""
 
 
 class NotFoundError(Exception):
@@ -32,10 +41,25 @@ def _describe(errors: list[dict[str, object]]) -> tuple[str, list[dict[str, obje
     detail: list[dict[str, object]] = []
     for err in errors:
         loc = [str(p) for p in err.get("loc", ()) if p != "body"]  # type: ignore[attr-defined]
-        detail.append({"field": ".".join(loc) or "body", "problem": err.get("msg", "invalid")})
+        item = {"field": ".".join(loc) or "body", "problem": err.get("msg", "invalid")}
+        if item not in detail:  # a path parameter checked by a route and by its dependency is one problem
+            detail.append(item)
     if any(err.get("type") == "json_invalid" for err in errors):
         return "malformed JSON body: send a valid JSON object", detail
     return "invalid request: " + "; ".join(f"{d['field']}: {d['problem']}" for d in detail), detail
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route of the request's path answers to (Starlette's 405 names only the first route's)."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -73,11 +97,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(IdempotencyConflictError)
     async def idempotency_conflict(_: Request, exc: IdempotencyConflictError) -> JSONResponse:
-        return JSONResponse(_body(str(exc)), status_code=422)
+        return JSONResponse(_body(str(exc)), status_code=409)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(_body(str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
+        return JSONResponse(_body(str(exc.detail)), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RedisError)
     async def redis_down(_: Request, exc: RedisError) -> JSONResponse:

@@ -15,6 +15,7 @@ from services.api.access import StreamOrgDep
 from services.api.dependencies import AdmissionDep, FanoutDep, RepoDep, SettingsDep
 from services.api.errors import NotFoundError
 from services.api.fanout import DROPPED, StatusFanout
+from services.api.params import SessionId
 from services.api.schemas import ErrorBody, StatusEvent
 from services.api.session_core import SessionAdmission, SessionRows, find_session
 from services.api.settings import ApiSettings
@@ -83,7 +84,7 @@ async def status_stream(
     responses={200: {"content": {"text/event-stream": {}}}, 404: {"model": ErrorBody}},
 )
 async def session_events(
-    session_id: str,
+    session_id: SessionId,
     org_id: StreamOrgDep,
     repo: RepoDep,
     admission: AdmissionDep,
