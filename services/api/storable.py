@@ -24,8 +24,9 @@ FREE_JSON_RULES = (
 )
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-STORABLE_PATTERN = r"^[^\x00\ud800-\udfff]*$"
-"""The same rule as a JSON Schema pattern, for the OpenAPI document (escapes both ECMA-262 and Python read)."""
+STORABLE_PATTERN = r"^[^\x00]*$"
+"""The NUL rule as a JSON Schema pattern, for the OpenAPI document (a pattern cannot name lone surrogates portably:
+they are in the descriptions)."""
 
 
 class UnstorableError(ValueError):
