@@ -62,6 +62,18 @@ def allowed_methods(request: Request) -> str:
     )
 
 
+def _unparsable(exc: StarletteHTTPException) -> str | None:
+    """Why FastAPI could not parse a JSON body that is valid JSON text (its own message names no reason)."""
+    cause = exc.__cause__
+    if exc.status_code != 400 or cause is None:
+        return None
+    if isinstance(cause, RecursionError):
+        return "malformed JSON body: it is nested too deeply to parse; send a flatter JSON object"
+    if isinstance(cause, ValueError) and "digits" in str(cause):
+        return "malformed JSON body: a number has too many digits; send it as a string"
+    return f"malformed JSON body: {type(cause).__name__}"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that shape every error answer."""
 
@@ -104,7 +116,7 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = allowed_methods(request)
-        return JSONResponse(_body(str(exc.detail)), status_code=exc.status_code, headers=headers)
+        return JSONResponse(_body(_unparsable(exc) or str(exc.detail)), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RedisError)
     async def redis_down(_: Request, exc: RedisError) -> JSONResponse:

@@ -75,6 +75,20 @@ async def test_definition_with_too_many_values_is_422(client: httpx.AsyncClient)
     assert f"more than {MAX_JSON_VALUES:,} values" in response.json()["error"]
 
 
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ('{"name": "x", "greeting": "hi", "definition": {"n": ' + "[" * 20_000 + "]" * 20_000 + "}}", "nested"),
+        ('{"name": "x", "greeting": "hi", "definition": {"n": ' + "9" * 5_000 + "}}", "digits"),
+    ],
+    ids=["too-deep-to-parse", "too-many-digits"],
+)
+async def test_json_the_parser_refuses_is_400_saying_why(client: httpx.AsyncClient, content: str, reason: str) -> None:
+    response = await client.post("/api/flows", content=content.encode(), headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert "malformed JSON body" in response.json()["error"] and reason in response.json()["error"]
+
+
 ID_ROUTES = [
     ("GET", "/api/flows/{id}", "flow_id"),
     ("HEAD", "/api/flows/{id}", "flow_id"),
