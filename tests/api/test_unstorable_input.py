@@ -7,7 +7,9 @@ import uuid
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
+from services.api import schemas
 from services.api.storable import MAX_JSON_DEPTH, MAX_JSON_VALUES
 from tests.api.conftest import new_flow
 
@@ -116,3 +118,29 @@ async def test_nul_in_a_query_parameter_is_422(client: httpx.AsyncClient) -> Non
     response = await client.get("/api/sessions/abc/events?access_token=a%00b")
     assert response.status_code == 422, response.text
     assert response.json()["detail"][0]["field"] == "query.access_token"
+
+
+def test_every_request_body_checks_its_text(api_app: FastAPI) -> None:
+    """A body model added later gets the same check: every documented request body is a RequestModel."""
+    bodies = [
+        operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+        for operations in api_app.openapi()["paths"].values()
+        for operation in operations.values()
+        if "requestBody" in operation
+    ]
+    assert bodies, "no request body documented"
+    for name in bodies:
+        assert issubclass(getattr(schemas, name), schemas.RequestModel), name
+
+
+def test_every_path_and_string_query_parameter_is_constrained(api_app: FastAPI) -> None:
+    """Ids and query strings reach PostgreSQL and Redis: each documents (and enforces) the characters it takes."""
+    for path, operations in api_app.openapi()["paths"].items():
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", ()):
+                if parameter["in"] not in ("path", "query"):
+                    continue
+                options = parameter["schema"].get("anyOf", [parameter["schema"]])
+                for option in options:
+                    if option.get("type") == "string":
+                        assert "pattern" in option, (method, path, parameter["name"])
