@@ -62,10 +62,13 @@ def allowed_methods(request: Request) -> str:
     )
 
 
+_FASTAPI_UNPARSABLE = "There was an error parsing the body"
+
+
 def _unparsable(exc: StarletteHTTPException) -> str | None:
     """Why FastAPI could not parse a JSON body that is valid JSON text (its own message names no reason)."""
     cause = exc.__cause__
-    if exc.status_code != 400 or cause is None:
+    if exc.detail != _FASTAPI_UNPARSABLE or cause is None:  # only FastAPI's own answer: others say why already
         return None
     if isinstance(cause, RecursionError):
         return "malformed JSON body: it is nested too deeply to parse; send a flatter JSON object"

@@ -91,6 +91,13 @@ async def test_json_the_parser_refuses_is_400_saying_why(client: httpx.AsyncClie
     assert "malformed JSON body" in response.json()["error"] and reason in response.json()["error"]
 
 
+async def test_a_route_s_own_400_keeps_its_message(anonymous: httpx.AsyncClient) -> None:
+    headers = {"authorization": "Bearer not-checked-before-the-body"}
+    response = await anonymous.post("/api/livekit/webhook", content=b"\xff\xfe", headers=headers)
+    assert response.status_code == 400, response.text
+    assert "UTF-8" in response.json()["error"]
+
+
 ID_ROUTES = [
     ("GET", "/api/flows/{id}", "flow_id"),
     ("HEAD", "/api/flows/{id}", "flow_id"),
