@@ -1,7 +1,7 @@
 """schemathesis against the real API: every check, every phase (the stateful one follows the links it infers
 between operations), a fixed seed and a bounded number of cases, on a real uvicorn with real Redis and PostgreSQL,
-authenticated with a real API key of a fresh organisation. It must find no server error and no response that does not
-match the OpenAPI document.
+authenticated with real API keys of two fresh organisations (each must never see the other's objects). It must find
+no server error and no response that does not match the OpenAPI document.
 
 Run alone: ``uv run pytest tests/api/test_schemathesis.py`` (the command line it runs is printed on failure).
 """
@@ -9,6 +9,8 @@ Run alone: ``uv run pytest tests/api/test_schemathesis.py`` (the command line it
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import re
 import sys
 import uuid
@@ -48,7 +50,21 @@ async def served_api(api_app: FastAPI) -> AsyncIterator[str]:
 async def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(
     served_api: str, database_url: str, tmp_path: Path
 ) -> None:
-    key, _org = await create_key(database_url, f"fuzz-{uuid.uuid4().hex[:8]}", request=KeyRequest(scopes=ALL_SCOPES))
+    keys = [
+        (await create_key(database_url, f"fuzz-{uuid.uuid4().hex[:8]}", request=KeyRequest(scopes=ALL_SCOPES)))[0]
+        for _ in range(2)
+    ]
+    identities = tmp_path / "auth.json"  # the file tests/api/schemathesis.toml names under [auth.wfc]
+    identities.write_text(
+        json.dumps(
+            {
+                "auth": [
+                    {"name": name, "fixedHeaders": [{"name": "Authorization", "value": f"Bearer {key}"}]}
+                    for name, key in zip(("first-org", "second-org"), keys, strict=True)
+                ]
+            }
+        )
+    )
     command = [
         str(Path(sys.executable).with_name("st")),
         "--no-color",
@@ -60,11 +76,14 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(
         f"--seed={SEED}",
         f"--max-examples={MAX_EXAMPLES}",
         "--workers=1",
-        f"--header=Authorization: Bearer {key}",
         f"--report-dir={tmp_path}",
     ]
     process = await asyncio.create_subprocess_exec(
-        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path
+        *command,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=tmp_path,
+        env={**os.environ, "AGENTREADY_FUZZ_AUTH": str(identities)},
     )
     try:
         output, _ = await asyncio.wait_for(process.communicate(), timeout=DEADLINE_S)
@@ -73,7 +92,7 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(
         await process.wait()
         pytest.fail(f"schemathesis did not finish within {DEADLINE_S:g}s")
     report = output.decode(errors="replace")
-    shown = " ".join(command).replace(key, "<key>")
+    shown = " ".join(command)
     assert process.returncode == 0, f"{shown}\n{report[-20_000:]}"
     links = re.search(r"API Links:\s+(\d+) covered", report)
     assert links and int(links.group(1)) > 0, f"the stateful phase followed no link:\n{report[-5_000:]}"
