@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Query, Request, Security
+from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.api.auth import ApiKey, Authenticator, AuthError, bearer_key
 from services.api.client_tokens import ClientTokens, looks_like_jwt, only_own_session
+from services.api.params import AccessToken, SessionId
 from services.api.scopes import FLOWS, SESSIONS
 
 # Declared for the OpenAPI document ("Authorize" in /docs); the header itself is parsed by the Authenticator,
@@ -65,7 +66,9 @@ async def _session_org(request: Request, session_id: str, credential: str) -> st
 
 
 async def get_session_org(
-    request: Request, session_id: str, _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
+    request: Request,
+    session_id: SessionId,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> str:
     """For routes of one session: its client token, or a secret key with the ``sessions`` scope."""
     return await _session_org(request, session_id, bearer_key(request.headers.get("authorization")))
@@ -73,16 +76,9 @@ async def get_session_org(
 
 async def get_stream_org(
     request: Request,
-    session_id: str,
+    session_id: SessionId,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-    access_token: Annotated[
-        str | None,
-        Query(
-            max_length=4096,
-            description="the session's clientToken, for EventSource (which cannot send headers); "
-            "prefer the Authorization header where you can",
-        ),
-    ] = None,
+    access_token: AccessToken = None,
 ) -> str:
     """As :func:`get_session_org`, the credential also accepted as ``?access_token=`` (EventSource sends no headers)."""
     authorization = request.headers.get("authorization")

@@ -14,9 +14,10 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from services.api.body_limit import BodyLimitMiddleware
 from services.api.cors import allowed_origins, install_cors
 from services.api.dependencies import install
-from services.api.errors import install_error_handlers
+from services.api.errors import ERROR_RESPONSES, install_error_handlers
 from services.api.fanout import StatusFanout
 from services.api.migrations import MIGRATIONS
+from services.api.openapi import install_openapi
 from services.api.routes import (
     demo,
     events,
@@ -30,12 +31,18 @@ from services.api.routes import (
     webhooks,
 )
 from services.api.settings import ApiSettings
+from services.api.storable import FREE_JSON_RULES
 from services.runtime.broker import CONNECTION_OPTIONS, new_broker
 from services.runtime.migrations import apply_migrations
 from services.runtime.streams import ensure_groups
 from services.runtime.tasks import cancel_and_wait
 
 SERVICE = "api"
+DESCRIPTION = (
+    "Starts LiveKit voice-agent sessions without blocking: `POST /api/flows/{flow_id}/sessions` answers at once. "
+    "Every error is a JSON `ErrorBody` (`error`, and `detail` with each invalid field). Text must be storable (no "
+    f"NUL character, no unpaired surrogate); a flow's free-form `definition` is limited to {FREE_JSON_RULES}."
+)
 REDIS_MAX_CONNECTIONS = 512
 
 
@@ -79,10 +86,18 @@ def create_app(settings: ApiSettings) -> FastAPI:
             await redis.aclose()
             await pool.close()
 
-    app = FastAPI(title="agentready", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="agentready",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        responses=ERROR_RESPONSES,  # every route documents the error body it really returns
+        redirect_slashes=False,  # its redirect echoed the Host header; /api/flows/ is a 404 instead
+    )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     install_cors(app, allowed_origins(settings.cors_allow_origins, settings.dev_mode), settings.dev_mode)  # outermost
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(sessions.router)  # first: routes are matched in order, and this one holds the hot path
     app.include_router(health.router)
     app.include_router(flows.router)

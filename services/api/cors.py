@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from fastapi import FastAPI
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 DEV_ORIGIN_REGEX = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?"
 ALLOWED_METHODS = ("GET", "POST", "PATCH", "DELETE")
@@ -68,12 +68,20 @@ class _Cors(CORSMiddleware):
     """Starlette's CORS, except that a preflight from an origin not allowed gets no CORS header at all."""
 
     def preflight_response(self, request_headers: Headers) -> Response:
-        """The usual preflight answer for an allowed origin; a bare 400 (the browser refuses the call) otherwise."""
+        """The usual preflight answer for an allowed origin; a bare 400 (the browser refuses the call) otherwise.
+
+        Every refusal is the API's JSON error body, as documented (Starlette's own are plain text)."""
         if not self.is_allowed_origin(request_headers["origin"]):
-            return PlainTextResponse(
-                "this origin may not call the API: add it to CORS_ALLOW_ORIGINS", 400, headers={"Vary": "Origin"}
+            return JSONResponse(
+                {"error": "this origin may not call the API: add it to CORS_ALLOW_ORIGINS"},
+                400,
+                headers={"Vary": "Origin"},
             )
-        return super().preflight_response(request_headers)
+        answer = super().preflight_response(request_headers)
+        if answer.status_code >= 400 and isinstance(answer, PlainTextResponse):
+            headers = {k: v for k, v in answer.headers.items() if k.lower() not in ("content-length", "content-type")}
+            return JSONResponse({"error": bytes(answer.body).decode()}, answer.status_code, headers=headers)
+        return answer
 
 
 def install_cors(app: FastAPI, origins: tuple[str, ...], dev_mode: bool) -> None:

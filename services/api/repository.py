@@ -13,8 +13,12 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from services.api.auth import ApiKey
+from services.api.storable import read_stored_json
 
-_FLOW_COLUMNS = sql.SQL("id, org_id, name, greeting, definition, agent_settings, created_at, updated_at")
+# The definition as text, read by a bounded reader (a row from before the limits on free-form JSON must not fail reads).
+_FLOW_COLUMNS = sql.SQL(
+    "id, org_id, name, greeting, definition::text AS definition, agent_settings, created_at, updated_at"
+)
 _UPDATABLE = frozenset({"name", "greeting", "definition", "agent_settings"})
 _JSON_COLUMNS = frozenset({"definition", "agent_settings"})
 
@@ -42,6 +46,14 @@ class Flow:
     agent_settings: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    definition_problem: str | None = None
+    """Why the stored definition cannot be served (``definition`` is then ``{}``), or None."""
+
+
+def _flow(row: dict[str, Any]) -> Flow:
+    """A flow from its row, its definition read with bounds (:func:`read_stored_json`)."""
+    definition, problem = read_stored_json(row.pop("definition"))
+    return Flow(**row, definition=definition, definition_problem=problem)
 
 
 class ApiRepository:
@@ -65,7 +77,7 @@ class ApiRepository:
             )
             row = await cur.fetchone()
         assert row is not None
-        return Flow(**row)
+        return _flow(row)
 
     async def list_flows(self, org_id: str, limit: int) -> list[Flow]:
         """The organisation's flows, oldest first."""
@@ -77,7 +89,7 @@ class ApiRepository:
                 ),
                 (org_id, limit),
             )
-            return [Flow(**row) for row in await cur.fetchall()]
+            return [_flow(row) for row in await cur.fetchall()]
 
     async def get_flow(self, org_id: str, flow_id: str) -> Flow | None:
         """Return the organisation's flow, or None."""
@@ -87,7 +99,7 @@ class ApiRepository:
                 sql.SQL("SELECT {} FROM flows WHERE id = %s AND org_id = %s").format(_FLOW_COLUMNS), (flow_id, org_id)
             )
             row = await cur.fetchone()
-        return Flow(**row) if row else None
+        return _flow(row) if row else None
 
     async def update_flow(self, org_id: str, flow_id: str, changes: dict[str, Any]) -> Flow | None:
         """Apply ``changes`` (column -> value) to the organisation's flow; None when there is no such flow."""
@@ -105,7 +117,7 @@ class ApiRepository:
                 (*values, flow_id, org_id),
             )
             row = await cur.fetchone()
-        return Flow(**row) if row else None
+        return _flow(row) if row else None
 
     async def get_session(self, org_id: str, session_id: str) -> dict[str, Any] | None:
         """Return the organisation's session row, or None."""

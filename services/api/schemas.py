@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, WithJsonSchema, field_validator
 from pydantic.alias_generators import to_camel
 
 from contracts.flow_events import WatcherRole
+from services.api.storable import FREE_JSON_RULES, STORABLE_PATTERN, check_free_json, check_text
 
 
 class ApiModel(BaseModel):
@@ -23,7 +24,49 @@ PROVIDER_FORMS = (
 )
 
 
-class FlowAgentSettings(ApiModel):
+def _document_storable(schema: dict[str, Any]) -> None:
+    """Give every string property of a request body's JSON Schema the storable pattern (clients and fuzzers see it)."""
+    for prop in schema.get("properties", {}).values():
+        for option in (prop, *prop.get("anyOf", ())):
+            if option.get("type") == "string" and "pattern" not in option and "enum" not in option:
+                option["pattern"] = STORABLE_PATTERN
+
+
+class RequestModel(ApiModel):
+    """Base of request bodies: every string field, at any depth, must be storable (no NUL, no lone surrogate)."""
+
+    model_config = ConfigDict(json_schema_extra=_document_storable)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable_text(cls, value: object, _info: ValidationInfo) -> object:
+        # Every field of every request body, present and future: a str, or a list of them; free-form JSON is checked
+        # by its own type (FreeJson), nested models by their own validators.
+        for text in value if isinstance(value, list | tuple) else (value,):
+            if isinstance(text, str):
+                check_text(text)
+        return value
+
+
+FREE_JSON_VALUE = "FreeJsonValue"
+"""The OpenAPI component (added by :mod:`services.api.openapi`) describing any value inside a free-form object."""
+
+FreeJson = Annotated[
+    dict[str, Any],
+    AfterValidator(check_free_json),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "propertyNames": {"pattern": STORABLE_PATTERN},
+            "additionalProperties": {"$ref": f"#/components/schemas/{FREE_JSON_VALUE}"},
+        }
+    ),
+    Field(description=f"free-form JSON object: {FREE_JSON_RULES}"),
+]
+"""A free-form JSON object in a request body, within the limits of :mod:`services.api.storable`."""
+
+
+class FlowAgentSettings(RequestModel):
     """What the agent worker needs to run the flow: provider names and the readiness deadline."""
 
     stt: str | None = Field(default=None, min_length=1, max_length=100, description=PROVIDER_FORMS)
@@ -50,21 +93,21 @@ class FlowAgentSettings(ApiModel):
     )
 
 
-class FlowCreate(ApiModel):
+class FlowCreate(RequestModel):
     """Body of ``POST /api/flows``."""
 
     name: str = Field(min_length=1, max_length=200)
     greeting: str = Field(min_length=1, max_length=2000)
-    definition: dict[str, Any] = Field(default_factory=dict, description="free-form flow definition (JSON object)")
+    definition: FreeJson = Field(default_factory=dict)
     agent_settings: FlowAgentSettings = Field(default_factory=FlowAgentSettings)
 
 
-class FlowUpdate(ApiModel):
+class FlowUpdate(RequestModel):
     """Body of ``PATCH /api/flows/{flow_id}``: only the fields given change."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     greeting: str | None = Field(default=None, min_length=1, max_length=2000)
-    definition: dict[str, Any] | None = None
+    definition: FreeJson | None = None
     agent_settings: FlowAgentSettings | None = None
 
 
@@ -75,6 +118,11 @@ class FlowOut(ApiModel):
     name: str
     greeting: str
     definition: dict[str, Any]
+    definition_error: str | None = Field(
+        default=None,
+        description="set when the stored definition cannot be served (written before the limits on free-form JSON "
+        "existed): definition is then {} until a PATCH replaces it, and sessions of the flow are refused",
+    )
     agent_settings: FlowAgentSettings
     created_at: datetime
     updated_at: datetime
@@ -150,14 +198,21 @@ class FlowInit(ApiModel):
     agent_settings: FlowAgentSettings
 
 
+class ErrorDetail(ApiModel):
+    """One problem of an invalid request: the field (``body.name``, ``query.limit``, ...) and what is wrong with it."""
+
+    field: str
+    problem: str
+
+
 class ErrorBody(ApiModel):
     """Every error answer: what is wrong, and details where there are several problems."""
 
     error: str
-    detail: list[dict[str, object]] | None = None
+    detail: list[ErrorDetail] | None = None
 
 
-class WatchRequest(ApiModel):
+class WatchRequest(RequestModel):
     """Body of ``POST /api/sessions/{session_id}/watch``."""
 
     role: WatcherRole = Field(description="what the watcher may see on topic flow-events: monitor < supervisor < admin")

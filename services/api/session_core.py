@@ -31,7 +31,7 @@ class OverCapacityError(Exception):
 
 
 class IdempotencyConflictError(Exception):
-    """An Idempotency-Key was reused for a different request: answered with 422."""
+    """An Idempotency-Key was reused for a different request: answered with 409 Conflict."""
 
 
 class SessionAdmission(Protocol):

@@ -48,12 +48,12 @@ async def test_concurrent_retries_get_one_session(client: httpx.AsyncClient) -> 
     assert len({a.json()["sessionId"] for a in answers}) == 1
 
 
-async def test_same_key_for_another_flow_is_422(client: httpx.AsyncClient) -> None:
+async def test_same_key_for_another_flow_is_409(client: httpx.AsyncClient) -> None:
     first, second = await new_flow(client), await new_flow(client)
     headers = {"Idempotency-Key": uuid.uuid4().hex}
     assert (await client.post(f"/api/flows/{first}/sessions", headers=headers)).status_code == 202
     response = await client.post(f"/api/flows/{second}/sessions", headers=headers)
-    assert response.status_code == 422 and "Idempotency-Key" in response.json()["error"]
+    assert response.status_code == 409 and "Idempotency-Key" in response.json()["error"]
 
 
 async def test_keys_are_per_organisation(client: httpx.AsyncClient, other_client: httpx.AsyncClient) -> None:

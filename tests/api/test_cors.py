@@ -40,6 +40,14 @@ async def test_an_origin_not_allowed_gets_no_allow_origin(anonymous: httpx.Async
         response = await anonymous.options("/api/sessions/s1/events", headers={"Origin": origin, **PREFLIGHT})
         assert not [h for h in response.headers if h.startswith("access-control-")], origin
         assert response.status_code == 400 and "CORS_ALLOW_ORIGINS" in response.text
+        assert "CORS_ALLOW_ORIGINS" in response.json()["error"]  # the API's error body, as documented
+
+
+async def test_a_refused_preflight_method_is_the_json_error_body(anonymous: httpx.AsyncClient) -> None:
+    headers = {"Origin": "http://localhost:5173", "Access-Control-Request-Method": "TRACE"}
+    response = await anonymous.options("/api/flows", headers=headers)
+    assert response.status_code == 400
+    assert "method" in response.json()["error"].lower()
 
 
 async def test_answers_and_errors_carry_the_header_for_an_allowed_origin(anonymous: httpx.AsyncClient) -> None:

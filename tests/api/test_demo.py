@@ -55,7 +55,12 @@ async def test_the_built_page_and_its_assets_are_served(demo_client: httpx.Async
         )
     asset = await demo_client.get("/demo/assets/app.js")
     assert asset.status_code == 200 and "console.log" in asset.text
-    for missing in ("/demo/assets/none.js", "/demo/..%2f..%2fetc/passwd", "/demo/%2e%2e/%2e%2e/etc/passwd"):
+    for missing in (
+        "/demo/assets/none.js",
+        "/demo/..%2f..%2fetc/passwd",
+        "/demo/%2e%2e/%2e%2e/etc/passwd",
+        "/demo/a%00b",
+    ):
         response = await demo_client.get(missing)
         assert response.status_code == 404 and "no file" in response.json()["error"], missing
 

@@ -49,6 +49,8 @@ async def demo_page(settings: SettingsDep, path: str = "") -> FileResponse:
     root = (settings.demo_dir or DEFAULT_DEMO_DIR).resolve()
     if not (root / "index.html").is_file():
         raise NotFoundError(f"the demo page is not built: run 'npm ci && npm run build' in web/ (looked in {root})")
+    if "\x00" in path:  # the file system refuses it (ValueError, not "no such file")
+        raise NotFoundError(f"no file {path!r} in the demo page")
     target = (root / (path or "index.html")).resolve()
     if not target.is_relative_to(root) or not target.is_file():
         raise NotFoundError(f"no file {path!r} in the demo page")

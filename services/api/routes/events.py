@@ -16,6 +16,7 @@ from services.api.dependencies import AdmissionDep, FanoutDep, RepoDep, Settings
 from services.api.errors import NotFoundError
 from services.api.fanout import DROPPED, StatusFanout
 from services.api.metrics import SSE_CONNECTIONS
+from services.api.params import SessionId
 from services.api.schemas import ErrorBody, SessionStages, StatusEvent
 from services.api.session_core import SessionAdmission, SessionRows, find_session, stages_from_times
 from services.api.settings import ApiSettings
@@ -98,7 +99,7 @@ async def status_stream(
     responses={200: {"content": {"text/event-stream": {}}}, 404: {"model": ErrorBody}},
 )
 async def session_events(
-    session_id: str,
+    session_id: SessionId,
     org_id: StreamOrgDep,
     repo: RepoDep,
     admission: AdmissionDep,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query
 
 from services.api.access import FlowsOrgDep
 from services.api.dependencies import FlowsDep, RepoDep
 from services.api.errors import NotFoundError
+from services.api.params import FlowId
 from services.api.repository import Flow
 from services.api.schemas import ErrorBody, FlowAgentSettings, FlowCreate, FlowList, FlowOut, FlowUpdate
 
@@ -26,10 +27,25 @@ def flow_out(flow: Flow) -> FlowOut:
         name=flow.name,
         greeting=flow.greeting,
         definition=flow.definition,
+        definition_error=_definition_error(flow),
         agent_settings=FlowAgentSettings.model_validate(flow.agent_settings),
         created_at=flow.created_at,
         updated_at=flow.updated_at,
     )
+
+
+def _definition_error(flow: Flow) -> str | None:
+    if flow.definition_problem is None:
+        return None
+    return f"the stored definition {flow.definition_problem}; replace it with PATCH /api/flows/{flow.id}"
+
+
+def require_usable(flow: Flow) -> Flow:
+    """``flow`` when its stored definition can be served, else 409 saying how to repair it."""
+    problem = _definition_error(flow)
+    if problem is not None:
+        raise HTTPException(409, f"flow {flow.id!r} cannot be used: {problem}")
+    return flow
 
 
 def _settings_json(settings: FlowAgentSettings) -> dict[str, Any]:
@@ -46,13 +62,15 @@ async def create_flow(body: FlowCreate, org_id: FlowsOrgDep, repo: RepoDep) -> F
 
 
 @router.get("", response_model=FlowList)
+@router.head("", include_in_schema=False)
 async def list_flows(org_id: FlowsOrgDep, repo: RepoDep, limit: Annotated[int, Query(ge=1, le=500)] = 100) -> FlowList:
     """The organisation's flows, oldest first."""
     return FlowList(flows=[flow_out(f) for f in await repo.list_flows(org_id, limit)])
 
 
 @router.get("/{flow_id}", response_model=FlowOut, responses={404: {"model": ErrorBody}})
-async def get_flow(flow_id: str, org_id: FlowsOrgDep, repo: RepoDep) -> FlowOut:
+@router.head("/{flow_id}", include_in_schema=False)
+async def get_flow(flow_id: FlowId, org_id: FlowsOrgDep, repo: RepoDep) -> FlowOut:
     """Return one flow."""
     flow = await repo.get_flow(org_id, flow_id)
     if flow is None:
@@ -61,7 +79,9 @@ async def get_flow(flow_id: str, org_id: FlowsOrgDep, repo: RepoDep) -> FlowOut:
 
 
 @router.patch("/{flow_id}", response_model=FlowOut, responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}})
-async def update_flow(flow_id: str, body: FlowUpdate, org_id: FlowsOrgDep, repo: RepoDep, flows: FlowsDep) -> FlowOut:
+async def update_flow(
+    flow_id: FlowId, body: FlowUpdate, org_id: FlowsOrgDep, repo: RepoDep, flows: FlowsDep
+) -> FlowOut:
     """Change some of a flow's fields; fields not given keep their value (agentSettings is replaced whole)."""
     changes: dict[str, Any] = {
         column: value

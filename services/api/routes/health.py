@@ -40,12 +40,14 @@ async def check(name: str, probe: Awaitable[object], timeout_s: float) -> str:
 
 
 @router.get("/healthz")
+@router.head("/healthz", include_in_schema=False)  # probes and load balancers often send HEAD
 async def healthz() -> dict[str, str]:
     """Liveness: the process is alive."""
     return {"status": "ok"}
 
 
 @router.get("/readyz")
+@router.head("/readyz", include_in_schema=False)
 async def readyz(settings: SettingsDep, redis_client: RedisDep, repo: RepoDep) -> JSONResponse:
     """Readiness: 200 when Redis answers (``degraded`` if PostgreSQL does not), else 503."""
     timeout_s = settings.probe_timeout_s

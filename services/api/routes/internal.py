@@ -9,7 +9,8 @@ from fastapi import APIRouter, Header
 from services.api.credentials import CredentialError
 from services.api.dependencies import AdmissionDep, CredentialsDep, FlowsDep, RepoDep
 from services.api.errors import NotFoundError
-from services.api.routes.flows import flow_out
+from services.api.params import SessionId
+from services.api.routes.flows import flow_out, require_usable
 from services.api.schemas import ErrorBody, FlowInit
 from services.api.session_core import session_exists_for
 
@@ -19,10 +20,15 @@ router = APIRouter(prefix="/internal", tags=["internal"])
 @router.post(
     "/sessions/{session_id}/flow-init",
     response_model=FlowInit,
-    responses={403: {"model": ErrorBody}, 404: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+    responses={
+        403: {"model": ErrorBody},
+        404: {"model": ErrorBody},
+        409: {"model": ErrorBody, "description": "the flow's stored definition cannot be used"},
+        503: {"model": ErrorBody},
+    },
 )
 async def flow_init(
-    session_id: str,
+    session_id: SessionId,
     credentials: CredentialsDep,
     repo: RepoDep,
     admission: AdmissionDep,
@@ -44,7 +50,7 @@ async def flow_init(
     flow = await flows.get(claims.org_id, claims.flow_id)
     if flow is None:
         raise NotFoundError(f"flow {claims.flow_id!r} of session {session_id!r} not found")
-    out = flow_out(flow)
+    out = flow_out(require_usable(flow))
     return FlowInit(
         session_id=session_id,
         flow_id=flow.id,

@@ -14,8 +14,10 @@ from services.api.access import ApiKeyDep, SessionOrgDep
 from services.api.cached_flows import CachedFlows
 from services.api.dependencies import AdmissionDep, FlowsDep, MintingDep, PublisherDep, RepoDep
 from services.api.errors import NotFoundError
+from services.api.params import FlowId, SessionId
 from services.api.publishable_keys import PublishableGate
 from services.api.repository import Flow
+from services.api.routes.flows import require_usable
 from services.api.schemas import ErrorBody, SessionCreated, SessionOut
 from services.api.scopes import SESSIONS
 from services.api.session_core import find_session, request_session
@@ -37,6 +39,10 @@ IdempotencyKey = Annotated[
 
 _CREATE_RESPONSES: dict[int | str, dict[str, object]] = {
     404: {"model": ErrorBody},
+    409: {
+        "model": ErrorBody,
+        "description": "the Idempotency-Key was used for another request, or the flow's stored definition is unusable",
+    },
     422: {"model": ErrorBody},
     429: {"model": ErrorBody, "description": "too many open sessions, or a publishable key's rate; see Retry-After"},
     503: {"model": ErrorBody},
@@ -48,14 +54,14 @@ async def _flow(flows: CachedFlows, org_id: str, flow_id: str) -> Flow:
     flow = await flows.get(org_id, flow_id)
     if flow is None:
         raise NotFoundError(f"flow {flow_id!r} not found; create it with POST /api/flows")
-    return flow
+    return require_usable(flow)
 
 
 @router.post(
     "/api/flows/{flow_id}/sessions", status_code=202, response_model=SessionCreated, responses=_CREATE_RESPONSES
 )
 async def create_session(
-    flow_id: str,
+    flow_id: FlowId,
     request: Request,
     key: ApiKeyDep,
     flows: FlowsDep,
@@ -82,7 +88,7 @@ async def create_session(
     "/api/flows/{flow_id}/test-audio", status_code=202, response_model=SessionCreated, responses=_CREATE_RESPONSES
 )
 async def create_test_audio_session(
-    flow_id: str,
+    flow_id: FlowId,
     key: ApiKeyDep,
     flows: FlowsDep,
     admission: AdmissionDep,
@@ -95,7 +101,10 @@ async def create_test_audio_session(
 
 
 @router.get("/api/sessions/{session_id}", response_model=SessionOut, responses={404: {"model": ErrorBody}})
-async def get_session(session_id: str, org_id: SessionOrgDep, repo: RepoDep, admission: AdmissionDep) -> SessionOut:
+@router.head("/api/sessions/{session_id}", include_in_schema=False)
+async def get_session(
+    session_id: SessionId, org_id: SessionOrgDep, repo: RepoDep, admission: AdmissionDep
+) -> SessionOut:
     """Return a session's status and the time each stage was reached."""
     session = await find_session(org_id, session_id, repo, admission)
     if session is None:
@@ -107,7 +116,7 @@ async def get_session(session_id: str, org_id: SessionOrgDep, repo: RepoDep, adm
     "/api/sessions/{session_id}", status_code=202, response_model=SessionOut, responses={404: {"model": ErrorBody}}
 )
 async def end_session(
-    session_id: str, org_id: SessionOrgDep, repo: RepoDep, admission: AdmissionDep, publisher: PublisherDep
+    session_id: SessionId, org_id: SessionOrgDep, repo: RepoDep, admission: AdmissionDep, publisher: PublisherDep
 ) -> SessionOut:
     """End a session: answers at once; the status becomes ``ended`` and the room is cleaned up asynchronously."""
     session = await find_session(org_id, session_id, repo, admission)

@@ -12,6 +12,7 @@ from contracts.status import TERMINAL, SessionStatus
 from services.api.access import ApiKeyDep
 from services.api.dependencies import AdmissionDep, RedisDep, RepoDep, TokensDep
 from services.api.errors import NotFoundError
+from services.api.params import SessionId
 from services.api.schemas import ErrorBody, WatchRequest, WatchToken
 from services.api.scopes import watch_scope
 from services.api.session_core import find_session
@@ -28,7 +29,7 @@ router = APIRouter(
     responses={404: {"model": ErrorBody}, 409: {"model": ErrorBody}, 422: {"model": ErrorBody}},
 )
 async def watch_session(
-    session_id: str,
+    session_id: SessionId,
     body: WatchRequest,
     key: ApiKeyDep,
     repo: RepoDep,

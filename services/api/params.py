@@ -1,0 +1,35 @@
+"""Path and query parameters several routes share, declared once so each is checked (and documented) the same way."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Path, Query
+
+# Ids the API hands out are hex; any id of these characters is looked up (an unknown one is 404), anything else,
+# a NUL (%00) or control character among them, is refused with 422 before it reaches PostgreSQL or Redis.
+_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+_ID_MAX = 64
+
+FlowId = Annotated[
+    str,
+    Path(min_length=1, max_length=_ID_MAX, pattern=_ID_PATTERN, description="a flow's id (from POST /api/flows)"),
+]
+SessionId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=_ID_MAX,
+        pattern=_ID_PATTERN,
+        description="a session's id (sessionId from POST /api/flows/{flow_id}/sessions)",
+    ),
+]
+AccessToken = Annotated[
+    str | None,
+    Query(
+        max_length=4096,
+        pattern=r"^[A-Za-z0-9_.-]*$",
+        description="the session's clientToken, for EventSource (which cannot send headers); "
+        "prefer the Authorization header where you can",
+    ),
+]
