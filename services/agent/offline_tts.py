@@ -92,6 +92,6 @@ class _PcmStream(tts.ChunkedStream):
         output_emitter.initialize(
             request_id=uuid.uuid4().hex, sample_rate=engine.sample_rate, num_channels=1, mime_type="audio/pcm"
         )
-        if pcm:
-            output_emitter.push(pcm)
+        # nothing to say still plays one 10 ms frame: livekit-agents refuses a synthesis that pushed no audio
+        output_emitter.push(pcm or bytes(2 * engine.sample_rate // 100))
         output_emitter.flush()

@@ -33,3 +33,16 @@ AccessToken = Annotated[
         "prefer the Authorization header where you can",
     ),
 ]
+WebhookEndpointId = Annotated[
+    str,
+    Path(min_length=1, max_length=_ID_MAX, pattern=_ID_PATTERN, description="a webhook endpoint's id"),
+]
+WebhookDeliveryId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=_ID_MAX,
+        pattern=_ID_PATTERN,
+        description="a delivery's id (its webhook-id header)",
+    ),
+]

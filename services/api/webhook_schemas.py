@@ -7,10 +7,10 @@ from datetime import datetime
 from pydantic import Field
 
 from contracts.webhooks import WEBHOOK_EVENT_TYPES, WebhookEventType
-from services.api.schemas import ApiModel
+from services.api.schemas import ApiModel, RequestModel
 
 
-class WebhookEndpointCreate(ApiModel):
+class WebhookEndpointCreate(RequestModel):
     """A new endpoint: where to send, and which events (all of them when not given)."""
 
     url: str = Field(min_length=1, max_length=2048, description="https URL (http only with DEV_MODE=true)")

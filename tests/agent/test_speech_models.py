@@ -50,7 +50,7 @@ async def test_the_silence_tts_is_as_long_as_the_text() -> None:
     models = build_models(ProviderChoice(tts="silence"), Defaults(silence_ms_per_char=10.0))
     assert isinstance(models.tts, SilenceTTS)
     pcm = await speech_of(models.tts, "x" * 50)
-    # livekit-agents pads the last frame to whole 10 ms
+    # livekit-agents pads the last frame
     assert len(pcm) / 2 / models.tts.sample_rate == pytest.approx(0.5, abs=0.025) and set(pcm) == {0}
 
 
@@ -123,3 +123,10 @@ def test_without_espeak_the_reason_says_how_to_go_on(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(espeak, "synthesize", unavailable)
     with pytest.raises(ProviderError, match="espeakng-loader package is not installed"):
         build_models(ProviderChoice(), DEFAULTS)
+
+
+async def test_speech_of_no_length_is_one_silent_frame_not_an_error() -> None:
+    # AGENT_SPEAK_MS_PER_CHAR=0 (benchmarks): livekit-agents fails a synthesis that pushed no audio at all
+    for engine in (SilenceTTS(ms_per_char=0.0), EspeakTTS("en-us")):
+        pcm = await speech_of(engine, "" if isinstance(engine, EspeakTTS) else "Hello")
+        assert 0 < len(pcm) <= 2 * engine.sample_rate // 50 and set(pcm) == {0}  # one frame, at most 20 ms

@@ -16,6 +16,7 @@ from services.api.scopes import ALL_SCOPES
 from services.api.settings import ApiSettings
 from services.runtime.migrations import apply_migrations
 from services.session_store.migrations import MIGRATIONS as STORE_MIGRATIONS
+from services.webhooks.migrations import MIGRATIONS as WEBHOOK_MIGRATIONS
 
 
 @pytest.fixture(scope="session")
@@ -40,11 +41,12 @@ async def _store_schema(database_url: str) -> None:
 
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         await apply_migrations(conn, "session_store", STORE_MIGRATIONS)
+        await apply_migrations(conn, "webhooks", WEBHOOK_MIGRATIONS)  # the API's /api/webhooks reads its tables
 
 
 @pytest.fixture(scope="session")
 async def api_app(api_settings: ApiSettings) -> AsyncIterator[FastAPI]:
-    """The app with its lifespan running; the sessions table exists as the session store would create it."""
+    """The app with its lifespan running; the tables of the session store and the webhook sender exist."""
     await _store_schema(api_settings.database_url)
     app = create_app(api_settings)
     async with app.router.lifespan_context(app):

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from services.api.access import ApiKeyDep
 from services.api.dependencies import SettingsDep
 from services.api.errors import NotFoundError
+from services.api.params import WebhookDeliveryId, WebhookEndpointId
 from services.api.schemas import ErrorBody
 from services.api.scopes import WEBHOOKS
 from services.api.webhook_schemas import (
@@ -87,13 +88,13 @@ async def list_endpoints(org_id: OrgDep, store: StoreDep) -> WebhookEndpointList
 
 
 @router.get("/{endpoint_id}", response_model=WebhookEndpointOut, responses={404: {"model": ErrorBody}})
-async def get_endpoint(endpoint_id: str, org_id: OrgDep, store: StoreDep) -> WebhookEndpointOut:
+async def get_endpoint(endpoint_id: WebhookEndpointId, org_id: OrgDep, store: StoreDep) -> WebhookEndpointOut:
     """One endpoint."""
     return _out(await _endpoint(store, org_id, endpoint_id))
 
 
 @router.delete("/{endpoint_id}", status_code=204, responses={404: {"model": ErrorBody}})
-async def delete_endpoint(endpoint_id: str, org_id: OrgDep, store: StoreDep) -> Response:
+async def delete_endpoint(endpoint_id: WebhookEndpointId, org_id: OrgDep, store: StoreDep) -> Response:
     """Remove an endpoint and its delivery log; nothing more is sent to it."""
     if not await store.delete(org_id, endpoint_id):
         raise NotFoundError(f"webhook endpoint {endpoint_id!r} not found")
@@ -102,7 +103,7 @@ async def delete_endpoint(endpoint_id: str, org_id: OrgDep, store: StoreDep) -> 
 
 @router.get("/{endpoint_id}/deliveries", response_model=WebhookDeliveryList, responses={404: {"model": ErrorBody}})
 async def list_deliveries(
-    endpoint_id: str,
+    endpoint_id: WebhookEndpointId,
     org_id: OrgDep,
     store: StoreDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -120,7 +121,9 @@ async def list_deliveries(
     response_model=WebhookReplayed,
     responses={404: {"model": ErrorBody}},
 )
-async def replay_delivery(endpoint_id: str, delivery_id: str, org_id: OrgDep, store: StoreDep) -> WebhookReplayed:
+async def replay_delivery(
+    endpoint_id: WebhookEndpointId, delivery_id: WebhookDeliveryId, org_id: OrgDep, store: StoreDep
+) -> WebhookReplayed:
     """Send one delivery again, with the same ``webhook-id`` and a fresh set of attempts."""
     if not await store.replay_one(org_id, endpoint_id, delivery_id):
         raise NotFoundError(f"delivery {delivery_id!r} of webhook endpoint {endpoint_id!r} not found")
@@ -130,7 +133,7 @@ async def replay_delivery(endpoint_id: str, delivery_id: str, org_id: OrgDep, st
 @router.post(
     "/{endpoint_id}/replay", status_code=202, response_model=WebhookReplayed, responses={404: {"model": ErrorBody}}
 )
-async def replay_dead(endpoint_id: str, org_id: OrgDep, store: StoreDep) -> WebhookReplayed:
+async def replay_dead(endpoint_id: WebhookEndpointId, org_id: OrgDep, store: StoreDep) -> WebhookReplayed:
     """Send every dead delivery of the endpoint again (each with its own ``webhook-id``)."""
     await _endpoint(store, org_id, endpoint_id)
     return WebhookReplayed(replayed=await store.replay_dead(org_id, endpoint_id))
