@@ -20,6 +20,7 @@ from livekit.agents import AgentServer, JobContext, JobExecutorType, JobProcess
 
 from contracts.endings import EndCode
 from services.agent.custom_agent import conversation, load_agent_factory
+from services.agent.draining import LOCAL_JOBS, drain_timeout_reason
 from services.agent.ending import failed_readiness, job_end, presence_reporter, report_job_end, stay_with_user
 from services.agent.events import RedisEventPublisher
 from services.agent.flow_client import FlowInitPolicy, HttpFlowInitialiser
@@ -33,7 +34,10 @@ from services.runtime.logging import configure_logging
 log = structlog.get_logger(__name__)
 
 REGISTER_TIMEOUT_SECONDS = 30.0
-CLOSE_TIMEOUT_SECONDS = 20.0
+# livekit-agents waits up to 15 s for a job's entrypoint to return before cancelling it: a job process must get
+# longer than that to report its end (the default 10 s killed it first, and its session was never ended).
+JOB_SHUTDOWN_SECONDS = 20.0
+CLOSE_TIMEOUT_SECONDS = 25.0  # the worker's close after the drain: job processes' shutdown included
 
 
 def prepare_process(settings: AgentSettings, proc: JobProcess) -> None:
@@ -81,6 +85,7 @@ def flow_policy(settings: AgentSettings) -> FlowInitPolicy:
 async def run_job(settings: AgentSettings, ctx: JobContext) -> None:
     """Entrypoint of one dispatched job: readiness, then stay while the user is there, then end the job and say
     why on the broker (``agent.job_ended``), whatever ended it: the user, the room, a shutdown or an error."""
+    LOCAL_JOBS.add(ctx.job.id)  # a drain that times out ends this job at once, saying why
     publisher = cast(RedisEventPublisher, ctx.proc.userdata["publisher"])
     ctx.add_shutdown_callback(publisher.close)  # the connection belongs to this job's event loop
     room = create_room(settings, ctx)  # never ctx.connect() here: the simulator room has no WebRTC
@@ -121,12 +126,14 @@ async def run_job(settings: AgentSettings, ctx: JobContext) -> None:
                     user_seen=presence_reporter(publisher, outcome.session),
                 )
     except asyncio.CancelledError:
-        end = job_end(EndCode.AGENT_JOB_ENDED, "the job was shut down", was_ready=ready)
+        why = LOCAL_JOBS.end_reason(ctx.job.id) or "the job was shut down"
+        end = job_end(EndCode.AGENT_JOB_ENDED, why, was_ready=ready)
         raise
     except Exception as exc:
         end = job_end(EndCode.AGENT_CRASHED, type(exc).__name__, was_ready=ready)
         raise
     finally:
+        LOCAL_JOBS.discard(ctx.job.id)
         if http is not None:
             await http.aclose()
         await room.disconnect()
@@ -153,6 +160,7 @@ def build_server(settings: AgentSettings) -> AgentServer:
         load_fnc=job_count_load(settings.agent_max_jobs) if settings.agent_max_jobs else None,
         num_idle_processes=settings.agent_num_idle_processes,
         drain_timeout=settings.agent_drain_timeout_seconds,
+        shutdown_process_timeout=JOB_SHUTDOWN_SECONDS,
         ws_url=settings.livekit_ws_url,
         api_key=settings.livekit_api_key,
         api_secret=settings.livekit_api_secret,
@@ -217,4 +225,6 @@ async def serve(settings: AgentSettings, stop: asyncio.Event) -> None:
         try:
             await worker.server.drain(timeout=settings.agent_drain_timeout_seconds)
         except TimeoutError:
-            log.warning("worker_drain_timed_out", timeout_s=settings.agent_drain_timeout_seconds)
+            # Sessions still running: end them now, saying why, rather than after livekit-agents' own wait.
+            ended = LOCAL_JOBS.end_all(drain_timeout_reason(settings.agent_drain_timeout_seconds))
+            log.warning("worker_drain_timed_out", timeout_s=settings.agent_drain_timeout_seconds, jobs_ended=ended)

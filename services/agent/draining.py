@@ -1,0 +1,64 @@
+"""Ending the jobs a drain could not wait for: at once, each saying why, instead of after livekit-agents' own wait.
+
+When the worker shuts down, livekit-agents asks each running job to stop and waits up to 15 s for its entrypoint
+before cancelling it. A ready session whose user stays never returns by itself, so after the drain timeout the
+process would linger 15 s more (past a grace period sized for the drain) and the session's end would read as a
+generic shutdown. Jobs running in this process (the thread executor) register here; when the drain times out the
+worker cancels them itself, with the reason, and each job reports ``agent.job_ended`` before the worker closes.
+Jobs in their own processes (the process executor) are reached by livekit-agents' wait only (see
+``worker.JOB_SHUTDOWN_SECONDS``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+
+
+@dataclass
+class _Job:
+    loop: asyncio.AbstractEventLoop
+    task: asyncio.Task[object]
+    reason: str | None = None
+
+
+class LocalJobs:
+    """The job entrypoints running in this process (each in its own event loop and thread), by job id."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, _Job] = {}  # single dict operations: safe across job threads under the GIL
+
+    def add(self, job_id: str) -> None:
+        """Register the current task (a job's entrypoint) under ``job_id``."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._jobs[job_id] = _Job(asyncio.get_running_loop(), task)
+
+    def discard(self, job_id: str) -> None:
+        """Forget ``job_id`` (its entrypoint is ending)."""
+        self._jobs.pop(job_id, None)
+
+    def end_reason(self, job_id: str) -> str | None:
+        """Why the worker ended ``job_id`` (None: it did not)."""
+        job = self._jobs.get(job_id)
+        return job.reason if job is not None else None
+
+    def end_all(self, reason: str) -> int:
+        """Cancel every registered entrypoint, recording ``reason``; return how many."""
+        jobs = list(self._jobs.values())
+        for job in jobs:
+            job.reason = reason
+            with contextlib.suppress(RuntimeError):  # its loop closed meanwhile: the job is over anyway
+                job.loop.call_soon_threadsafe(job.task.cancel)
+        return len(jobs)
+
+
+# One per process by nature (jobs register from their own threads; the worker's serve() ends them): a job's
+# entrypoint reaches it through this module, since its arguments are pickled into job processes.
+LOCAL_JOBS = LocalJobs()
+
+
+def drain_timeout_reason(timeout_s: float) -> str:
+    """The sentence a session cut short by a drain timeout ends with."""
+    return f"the agent service shut down: its drain timeout ({timeout_s:g} s) passed before the session ended"
