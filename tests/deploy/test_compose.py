@@ -4,11 +4,14 @@ environment variables that exist."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import jsonschema
 import pytest
 
+from services.agent.settings import AgentSettings
+from services.agent.worker import CLOSE_TIMEOUT_SECONDS
 from tests.deploy.manifests import COMMANDS, DEPLOY, allowed_env, load_yaml
 
 OURS = {"migrate", "api", "dispatcher", "session_store", "agent"}
@@ -77,3 +80,20 @@ def test_dependencies_name_existing_services(compose: dict[str, Any]) -> None:
     for name, service in services.items():
         for dependency in service.get("depends_on", {}):
             assert dependency in services, f"{name} depends on unknown {dependency}"
+
+
+def _seconds(duration: str) -> float:
+    """A compose duration (``90s``, ``1m30s``, ``1.5m``) in seconds."""
+    units = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(us|ms|s|m|h)", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, f"not a compose duration: {duration!r}"
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def test_the_agent_gets_a_stop_grace_period_longer_than_its_drain_and_close(compose: dict[str, Any]) -> None:
+    # docker stop sends SIGTERM, then SIGKILL after the grace period: running sessions get the drain timeout, then
+    # the worker's close (bounded by CLOSE_TIMEOUT_SECONDS) ends what is left, each session saying why.
+    agent = compose["services"]["agent"]
+    drain = float(agent["environment"].get("AGENT_DRAIN_TIMEOUT_SECONDS", AgentSettings.model_fields[
+        "agent_drain_timeout_seconds"].default))
+    assert _seconds(agent["stop_grace_period"]) > drain + CLOSE_TIMEOUT_SECONDS, (agent["stop_grace_period"], drain)

@@ -16,6 +16,8 @@ import pytest
 from redis.asyncio import Redis
 
 from contracts.streams import SUBSCRIPTIONS
+from services.agent.settings import AgentSettings
+from services.agent.worker import CLOSE_TIMEOUT_SECONDS
 from services.dispatcher.ledger import RedisSessionLedger
 from tests.deploy.manifests import COMMANDS, DEPLOY, allowed_env, binary, kustomize
 
@@ -116,6 +118,18 @@ def test_each_deployment_has_probes_resources_budget_and_a_grace_period(rendered
         exec_probe = container["livenessProbe"].get("exec")
         if exec_probe:
             assert exec_probe["command"][:4] == ["python", "-m", "deploy.docker.healthcheck", OURS[name]]
+
+
+def test_the_agent_gets_a_termination_grace_period_longer_than_its_drain_and_close(
+    rendered: list[dict[str, Any]],
+) -> None:
+    # Kubernetes sends SIGTERM, then SIGKILL after the grace period: running sessions get the drain timeout, then
+    # the worker's close (bounded by CLOSE_TIMEOUT_SECONDS) ends what is left, each session saying why.
+    pod = _of(rendered, "Deployment")["agentready-agent"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {var["name"]: var.get("value") for var in container["env"]}
+    drain = float(env.get("AGENT_DRAIN_TIMEOUT_SECONDS") or AgentSettings.model_fields["agent_drain_timeout_seconds"].default)
+    assert pod["terminationGracePeriodSeconds"] > drain + CLOSE_TIMEOUT_SECONDS, (pod["terminationGracePeriodSeconds"], drain)
 
 
 def test_the_api_scales_on_cpu_with_an_hpa(rendered: list[dict[str, Any]]) -> None:
