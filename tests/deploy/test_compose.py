@@ -16,6 +16,7 @@ from tests.deploy.manifests import COMMANDS, DEPLOY, allowed_env, load_yaml
 
 OURS = {"migrate", "api", "dispatcher", "session_store", "agent"}
 SCALED = ("dispatcher", "agent", "session_store")
+DEFAULT_DRAIN_S = AgentSettings.model_fields["agent_drain_timeout_seconds"].default
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +95,5 @@ def test_the_agent_gets_a_stop_grace_period_longer_than_its_drain_and_close(comp
     # docker stop sends SIGTERM, then SIGKILL after the grace period: running sessions get the drain timeout, then
     # the worker's close (bounded by CLOSE_TIMEOUT_SECONDS) ends what is left, each session saying why.
     agent = compose["services"]["agent"]
-    drain = float(agent["environment"].get("AGENT_DRAIN_TIMEOUT_SECONDS", AgentSettings.model_fields[
-        "agent_drain_timeout_seconds"].default))
+    drain = float(agent["environment"].get("AGENT_DRAIN_TIMEOUT_SECONDS") or DEFAULT_DRAIN_S)
     assert _seconds(agent["stop_grace_period"]) > drain + CLOSE_TIMEOUT_SECONDS, (agent["stop_grace_period"], drain)
