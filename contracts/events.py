@@ -126,6 +126,21 @@ class UserPresenceChanged(Event):
     source: Literal["agent", "livekit"]
 
 
+class SessionStageTimes(BaseModel):
+    """When a session reached each stage, as the session store recorded it (null: not yet)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    requested_at: datetime | None = None
+    dispatched_at: datetime | None = None
+    agent_joined_at: datetime | None = None
+    listener_subscribed_at: datetime | None = None  # the user subscribed to the agent's audio
+    greeting_started_at: datetime | None = None
+    greeting_finished_at: datetime | None = None  # the greeting's playout ended
+    ready_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
 class SessionStatusChanged(Event):
     """The session store moved a session from one status to another."""
 
@@ -135,6 +150,7 @@ class SessionStatusChanged(Event):
     to_status: str
     reason: str | None = None
     code: EndCode | None = None  # why a terminal status was reached
+    stages: SessionStageTimes | None = None  # the stage times with this change (null from older session stores)
 
 
 ALL_EVENTS: tuple[type[Event], ...] = (

@@ -120,6 +120,9 @@ class StatusEvent(ApiModel):
     reason: str | None = None
     end_code: str | None = Field(default=None, description="why a terminal status was reached (a stable code)")
     at: datetime
+    stages: SessionStages | None = Field(
+        default=None, description="when each stage was reached, as of this status (null: not known to this API)"
+    )
 
 
 class FlowInit(ApiModel):

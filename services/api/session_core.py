@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
@@ -215,16 +216,21 @@ def session_from_row(row: dict[str, Any]) -> SessionOut:
         flow_id=row["flow_id"],
         room_name=row["room_name"],
         ready_deadline=row["ready_deadline"],
-        stages=SessionStages(
-            requested=row["requested_at"],
-            dispatched=row["dispatched_at"],
-            agent_joined=row["agent_joined_at"],
-            listener_subscribed=row.get("listener_subscribed_at"),
-            greeting_started=row.get("greeting_started_at"),
-            greeting_finished=row.get("greeting_finished_at"),
-            ready=row["ready_at"],
-            ended=row["ended_at"],
-        ),
+        stages=stages_from_times(row),
+    )
+
+
+def stages_from_times(times: Mapping[str, Any]) -> SessionStages:
+    """The API view of a session's stage times: a row's ``*_at`` columns, or a status change's ``stages``."""
+    return SessionStages(
+        requested=times.get("requested_at"),
+        dispatched=times.get("dispatched_at"),
+        agent_joined=times.get("agent_joined_at"),
+        listener_subscribed=times.get("listener_subscribed_at"),
+        greeting_started=times.get("greeting_started_at"),
+        greeting_finished=times.get("greeting_finished_at"),
+        ready=times.get("ready_at"),
+        ended=times.get("ended_at"),
     )
 
 

@@ -20,6 +20,7 @@ from contracts.events import (
     SessionDispatchFailed,
     SessionEndRequested,
     SessionRequested,
+    SessionStageTimes,
     SessionStatusChanged,
     UserPresenceChanged,
 )
@@ -30,6 +31,8 @@ log = structlog.get_logger(__name__)
 
 # agent.ready's times of the greeting, each kept in the session's column of the same name
 GREETING_STAGES = ("listener_subscribed_at", "greeting_started_at", "greeting_finished_at")
+# every stage time of a session, each a column of the same name; announced with each status change
+STAGE_TIMES = tuple(SessionStageTimes.model_fields)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class Transition:
     reason: str | None
     correlation_id: str | None = None
     code: EndCode | None = None
+    stages: SessionStageTimes | None = None  # the session's stage times with this move
 
     def announcement(self, fallback_correlation_id: str) -> SessionStatusChanged:
         """The ``session.status_changed`` event for this move (its own correlation id, else the fallback)."""
@@ -67,6 +71,7 @@ class Transition:
             to_status=self.to_status,
             reason=self.reason,
             code=self.code,
+            stages=self.stages,
         )
 
 

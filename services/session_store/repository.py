@@ -12,9 +12,10 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.endings import EndCode
+from contracts.events import SessionStageTimes
 from contracts.status import SessionStatus, can_transition
 from services.session_store.expiry import EndRules
-from services.session_store.lifecycle import GREETING_STAGES, StatusChange, Transition
+from services.session_store.lifecycle import GREETING_STAGES, STAGE_TIMES, StatusChange, Transition
 
 _FACT_COLUMNS = frozenset(
     {
@@ -23,8 +24,9 @@ _FACT_COLUMNS = frozenset(
     }
 )  # fmt: skip
 _STAGE_COLUMNS = frozenset({"requested_at", "dispatched_at", "agent_joined_at", "ready_at", "ended_at"})
+_RETURN_STAGES = sql.SQL(", ").join(sql.Identifier("s", column) for column in STAGE_TIMES)  # returned last
 
-_EXPIRE_DUE = """
+_EXPIRE_DUE = sql.SQL("""
 WITH due AS (
     SELECT id, status FROM sessions
     WHERE status IN ('pending', 'dispatched', 'agent_joined') AND ready_deadline <= now()
@@ -35,13 +37,13 @@ WITH due AS (
 UPDATE sessions AS s
 SET status = %s, reason = %s, end_code = %s, ended_at = COALESCE(s.ended_at, now()), updated_at = now()
 FROM due WHERE s.id = due.id
-RETURNING s.id, s.org_id, s.correlation_id, due.status
-"""
+RETURNING s.id, s.org_id, s.correlation_id, due.status, {stages}
+""").format(stages=_RETURN_STAGES)
 
 # Sessions past their maximum duration; whose user left more than the grace period ago and did not come back (the
 # connection that left is the last one seen joining, and no join was seen after it); or ready this long with
 # nobody ever seen joining. The first rule that applies names the end.
-_END_OVERDUE = """
+_END_OVERDUE = sql.SQL("""
 WITH due AS (
     SELECT id, status, CASE
         WHEN COALESCE(end_deadline, COALESCE(requested_at, created_at) + make_interval(secs => %(max_s)s)) <= now()
@@ -64,8 +66,8 @@ UPDATE sessions AS s
 SET status = 'ended', end_code = due.code, reason = (%(reasons)s::jsonb) ->> due.code,
     ended_at = COALESCE(s.ended_at, now()), updated_at = now()
 FROM due WHERE s.id = due.id
-RETURNING s.id, s.org_id, s.correlation_id, due.status, due.code, s.reason
-"""
+RETURNING s.id, s.org_id, s.correlation_id, due.status, due.code, s.reason, {stages}
+""").format(stages=_RETURN_STAGES)
 
 # The latest sighting wins (webhooks and agent reports arrive out of order); a connection id comes only from
 # LiveKit's webhooks, so the agent's report ("the user is here") never replaces one.
@@ -107,7 +109,7 @@ class PostgresSessionRepository:
             assert row is not None
             current = None if created else SessionStatus(row[0])
             moves = created or can_transition(current, change.target)
-            await self._record(conn, change, moves)
+            stages = await self._record(conn, change, moves)
             if not moves:
                 return None
             org_id = change.facts.get("org_id", row[1])
@@ -119,13 +121,14 @@ class PostgresSessionRepository:
                 reason=change.reason,
                 correlation_id=row[2],
                 code=change.code,
+                stages=stages,
             )
             if before_commit is not None:
                 await before_commit(transition)
             return transition
 
     @staticmethod
-    async def _record(conn: Any, change: StatusChange, moves: bool) -> None:
+    async def _record(conn: Any, change: StatusChange, moves: bool) -> SessionStageTimes:
         assignments: list[sql.Composable] = [
             sql.SQL("{col} = COALESCE({col}, {val})").format(col=sql.Identifier(col), val=sql.Literal(val))
             for col, val in change.facts.items()
@@ -142,10 +145,11 @@ class PostgresSessionRepository:
             code = change.code.value if change.code is not None else None
             assignments.append(sql.SQL("end_code = COALESCE({}, end_code)").format(sql.Literal(code)))
         assignments.append(sql.SQL("updated_at = now()"))
-        query = sql.SQL("UPDATE sessions SET {} WHERE id = {}").format(
-            sql.SQL(", ").join(assignments), sql.Literal(change.session_id)
+        query = sql.SQL("UPDATE sessions AS s SET {} WHERE id = {} RETURNING {}").format(
+            sql.SQL(", ").join(assignments), sql.Literal(change.session_id), _RETURN_STAGES
         )
-        await conn.execute(query)
+        cur = await conn.execute(query)
+        return _stages(await cur.fetchone())
 
     async def record_presence(self, session_id: str, present: bool, at: datetime, participant_sid: str) -> None:
         """Remember the latest time (and connection) the user was seen joining (``present``) or leaving (a row is
@@ -173,8 +177,17 @@ class PostgresSessionRepository:
             cur = await conn.execute(_END_OVERDUE, params)
             rows = await cur.fetchall()
             transitions = [
-                Transition(sid, org_id, SessionStatus(from_status), SessionStatus.ENDED, reason, corr, EndCode(code))
-                for sid, org_id, corr, from_status, code, reason in rows
+                Transition(
+                    sid,
+                    org_id,
+                    SessionStatus(from_status),
+                    SessionStatus.ENDED,
+                    reason,
+                    corr,
+                    EndCode(code),
+                    _stages(times),
+                )
+                for sid, org_id, corr, from_status, code, reason, *times in rows
             ]
             if transitions and before_commit is not None:
                 await before_commit(transitions)
@@ -201,8 +214,9 @@ class PostgresSessionRepository:
                     reason=reason,
                     correlation_id=correlation_id,
                     code=code,
+                    stages=_stages(times),
                 )
-                for sid, org_id, correlation_id, from_status in rows
+                for sid, org_id, correlation_id, from_status, *times in rows
             ]
             if transitions and before_commit is not None:
                 await before_commit(transitions)
@@ -214,3 +228,8 @@ class PostgresSessionRepository:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute("SELECT * FROM sessions WHERE id = %s", (session_id,))
             return await cur.fetchone()
+
+
+def _stages(times: Any) -> SessionStageTimes:
+    """The stage times of a row that returned the STAGE_TIMES columns (last, in that order)."""
+    return SessionStageTimes(**dict(zip(STAGE_TIMES, tuple(times)[-len(STAGE_TIMES) :], strict=True)))

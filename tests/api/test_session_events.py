@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import jwt
@@ -14,7 +15,7 @@ from fastapi import FastAPI
 from faststream.redis.parser import BinaryMessageFormatV1
 from redis.asyncio import Redis
 
-from contracts.events import SessionEndRequested, SessionStatusChanged
+from contracts.events import SessionEndRequested, SessionStageTimes, SessionStatusChanged
 from contracts.streams import SESSION_END_REQUESTED
 from services.api.settings import ApiSettings
 from tests.api.conftest import new_flow
@@ -81,6 +82,50 @@ async def test_late_client_of_a_terminal_session_gets_it_and_the_stream_closes(
     response = await asyncio.wait_for(client.get(f"/api/sessions/{sid}/events"), timeout=10)
     assert _statuses(response.text) == ["expired"]
     assert '"reason":"late"' in response.text
+
+
+def _frames(body: str) -> list[dict[str, Any]]:
+    return [json.loads(line[len("data: ") :]) for line in body.splitlines() if line.startswith("data: ")]
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+async def test_sse_shows_when_the_user_could_hear_the_greeting_of_a_ready_session(
+    client: httpx.AsyncClient, api_app: FastAPI
+) -> None:
+    import psycopg
+
+    flow_id, sid = await _new_session(client)
+    org_id = (await api_app.state.admission.snapshot(sid)).org_id
+    now = datetime.now(UTC)
+    heard = {
+        "listener_subscribed_at": now - timedelta(seconds=3),
+        "greeting_started_at": now - timedelta(seconds=2),
+        "greeting_finished_at": now - timedelta(seconds=1),
+    }
+    async with await psycopg.AsyncConnection.connect(api_app.state.settings.database_url) as conn:
+        await conn.execute(
+            "INSERT INTO sessions (id, org_id, flow_id, status, requested_at, ready_at, listener_subscribed_at, "
+            "greeting_started_at, greeting_finished_at) VALUES (%s, %s, %s, 'ready', %s, %s, %s, %s, %s)",
+            (sid, org_id, flow_id, now - timedelta(seconds=5), now, *heard.values()),
+        )
+    stream = asyncio.create_task(client.get(f"/api/sessions/{sid}/events", timeout=10))
+    await _until_listening(api_app, sid)
+    ended_at = datetime.now(UTC)
+    times = SessionStageTimes(requested_at=now - timedelta(seconds=5), ready_at=now, ended_at=ended_at, **heard)
+    change = SessionStatusChanged(session_id=sid, from_status="ready", to_status="ended", stages=times)
+    await api_app.state.publisher.publish(change)  # as the session store announces it: with the stage times
+    ready, ended = _frames((await asyncio.wait_for(stream, timeout=10)).text)
+    assert (ready["status"], ended["status"]) == ("ready", "ended")
+    for frame in (ready, ended):  # the first frame from the session's row, the next from the announcement
+        stages = frame["stages"]
+        assert stages["listenerSubscribed"] == _iso(heard["listener_subscribed_at"]), frame
+        assert stages["greetingStarted"] == _iso(heard["greeting_started_at"]), frame
+        assert stages["greetingFinished"] == _iso(heard["greeting_finished_at"]), frame
+        assert stages["ready"] == _iso(now), frame
+    assert (ready["stages"]["ended"], ended["stages"]["ended"]) == (None, _iso(ended_at))
 
 
 async def test_a_change_announced_before_the_client_subscribed_still_arrives(

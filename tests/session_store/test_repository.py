@@ -18,6 +18,8 @@ from contracts.events import (
     SessionDispatchFailed,
     SessionEndRequested,
     SessionRequested,
+    SessionStageTimes,
+    SessionStatusChanged,
 )
 from contracts.status import SessionStatus
 from services.runtime.migrations import apply_migrations
@@ -196,3 +198,21 @@ async def test_ready_keeps_when_the_user_could_hear_the_greeting(pool: AsyncConn
     older_sid = _sid()  # an agent from before these times: the columns stay empty
     row, _ = await _apply(pool, _requested(older_sid), AgentReady(session_id=older_sid, greeting="Hello"))
     assert row["status"] == "ready" and all(row[name] is None for name in heard)
+
+
+async def test_each_announcement_carries_the_stage_times_recorded_with_it(pool: AsyncConnectionPool) -> None:
+    sid, now = _sid(), datetime.now(UTC)
+    heard = {
+        "listener_subscribed_at": now - timedelta(seconds=3),
+        "greeting_started_at": now - timedelta(seconds=2),
+        "greeting_finished_at": now - timedelta(seconds=1),
+    }
+    ready = AgentReady(session_id=sid, greeting="Hello", **heard)
+    row, publisher = await _apply(pool, _requested(sid), ready, SessionEndRequested(session_id=sid))
+    announced = [e for e in publisher.events if isinstance(e, SessionStatusChanged)]
+    assert [e.to_status for e in announced] == ["pending", "ready", "ended"]
+    pending, ready_change, ended = (e.stages for e in announced)
+    assert pending is not None and pending.requested_at == row["requested_at"] and pending.ready_at is None
+    assert ready_change is not None and ready_change.ready_at == ready.occurred_at
+    assert {name: getattr(ready_change, name) for name in heard} == heard
+    assert ended is not None and ended.model_dump() == {name: row[name] for name in SessionStageTimes.model_fields}

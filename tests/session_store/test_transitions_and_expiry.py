@@ -26,8 +26,8 @@ from contracts.keys import open_sessions_key
 from contracts.status import SessionStatus, can_transition
 from services.session_store.announcing import StatusAnnouncer
 from services.session_store.app import create_app
-from services.session_store.expiry import EXPIRED_REASON, expire_due_sessions
-from services.session_store.lifecycle import handle_event
+from services.session_store.expiry import EXPIRED_REASON, EndRules, expire_due_sessions
+from services.session_store.lifecycle import STAGE_TIMES, handle_event
 from services.session_store.repository import PostgresSessionRepository
 from services.session_store.settings import SessionStoreSettings
 
@@ -119,6 +119,25 @@ async def test_expiry_takes_only_open_sessions_past_their_deadline(pool: AsyncCo
     assert await _status(repo, due) is SessionStatus.EXPIRED
     mine = [e for e in publisher.events if e.session_id in {due, later, ready}]
     assert [(e.from_status, e.to_status, e.org_id) for e in mine] in ([("dispatched", "expired", "org-x")], [])
+
+
+async def test_expiries_and_scanned_ends_announce_the_stage_times_they_recorded(pool: AsyncConnectionPool) -> None:
+    repo, publisher = PostgresSessionRepository(pool), RecordingPublisher()
+    due, overdue = uuid.uuid4().hex, uuid.uuid4().hex
+    await handle_event(_requested(due, deadline_s=-1), repo, publisher)
+    await handle_event(SessionDispatched(session_id=due, room_name="r", dispatch_id="AD"), repo, publisher)
+    await handle_event(_requested(overdue, deadline_s=60), repo, publisher)
+    await handle_event(AgentReady(session_id=overdue, greeting="Hi"), repo, publisher)
+    expired = {t.session_id: t for t in await repo.expire_due(1000, EXPIRED_REASON)}
+    rules = EndRules(max_duration_s=0, user_left_grace_s=3600, no_user_timeout_s=3600)
+    ended = {t.session_id: t for t in await repo.end_overdue(1000, rules)}
+    for sid, transition in ((due, expired[due]), (overdue, ended[overdue])):
+        row = await repo.get(sid)
+        assert row is not None and row["ended_at"] is not None
+        stages = transition.announcement("corr").stages
+        assert stages is not None and stages.model_dump() == {name: row[name] for name in STAGE_TIMES}, sid
+    assert expired[due].stages is not None and expired[due].stages.dispatched_at is not None
+    assert ended[overdue].stages is not None and ended[overdue].stages.ready_at is not None
 
 
 async def test_concurrent_expiry_checks_expire_each_session_once(pool: AsyncConnectionPool) -> None:

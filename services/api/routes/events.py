@@ -15,8 +15,8 @@ from services.api.access import StreamOrgDep
 from services.api.dependencies import AdmissionDep, FanoutDep, RepoDep, SettingsDep
 from services.api.errors import NotFoundError
 from services.api.fanout import DROPPED, StatusFanout
-from services.api.schemas import ErrorBody, StatusEvent
-from services.api.session_core import SessionAdmission, SessionRows, find_session
+from services.api.schemas import ErrorBody, SessionStages, StatusEvent
+from services.api.session_core import SessionAdmission, SessionRows, find_session, stages_from_times
 from services.api.settings import ApiSettings
 
 router = APIRouter(tags=["sessions"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
@@ -24,9 +24,16 @@ router = APIRouter(tags=["sessions"], responses={401: {"model": ErrorBody}, 403:
 _RETRY_MS = 2000
 
 
-def status_frame(session_id: str, status: str, reason: str | None, at: datetime, code: str | None = None) -> str:
+def status_frame(
+    session_id: str,
+    status: str,
+    reason: str | None,
+    at: datetime,
+    code: str | None = None,
+    stages: SessionStages | None = None,
+) -> str:
     """One SSE event named ``status`` whose data is a StatusEvent."""
-    event = StatusEvent(session_id=session_id, status=status, reason=reason, end_code=code, at=at)
+    event = StatusEvent(session_id=session_id, status=status, reason=reason, end_code=code, at=at, stages=stages)
     data = event.model_dump_json(by_alias=True)
     return f"event: status\ndata: {data}\n\n"
 
@@ -50,7 +57,7 @@ async def status_stream(
         if current is None:  # gone since the route checked (snapshot expired): nothing to follow
             return
         status = SessionStatus(current.status)
-        first = status_frame(session_id, status.value, current.reason, utc_now(), current.end_code)
+        first = status_frame(session_id, status.value, current.reason, utc_now(), current.end_code, current.stages)
         yield f"retry: {_RETRY_MS}\n" + first
         wait_s = min(settings.sse_recheck_s, settings.sse_heartbeat_s)
         while status not in TERMINAL:
@@ -63,7 +70,9 @@ async def status_stream(
                 latest = await find_session(org_id, session_id, repo, admission)
                 if latest is not None and _moves(status, SessionStatus(latest.status)):
                     status = SessionStatus(latest.status)
-                    yield status_frame(session_id, status.value, latest.reason, utc_now(), latest.end_code)
+                    yield status_frame(
+                        session_id, status.value, latest.reason, utc_now(), latest.end_code, latest.stages
+                    )
                 else:
                     yield ": keep-alive\n\n"  # a comment: keeps proxies from closing an idle stream
                 continue
@@ -74,7 +83,8 @@ async def status_stream(
             if not _moves(status, target):
                 continue  # late or duplicate: the status only moves forward
             status = target
-            yield status_frame(session_id, status.value, change.reason, change.occurred_at, change.code)
+            stages = stages_from_times(change.stages.model_dump()) if change.stages is not None else None
+            yield status_frame(session_id, status.value, change.reason, change.occurred_at, change.code, stages)
 
 
 @router.get(
@@ -90,7 +100,8 @@ async def session_events(
     fanout: FanoutDep,
     settings: SettingsDep,
 ) -> StreamingResponse:
-    """Follow a session's status: ``event: status`` with ``{sessionId, status, reason, endCode, at}`` per change.
+    """Follow a session's status: ``event: status`` with ``{sessionId, status, reason, endCode, at, stages}`` per
+    change (``stages``: when each stage was reached, greeting times included).
 
     A browser's EventSource sends the session's clientToken as ``?access_token=`` (it cannot send headers)."""
     if await find_session(org_id, session_id, repo, admission) is None:
