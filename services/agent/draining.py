@@ -3,17 +3,28 @@
 When the worker shuts down, livekit-agents asks each running job to stop and waits up to 15 s for its entrypoint
 before cancelling it. A ready session whose user stays never returns by itself, so after the drain timeout the
 process would linger 15 s more (past a grace period sized for the drain) and the session's end would read as a
-generic shutdown. Jobs running in this process (the thread executor) register here; when the drain times out the
-worker cancels them itself, with the reason, and each job reports ``agent.job_ended`` before the worker closes.
-Jobs in their own processes (the process executor) are reached by livekit-agents' wait only (see
-``worker.JOB_SHUTDOWN_SECONDS``).
+generic shutdown. Jobs register in their process's LOCAL_JOBS; when the drain times out the worker cancels those in
+its own process (the thread executor) and sends DRAIN_SIGNAL to each job process (the process executor), whose
+handler cancels its job the same way. Each job then reports ``agent.job_ended`` with the reason and ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import structlog
+
+if TYPE_CHECKING:
+    from livekit.agents import AgentServer
+
+log = structlog.get_logger(__name__)
+
+DRAIN_SIGNAL = signal.SIGUSR2  # SIGUSR1 is livekit-agents' own (stack traces, killing a process)
 
 
 @dataclass
@@ -62,3 +73,30 @@ LOCAL_JOBS = LocalJobs()
 def drain_timeout_reason(timeout_s: float) -> str:
     """The sentence a session cut short by a drain timeout ends with."""
     return f"the agent service shut down: its drain timeout ({timeout_s:g} s) passed before the session ended"
+
+
+def end_jobs_on_drain_signal(reason: str) -> None:
+    """In a job process (main thread): DRAIN_SIGNAL ends its running job with ``reason``."""
+    signal.signal(DRAIN_SIGNAL, lambda _sig, _frame: LOCAL_JOBS.end_all(reason))
+
+
+def signal_job_processes(server: AgentServer) -> int:
+    """Send DRAIN_SIGNAL to every job process that runs a job (their set-up installed the handler); return how many.
+
+    livekit-agents has no public list of its job processes: ``_proc_pool`` (1.8.x) is read defensively, and a
+    version without it only loses the early end (its jobs still end after livekit-agents' own wait).
+    """
+    pool = getattr(server, "_proc_pool", None)
+    signalled = 0
+    for executor in getattr(pool, "processes", ()):
+        pid = getattr(executor, "pid", None)  # thread executors have none: LOCAL_JOBS reaches their jobs
+        if executor.running_job is None or not isinstance(pid, int):
+            continue
+        try:
+            os.kill(pid, DRAIN_SIGNAL)
+            signalled += 1
+        except ProcessLookupError:
+            continue  # it exited meanwhile: its job is over
+        except PermissionError as exc:
+            log.warning("drain_signal_failed", pid=pid, error=str(exc))
+    return signalled

@@ -20,7 +20,7 @@ from livekit.agents import AgentServer, JobContext, JobExecutorType, JobProcess
 
 from contracts.endings import EndCode
 from services.agent.custom_agent import conversation, load_agent_factory
-from services.agent.draining import LOCAL_JOBS, drain_timeout_reason
+from services.agent.draining import LOCAL_JOBS, drain_timeout_reason, end_jobs_on_drain_signal, signal_job_processes
 from services.agent.ending import failed_readiness, job_end, presence_reporter, report_job_end, stay_with_user
 from services.agent.events import RedisEventPublisher
 from services.agent.flow_client import FlowInitPolicy, HttpFlowInitialiser
@@ -44,6 +44,7 @@ def prepare_process(settings: AgentSettings, proc: JobProcess) -> None:
     """Set-up of each job executor (prewarm): logging, providers and the (unconnected) broker."""
     if proc.executor_type is JobExecutorType.PROCESS:
         configure_logging("agent", settings.log_level, settings.log_json)
+        end_jobs_on_drain_signal(drain_timeout_reason(settings.agent_drain_timeout_seconds))
     try:
         proc.userdata["speaker"] = create_speaker(settings)
         if settings.agent_factory:
@@ -226,5 +227,6 @@ async def serve(settings: AgentSettings, stop: asyncio.Event) -> None:
             await worker.server.drain(timeout=settings.agent_drain_timeout_seconds)
         except TimeoutError:
             # Sessions still running: end them now, saying why, rather than after livekit-agents' own wait.
-            ended = LOCAL_JOBS.end_all(drain_timeout_reason(settings.agent_drain_timeout_seconds))
+            why = drain_timeout_reason(settings.agent_drain_timeout_seconds)
+            ended = LOCAL_JOBS.end_all(why) + signal_job_processes(worker.server)
             log.warning("worker_drain_timed_out", timeout_s=settings.agent_drain_timeout_seconds, jobs_ended=ended)

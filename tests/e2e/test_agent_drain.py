@@ -31,13 +31,13 @@ from tests.e2e.conftest import SERVICES_WITHOUT_AGENT
 from tests.polling import wait_until
 from tests.stack_fixtures import running_stack, separate_database, with_redis_db
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 OWN_REDIS_DB = 7  # streams of our own: no other stack's dispatcher or session store reads them
 REJOIN_GRACE_S = 0.5
 DRAIN_TIMEOUT_S = 2
 # After the drain timeout: the worker ends its jobs (each reports its end) and closes; then the interpreter exits.
-EXIT_MARGIN_S = 5.0
+EXIT_MARGIN_S = 8.0  # well below livekit-agents' own 15 s wait for a job's entrypoint, which this must not need
 
 
 @pytest.fixture(scope="module")
@@ -70,14 +70,14 @@ async def _start_agent(stack: StackHandle, label: str, **env: str) -> str:
     before = {w["id"] for w in await _sim_workers(stack)}
     argv = [sys.executable, "-m", "services.agent"]
     await stack.start_child(label, argv, {**stack.env, "CONSUMER_NAME": label, **env})
-    await wait_for_sim_worker(stack.livekit_url, deadline_s=30)
+    await wait_for_sim_worker(stack.livekit_url, deadline_s=60)
     new: set[str] = set()
 
     async def registered() -> bool:
         new.update({w["id"] for w in await _sim_workers(stack)} - before)
         return bool(new)
 
-    await wait_until(registered, deadline_s=30, what=f"{label} registered", interval_s=0.1)
+    await wait_until(registered, deadline_s=60, what=f"{label} registered", interval_s=0.1)
     (worker_id,) = new
     return worker_id
 
@@ -174,27 +174,29 @@ async def test_sigterm_stops_new_jobs_lets_the_running_session_end_normally_and_
         raise AssertionError(f"{exc}\n--- stack output ---\n{stack.tail(80)}") from exc
 
 
+@pytest.mark.parametrize("executor", ["thread", "process"])
 async def test_a_session_outliving_the_drain_timeout_ends_as_a_shutdown_and_the_process_exits_in_time(
-    stack: StackHandle, redis: Redis
+    stack: StackHandle, redis: Redis, executor: str
 ) -> None:
-    await _start_agent(stack, "agent-short-drain", AGENT_DRAIN_TIMEOUT_SECONDS=str(DRAIN_TIMEOUT_S))
+    label = f"agent-short-drain-{executor}"
+    await _start_agent(stack, label, AGENT_DRAIN_TIMEOUT_SECONDS=str(DRAIN_TIMEOUT_S), AGENT_JOB_EXECUTOR=executor)
     try:
         async with stack.client() as client:
             session = await _new_session(client, await _flow(client))
             async with join_bus(stack.livekit_url, session["token"]):  # the user never leaves
                 await _until(client, session["sessionId"], "ready", deadline_s=15)
-                os.kill(stack.pids["agent-short-drain"], signal.SIGTERM)
+                os.kill(stack.pids[label], signal.SIGTERM)
                 signalled = time.monotonic()
-                exited = await _exit(stack, "agent-short-drain", deadline_s=DRAIN_TIMEOUT_S + EXIT_MARGIN_S)
+                exited = await _exit(stack, label, deadline_s=DRAIN_TIMEOUT_S + EXIT_MARGIN_S)
                 took = time.monotonic() - signalled
-                assert exited == ChildExit("agent-short-drain", 0), exited.last_lines
+                assert exited == ChildExit(label, 0), exited.last_lines
                 assert took >= DRAIN_TIMEOUT_S * 0.9, f"exited after {took:.1f} s: before its drain timeout"
                 ended = await event_for(redis, AGENT_JOB_ENDED, session["sessionId"], timeout=5.0)
                 assert (ended["code"], ended["was_ready"]) == ("agent_job_ended", True), ended
                 assert f"drain timeout ({DRAIN_TIMEOUT_S} s)" in ended["reason"], ended
                 final = await _until(client, session["sessionId"], "ended", deadline_s=10)
                 assert final["endCode"] == "agent_job_ended" and "shut down" in final["reason"], final
-            print(f"SIGTERM -> exit with a {DRAIN_TIMEOUT_S} s drain timeout: {took:.1f} s")
+            print(f"{executor} executor: SIGTERM -> exit with a {DRAIN_TIMEOUT_S} s drain timeout: {took:.1f} s")
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n--- stack output ---\n{stack.tail(80)}") from exc
 
