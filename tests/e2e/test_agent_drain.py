@@ -8,6 +8,7 @@ only, as Kubernetes and ``docker stop`` send it to PID 1.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -35,6 +36,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 OWN_REDIS_DB = 7  # streams of our own: no other stack's dispatcher or session store reads them
 REJOIN_GRACE_S = 0.5
+USER_WAIT_S = 2.0
 DRAIN_TIMEOUT_S = 2
 # After the drain timeout: the worker ends its jobs (each reports its end) and closes; then the interpreter exits.
 EXIT_MARGIN_S = 8.0  # well below livekit-agents' own 15 s wait for a job's entrypoint, which this must not need
@@ -65,21 +67,23 @@ async def _sim_workers(stack: StackHandle) -> list[dict[str, Any]]:
     return workers
 
 
-async def _start_agent(stack: StackHandle, label: str, **env: str) -> str:
-    """Start an agent process under ``label``; return its worker id once the simulator lists it."""
-    before = {w["id"] for w in await _sim_workers(stack)}
+async def _start_agents(stack: StackHandle, *labels: str, **env: str) -> dict[str, str]:
+    """Start an agent process under each label, all at once; return their worker ids once each has registered."""
     argv = [sys.executable, "-m", "services.agent"]
-    await stack.start_child(label, argv, {**stack.env, "CONSUMER_NAME": label, **env})
+    for label in labels:
+        await stack.start_child(label, argv, {**stack.env, "CONSUMER_NAME": label, **env})
     await wait_for_sim_worker(stack.livekit_url, deadline_s=60)
-    new: set[str] = set()
+    workers: dict[str, str] = {}
 
-    async def registered() -> bool:
-        new.update({w["id"] for w in await _sim_workers(stack)} - before)
-        return bool(new)
+    def registered() -> bool:  # each agent logs its worker id once registered (services.agent.worker)
+        for line in list(stack.output):
+            label, _, text = line.partition(" | ")
+            if label in labels and '"worker_registered"' in text:
+                workers[label] = json.loads(text)["worker_id"]
+        return len(workers) == len(labels)
 
-    await wait_until(registered, deadline_s=60, what=f"{label} registered", interval_s=0.1)
-    (worker_id,) = new
-    return worker_id
+    await wait_until(registered, deadline_s=60, what=f"{', '.join(labels)} registered", interval_s=0.1)
+    return workers
 
 
 async def _worker_status(stack: StackHandle, worker_id: str) -> str | None:
@@ -109,6 +113,15 @@ async def _until(client: httpx.AsyncClient, session_id: str, wanted: str, deadli
     return seen
 
 
+async def _until_ready_reached(client: httpx.AsyncClient, session_id: str, deadline_s: float) -> None:
+    """Until the session has been ready (it may have ended since)."""
+
+    async def reached() -> bool:
+        return (await _status(client, session_id))["stages"]["ready"] is not None
+
+    await wait_until(reached, deadline_s=deadline_s, what=f"session {session_id} ready", interval_s=0.1)
+
+
 async def _job_workers(stack: StackHandle, room: str) -> set[str]:
     """Ids of the workers the room's jobs went to (the simulator lists each job as assigned)."""
     async with api.LiveKitAPI(stack.livekit_url, stack.env["LIVEKIT_API_KEY"], stack.env["LIVEKIT_API_SECRET"]) as lk:
@@ -132,8 +145,15 @@ async def _flow(client: httpx.AsyncClient) -> str:
 async def test_sigterm_stops_new_jobs_lets_the_running_session_end_normally_and_exits_0(
     stack: StackHandle, redis: Redis
 ) -> None:
-    draining = await _start_agent(
-        stack, "agent", AGENT_USER_REJOIN_GRACE_SECONDS=str(REJOIN_GRACE_S), AGENT_DRAIN_TIMEOUT_SECONDS="60"
+    # Two workers, as during a rolling deploy: the one that takes the first session is told to stop. Sessions with
+    # no user end USER_WAIT_S after ready, so the other worker is idle again when the test stops it at the end.
+    workers = await _start_agents(
+        stack,
+        "agent-1",
+        "agent-2",
+        AGENT_USER_REJOIN_GRACE_SECONDS=str(REJOIN_GRACE_S),
+        AGENT_USER_WAIT_SECONDS=str(USER_WAIT_S),
+        AGENT_DRAIN_TIMEOUT_SECONDS="60",
     )
     try:
         async with stack.client() as client:
@@ -141,11 +161,11 @@ async def test_sigterm_stops_new_jobs_lets_the_running_session_end_normally_and_
             first = await _new_session(client, flow_id)
             async with join_bus(stack.livekit_url, first["token"]):
                 await _until(client, first["sessionId"], "ready", deadline_s=15)
-                assert await _job_workers(stack, first["roomName"]) == {draining}
-                # a second worker, as a rolling deploy starts one (a short drain: the test stops it at the end)
-                other = await _start_agent(stack, "agent-2", AGENT_DRAIN_TIMEOUT_SECONDS="1")
+                (draining,) = await _job_workers(stack, first["roomName"])
+                label = next(label for label, worker in workers.items() if worker == draining)
+                other_label, other = next((lbl, worker) for lbl, worker in workers.items() if lbl != label)
 
-                os.kill(stack.pids["agent"], signal.SIGTERM)
+                os.kill(stack.pids[label], signal.SIGTERM)
                 signalled = time.monotonic()
                 await wait_until(
                     lambda: _worker_status_is(stack, draining, "WS_FULL"), deadline_s=5, what="the worker draining"
@@ -153,11 +173,11 @@ async def test_sigterm_stops_new_jobs_lets_the_running_session_end_normally_and_
                 # (a) new sessions go to the other worker, never to the draining one
                 later = [await _new_session(client, flow_id) for _ in range(3)]
                 for session in later:
-                    await _until(client, session["sessionId"], "ready", deadline_s=15)
+                    await _until_ready_reached(client, session["sessionId"], deadline_s=15)
                     assert await _job_workers(stack, session["roomName"]) == {other}, session["sessionId"]
                 # (b) the running session goes on while its user stays
                 assert (await _status(client, first["sessionId"]))["status"] == "ready"
-                assert "agent" in stack.group.running()
+                assert label in stack.group.running()
             left = time.monotonic()
             # (b) ... and ends as the user leaving (after the rejoin grace), not as a shutdown
             ended = await event_for(redis, AGENT_JOB_ENDED, first["sessionId"], timeout=10.0)
@@ -165,11 +185,14 @@ async def test_sigterm_stops_new_jobs_lets_the_running_session_end_normally_and_
             final = await _until(client, first["sessionId"], "ended", deadline_s=10)
             assert final["endCode"] == "user_left", final
             # (c) the process exits 0 once its job ended
-            exited = await _exit(stack, "agent", deadline_s=15)
-            assert exited == ChildExit("agent", 0), exited.last_lines
+            exited = await _exit(stack, label, deadline_s=15)
+            assert exited == ChildExit(label, 0), exited.last_lines
             print(f"SIGTERM -> user left: {left - signalled:.1f} s; user left -> exit: {time.monotonic() - left:.1f} s")
-            os.kill(stack.pids["agent-2"], signal.SIGTERM)  # its sessions have no user: ended by its 1 s drain
-            assert await _exit(stack, "agent-2", deadline_s=1 + EXIT_MARGIN_S) == ChildExit("agent-2", 0)
+            for session in later:  # nobody joined them: over USER_WAIT_S after ready
+                over = await _until(client, session["sessionId"], "ended", deadline_s=10)
+                assert over["endCode"] == "no_user_joined", over
+            os.kill(stack.pids[other_label], signal.SIGTERM)  # idle: exits at once
+            assert await _exit(stack, other_label, deadline_s=EXIT_MARGIN_S) == ChildExit(other_label, 0)
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n--- stack output ---\n{stack.tail(80)}") from exc
 
@@ -179,7 +202,7 @@ async def test_a_session_outliving_the_drain_timeout_ends_as_a_shutdown_and_the_
     stack: StackHandle, redis: Redis, executor: str
 ) -> None:
     label = f"agent-short-drain-{executor}"
-    await _start_agent(stack, label, AGENT_DRAIN_TIMEOUT_SECONDS=str(DRAIN_TIMEOUT_S), AGENT_JOB_EXECUTOR=executor)
+    await _start_agents(stack, label, AGENT_DRAIN_TIMEOUT_SECONDS=str(DRAIN_TIMEOUT_S), AGENT_JOB_EXECUTOR=executor)
     try:
         async with stack.client() as client:
             session = await _new_session(client, await _flow(client))
