@@ -34,10 +34,7 @@ from services.runtime.logging import configure_logging
 log = structlog.get_logger(__name__)
 
 REGISTER_TIMEOUT_SECONDS = 30.0
-# livekit-agents waits up to 15 s for a job's entrypoint to return before cancelling it: a job process must get
-# longer than that to report its end (the default 10 s killed it first, and its session was never ended).
-JOB_SHUTDOWN_SECONDS = 20.0
-CLOSE_TIMEOUT_SECONDS = 25.0  # the worker's close after the drain: job processes' shutdown included
+CLOSE_TIMEOUT_SECONDS = 20.0
 
 
 def prepare_process(settings: AgentSettings, proc: JobProcess) -> None:
@@ -161,7 +158,6 @@ def build_server(settings: AgentSettings) -> AgentServer:
         load_fnc=job_count_load(settings.agent_max_jobs) if settings.agent_max_jobs else None,
         num_idle_processes=settings.agent_num_idle_processes,
         drain_timeout=settings.agent_drain_timeout_seconds,
-        shutdown_process_timeout=JOB_SHUTDOWN_SECONDS,
         ws_url=settings.livekit_ws_url,
         api_key=settings.livekit_api_key,
         api_secret=settings.livekit_api_secret,
