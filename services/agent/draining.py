@@ -45,6 +45,7 @@ class LocalJobs:
         task = asyncio.current_task()
         if task is not None:
             self._jobs[job_id] = _Job(asyncio.get_running_loop(), task)
+            task.add_done_callback(lambda _: self.discard(job_id))  # also if it ends before reaching its own discard
 
     def discard(self, job_id: str) -> None:
         """Forget ``job_id`` (its entrypoint is ending)."""
