@@ -118,6 +118,12 @@ class ProcessGroup:
         """The pid of the latest process started under ``label`` (a restart changes it)."""
         return [child for child in self._children if child.spec.label == label][-1].process.pid
 
+    async def wait_exit(self, label: str) -> ChildExit:
+        """Wait for the latest process started under ``label`` to exit for good (restarts included)."""
+        child = [child for child in self._children if child.spec.label == label][-1]
+        assert child.exited is not None
+        return await asyncio.shield(child.exited)
+
     async def wait_first_exit(self) -> ChildExit:
         """Wait for the exit that ends the group (any exit; with a RestartPolicy a crash loop), not after ``stop``."""
         return await asyncio.shield(self._exit_future())

@@ -21,6 +21,7 @@ from livekit.agents import AgentServer, JobContext, JobExecutorType, JobProcess
 from contracts.endings import EndCode
 from contracts.providers import ProviderChoice
 from services.agent.custom_agent import AgentFactory, load_agent_factory
+from services.agent.draining import LOCAL_JOBS, drain_timeout_reason, end_jobs_on_drain_signal, signal_job_processes
 from services.agent.ending import failed_readiness, job_end, presence_reporter, report_job_end, stay_with_user
 from services.agent.events import RedisEventPublisher
 from services.agent.flow_client import FlowInitPolicy, HttpFlowInitialiser
@@ -44,6 +45,7 @@ def prepare_process(settings: AgentSettings, proc: JobProcess) -> None:
     names), the AGENT_FACTORY and the (unconnected) broker."""
     if proc.executor_type is JobExecutorType.PROCESS:
         configure_logging("agent", settings.log_level, settings.log_json)
+        end_jobs_on_drain_signal(drain_timeout_reason(settings.agent_drain_timeout_seconds))
     try:
         build_models(ProviderChoice(), speech_defaults(settings))
         if settings.agent_factory:
@@ -104,6 +106,7 @@ def flow_policy(settings: AgentSettings) -> FlowInitPolicy:
 async def run_job(settings: AgentSettings, ctx: JobContext) -> None:
     """Entrypoint of one dispatched job: readiness, then stay while the user is there, then end the job and say
     why on the broker (``agent.job_ended``), whatever ended it: the user, the room, a shutdown or an error."""
+    LOCAL_JOBS.add(ctx.job.id)  # a drain that times out ends this job at once, saying why
     publisher = cast(RedisEventPublisher, ctx.proc.userdata["publisher"])
     ctx.add_shutdown_callback(publisher.close)  # the connection belongs to this job's event loop
     room = create_room(settings, ctx)  # never ctx.connect() here: the simulator room has no WebRTC
@@ -142,12 +145,14 @@ async def run_job(settings: AgentSettings, ctx: JobContext) -> None:
                 user_seen=presence_reporter(publisher, outcome.session),
             )
     except asyncio.CancelledError:
-        end = job_end(EndCode.AGENT_JOB_ENDED, "the job was shut down", was_ready=ready)
+        why = LOCAL_JOBS.end_reason(ctx.job.id) or "the job was shut down"
+        end = job_end(EndCode.AGENT_JOB_ENDED, why, was_ready=ready)
         raise
     except Exception as exc:
         end = job_end(EndCode.AGENT_CRASHED, type(exc).__name__, was_ready=ready)
         raise
     finally:
+        LOCAL_JOBS.discard(ctx.job.id)
         if http is not None:
             await http.aclose()
         await voice.aclose()
@@ -243,4 +248,7 @@ async def serve(settings: AgentSettings, stop: asyncio.Event) -> None:
         try:
             await worker.server.drain(timeout=settings.agent_drain_timeout_seconds)
         except TimeoutError:
-            log.warning("worker_drain_timed_out", timeout_s=settings.agent_drain_timeout_seconds)
+            # Sessions still running: end them now, saying why, rather than after livekit-agents' own wait.
+            why = drain_timeout_reason(settings.agent_drain_timeout_seconds)
+            ended = LOCAL_JOBS.end_all(why) + signal_job_processes(worker.server)
+            log.warning("worker_drain_timed_out", timeout_s=settings.agent_drain_timeout_seconds, jobs_ended=ended)

@@ -4,16 +4,20 @@ environment variables that exist."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import jsonschema
 import pytest
 import yaml
 
+from services.agent.settings import AgentSettings
+from services.agent.worker import CLOSE_TIMEOUT_SECONDS
 from tests.deploy.manifests import COMMANDS, DEPLOY, allowed_env, load_yaml
 
 OURS = {"migrate", "api", "dispatcher", "session_store", "webhooks", "agent"}
 SCALED = ("dispatcher", "agent", "session_store", "webhooks")
+DEFAULT_DRAIN_S = AgentSettings.model_fields["agent_drain_timeout_seconds"].default
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +118,19 @@ def test_the_metrics_overlay_scrapes_every_service_on_loopback_only(validator: j
     (sd,) = next(job for job in scrape["scrape_configs"] if job["job_name"] == "agentready")["dns_sd_configs"]
     assert set(sd["names"]) == set(SCALED) and sd["port"] == 9464
     assert scrape["rule_files"] == ["/etc/prometheus/alerts.yml"]
+
+
+def _seconds(duration: str) -> float:
+    """A compose duration (``90s``, ``1m30s``, ``1.5m``) in seconds."""
+    units = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(us|ms|s|m|h)", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, f"not a compose duration: {duration!r}"
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def test_the_agent_gets_a_stop_grace_period_longer_than_its_drain_and_close(compose: dict[str, Any]) -> None:
+    # docker stop sends SIGTERM, then SIGKILL after the grace period: running sessions get the drain timeout, then
+    # the worker's close (bounded by CLOSE_TIMEOUT_SECONDS) ends what is left, each session saying why.
+    agent = compose["services"]["agent"]
+    drain = float(agent["environment"].get("AGENT_DRAIN_TIMEOUT_SECONDS") or DEFAULT_DRAIN_S)
+    assert _seconds(agent["stop_grace_period"]) > drain + CLOSE_TIMEOUT_SECONDS, (agent["stop_grace_period"], drain)

@@ -17,10 +17,13 @@ import yaml
 from redis.asyncio import Redis
 
 from contracts.streams import SUBSCRIPTIONS
+from services.agent.settings import AgentSettings
+from services.agent.worker import CLOSE_TIMEOUT_SECONDS
 from services.dispatcher.ledger import RedisSessionLedger
 from tests.deploy.manifests import COMMANDS, DEPLOY, allowed_env, binary, kustomize
 
 K8S = DEPLOY / "k8s"
+DEFAULT_DRAIN_S = AgentSettings.model_fields["agent_drain_timeout_seconds"].default
 KUBERNETES_VERSION = "1.30.0"  # the oldest version the manifests promise to work on
 OURS = {
     "agentready-api": "api",
@@ -123,6 +126,19 @@ def test_each_deployment_has_probes_resources_budget_and_a_grace_period(rendered
         exec_probe = container["livenessProbe"].get("exec")
         if exec_probe:
             assert exec_probe["command"][:4] == ["python", "-m", "deploy.docker.healthcheck", OURS[name]]
+
+
+def test_the_agent_gets_a_termination_grace_period_longer_than_its_drain_and_close(
+    rendered: list[dict[str, Any]],
+) -> None:
+    # Kubernetes sends SIGTERM, then SIGKILL after the grace period: running sessions get the drain timeout, then
+    # the worker's close (bounded by CLOSE_TIMEOUT_SECONDS) ends what is left, each session saying why.
+    pod = _of(rendered, "Deployment")["agentready-agent"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {var["name"]: var.get("value") for var in container["env"]}
+    drain = float(env.get("AGENT_DRAIN_TIMEOUT_SECONDS") or DEFAULT_DRAIN_S)
+    grace = pod["terminationGracePeriodSeconds"]
+    assert grace > drain + CLOSE_TIMEOUT_SECONDS, (grace, drain)
 
 
 def test_the_api_scales_on_cpu_with_an_hpa(rendered: list[dict[str, Any]]) -> None:

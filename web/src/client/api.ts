@@ -16,6 +16,11 @@ export interface ServerStages {
   requested: string | null;
   dispatched: string | null;
   agentJoined: string | null;
+  /** The user subscribed to the agent's audio (the greeting waits for it). */
+  listenerSubscribed: string | null;
+  greetingStarted: string | null;
+  /** The greeting's playout ended: `agent.ready` follows. */
+  greetingFinished: string | null;
   ready: string | null;
   ended?: string | null;
 }
@@ -36,6 +41,8 @@ export interface StatusEvent {
   reason: string | null;
   endCode: string | null;
   at: string;
+  /** The stage times as of this status (absent or null from an API without them). */
+  stages?: ServerStages | null;
 }
 
 /** An answer of the API that was not a success, with its sentence (`error`) and HTTP status. */

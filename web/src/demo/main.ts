@@ -52,6 +52,9 @@ async function showServerStages(config: DemoConfig, session: AgentSession) {
     ...clientRows(session.timings),
     ["server: dispatched", since(stages.dispatched)],
     ["server: agent joined", since(stages.agentJoined)],
+    ["server: user subscribed to the agent", since(stages.listenerSubscribed)],
+    ["server: greeting started", since(stages.greetingStarted)],
+    ["server: greeting finished", since(stages.greetingFinished)],
     ["server: ready", since(stages.ready)],
   ]);
 }
