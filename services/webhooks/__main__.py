@@ -7,6 +7,7 @@ import asyncio
 import typer
 
 from services.runtime.logging import configure_logging
+from services.runtime.metrics_server import MetricsOptions
 from services.runtime.migrations import migrate as apply_schema
 from services.runtime.running import run_app
 from services.webhooks.app import SERVICE, create_app
@@ -28,7 +29,7 @@ def run() -> None:
     """Consume status changes and deliver webhooks until SIGTERM/SIGINT."""
     settings = WebhookSettings()
     configure_logging(SERVICE, settings.log_level, settings.log_json)
-    run_app(create_app(settings))
+    run_app(create_app(settings), metrics=MetricsOptions.from_settings(settings.metrics_host, settings.metrics_port))
 
 
 @cli.command()
