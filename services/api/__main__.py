@@ -12,6 +12,7 @@ from services.api import admin
 from services.api.app import SERVICE, create_app
 from services.api.scopes import ALL_SCOPES, DEFAULT_SCOPES
 from services.api.settings import AdminSettings, ApiSettings
+from services.runtime import tracing
 from services.runtime.logging import configure_logging
 
 _SCOPE_HELP = f"secret: what it may do, repeatable: {' '.join(ALL_SCOPES)} (default: {' '.join(DEFAULT_SCOPES)})"
@@ -31,6 +32,7 @@ def run() -> None:
     """Serve the HTTP API with uvicorn until SIGTERM."""
     settings = ApiSettings()
     configure_logging(SERVICE, settings.log_level, settings.log_json)
+    tracing.configure(SERVICE)
     uvicorn.run(
         create_app(settings),
         host=settings.api_host,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.dispatcher.app import SERVICE, create_app
 from services.dispatcher.settings import DispatcherSettings
+from services.runtime import tracing
 from services.runtime.logging import configure_logging
 from services.runtime.running import run_app
 
@@ -12,6 +13,7 @@ def main() -> None:
     """Run the dispatcher."""
     settings = DispatcherSettings()
     configure_logging(SERVICE, settings.log_level, settings.log_json)
+    tracing.configure(SERVICE)
     run_app(create_app(settings))
 
 
