@@ -57,7 +57,9 @@ async def test_api_dispatcher_and_session_store_share_the_sessions_trace(
     consumer = f"trace-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     async with separate_database(database_url) as db:
         api = create_api(ApiSettings(redis_url=redis, database_url=db, dev_mode=True))
-        store = create_store(SessionStoreSettings(redis_url=redis, database_url=db, dev_mode=True, consumer_name=consumer))
+        store = create_store(
+            SessionStoreSettings(redis_url=redis, database_url=db, dev_mode=True, consumer_name=consumer)
+        )
         dispatcher = create_dispatcher(
             DispatcherSettings(
                 redis_url=redis, livekit_url=sim.url, dev_mode=True, livekit_agent_name=agent_name,
@@ -111,7 +113,9 @@ async def test_the_agents_job_span_is_a_child_of_the_traceparent_in_its_metadata
             seen.append(tracing.current_traceparent())
 
     ctx = SimpleNamespace(
-        job=SimpleNamespace(id="job-1", room=SimpleNamespace(name="room-1"), metadata=json.dumps({"traceparent": parent}))
+        job=SimpleNamespace(
+            id="job-1", room=SimpleNamespace(name="room-1"), metadata=json.dumps({"traceparent": parent})
+        )
     )
     await traced_job(job, cast(JobContext, ctx))
     agent_job = _named(spans, "agent.job")

@@ -23,7 +23,9 @@ print(type(trace.get_tracer_provider()).__name__, any(m.startswith("opentelemetr
 
 def test_no_endpoint_no_sdk_tracer_provider() -> None:
     env = {"PATH": "/usr/bin:/bin"}  # no OTEL_* variables
-    out = subprocess.run([sys.executable, "-c", _NO_SDK], env=env, capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _NO_SDK], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
     assert out.stdout.split() == ["ProxyTracerProvider", "False"]
 
 
