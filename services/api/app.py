@@ -17,7 +17,7 @@ from services.api.dependencies import install
 from services.api.errors import install_error_handlers
 from services.api.fanout import StatusFanout
 from services.api.migrations import MIGRATIONS
-from services.api.routes import demo, events, flows, health, internal, sessions, watch, webhooks
+from services.api.routes import demo, events, flows, health, internal, ops, sessions, watch, webhooks
 from services.api.settings import ApiSettings
 from services.runtime.broker import CONNECTION_OPTIONS, new_broker
 from services.runtime.migrations import apply_migrations
@@ -64,6 +64,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             yield
         finally:
             await cancel_and_wait(fanout, timeout_s=5.0, what="status fanout")
+            await app.state.room_reader.aclose()
             await broker.stop()
             await redis.aclose()
             await pool.close()
@@ -80,4 +81,5 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(internal.router)
     app.include_router(webhooks.router)
     app.include_router(demo.router)
+    app.include_router(ops.router)
     return app

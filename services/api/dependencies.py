@@ -21,6 +21,7 @@ from services.api.cached_flows import CachedFlows
 from services.api.client_tokens import ClientTokens
 from services.api.credentials import CredentialIssuer
 from services.api.fanout import StatusFanout
+from services.api.livekit_room_reader import LiveKitRoomReader
 from services.api.publishable_keys import PublishableGate
 from services.api.repository import ApiRepository, Flow
 from services.api.session_core import SessionAdmission, SessionMinting, SessionPolicy, TokenIssuer
@@ -70,6 +71,9 @@ def install(state: State, settings: ApiSettings, pool: AsyncConnectionPool, redi
     state.publishable = PublishableGate(redis, settings.publishable_rate_per_min)
     state.fanout = StatusFanout(redis, settings.sse_queue_size)
     state.publisher = BrokerPublisher(broker)
+    state.room_reader = LiveKitRoomReader(  # for operators' presence checks; connects on first use
+        settings.livekit_http_url, settings.livekit_api_key, settings.livekit_api_secret, settings.livekit_api_timeout_s
+    )
 
 
 async def get_settings(request: Request) -> ApiSettings:

@@ -11,8 +11,9 @@ from collections.abc import Iterable
 SESSIONS = "sessions"  # create, read and end sessions
 FLOWS = "flows"  # create, read and change flows
 WATCH_PREFIX = "watch:"  # watch:<role>: mint watcher tokens of that role
+OPS = "ops"  # operators' views of the organisation: stage latencies, the agent's presence in a session's room
 
-ALL_SCOPES: tuple[str, ...] = (SESSIONS, FLOWS, "watch:monitor", "watch:supervisor", "watch:admin")
+ALL_SCOPES: tuple[str, ...] = (SESSIONS, FLOWS, "watch:monitor", "watch:supervisor", "watch:admin", OPS)
 DEFAULT_SCOPES: tuple[str, ...] = (SESSIONS, FLOWS, "watch:monitor")  # a new secret key without --scope
 
 

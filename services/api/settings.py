@@ -33,6 +33,9 @@ class ApiSettings(LiveKitSettings):
         default=1.0, gt=0, le=10, description="how long /readyz waits for Redis and for PostgreSQL (checked at once)"
     )
     token_ttl_s: int = Field(default=600, ge=30, le=3600, description="lifetime of a participant token")
+    livekit_api_timeout_s: float = Field(
+        default=3.0, gt=0, le=30, description="how long the presence check waits for LiveKit's server API"
+    )
     ready_timeout_s: float = Field(default=30.0, gt=0, le=600, description="default readiness deadline of a session")
     session_snapshot_ttl_s: int = Field(default=3600, ge=60)
     idempotency_ttl_s: int = Field(default=600, ge=1, description="how long an Idempotency-Key is remembered")
