@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from fastapi import FastAPI
@@ -15,10 +14,9 @@ from tests.runtime.test_stage_latency import seed
 
 
 @pytest.fixture
-async def ops_org(api_app: FastAPI, database_url: str) -> AsyncIterator[tuple[str, str]]:
+async def ops_org(api_app: FastAPI, database_url: str) -> tuple[str, str]:
     """(key with the ops scope, its organisation id) of a fresh organisation."""
-    key, org_id = await create_key(database_url, f"ops-{uuid.uuid4().hex[:8]}", request=KeyRequest(scopes=[OPS]))
-    yield key, org_id
+    return await create_key(database_url, f"ops-{uuid.uuid4().hex[:8]}", request=KeyRequest(scopes=[OPS]))
 
 
 async def test_stage_latencies_of_the_organisations_last_minutes(
