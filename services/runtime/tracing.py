@@ -97,10 +97,14 @@ def span(
     kind: SpanKind = SpanKind.INTERNAL,
     attributes: Mapping[str, Any] | None = None,
     link_current: bool = False,
+    only_within: bool = False,
 ) -> AbstractContextManager[object]:
     """A current span for the block: a child of the ``traceparent`` ``parent`` when given (else of the current
-    span). ``link_current`` links the span that was current (e.g. livekit-agents' job span) when a parent is given."""
+    span). ``link_current`` links the span that was current (e.g. livekit-agents' job span) when a parent is given;
+    ``only_within``: none outside a trace (a periodic scan's calls would each start a trace of their own)."""
     if _tracer is None:
+        return _NOTHING
+    if only_within and not trace.get_current_span().get_span_context().is_valid:
         return _NOTHING
     context = _propagator.extract({"traceparent": parent}) if parent else None
     links = None

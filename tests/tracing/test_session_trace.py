@@ -97,6 +97,9 @@ async def test_api_dispatcher_and_session_store_share_the_sessions_trace(
     assert dispatcher_span.parent is not None and dispatcher_span.parent.span_id == request.context.span_id
     assert stored_request.parent is not None and stored_request.parent.span_id == request.context.span_id
     assert stored_dispatch.parent is not None and stored_dispatch.parent.span_id == dispatcher_span.context.span_id
+    calls = [s for s in spans.get_finished_spans() if s.name == "livekit server api"]
+    assert calls and all(c.parent and c.parent.span_id == dispatcher_span.context.span_id for c in calls)
+    assert any(c.attributes and str(c.attributes["livekit.call"]).startswith("create room") for c in calls)
     # the dispatch's job metadata carries the dispatcher's span: the agent's spans are its children
     carried = json.loads(dispatch.metadata)["traceparent"].split("-")
     assert carried[1:3] == [f"{trace_id:032x}", f"{dispatcher_span.context.span_id:016x}"]

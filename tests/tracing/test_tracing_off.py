@@ -50,3 +50,11 @@ def test_what_a_delivery_costs_with_tracing_off_and_on(spans: InMemorySpanExport
     off_us = min(timeit.repeat(delivery, number=20_000, repeat=3)) / 20_000 * 1e6
     print(f"tracing per delivery: off {off_us:.2f} us, on (SDK, in-memory export) {on_us:.1f} us")
     assert off_us < 2.0  # a None check and a shared null context; the SDK path costs tens of microseconds
+
+
+def test_a_span_only_within_a_trace_is_none_outside_one(spans: InMemorySpanExporter) -> None:
+    with tracing.span("scan's call", only_within=True):
+        pass
+    with tracing.span("request"), tracing.span("call", only_within=True):
+        pass
+    assert sorted(s.name for s in spans.get_finished_spans()) == ["call", "request"]
