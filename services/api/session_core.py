@@ -128,7 +128,8 @@ async def request_session(
     The session's trace starts in this span: ``session.requested`` carries its context to every consumer."""
     with tracing.span("session.request", kind=SpanKind.SERVER):
         created = await _admitted(flow, idem_key, admission, minting)
-        tracing.annotate(**{"agentready.session_id": created.session_id, "agentready.flow_id": flow.id})
+        if tracing.enabled():
+            tracing.annotate(**{"agentready.session_id": created.session_id, "agentready.flow_id": flow.id})
         return created
 
 
