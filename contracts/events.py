@@ -38,6 +38,9 @@ class Event(BaseModel):
     schema_version: int = SCHEMA_VERSION
     correlation_id: str = Field(default_factory=new_message_id)
     session_id: SessionId
+    # W3C trace context (``traceparent``) of the span that published this event, "" when tracing is off: every
+    # consumer continues the session's one trace from it (services.runtime.tracing).
+    traceparent: str = ""
 
 
 class SessionRequested(Event):

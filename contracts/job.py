@@ -23,6 +23,7 @@ class AgentJobMetadata(BaseModel):
     correlation_id: str = Field(alias="correlationId", default_factory=new_message_id, min_length=1)
     credential: str = ""  # the session's agent credential for the API's flow-init endpoint
     providers: ProviderChoice = Field(default_factory=ProviderChoice)  # built at stage "providers", before the user
+    traceparent: str = ""  # W3C trace context of the session's trace: the agent's spans join it
 
     def to_json(self) -> str:
         """Serialise for the dispatch's metadata field (camelCase keys)."""
@@ -37,4 +38,5 @@ def room_metadata(job_metadata: str) -> str:
         return job_metadata
     if isinstance(data, dict):
         data.pop("credential", None)
+        data.pop("traceparent", None)  # only the agent needs it
     return json.dumps(data, separators=(",", ":"))

@@ -16,7 +16,7 @@ from devstack.readiness import NotReadyError
 
 DEV_ORG = "dev"
 # services.api.scopes
-ALL_SCOPES = ("sessions", "flows", "watch:monitor", "watch:supervisor", "watch:admin", "webhooks")
+ALL_SCOPES = ("sessions", "flows", "watch:monitor", "watch:supervisor", "watch:admin", "webhooks", "ops")
 DEMO_FLOW = "demo"
 DEMO_GREETING = "Hello! I'm the agentready demo agent. How can I help you today?"
 VITE_DEV_PORT = 5173  # the web client's own dev server (npm run dev), another origin

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from services.agent.settings import AgentSettings
 from services.agent.worker import serve
+from services.runtime import tracing
 from services.runtime.logging import configure_logging
 from services.runtime.streams import ensure_groups
 
@@ -59,4 +60,5 @@ if __name__ == "__main__":
     agent_settings = AgentSettings()
     quiet_loop_monitors(agent_settings)
     configure_logging("agent", agent_settings.log_level, agent_settings.log_json)
+    tracing.configure("agent")
     asyncio.run(main(agent_settings))

@@ -11,6 +11,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from contracts.events import Event
 from contracts.keys import watched_room_key
 from contracts.streams import stream_for
+from services.runtime import tracing
 from services.runtime.broker import new_broker
 from services.runtime.retrying import RetryPolicy, with_retries
 
@@ -46,6 +47,8 @@ class RedisEventPublisher:
         A Redis restart or blip is retried (bounded in attempts and time), so ``agent.ready`` survives it;
         the event's message id makes a duplicate after an ambiguous failure harmless downstream.
         """
+
+        event = tracing.stamped(event)  # the session's trace, through the job's span (services.agent.job_trace)
 
         async def once() -> None:
             await self._ensure_connected()

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from services.runtime import tracing
+
 
 class StageFailed(Exception):
     """A readiness stage did not complete; ``stage`` and ``reason`` go into ``agent.failed``."""
@@ -40,8 +42,9 @@ class StageClock:
         self.current = name
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(deadline):
-                yield
+            with tracing.span(f"agent.stage {name}"):
+                async with asyncio.timeout(deadline):
+                    yield
         except StageFailed:
             raise
         except TimeoutError as exc:

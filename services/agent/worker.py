@@ -25,6 +25,7 @@ from services.agent.draining import LOCAL_JOBS, drain_timeout_reason, end_jobs_o
 from services.agent.ending import failed_readiness, job_end, presence_reporter, report_job_end, stay_with_user
 from services.agent.events import RedisEventPublisher
 from services.agent.flow_client import FlowInitPolicy, HttpFlowInitialiser
+from services.agent.job_trace import traced_job
 from services.agent.metadata import salvage_ids
 from services.agent.metrics import unwatch_worker, watch_worker
 from services.agent.readiness import ReadinessOptions, run_readiness
@@ -32,6 +33,7 @@ from services.agent.room import AgentRoom, create_room
 from services.agent.settings import AgentSettings
 from services.agent.speech_models import Defaults, ProviderError, build_models
 from services.agent.voice import PlayingRoom, SimulatedVoice, Voice
+from services.runtime import tracing
 from services.runtime.logging import configure_logging
 
 log = structlog.get_logger(__name__)
@@ -46,6 +48,7 @@ def prepare_process(settings: AgentSettings, proc: JobProcess) -> None:
     if proc.executor_type is JobExecutorType.PROCESS:
         configure_logging("agent", settings.log_level, settings.log_json)
         end_jobs_on_drain_signal(drain_timeout_reason(settings.agent_drain_timeout_seconds))
+    tracing.configure("agent")  # in each job process: spans are exported from where they are made
     try:
         build_models(ProviderChoice(), speech_defaults(settings))
         if settings.agent_factory:
@@ -187,7 +190,8 @@ def build_server(settings: AgentSettings) -> AgentServer:
         port=settings.agent_http_port,
         setup_fnc=functools.partial(prepare_process, settings),
     )
-    server.rtc_session(functools.partial(run_job, settings), agent_name=settings.livekit_agent_name)
+    job = functools.partial(traced_job, functools.partial(run_job, settings))
+    server.rtc_session(job, agent_name=settings.livekit_agent_name)
     return server
 
 

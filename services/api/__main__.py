@@ -11,9 +11,12 @@ from uvicorn.config import STARTUP_FAILURE
 
 from services.api import admin
 from services.api.app import SERVICE, create_app
+from services.api.livekit_room_reader import PresenceSettings, presence_check
+from services.api.presence import LiveKitUnavailableError
 from services.api.scopes import ALL_SCOPES, DEFAULT_SCOPES
 from services.api.serving import server_config
 from services.api.settings import AdminSettings, ApiSettings
+from services.runtime import tracing
 from services.runtime.logging import configure_logging
 
 _SCOPE_HELP = f"secret: what it may do, repeatable: {' '.join(ALL_SCOPES)} (default: {' '.join(DEFAULT_SCOPES)})"
@@ -33,6 +36,7 @@ def run() -> None:
     """Serve the HTTP API with uvicorn until SIGTERM."""
     settings = ApiSettings()
     configure_logging(SERVICE, settings.log_level, settings.log_json)
+    tracing.configure(SERVICE)
     server = uvicorn.Server(server_config(create_app(settings), settings))
     server.run()
     if not server.started:  # as uvicorn.run: a failed start-up is an exit code, not a silent 0
@@ -76,6 +80,23 @@ def create_key(
     kind = "publishable key" if publishable else "API key"
     typer.echo(f"{kind} for organisation {org!r} ({org_id}); it is not shown again:", err=True)
     typer.echo(created)
+
+
+@cli.command("presence")
+def presence(session_id: str = typer.Argument(..., help="the session's id")) -> None:
+    """Is the agent in the session's room right now (asks LiveKit once): JSON as GET /api/sessions/{id}/presence
+    answers; exit code 1 when there is no such session, 3 when LiveKit does not answer."""
+    settings = PresenceSettings()
+    configure_logging(SERVICE, "WARNING", settings.log_json)
+    try:
+        found = asyncio.run(presence_check(settings, session_id))
+    except LiveKitUnavailableError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(3) from exc
+    if found is None:
+        typer.echo(f"error: session {session_id!r} not found (no recorded session has that id)", err=True)
+        raise typer.Exit(1)
+    typer.echo(found.model_dump_json(by_alias=True, indent=2))
 
 
 @cli.command("ensure-flow")

@@ -16,7 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from services.api.auth import ApiKey, Authenticator, AuthError, bearer_key
 from services.api.client_tokens import ClientTokens, looks_like_jwt, only_own_session
 from services.api.params import AccessToken, SessionId
-from services.api.scopes import FLOWS, SESSIONS
+from services.api.scopes import FLOWS, OPS, SESSIONS
 
 # Declared for the OpenAPI document ("Authorize" in /docs); the header itself is parsed by the Authenticator,
 # which explains what is wrong with it.
@@ -56,6 +56,13 @@ async def get_flows_org(
     return (await _api_key(request, bearer_key(request.headers.get("authorization")))).require(FLOWS)
 
 
+async def get_ops_org(
+    request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
+) -> str:
+    """The organisation of a secret key with the ``ops`` scope."""
+    return (await _api_key(request, bearer_key(request.headers.get("authorization")))).require(OPS)
+
+
 async def _session_org(request: Request, session_id: str, credential: str) -> str:
     """The organisation of a client token of ``session_id``, or of a secret key with the ``sessions`` scope."""
     if looks_like_jwt(credential):
@@ -93,5 +100,6 @@ async def get_stream_org(
 
 ApiKeyDep = Annotated[ApiKey, Depends(get_api_key)]
 FlowsOrgDep = Annotated[str, Depends(get_flows_org)]
+OpsOrgDep = Annotated[str, Depends(get_ops_org)]
 SessionOrgDep = Annotated[str, Depends(get_session_org)]
 StreamOrgDep = Annotated[str, Depends(get_stream_org)]

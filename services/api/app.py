@@ -25,6 +25,7 @@ from services.api.routes import (
     health,
     internal,
     metrics,
+    ops,
     sessions,
     watch,
     webhook_endpoints,
@@ -82,6 +83,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             yield
         finally:
             await cancel_and_wait(fanout, timeout_s=5.0, what="status fanout")
+            await app.state.room_reader.aclose()
             await broker.stop()
             await redis.aclose()
             await pool.close()
@@ -108,4 +110,5 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.include_router(webhook_endpoints.router)
     app.include_router(demo.router)
     app.include_router(metrics.router)
+    app.include_router(ops.router)
     return app

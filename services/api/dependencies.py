@@ -22,6 +22,7 @@ from services.api.cached_flows import CachedFlows
 from services.api.client_tokens import ClientTokens
 from services.api.credentials import CredentialIssuer
 from services.api.fanout import StatusFanout
+from services.api.livekit_room_reader import LiveKitRoomReader
 from services.api.publishable_keys import PublishableGate
 from services.api.repository import ApiRepository, Flow
 from services.api.session_core import SessionAdmission, SessionMinting, SessionPolicy, TokenIssuer
@@ -80,6 +81,9 @@ def install(state: State, settings: ApiSettings, pool: AsyncConnectionPool, redi
     state.stream_slots = StreamSlots(settings.max_sse_streams_per_org, settings.admission_retry_after_s)
     state.publisher = BrokerPublisher(broker)
     state.webhook_store = WebhookStore(pool)
+    state.room_reader = LiveKitRoomReader(  # for operators' presence checks; connects on first use
+        settings.livekit_http_url, settings.livekit_api_key, settings.livekit_api_secret, settings.livekit_api_timeout_s
+    )
 
 
 async def get_settings(request: Request) -> ApiSettings:

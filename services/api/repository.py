@@ -14,6 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.api.auth import ApiKey
 from services.api.storable import read_stored_json
+from services.runtime.stage_latency import StageReport, stage_latencies
 
 # The definition as text, read by a bounded reader (a row from before the limits on free-form JSON must not fail reads).
 _FLOW_COLUMNS = sql.SQL(
@@ -208,3 +209,15 @@ class ApiRepository:
         """Raise if PostgreSQL does not answer."""
         async with self._pool.connection() as conn:
             await conn.execute("SELECT 1")
+
+    async def stage_latencies(self, org_id: str | None, minutes: float) -> StageReport:
+        """p50/p95 per start-up stage of the organisation's (None: every) sessions of the last ``minutes``."""
+        async with self._pool.connection() as conn:
+            return await stage_latencies(conn, minutes, org_id)
+
+    async def session_room(self, session_id: str) -> tuple[str, str] | None:
+        """(room name, status) of a recorded session of any organisation: the operators' CLI looks it up."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute("SELECT room_name, status FROM sessions WHERE id = %s", (session_id,))
+            row = await cur.fetchone()
+        return (str(row[0]), str(row[1])) if row and row[0] else None

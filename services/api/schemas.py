@@ -228,3 +228,37 @@ class WatchToken(ApiModel):
     token: str
     livekit_url: str
     topic: str = Field(description="the data-channel topic the flow events arrive on")
+
+
+class StageLatencyOut(ApiModel):
+    """One start-up stage over the window (milliseconds; null when no session reached both ends)."""
+
+    start: str = Field(description="stage time it starts at, e.g. requested")
+    end: str = Field(description="stage time it ends at, e.g. dispatched")
+    sessions: int = Field(description="sessions that reached both ends")
+    p50_ms: float | None
+    p95_ms: float | None
+
+
+class StageLatenciesOut(ApiModel):
+    """Per-stage p50/p95 of the organisation's sessions requested in the last ``minutes``."""
+
+    minutes: float
+    sessions: int
+    ready: int
+    stages: list[StageLatencyOut]
+
+
+class PresenceOut(ApiModel):
+    """Whether the agent is in the session's room now, as LiveKit answered a moment ago."""
+
+    session_id: str
+    room_name: str
+    room_exists: bool = Field(description="false: LiveKit has no such room (never created, or closed)")
+    in_room: bool
+    agent_identity: str | None
+    joined_at: datetime | None = Field(description="when the agent joined the room")
+    state: str | None = Field(description="LiveKit's lk.agent.state: initializing, listening, thinking, speaking")
+    participants: int = Field(description="everyone in the room, the agent included")
+    agents: int = Field(description="agent participants (more than one: a duplicate dispatch)")
+    session_status: str

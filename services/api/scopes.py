@@ -13,7 +13,9 @@ FLOWS = "flows"  # create, read and change flows
 WATCH_PREFIX = "watch:"  # watch:<role>: mint watcher tokens of that role
 WEBHOOKS = "webhooks"  # register lifecycle webhook endpoints, read their delivery log, replay
 
-ALL_SCOPES: tuple[str, ...] = (SESSIONS, FLOWS, "watch:monitor", "watch:supervisor", "watch:admin", WEBHOOKS)
+OPS = "ops"  # operators' views of the organisation: stage latencies, the agent's presence in a session's room
+
+ALL_SCOPES: tuple[str, ...] = (SESSIONS, FLOWS, "watch:monitor", "watch:supervisor", "watch:admin", WEBHOOKS, OPS)
 DEFAULT_SCOPES: tuple[str, ...] = (SESSIONS, FLOWS, "watch:monitor")  # a new secret key without --scope
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
+from opentelemetry.trace import SpanKind
+
 from contracts.events import SessionRequested, utc_now
 from contracts.providers import ProviderChoice
 from contracts.status import SessionStatus
@@ -20,6 +22,7 @@ from services.api.credentials import AgentClaims, CredentialIssuer
 from services.api.repository import Flow
 from services.api.schemas import SessionCreated, SessionOut, SessionStages
 from services.api.tokens import participant_token
+from services.runtime import tracing
 
 
 class OverCapacityError(Exception):
@@ -123,6 +126,7 @@ def new_request(flow: Flow, policy: SessionPolicy, credentials: CredentialIssuer
         agent_credential=credential,
         max_duration_s=max_duration_for(flow),
         providers=ProviderChoice.from_agent_settings(flow.agent_settings),
+        traceparent=tracing.current_traceparent(),  # the session's trace starts here ("" when tracing is off)
     )
 
 
@@ -132,7 +136,19 @@ async def request_session(
     admission: SessionAdmission,
     minting: SessionMinting,
 ) -> SessionCreated:
-    """Admit and announce a new session (or replay the one an Idempotency-Key already created), return at once."""
+    """Admit and announce a new session (or replay the one an Idempotency-Key already created), return at once.
+
+    The session's trace starts in this span: ``session.requested`` carries its context to every consumer."""
+    with tracing.span("session.request", kind=SpanKind.SERVER):
+        created = await _admitted(flow, idem_key, admission, minting)
+        if tracing.enabled():
+            tracing.annotate(**{"agentready.session_id": created.session_id, "agentready.flow_id": flow.id})
+        return created
+
+
+async def _admitted(
+    flow: Flow, idem_key: str | None, admission: SessionAdmission, minting: SessionMinting
+) -> SessionCreated:
     request = new_request(flow, minting.policy, minting.credentials)
     issuer = minting.tokens
     token = participant_token(

@@ -41,6 +41,9 @@ class ApiSettings(LiveKitSettings):
         description="a user's participant token is valid until its session's readiness deadline plus this: long "
         "enough to join (connected participants get fresh tokens from LiveKit), not to rejoin an ended session",
     )
+    livekit_api_timeout_s: float = Field(
+        default=3.0, gt=0, le=30, description="how long the presence check waits for LiveKit's server API"
+    )
     ready_timeout_s: float = Field(default=30.0, gt=0, le=600, description="default readiness deadline of a session")
     session_snapshot_ttl_s: int = Field(default=3600, ge=60)
     idempotency_ttl_s: int = Field(default=600, ge=1, description="how long an Idempotency-Key is remembered")

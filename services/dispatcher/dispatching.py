@@ -21,6 +21,7 @@ from services.dispatcher.ports import (
 )
 from services.dispatcher.retries import RetryPolicy, with_retries
 from services.dispatcher.watchdog import WatchdogPolicy
+from services.runtime import tracing
 
 log = structlog.get_logger(__name__)
 
@@ -36,6 +37,7 @@ def job_metadata(request: SessionRequested) -> AgentJobMetadata:
         correlation_id=request.correlation_id,
         credential=request.agent_credential,
         providers=request.providers,
+        traceparent=tracing.current_traceparent() or request.traceparent,  # the agent's spans join the session's trace
     )
 
 

@@ -9,11 +9,13 @@ from typing import TypeVar
 
 import aiohttp
 from livekit import api
+from opentelemetry.trace import SpanKind
 
 from contracts.flow_events import watcher_role
 from contracts.job import room_metadata
 from services.dispatcher.metrics import LIVEKIT_ERRORS
 from services.dispatcher.ports import LiveKitNotFoundError, PermanentLiveKitError, TransientLiveKitError
+from services.runtime import tracing
 
 T = TypeVar("T")
 
@@ -163,6 +165,12 @@ class LiveKitRoomsClient:
                 )
 
     async def _call(self, call: Awaitable[T], what: str) -> T:
+        # a client span in the session's trace, where the dispatcher's time goes (``what`` names the room: an attribute)
+        attributes = {"livekit.call": what}
+        with tracing.span("livekit server api", kind=SpanKind.CLIENT, attributes=attributes, only_within=True):
+            return await self._answer(call, what)
+
+    async def _answer(self, call: Awaitable[T], what: str) -> T:
         async with self._in_flight:
             try:
                 return await call

@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
+from services.runtime import tracing
 from services.runtime.dead_letters import FailureLedger, dead_letter
 from services.runtime.tasks import cancel_and_wait
 
@@ -179,7 +180,9 @@ class DeliveryGuard:
                     _lease(redis, self._where, message_id, self._policy.lease_every_s, self._policy.handler_timeout_s),
                     asyncio.timeout(self._policy.handler_timeout_s),
                 ):
-                    await self._handler(self._adapter.validate_json(message.body))
+                    event = self._adapter.validate_json(message.body)
+                    with tracing.consumed(self._where.stream, self._where.group, message_id, event):
+                        await self._handler(event)  # what it publishes carries this span's context
             except Exception as exc:  # noqa: BLE001 -- every failure is counted or re-raised, never dropped
                 await self._failed(ledger, redis, message_id, fields, exc, attempts)
                 return

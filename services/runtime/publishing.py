@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from contracts.events import Event
 from contracts.streams import stream_for
+from services.runtime import tracing
 
 if TYPE_CHECKING:
     from faststream.redis import RedisBroker
@@ -30,5 +31,6 @@ class BrokerPublisher:
         self._broker = broker
 
     async def publish(self, event: Event) -> None:
-        """Publish one event (one XADD)."""
+        """Publish one event (one XADD), carrying the current trace context."""
+        event = tracing.stamped(event)
         await self._broker.publish(event, stream=stream_for(type(event)), correlation_id=event.correlation_id)

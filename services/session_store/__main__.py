@@ -6,6 +6,7 @@ import asyncio
 
 import typer
 
+from services.runtime import tracing
 from services.runtime.logging import configure_logging
 from services.runtime.metrics_server import MetricsOptions
 from services.runtime.migrations import migrate as apply_schema
@@ -29,6 +30,7 @@ def run() -> None:
     """Consume lifecycle events until SIGTERM/SIGINT."""
     settings = SessionStoreSettings()
     configure_logging(SERVICE, settings.log_level, settings.log_json)
+    tracing.configure(SERVICE)
     run_app(create_app(settings), metrics=MetricsOptions.from_settings(settings.metrics_host, settings.metrics_port))
 
 

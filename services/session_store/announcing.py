@@ -9,6 +9,7 @@ from contracts.events import Event, SessionStatusChanged
 from contracts.keys import open_sessions_key
 from contracts.status import TERMINAL, SessionStatus
 from contracts.streams import stream_for
+from services.runtime import tracing
 
 
 class StatusAnnouncer:
@@ -20,7 +21,8 @@ class StatusAnnouncer:
         self._redis = redis
 
     async def publish(self, event: Event) -> None:
-        """XADD the event (and ZREM the admission slot when the session is now terminal)."""
+        """XADD the event (and ZREM the admission slot when the session is now terminal), in the current trace."""
+        event = tracing.stamped(event)
         async with self._redis.pipeline(transaction=True) as pipe:
             await self._broker.publish(
                 event,

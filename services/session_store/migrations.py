@@ -55,4 +55,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             ADD COLUMN greeting_finished_at timestamptz;
         """,
     ),
+    Migration(
+        version=4,
+        name="sessions by request time, for the operators' stage latencies of the last minutes",
+        sql="""
+        CREATE INDEX sessions_requested_at ON sessions (requested_at);
+        """,
+    ),
 )

@@ -4,12 +4,15 @@ are not participants in ``num_participants``, and the agent leaving its room end
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import pytest
 from livekit import api
 
 from devstack.livekit_server import RunningLiveKit
+from services.api.livekit_room_reader import LiveKitRoomReader
+from services.api.presence import check_presence
 
 from .participants import present
 from .raw_worker import raw_worker
@@ -46,8 +49,10 @@ async def recorded_jobs(lk: api.LiveKitAPI, room: str, agent_name: str) -> list[
         await asyncio.sleep(0.2)
 
 
-def join_token(server: RunningLiveKit, room: str, identity: str, *, kind: str = "") -> str:
-    token = api.AccessToken(server.api_key, server.api_secret).with_identity(identity)
+def join_token(
+    server: RunningLiveKit, room: str, identity: str, *, kind: str = "", attributes: dict[str, str] | None = None
+) -> str:
+    token = api.AccessToken(server.api_key, server.api_secret).with_identity(identity).with_attributes(attributes or {})
     token = token.with_grants(api.VideoGrants(room_join=True, room=room))
     return (token.with_kind(kind) if kind else token).to_jwt()  # type: ignore[arg-type]
 
@@ -94,3 +99,33 @@ async def test_the_agent_leaving_its_room_ends_its_job(livekit: RunningLiveKit) 
         await lk.room.delete_room(api.DeleteRoomRequest(room=room))
     assert termination is not None
     assert termination.termination.job_id == job_id
+
+
+@pytest.mark.timeout(30)
+async def test_list_participants_answers_what_the_presence_check_reads(livekit: RunningLiveKit) -> None:
+    """The operators' presence check (ListParticipants, then ListRooms for an empty answer) reads the same fields
+    from both: the agent's kind, its ``lk.agent.state`` attribute, when it joined; a missing room lists nobody."""
+    room = f"presence-{uuid.uuid4().hex[:10]}"
+    reader = LiveKitRoomReader(livekit.url, livekit.api_key, livekit.api_secret, timeout_s=5.0)
+    try:
+        missing = await check_presence(f"absent-{uuid.uuid4().hex[:10]}", reader)
+        async with api.LiveKitAPI(livekit.url, livekit.api_key, livekit.api_secret) as lk:
+            await lk.room.create_room(api.CreateRoomRequest(name=room))
+            empty = await check_presence(room, reader)
+            before = time.time()
+            agent = join_token(livekit, room, "agent-p", kind="agent", attributes={"lk.agent.state": "listening"})
+            async with present(livekit, join_token(livekit, room, "user-p")), present(livekit, agent):
+                after = time.time()
+                found = await check_presence(room, reader)
+                listed = (await lk.room.list_participants(api.ListParticipantsRequest(room=room))).participants
+            await lk.room.delete_room(api.DeleteRoomRequest(room=room))
+    finally:
+        await reader.aclose()
+    assert (missing.room_exists, missing.in_room, missing.participants) == (False, False, 0)
+    assert (empty.room_exists, empty.in_room, empty.participants) == (True, False, 0)
+    assert (found.in_room, found.agent_identity, found.state, found.participants, found.agents) == (
+        True, "agent-p", "listening", 2, 1,
+    )  # fmt: skip
+    assert found.joined_at is not None and before - 1 <= found.joined_at.timestamp() <= after + 1
+    for p in listed:  # joined_at (s) and joined_at_ms agree on both servers
+        assert p.joined_at_ms // 1000 == p.joined_at
