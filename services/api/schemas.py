@@ -88,6 +88,7 @@ class FlowAgentSettings(RequestModel):
     )
     user_can_publish_data: bool = Field(
         default=False,
+        strict=True,  # true or false, never 0/"no" read as false
         description="the user's participant token may publish data (text chat, RPC); off by default: a user who may "
         "publish data can send anything on any topic, so receivers must check the sender (README, data-channel topics)",
     )

@@ -13,7 +13,12 @@ from services.api.schemas import ApiModel, RequestModel
 class WebhookEndpointCreate(RequestModel):
     """A new endpoint: where to send, and which events (all of them when not given)."""
 
-    url: str = Field(min_length=1, max_length=2048, description="https URL (http only with DEV_MODE=true)")
+    url: str = Field(
+        min_length=1,
+        max_length=2048,
+        pattern=r"^https?://[^\s/?#]+(?:[/?][^\s#]*)?$",
+        description="https URL (http only with DEV_MODE=true); outside dev mode a public address",
+    )
     events: list[WebhookEventType] = Field(
         default_factory=lambda: list(WEBHOOK_EVENT_TYPES), min_length=1, max_length=len(WEBHOOK_EVENT_TYPES)
     )

@@ -21,8 +21,11 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from devstack.livekit_sim import Simulator
 from services.api.admin import KeyRequest, create_key
+from services.api.app import create_app
 from services.api.scopes import ALL_SCOPES
+from services.api.settings import ApiSettings
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 SEED = 20_261_130
@@ -31,9 +34,11 @@ DEADLINE_S = 240.0
 
 
 @pytest.fixture
-async def served_api(api_app: FastAPI) -> AsyncIterator[str]:
-    """The API app (its lifespan already running) served by uvicorn on a free loopback port."""
-    server = uvicorn.Server(uvicorn.Config(api_app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+async def served_api(api_app: FastAPI, api_settings: ApiSettings, sim: Simulator) -> AsyncIterator[str]:
+    """The API (its own app, against the LiveKit simulator: the presence check asks LiveKit) served by uvicorn on a
+    free loopback port. (``api_app``: the tables exist.)"""
+    app = create_app(api_settings.model_copy(update={"livekit_url": sim.url}))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve())
     try:
         async with asyncio.timeout(30):

@@ -11,12 +11,15 @@ from services.api.access import OpsOrgDep
 from services.api.dependencies import AdmissionDep, RepoDep
 from services.api.errors import NotFoundError
 from services.api.livekit_room_reader import LiveKitRoomReader, presence_out
+from services.api.params import SessionId
 from services.api.presence import LiveKitUnavailableError, check_presence
 from services.api.schemas import ErrorBody, PresenceOut, StageLatenciesOut, StageLatencyOut
 from services.api.session_core import find_session
 from services.runtime.stage_latency import MAX_MINUTES
 
-router = APIRouter(tags=["ops"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}})
+router = APIRouter(
+    tags=["ops"], responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 429: {"model": ErrorBody}}
+)
 
 
 @router.get("/api/ops/stages", response_model=StageLatenciesOut)
@@ -39,7 +42,7 @@ async def stage_latencies(
     responses={404: {"model": ErrorBody}, 503: {"model": ErrorBody, "description": "LiveKit did not answer"}},
 )
 async def presence(
-    session_id: str, request: Request, org_id: OpsOrgDep, repo: RepoDep, admission: AdmissionDep
+    session_id: SessionId, request: Request, org_id: OpsOrgDep, repo: RepoDep, admission: AdmissionDep
 ) -> PresenceOut:
     """Is the agent in this session's room right now, since when, in which state? Asks LiveKit once and answers at
     once (the successor of the blocking ``waitForAgent``)."""
