@@ -122,6 +122,22 @@ async def _until_ready_reached(client: httpx.AsyncClient, session_id: str, deadl
     await wait_until(reached, deadline_s=deadline_s, what=f"session {session_id} ready", interval_s=0.1)
 
 
+async def _room_made(client: httpx.AsyncClient, session_id: str) -> None:
+    """Until the dispatcher made the session's room: LiveKit (auto_create off) refuses a join before that (404)."""
+
+    async def made() -> bool:
+        return (await _status(client, session_id))["stages"]["dispatched"] is not None
+
+    await wait_until(made, deadline_s=15, what=f"session {session_id} dispatched", interval_s=0.05)
+
+
+def _stop_leftovers(stack: StackHandle, *labels: str) -> None:
+    """SIGKILL this test's agents that still run (a failed test): the next test's jobs must not go to them."""
+    for label in labels:
+        if label in stack.group.running():
+            stack.kill(label)
+
+
 async def _job_workers(stack: StackHandle, room: str) -> set[str]:
     """Ids of the workers the room's jobs went to (the simulator lists each job as assigned)."""
     async with api.LiveKitAPI(stack.livekit_url, stack.env["LIVEKIT_API_KEY"], stack.env["LIVEKIT_API_SECRET"]) as lk:
@@ -159,6 +175,7 @@ async def test_sigterm_stops_new_jobs_lets_the_running_session_end_normally_and_
         async with stack.client() as client:
             flow_id = await _flow(client)
             first = await _new_session(client, flow_id)
+            await _room_made(client, first["sessionId"])
             async with join_bus(stack.livekit_url, first["token"]):
                 await _until(client, first["sessionId"], "ready", deadline_s=15)
                 (draining,) = await _job_workers(stack, first["roomName"])
@@ -195,6 +212,8 @@ async def test_sigterm_stops_new_jobs_lets_the_running_session_end_normally_and_
             assert await _exit(stack, other_label, deadline_s=EXIT_MARGIN_S) == ChildExit(other_label, 0)
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n--- stack output ---\n{stack.tail(80)}") from exc
+    finally:
+        _stop_leftovers(stack, *workers)
 
 
 @pytest.mark.parametrize("executor", ["thread", "process"])
@@ -206,6 +225,7 @@ async def test_a_session_outliving_the_drain_timeout_ends_as_a_shutdown_and_the_
     try:
         async with stack.client() as client:
             session = await _new_session(client, await _flow(client))
+            await _room_made(client, session["sessionId"])
             async with join_bus(stack.livekit_url, session["token"]):  # the user never leaves
                 await _until(client, session["sessionId"], "ready", deadline_s=15)
                 os.kill(stack.pids[label], signal.SIGTERM)
@@ -222,6 +242,8 @@ async def test_a_session_outliving_the_drain_timeout_ends_as_a_shutdown_and_the_
             print(f"{executor} executor: SIGTERM -> exit with a {DRAIN_TIMEOUT_S} s drain timeout: {took:.1f} s")
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n--- stack output ---\n{stack.tail(80)}") from exc
+    finally:
+        _stop_leftovers(stack, label)
 
 
 async def _worker_status_is(stack: StackHandle, worker_id: str, status: str) -> bool:

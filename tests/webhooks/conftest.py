@@ -19,7 +19,16 @@ from services.api.settings import ApiSettings
 from services.runtime.migrations import apply_migrations
 from services.session_store.migrations import MIGRATIONS as STORE_MIGRATIONS
 from services.webhooks.migrations import MIGRATIONS
+from tests.stack_fixtures import separate_database
 from tests.webhooks.receiver import Receiver
+
+
+@pytest.fixture(scope="session")
+async def database_url(database_url: str) -> AsyncIterator[str]:
+    """A database of these tests' own: the session-wide stack of tests/e2e runs a webhook sender on the shared one,
+    which claimed these tests' deliveries (and retried them on its own schedule) in a whole-suite run."""
+    async with separate_database(database_url) as own:
+        yield own
 
 
 @pytest.fixture(scope="session")
