@@ -10,6 +10,15 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.runtime.migrations import apply_migrations
 from services.session_store.migrations import MIGRATIONS
+from tests.stack_fixtures import separate_database
+
+
+@pytest.fixture(scope="session")
+async def database_url(database_url: str) -> AsyncIterator[str]:
+    """A database of these tests' own: the session-wide stack of tests/e2e runs a session store on the shared one,
+    whose scans (and locks) would meet the sessions these tests make (one whole-suite run hung here for 300 s)."""
+    async with separate_database(database_url) as own:
+        yield own
 
 
 @pytest.fixture(scope="session")
