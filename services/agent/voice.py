@@ -12,6 +12,7 @@ from typing import Protocol
 
 from contracts.providers import ProviderChoice
 from services.agent.flow_client import FlowConfig
+from services.agent.offline_tts import PcmTTS
 from services.agent.speech_models import Defaults, ProviderError, SpeechModels, build_models
 
 
@@ -70,11 +71,15 @@ class SimulatedVoice:
         """Synthesize ``text`` with the session's TTS and let its duration pass."""
         if self._models is None:
             raise RuntimeError("say() before prepare()")
-        duration = 0.0
         began = time.perf_counter()
-        async with self._models.tts.synthesize(text) as stream:
-            async for audio in stream:
-                duration += audio.frame.duration
+        engine = self._models.tts
+        if isinstance(engine, PcmTTS):  # a built-in engine: its PCM's length, without livekit-agents' stream per job
+            duration = len(await engine.render(text)) / 2 / engine.sample_rate
+        else:
+            duration = 0.0
+            async with engine.synthesize(text) as stream:
+                async for audio in stream:
+                    duration += audio.frame.duration
         # synthesis overlaps playout in a real room: only what is left of the speech still has to play
         await self._room.play(max(duration - (time.perf_counter() - began), 0.0), started)
 
