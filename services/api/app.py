@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
-from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from services.api.body_limit import BodyLimitMiddleware
@@ -34,6 +33,7 @@ from services.api.routes import (
 from services.api.settings import ApiSettings
 from services.api.storable import FREE_JSON_RULES
 from services.runtime.broker import CONNECTION_OPTIONS, new_broker
+from services.runtime.database import connection_pool
 from services.runtime.migrations import apply_migrations
 from services.runtime.streams import ensure_groups
 from services.runtime.tasks import cancel_and_wait
@@ -52,14 +52,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = AsyncConnectionPool(
-            settings.database_url,
-            min_size=settings.db_pool_min,
-            max_size=settings.db_pool_max,
-            check=AsyncConnectionPool.check_connection,  # a connection left over from before an outage is replaced
-            timeout=settings.db_pool_timeout_s,
-            open=False,
-        )
+        pool = connection_pool(settings)
         await pool.open(wait=True, timeout=30)
         if settings.dev_mode:
             # Dev convenience only: in production the migrate command (deploy/docker/entrypoint.sh ``migrate``, the

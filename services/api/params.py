@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Path, Query
 
@@ -11,19 +11,17 @@ from fastapi import Path, Query
 _ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 _ID_MAX = 64
 
-FlowId = Annotated[
-    str,
-    Path(min_length=1, max_length=_ID_MAX, pattern=_ID_PATTERN, description="a flow's id (from POST /api/flows)"),
-]
-SessionId = Annotated[
-    str,
-    Path(
-        min_length=1,
-        max_length=_ID_MAX,
-        pattern=_ID_PATTERN,
-        description="a session's id (sessionId from POST /api/flows/{flow_id}/sessions)",
-    ),
-]
+
+def _id(description: str) -> Any:
+    """An id in the path, checked (and documented) like every other id."""
+    return Path(min_length=1, max_length=_ID_MAX, pattern=_ID_PATTERN, description=description)
+
+
+FlowId = Annotated[str, _id("a flow's id (from POST /api/flows)")]
+SessionId = Annotated[str, _id("a session's id (sessionId from POST /api/flows/{flow_id}/sessions)")]
+WebhookEndpointId = Annotated[str, _id("a webhook endpoint's id")]
+WebhookDeliveryId = Annotated[str, _id("a delivery's id (its webhook-id header)")]
+
 AccessToken = Annotated[
     str | None,
     Query(
@@ -31,18 +29,5 @@ AccessToken = Annotated[
         pattern=r"^[A-Za-z0-9_.-]*$",
         description="the session's clientToken, for EventSource (which cannot send headers); "
         "prefer the Authorization header where you can",
-    ),
-]
-WebhookEndpointId = Annotated[
-    str,
-    Path(min_length=1, max_length=_ID_MAX, pattern=_ID_PATTERN, description="a webhook endpoint's id"),
-]
-WebhookDeliveryId = Annotated[
-    str,
-    Path(
-        min_length=1,
-        max_length=_ID_MAX,
-        pattern=_ID_PATTERN,
-        description="a delivery's id (its webhook-id header)",
     ),
 ]

@@ -6,13 +6,13 @@ import asyncio
 
 import structlog
 from faststream import FastStream
-from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from contracts.events import LifecycleEvent
 from contracts.streams import SUBSCRIPTIONS, Groups
 from services.runtime.broker import CONNECTION_OPTIONS, new_broker
 from services.runtime.consuming import subscribe
+from services.runtime.database import connection_pool
 from services.runtime.migrations import apply_migrations
 from services.runtime.streams import consumer_name, ensure_groups
 from services.session_store.announcing import StatusAnnouncer
@@ -34,14 +34,7 @@ def end_rules(settings: SessionStoreSettings) -> EndRules:
 def create_app(settings: SessionStoreSettings) -> FastStream:
     """Build the session store's FastStream app from its settings."""
     broker = new_broker(settings.redis_url)
-    pool = AsyncConnectionPool(
-        settings.database_url,
-        min_size=settings.db_pool_min,
-        max_size=settings.db_pool_max,
-        timeout=settings.db_pool_timeout_s,
-        open=False,
-        check=AsyncConnectionPool.check_connection,  # a connection left over from before an outage is replaced
-    )
+    pool = connection_pool(settings)
     repo = PostgresSessionRepository(pool)
     redis = Redis.from_url(settings.redis_url, **CONNECTION_OPTIONS)  # lazy: connects on first command
     publisher = StatusAnnouncer(broker, redis)

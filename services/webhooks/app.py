@@ -7,13 +7,13 @@ import asyncio
 import aiohttp
 import structlog
 from faststream import FastStream
-from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from contracts.events import SessionStatusChanged
 from contracts.streams import SESSION_STATUS_CHANGED, Groups
 from services.runtime.broker import CONNECTION_OPTIONS, new_broker
 from services.runtime.consuming import subscribe
+from services.runtime.database import connection_pool
 from services.runtime.migrations import apply_migrations
 from services.runtime.streams import consumer_name, ensure_groups
 from services.webhooks.delivering import DeliveryLoop, LoopLimits
@@ -52,14 +52,7 @@ def loop_limits(settings: WebhookSettings) -> LoopLimits:
 def create_app(settings: WebhookSettings) -> FastStream:
     """Build the webhook sender's FastStream app from its settings; nothing connects before start-up."""
     broker = new_broker(settings.redis_url)
-    pool = AsyncConnectionPool(
-        settings.database_url,
-        min_size=settings.db_pool_min,
-        max_size=settings.db_pool_max,
-        timeout=settings.db_pool_timeout_s,
-        open=False,
-        check=AsyncConnectionPool.check_connection,
-    )
+    pool = connection_pool(settings)
     repo = DeliveryRepository(pool)
     redis = Redis.from_url(settings.redis_url, **CONNECTION_OPTIONS)
     http: list[aiohttp.ClientSession] = []  # made in start(): a ClientSession belongs to the running loop
