@@ -58,9 +58,12 @@ async def test_the_drain_signal_ends_the_job_of_a_job_process() -> None:
     job_id = f"AJ_{uuid.uuid4().hex[:8]}"
     reason: str | None = None
 
+    registered = asyncio.Event()
+
     async def entrypoint() -> None:
         nonlocal reason
         LOCAL_JOBS.add(job_id)
+        registered.set()
         try:
             await asyncio.sleep(60)
         except asyncio.CancelledError:
@@ -70,7 +73,7 @@ async def test_the_drain_signal_ends_the_job_of_a_job_process() -> None:
             LOCAL_JOBS.discard(job_id)
 
     job = asyncio.create_task(entrypoint())
-    await asyncio.sleep(0.01)  # the job registered
+    await asyncio.wait_for(registered.wait(), timeout=5)
     os.kill(os.getpid(), DRAIN_SIGNAL)  # what the worker sends each job process when its drain timed out
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(job, timeout=5)
