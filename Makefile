@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: help dev demo test lint format schemas clean bench bench-quick livekit-server livekit-server-optional web
+.PHONY: help dev demo test lint format schemas clean bench bench-quick bench-compare livekit-server livekit-server-optional web
 # The browser client and demo page (web/): rebuilt by dev and test when a source is newer than web/dist.
 WEB_BUILT := web/dist/index.html
 WEB_SOURCES := $(wildcard web/package.json web/package-lock.json web/index.html web/vite.config.ts web/tsconfig.json) \
@@ -59,6 +59,10 @@ bench: $(SYNCED) ## benchmark: API vs ceiling vs polling baseline, end to end, b
 
 bench-quick: $(SYNCED) ## the same benchmark, short (under 4 minutes)
 	$(UV) run python -m bench --quick $(BENCH_ARGS)
+
+REF ?= HEAD~1
+bench-compare: $(SYNCED) ## quick benchmark of REF (default HEAD~1, own worktree and uv env), then of the working tree; the change of each key figure
+	$(UV) run python -m bench compare --ref $(REF) $(BENCH_ARGS)
 
 schemas: $(SYNCED) ## regenerate contracts/schemas after changing an event model
 	$(UV) run python -m contracts.export_schemas

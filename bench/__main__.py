@@ -1,4 +1,8 @@
-"""``python -m bench [--quick]``: run the benchmark and write the report into bench/results/."""
+"""``python -m bench [--quick]``: run the benchmark and write the report into bench/results/.
+
+``python -m bench compare A.json B.json`` compares two saved reports; ``python -m bench compare --ref REV`` runs the
+quick benchmark on REV and on the working tree and compares them (bench.compare_run).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,15 @@ import argparse
 import asyncio
 import dataclasses
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import structlog
 
+from bench.compare_run import commit_of
+from bench.compare_run import main as compare_main
 from bench.config import FULL, QUICK
 from bench.report import headline, write
 from bench.runner import run_benchmark
@@ -31,7 +38,10 @@ def wait_for_quiet_machine(max_load: float, deadline_s: float) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Parse arguments, wait for a quiet machine, run, write the report."""
+    """Parse arguments, wait for a quiet machine, run, write the report (or ``compare``: see bench.compare_run)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["compare"]:
+        raise SystemExit(compare_main(argv[1:]))
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="the short profile (under 4 minutes)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the report goes")
@@ -53,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     wait_for_quiet_machine(args.max_load, load_wait_s)
     with tempfile.TemporaryDirectory(prefix="agentready-bench-") as work:
         results = asyncio.run(run_benchmark(config, Path(work)))
+    results["commit"] = commit_of(Path(__file__).resolve().parent.parent)
     report = write(results, args.out)
     print(headline(results))
     print(f"\nreport: {report}")

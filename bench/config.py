@@ -16,6 +16,13 @@ class BenchConfig:
     closed_s: float = 15.0
     open_s: float = 20.0
     open_fractions: tuple[float, ...] = (0.25, 0.5, 0.75)
+    # Overload: open loop at overload_factor x the API's closed-loop throughput, the pipeline paused
+    overload_factor: float = 2.0
+    overload_s: float = 15.0
+    overload_timeout_s: float = 10.0  # a client gives up after this (counted as a timeout)
+    overload_max_in_flight: int = 1024  # the generator's outstanding requests at most
+    idle_s: float = 3.0  # the pipeline's idle CPU, measured before the end-to-end phase
+    quiet_deadline_s: float = 30.0  # after a phase settled: until its leftover work is done (bounded)
     polling_open_s: float = 10.0
     polling_fractions: tuple[float, ...] = (0.25, 0.5, 0.75)
     e2e_rate: float = 200.0
@@ -40,6 +47,8 @@ QUICK = BenchConfig(
     closed_s=3.0,
     open_s=4.0,
     open_fractions=(0.25, 0.5),  # the full run adds 75%
+    overload_s=5.0,
+    idle_s=2.0,
     polling_open_s=1.5,
     polling_fractions=(0.5,),
     e2e_s=0.5,

@@ -3,6 +3,9 @@
 Closed loop: ``concurrency`` clients send back to back (maximum throughput, or a burst of ``count``).
 Open loop: requests start at fixed arrival times whatever the answers; latency is measured from the
 *scheduled* time, so a slow server cannot hide its slowness by slowing the generator (coordinated omission).
+At most ``max_in_flight`` requests are outstanding (the connection pool's size): past that bound a request waits
+for a slot, its wait counted in its latency and in ``slot_waits``, so an overloaded server cannot make the
+generator hold an unbounded number of tasks and sockets. Client timeouts are answers of their own (``TimeoutError``).
 ``follow`` also opens each new session's SSE stream and records POST -> ``ready``.
 Run: ``python -m bench.loadgen < spec.json > result.json``.
 """
@@ -34,6 +37,7 @@ class LoadSpec:
     headers: dict[str, str] = field(default_factory=dict)
     follow: bool = False  # follow each created session's SSE stream until ready
     timeout_s: float = 20.0  # above the polling baseline's 15 s agent timeout + grace
+    max_in_flight: int = 1024  # open loop: outstanding requests at most (and connections in the pool)
 
 
 @dataclass
@@ -48,6 +52,8 @@ class LoadResult:
     wall_s: float = 0.0
     cpu_s: float = 0.0
     max_start_lag_ms: float = 0.0
+    latencies_by_status: dict[str, list[float]] = field(default_factory=dict)
+    slot_waits: int = 0  # open loop: requests that waited for a free slot (max_in_flight reached)
 
 
 class _Run:
@@ -71,8 +77,9 @@ class _Run:
                 status = str(response.status)
         except (aiohttp.ClientError, TimeoutError) as exc:
             status, body = type(exc).__name__, b""
-        done = time.perf_counter()
-        self.result.latencies_ms.append((done - scheduled) * 1000)
+        latency_ms = (time.perf_counter() - scheduled) * 1000
+        self.result.latencies_ms.append(latency_ms)
+        self.result.latencies_by_status.setdefault(status, []).append(latency_ms)
         self._count(self.result.statuses, status)
         if status in ("200", "202") and body:
             session_id = json.loads(body)["sessionId"]
@@ -120,25 +127,39 @@ class _Run:
         await asyncio.gather(*(client() for _ in range(self.spec.concurrency)))
 
     async def open(self) -> None:
-        """Start request i at ``t0 + i / rate``, never waiting for earlier answers."""
+        """Start request i at ``t0 + i / rate``, never waiting for earlier answers, with at most ``max_in_flight``
+        outstanding (a request past the bound starts when a slot frees, late, its lateness in its latency)."""
         total = int(self.spec.rate * self.spec.duration_s)
+        slots = asyncio.Semaphore(self.spec.max_in_flight)
         t0 = time.perf_counter() + 0.05
-        tasks: list[asyncio.Task[None]] = []
+        pending: set[asyncio.Task[None]] = set()
         for i in range(total):
             scheduled = t0 + i / self.spec.rate
             delay = scheduled - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            else:
-                self.result.max_start_lag_ms = max(self.result.max_start_lag_ms, -delay * 1000)
-            tasks.append(asyncio.create_task(self.one(scheduled)))
-        await asyncio.gather(*tasks)
+            if slots.locked():
+                self.result.slot_waits += 1
+            await slots.acquire()
+            lag_ms = (time.perf_counter() - scheduled) * 1000
+            if lag_ms > 0:
+                self.result.max_start_lag_ms = max(self.result.max_start_lag_ms, lag_ms)
+            task = asyncio.create_task(self._in_slot(scheduled, slots))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        await asyncio.gather(*pending)
+
+    async def _in_slot(self, scheduled: float, slots: asyncio.Semaphore) -> None:
+        try:
+            await self.one(scheduled)
+        finally:
+            slots.release()
 
 
 async def run_load(spec: LoadSpec) -> LoadResult:
     """Run ``spec`` in this process's event loop and return what happened."""
     timeout = aiohttp.ClientTimeout(total=spec.timeout_s)
-    limit = spec.concurrency if spec.mode == "closed" else 1024
+    limit = spec.concurrency if spec.mode == "closed" else spec.max_in_flight
     connector = aiohttp.TCPConnector(limit=limit, keepalive_timeout=60)
     sse_connector = aiohttp.TCPConnector(limit=0)
     cpu0, wall0 = _cpu(), time.perf_counter()

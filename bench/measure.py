@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import psutil
@@ -89,6 +92,35 @@ class ResourceMonitor:
 def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """CPU seconds spent between two ``cpu()`` readings, per service."""
     return {name: after.get(name, 0.0) - before.get(name, 0.0) for name in before}
+
+
+async def cpu_rates(monitor: ResourceMonitor, window_s: float) -> dict[str, float]:
+    """Each service's CPU use over the next ``window_s`` seconds, in ms per second."""
+    before = monitor.cpu()
+    await asyncio.sleep(window_s)
+    return {name: 1000 * s / window_s for name, s in cpu_delta(before, monitor.cpu()).items()}
+
+
+async def wait_quiet(
+    monitor: ResourceMonitor,
+    names: Iterable[str],
+    idle_ms_per_s: Mapping[str, float] | None = None,
+    deadline_s: float = 30.0,
+    margin_ms_per_s: float = 50.0,
+    window_s: float = 0.5,
+) -> float | None:
+    """Wait until ``names`` together use at most their idle CPU (+ 5% of a core) over one window: the work a
+    phase left behind (an ending, a webhook, a queued request) is done. Seconds it took; None past the deadline."""
+    names = list(names)
+    idle = sum((idle_ms_per_s or {}).get(name, 0.0) for name in names)
+    started = time.monotonic()
+    while True:
+        rates = await cpu_rates(monitor, window_s)
+        waited = time.monotonic() - started
+        if sum(rates.get(name, 0.0) for name in names) <= idle + margin_ms_per_s:
+            return waited
+        if waited > deadline_s:
+            return None
 
 
 def machine() -> dict[str, object]:

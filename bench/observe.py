@@ -66,3 +66,29 @@ async def ready_delays_ms(database_url: str, session_ids: list[str]) -> tuple[li
         return [], 0.0
     span = max(b for _, b in rows) - min(a for a, _ in rows)
     return [1000 * (b - a) for a, b in rows], len(rows) / span if span > 0 else 0.0
+
+
+ENDED = ("ended", "failed", "expired")
+
+
+async def wait_ended(database_url: str, session_ids: list[str], deadline_s: float) -> float | None:
+    """Wait until each of ``session_ids`` reached a terminal status (its whole life done, its ending's work too);
+    the seconds that took, None past the deadline."""
+    started = time.monotonic()
+    while True:
+        counts = await statuses_of(database_url, session_ids)
+        if sum(counts[s] for s in ENDED) + counts["missing"] >= len(set(session_ids)):
+            return time.monotonic() - started
+        if time.monotonic() - started > deadline_s:
+            return None
+        await asyncio.sleep(0.5)
+
+
+async def ready_epochs(database_url: str, session_ids: list[str]) -> list[float]:
+    """When each of ``session_ids`` that got ready did (epoch seconds, the agent's event time)."""
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        cur = await conn.execute(
+            "SELECT extract(epoch FROM ready_at) FROM sessions WHERE id = ANY(%s) AND ready_at IS NOT NULL",
+            (session_ids,),
+        )
+        return [float(ready) for (ready,) in await cur.fetchall()]

@@ -32,6 +32,7 @@ class PhaseResult:
     cpu_s: dict[str, float]
     peak_rss_mb: dict[str, float]
     extra: dict[str, Any] = field(default_factory=dict)
+    latency_by_status_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     latencies_sample: list[float] = field(default_factory=list)  # for the plot; not written to the JSON
 
     def to_json(self) -> dict[str, Any]:
@@ -104,7 +105,10 @@ class PhaseRunner:
             loadgen_cpu_fraction=load.cpu_s / load.wall_s if load.wall_s else 0.0,
             cpu_s=cpu,
             peak_rss_mb=self.monitor.reset_peaks(),
-            extra={"max_start_lag_ms": load.max_start_lag_ms} if spec.mode == "open" else {},
+            extra={"max_start_lag_ms": load.max_start_lag_ms, "slot_waits": load.slot_waits}
+            if spec.mode == "open"
+            else {},
+            latency_by_status_ms={status: summary(ms) for status, ms in load.latencies_by_status.items()},
             latencies_sample=load.latencies_ms[:: max(1, sent // 20_000)],
         )
 

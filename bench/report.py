@@ -7,18 +7,27 @@ import math
 from pathlib import Path
 from typing import Any
 
+from bench.figures import PROCESSES
+from bench.report_headline import cpu_table, key_line, overload_section
 from bench.report_real import real_headline, real_section
-from bench.targets import Check, evaluate, ratios
+from bench.targets import Check, done_when, evaluate, other_targets, ratios
 
 
 def _ms(value: float | None) -> str:
     return "—" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1f}"
 
 
+def _checks_table(checks: list[Check]) -> list[str]:
+    return ["| target | measured | verdict |", "|---|---|---|"] + [
+        f"| {c.target} | {c.measured} | {c.verdict} |" for c in checks
+    ]
+
+
 def headline(results: dict[str, Any]) -> str:
-    """The table README shows: one line per target, measured value, met or missed."""
-    lines = ["| target | measured | verdict |", "|---|---|---|"]
-    lines += [f"| {c.target} | {c.measured} | {c.verdict} |" for c in evaluate(results)]
+    """Issue #21's "Done when" (one line per target: measured, met or missed), sessions ready per second at
+    saturation, CPU ms per session per process, the machine."""
+    lines = ["Issue #21, done when:", "", *_checks_table(done_when(results)), "", key_line(results), ""]
+    lines.append(cpu_table(results))
     m = results["machine_before"]
     lines.append("")
     lines.append(
@@ -68,21 +77,20 @@ def _profiles(results: dict[str, Any]) -> str:
     return "\n".join(parts) or "(no profiles: py-spy was not available or not allowed to attach)"
 
 
-PIPELINE = ("api", "dispatcher", "session_store", "agent", "livekit_sim", "redis", "postgres")
-
-
 def _e2e_section(results: dict[str, Any]) -> str:
     e2e, below, delay = results["e2e"], results["e2e_unsaturated"], results["config"]["agent_delay_ms"]
     o, b = e2e["overhead_ms"], below["overhead_ms"]
-    cpu_ms = sum(e2e["cpu_s_per_1000"].get(name, 0.0) for name in PIPELINE)  # s per 1,000 = ms per session
+    cpu_ms = sum(e2e["cpu_s_per_1000"].get(name, 0.0) for name in PROCESSES)  # s per 1,000 = ms per session
     cores = results["machine_before"]["cpus"]
     bound = 1000 * cores / cpu_ms if cpu_ms else 0.0
-    per_service = ", ".join(f"{name} {e2e['cpu_s_per_1000'].get(name, 0.0):.0f}" for name in PIPELINE)
+    per_service = ", ".join(f"{name} {e2e['cpu_s_per_1000'].get(name, 0.0):.0f}" for name in PROCESSES)
     return (
         f"## End to end\n\n**At {e2e['rate']:.0f}/s for {e2e['duration_s']:g} s** (request -> ready from the "
         f"sessions' records, minus the agent's {delay} ms): accepted {e2e['accepted']}, ready {e2e['ready']}, "
         f"statuses {e2e['statuses']}, all settled after {_ms(e2e['settled_after_s'])} s; the pipeline made "
-        f"**{e2e['ready_per_s']:.1f} sessions ready per second**; overhead p50/p95/p99 {_ms(o.get('p50'))} / "
+        f"**{e2e['ready_per_s']:.1f} sessions ready per second** from the first request to the last ready "
+        f"({_ms(e2e.get('ready_per_s_saturated'))}/s at saturation, the backlog's middle 80%); "
+        f"overhead p50/p95/p99 {_ms(o.get('p50'))} / "
         f"{_ms(o.get('p95'))} / {_ms(o.get('p99'))} ms (queueing included).\n\n"
         f"Why: the pipeline's processes used **{cpu_ms:.0f} ms of CPU per session** together "
         f"({per_service}), so {cores} cores "
@@ -102,16 +110,19 @@ def markdown(results: dict[str, Any], plot_name: str) -> str:
         [
             "# Benchmark: event-driven API vs ceiling vs polling baseline",
             "## Headline\n\n" + headline(results),
+            "## Other targets\n\n" + "\n".join(_checks_table(other_targets(results))),
             "## Ratios\n\n"
             f"- API / ceiling throughput (closed loop): **{100 * ratio['api_vs_ceiling']:.0f}%**\n"
             f"- API / polling throughput (closed loop): **{ratio['api_vs_polling']:.1f}x**\n"
             f"- polling / API p99 latency at the same offered rates: "
             + ", ".join(f"{k}: **{v:.0f}x**" for k, v in ratio["polling_vs_api_p99"].items()),
             "## Every phase\n\n" + _phase_table(results),
+            overload_section(results),
             _e2e_section(results),
             real_section(results),
             f"## Burst of {burst['requested']:,}\n\n"
-            f"accepted {burst['accepted']}, ready {burst['ready']} ({burst['ready_per_s']:.1f}/s), "
+            f"accepted {burst['accepted']}, ready {burst['ready']} ({burst['ready_per_s']:.1f}/s; "
+            f"{_ms(burst.get('ready_per_s_saturated'))}/s at saturation), "
             f"all ready after {_ms(burst['all_ready_s'])} s, "
             f"statuses {burst['statuses']}, "
             f"lost {burst['lost']}, duplicated agent jobs {burst['duplicated_agent_jobs']}, "

@@ -10,13 +10,23 @@ from typing import Any
 import structlog
 
 from bench.config import BenchConfig
+from bench.figures import PROCESSES, SCHEMA
 from bench.loadgen import LoadSpec
-from bench.measure import ResourceMonitor, cpu_delta, machine
-from bench.observe import ready_delays_ms, sim_counters, status_counts, statuses_of, wait_settled
+from bench.measure import ResourceMonitor, cpu_delta, cpu_rates, machine, wait_quiet
+from bench.observe import (
+    ready_delays_ms,
+    ready_epochs,
+    sim_counters,
+    status_counts,
+    statuses_of,
+    wait_ended,
+    wait_settled,
+)
+from bench.overload import overload_phase
 from bench.phases import PhaseRunner, path_for, per_thousand
 from bench.real_phase import real_livekit_phase
 from bench.stack import Stack, StackOptions, pipeline_paused, running_stack
-from bench.stats import summary
+from bench.stats import steady_rate, summary
 
 log = structlog.get_logger("bench")
 
@@ -24,7 +34,8 @@ log = structlog.get_logger("bench")
 async def run_benchmark(config: BenchConfig, work_dir: Path) -> dict[str, Any]:
     """Start the stack, run every phase, stop the stack; the results as one JSON-able dict."""
     options = StackOptions(agent_delay_ms=config.agent_delay_ms, log_dir=work_dir / "logs")
-    results: dict[str, Any] = {"profile": config.name, "machine_before": machine(), "config": vars(config)}
+    results: dict[str, Any] = {"schema": SCHEMA, "profile": config.name, "machine_before": machine()}
+    results["config"] = vars(config)
     started = time.monotonic()
     async with running_stack(options) as stack:
         monitor = ResourceMonitor(dict(stack.pids))
@@ -57,7 +68,7 @@ async def _phases(config: BenchConfig, stack: Stack, runner: PhaseRunner) -> dic
         log.info("phase", name="ceiling closed loop")
         ceiling, _ = await runner.run("closed", "ceiling", _spec(stack.ceiling_url, stack, "closed", **closed))
         log.info("phase", name="api closed loop", ceiling_rps=round(ceiling.throughput_rps))
-        _, load = await runner.run("closed", "api", _spec(stack.api_url, stack, "closed", **closed))
+        api, load = await runner.run("closed", "api", _spec(stack.api_url, stack, "closed", **closed))
         out["api_closed_sessions"] = len(load.session_ids)
         if config.profile:  # a run of its own: py-spy's CPU must not count against the API beside the ceiling
             profiled = {**closed, "duration_s": min(config.closed_s, 5.0)}
@@ -68,9 +79,13 @@ async def _phases(config: BenchConfig, stack: Stack, runner: PhaseRunner) -> dic
             log.info("phase", name="api open loop", rate=round(rate))
             spec = _spec(stack.api_url, stack, "open", rate=rate, duration_s=config.open_s)
             await runner.run(f"open-{int(fraction * 100)}%", "api", spec)
-    out["e2e"] = await _e2e(config, stack, runner)
+        out["overload"] = await overload_phase(config, runner, stack.api_url, stack.flow_id, api.throughput_rps)
+    # What the pipeline's processes use with nothing to do (polls, heartbeats): the end-to-end and burst windows'
+    # CPU includes it; its rate tells how much of a session's share is background
+    out["idle_cpu_ms_per_s"] = await cpu_rates(runner.monitor, config.idle_s)
+    out["e2e"] = await _e2e(config, stack, runner, out["idle_cpu_ms_per_s"])
     out["e2e_unsaturated"] = await _e2e_unsaturated(config, stack, runner, out["e2e"]["ready_per_s"])
-    out["burst"] = await _burst(config, stack, runner)
+    out["burst"] = await _burst(config, stack, runner, out["idle_cpu_ms_per_s"])
     # Last: the old design's rooms and agent jobs outlive its timed-out requests and would load later phases.
     async with pipeline_paused(stack):
         log.info("phase", name="polling baseline")
@@ -83,18 +98,34 @@ async def _phases(config: BenchConfig, stack: Stack, runner: PhaseRunner) -> dic
     return out
 
 
-async def _e2e(config: BenchConfig, stack: Stack, runner: PhaseRunner) -> dict[str, Any]:
+async def _settled_cpu(
+    config: BenchConfig, stack: Stack, runner: PhaseRunner, session_ids: list[str], idle: dict[str, float]
+) -> dict[str, Any]:
+    """Once the sessions settled: wait (bounded) until they ended and the pipeline is idle again, so each
+    session's whole life (its ending, its webhooks) is inside the CPU window; when that was, and ready/s."""
+    ended_s = await wait_ended(stack.database_url, session_ids, config.quiet_deadline_s)
+    quiet_s = await wait_quiet(runner.monitor, PROCESSES, idle, config.quiet_deadline_s)
+    return {
+        "ended_after_s": ended_s,
+        "quiet_after_s": quiet_s,
+        "ready_per_s_saturated": steady_rate(await ready_epochs(stack.database_url, session_ids)),
+    }
+
+
+async def _e2e(config: BenchConfig, stack: Stack, runner: PhaseRunner, idle: dict[str, float]) -> dict[str, Any]:
     """The target rate for e2e_s seconds; then wait until every session settled; request -> ready per session.
 
     Times come from the sessions' own records (the API's request time, the agent's ready time), so a
-    backlog shows as it is instead of as client timeouts; ready/s is what the pipeline sustained.
+    backlog shows as it is instead of as client timeouts; ready/s is what the pipeline sustained, and at
+    saturation the rate of the backlog's middle 80% (without the pipeline filling and draining).
     """
     log.info("phase", name="end to end", rate=config.e2e_rate)
     spec = _spec(stack.api_url, stack, "open", rate=config.e2e_rate, duration_s=config.e2e_s)
     profile = {"dispatcher": stack.pids["dispatcher"], "agent": stack.pids["agent"]}
-    cpu0 = runner.monitor.cpu()
+    cpu0, started = runner.monitor.cpu(), time.monotonic()
     phase, load = await runner.run("sustained", "e2e", spec, profile=profile)
     settled_s = await wait_settled(stack.database_url, load.session_ids, config.e2e_ready_deadline_s)
+    after = await _settled_cpu(config, stack, runner, load.session_ids, idle)
     cpu = cpu_delta(cpu0, runner.monitor.cpu())
     delays, ready_per_s = await ready_delays_ms(stack.database_url, load.session_ids)
     statuses = await statuses_of(stack.database_url, load.session_ids)
@@ -111,7 +142,9 @@ async def _e2e(config: BenchConfig, stack: Stack, runner: PhaseRunner) -> dict[s
         "post_to_ready_ms": summary(delays),
         "overhead_ms": summary(overhead),
         "cpu_s_per_1000": per_thousand(cpu, len(load.session_ids)),
+        "cpu_window_s": time.monotonic() - started,
         "api_latency_ms": phase.latency_ms,
+        **after,
     }
 
 
@@ -135,7 +168,7 @@ async def _e2e_unsaturated(
     }
 
 
-async def _burst(config: BenchConfig, stack: Stack, runner: PhaseRunner) -> dict[str, Any]:
+async def _burst(config: BenchConfig, stack: Stack, runner: PhaseRunner, idle: dict[str, float]) -> dict[str, Any]:
     """``burst`` sessions as fast as the API takes them; then wait until all are ready; lost and duplicated."""
     log.info("phase", name="burst", sessions=config.burst)
     counters0 = await sim_counters(stack.livekit_url)
@@ -148,6 +181,7 @@ async def _burst(config: BenchConfig, stack: Stack, runner: PhaseRunner) -> dict
     settled_s = await wait_settled(stack.database_url, load.session_ids, config.burst_ready_deadline_s)
     delays, ready_per_s = await ready_delays_ms(stack.database_url, load.session_ids)
     all_ready_s = time.monotonic() - started if settled_s is not None and len(delays) == accepted else None
+    after = await _settled_cpu(config, stack, runner, load.session_ids, idle)
     cpu = cpu_delta(cpu0, runner.monitor.cpu())
     phase.peak_rss_mb = {k: max(v, phase.peak_rss_mb.get(k, 0.0)) for k, v in runner.monitor.reset_peaks().items()}
     statuses = await statuses_of(stack.database_url, load.session_ids)
@@ -169,5 +203,7 @@ async def _burst(config: BenchConfig, stack: Stack, runner: PhaseRunner) -> dict
         "rows_for_flow": rows,
         "sim_jobs_dropped": counters1.get("jobs_dropped", 0) - counters0.get("jobs_dropped", 0),
         "cpu_s_per_1000": per_thousand(cpu, accepted),
+        "cpu_window_s": time.monotonic() - started,
         "peak_rss_mb": phase.peak_rss_mb,
+        **after,
     }

@@ -30,3 +30,15 @@ def summary(samples: Sequence[float]) -> dict[str, float]:
         "p999": percentile(ordered, 99.9),
         "max": ordered[-1],
     }
+
+
+def steady_rate(times: Sequence[float], trim: float = 0.1) -> float | None:
+    """Events per second between the ``trim`` and ``1 - trim`` quantiles of their times (seconds): the rate of the
+    steady middle, without the pipeline's filling and draining; None with fewer than 3 events or no time between."""
+    if len(times) < 3:
+        return None
+    ordered = sorted(times)
+    low = int(trim * (len(ordered) - 1))
+    high = len(ordered) - 1 - low
+    span = ordered[high] - ordered[low]
+    return (high - low) / span if span > 0 else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -99,3 +100,55 @@ def test_targets_report_the_gap() -> None:
     assert "50.0 ms over" in verdicts["pipeline overhead p99 <= 100 ms at 200/s"].gap
     assert verdicts["burst of 10: all ready, 0 lost, 0 duplicated"].met
     assert not verdicts["dispatcher peak RSS < 150 MB"].met
+
+
+@pytest.fixture
+async def slow_server() -> AsyncIterator[tuple[str, dict[str, int]]]:
+    """Answers after 20 ms, counting the requests it holds at once; ``/hang`` never answers."""
+    seen = {"in_flight": 0, "max_in_flight": 0}
+    never = asyncio.Event()
+
+    async def create(_: web.Request) -> web.Response:
+        seen["in_flight"] += 1
+        seen["max_in_flight"] = max(seen["max_in_flight"], seen["in_flight"])
+        try:
+            await asyncio.sleep(0.02)
+        finally:
+            seen["in_flight"] -= 1
+        return web.json_response({"sessionId": uuid.uuid4().hex}, status=202)
+
+    async def hang(_: web.Request) -> web.Response:
+        await never.wait()
+        return web.Response(status=500)
+
+    app = web.Application()
+    app.router.add_post("/api/flows/{flow}/sessions", create)
+    app.router.add_post("/hang", hang)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    yield f"http://{host}:{port}", seen
+    await runner.cleanup()
+
+
+async def test_the_open_loop_holds_at_most_max_in_flight_and_counts_the_waits(
+    slow_server: tuple[str, dict[str, int]],
+) -> None:
+    url, seen = slow_server
+    path = "/api/flows/f/sessions"
+    spec = LoadSpec(base_url=url, path=path, mode="open", rate=1000, duration_s=0.03, max_in_flight=4)
+    result = await run_load(spec)
+    assert result.statuses == {"202": 30}
+    assert seen["max_in_flight"] <= 4
+    assert result.slot_waits > 0
+    assert len(result.latencies_by_status["202"]) == 30
+
+
+async def test_a_client_timeout_is_an_answer_of_its_own(slow_server: tuple[str, dict[str, int]]) -> None:
+    url, _ = slow_server
+    spec = LoadSpec(base_url=url, path="/hang", mode="open", rate=100, duration_s=0.03, timeout_s=0.2)
+    result = await run_load(spec)
+    assert sum(result.statuses.values()) == 3
+    assert all("Timeout" in status for status in result.statuses), result.statuses
