@@ -22,7 +22,7 @@ class BenchConfig:
     overload_timeout_s: float = 10.0  # a client gives up after this (counted as a timeout)
     overload_max_in_flight: int = 1024  # the generator's outstanding requests at most
     idle_s: float = 3.0  # the pipeline's idle CPU, measured before the end-to-end phase
-    quiet_deadline_s: float = 30.0  # after a phase settled: until its leftover work is done (bounded)
+    quiet_deadline_s: float = 15.0  # after a phase settled: until its sessions ended and the pipeline is idle
     polling_open_s: float = 10.0
     polling_fractions: tuple[float, ...] = (0.25, 0.5, 0.75)
     e2e_rate: float = 200.0

@@ -16,6 +16,10 @@ def fmt(value: float | None, digits: int = 1) -> str:
     return NA if value is None else f"{value:.{digits}f}"
 
 
+def _after(seconds: float | None, since: str) -> str:
+    return "not within the deadline" if seconds is None else f"{seconds:.1f} s {since}"
+
+
 def _per_s(value: float | None) -> str:
     return NA if value is None else f"{value:.1f}/s"
 
@@ -56,6 +60,12 @@ def cpu_table(results: dict[str, Any]) -> str:
     notes = []
     if total and isinstance(cores, int):
         notes.append(f"At the sustained total, {cores} cores serve at most ~{1000 * cores / total:.0f} sessions/s.")
+    if isinstance(dig(results, "e2e"), dict) and "quiet_after_s" in results["e2e"]:
+        quiet, ended = number(results, "e2e", "quiet_after_s"), number(results, "e2e", "ended_after_s")
+        notes.append(
+            f"The sustained window closed once its sessions had ended ({_after(ended, 'after all were ready')}) "
+            f"and the pipeline was idle again ({_after(quiet, 'later')})."
+        )
     window, accepted = number(results, "e2e", "cpu_window_s"), number(results, "e2e", "accepted")
     if idle_total is not None and window and accepted:
         notes.append(
