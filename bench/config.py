@@ -21,7 +21,7 @@ class BenchConfig:
     overload_s: float = 15.0
     overload_timeout_s: float = 10.0  # a client gives up after this (counted as a timeout)
     overload_max_in_flight: int = 1024  # the generator's outstanding requests at most
-    idle_s: float = 3.0  # the pipeline's idle CPU, measured before the end-to-end phase
+    idle_s: float = 5.0  # the pipeline's idle CPU, measured before the end-to-end phase
     quiet_deadline_s: float = 15.0  # after a phase settled: until its sessions ended and the pipeline is idle
     polling_open_s: float = 10.0
     polling_fractions: tuple[float, ...] = (0.25, 0.5, 0.75)
@@ -48,7 +48,7 @@ QUICK = BenchConfig(
     open_s=4.0,
     open_fractions=(0.25, 0.5),  # the full run adds 75%
     overload_s=5.0,
-    idle_s=2.0,
+    idle_s=3.0,
     polling_open_s=1.5,
     polling_fractions=(0.5,),
     e2e_s=0.5,

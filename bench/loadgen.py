@@ -54,6 +54,7 @@ class LoadResult:
     max_start_lag_ms: float = 0.0
     latencies_by_status: dict[str, list[float]] = field(default_factory=dict)
     slot_waits: int = 0  # open loop: requests that waited for a free slot (max_in_flight reached)
+    sending_s: float = 0.0  # open loop: from the first scheduled send to the last actual one
 
 
 class _Run:
@@ -147,6 +148,7 @@ class _Run:
             task = asyncio.create_task(self._in_slot(scheduled, slots))
             pending.add(task)
             task.add_done_callback(pending.discard)
+        self.result.sending_s = time.perf_counter() - t0
         await asyncio.gather(*pending)
 
     async def _in_slot(self, scheduled: float, slots: asyncio.Semaphore) -> None:

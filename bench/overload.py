@@ -51,7 +51,7 @@ def overload_results(spec: LoadSpec, capacity_rps: float, phase: PhaseResult, lo
         "timeout_s": spec.timeout_s,
         "max_in_flight": spec.max_in_flight,
         "sent": sent,
-        "sent_per_s": sent / load.wall_s if load.wall_s else 0.0,
+        "sent_per_s": sent / load.sending_s if load.sending_s else None,  # what the API was actually offered
         "answers": {answer: len(classes.get(answer, [])) for answer in ANSWERS},
         "statuses": dict(load.statuses),
         "latency_ms": {answer: summary(latencies) for answer, latencies in classes.items()},

@@ -99,11 +99,10 @@ async def _phases(config: BenchConfig, stack: Stack, runner: PhaseRunner) -> dic
 
 
 async def _idle_rates(runner: PhaseRunner, idle_s: float) -> dict[str, float]:
-    """Each process's CPU ms per second with nothing to do: the lower of two windows, so the catch-up right after
-    the pipeline resumed (timers, heartbeats) does not count as idle."""
-    first = await cpu_rates(runner.monitor, idle_s / 2)
-    second = await cpu_rates(runner.monitor, idle_s / 2)
-    return {name: min(rate, second.get(name, rate)) for name, rate in first.items()}
+    """Each process's CPU ms per second with nothing to do, once the catch-up after the pipeline resumed (timers,
+    heartbeats) is over; one long window, as CPU times come in 10 ms ticks."""
+    await wait_quiet(runner.monitor, PROCESSES, deadline_s=10.0)
+    return await cpu_rates(runner.monitor, idle_s)
 
 
 async def _settled_cpu(

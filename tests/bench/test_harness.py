@@ -63,6 +63,7 @@ async def test_open_loop_sends_at_the_fixed_rate(echo_server: str) -> None:
     result = await run_load(spec)
     assert result.statuses == {"202": 30}
     assert 0.25 < result.wall_s < 2.0
+    assert 0.25 < result.sending_s <= result.wall_s  # the schedule's span: what the target was offered over
 
 
 async def test_a_request_sent_before_its_scheduled_time_counts_from_its_send(echo_server: str) -> None:
