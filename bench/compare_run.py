@@ -68,17 +68,20 @@ def run_ref(repo: Path, ref: str, out: Path, bench_args: list[str]) -> dict[str,
     return results
 
 
-def main(argv: list[str]) -> int:
-    """Parse ``compare``'s arguments; compare two files, or run REV and the working tree and compare them."""
+def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """``compare``'s own arguments, and (with ``--ref``) the rest, which go to both benchmark runs."""
     parser = argparse.ArgumentParser(prog="python -m bench compare", description=__doc__)
-    parser.add_argument("reports", nargs="*", type=Path, help="two saved reports: before.json after.json")
     parser.add_argument("--ref", help="run the quick benchmark on this revision and on the working tree")
     parser.add_argument("--out", type=Path, default=None, help="where to write the comparison (--ref: both runs too)")
-    args, bench_args = parser.parse_known_args(argv)
-    if args.ref is None and len(args.reports) != 2:
-        parser.error("give two reports (before.json after.json) or --ref REV")
-    if args.ref is not None and args.reports:
-        parser.error("give either two reports or --ref REV, not both")
+    if any(arg == "--ref" or arg.startswith("--ref=") for arg in argv):
+        return parser.parse_known_args(argv)  # no reports to read: every other argument is the benchmark's
+    parser.add_argument("reports", nargs=2, type=Path, help="two saved reports: before.json after.json")
+    return parser.parse_args(argv), []
+
+
+def main(argv: list[str]) -> int:
+    """Compare two saved reports, or run REV and the working tree and compare them."""
+    args, bench_args = parse(argv)
     if args.ref is None:
         before, after = load(args.reports[0]), load(args.reports[1])
         names = (str(args.reports[0]), str(args.reports[1]))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.compare import caveats, change_of, compare, render
-from bench.compare_run import commit_of
+from bench.compare_run import commit_of, parse
 from bench.compare_run import main as compare_main
 from tests.bench.sample_results import results_v1, results_v2
 
@@ -84,6 +84,14 @@ def test_compare_reads_two_saved_reports_and_writes_the_table(
 def test_compare_wants_two_reports_or_a_revision(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         compare_main([str(tmp_path / "only-one.json")])
+
+
+def test_with_a_revision_every_other_argument_goes_to_the_benchmark_runs(tmp_path: Path) -> None:
+    args, bench_args = parse(["--ref", "HEAD~1", "--no-profile", "--max-load", "99", "--out", str(tmp_path)])
+    assert (args.ref, args.out) == ("HEAD~1", tmp_path)
+    assert bench_args == ["--no-profile", "--max-load", "99"]
+    args, bench_args = parse(["a.json", "b.json"])
+    assert (args.ref, args.reports, bench_args) == (None, [Path("a.json"), Path("b.json")], [])
 
 
 def test_the_commit_outside_git_is_unknown(tmp_path: Path) -> None:
