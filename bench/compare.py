@@ -75,6 +75,11 @@ def _run_line(name: str, results: dict[str, Any]) -> str:
     )
 
 
+def _load_at_start(results: dict[str, Any]) -> float | None:
+    load = dig(results, "machine_before", "load_average")
+    return float(load[0]) if isinstance(load, list) and load else None
+
+
 def caveats(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """Why some changes may not be the code's: different profiles or machines."""
     notes = []
@@ -85,6 +90,15 @@ def caveats(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
         )
     if dig(before, "machine_before", "cpu_model") != dig(after, "machine_before", "cpu_model"):
         notes.append("The CPU models differ: CPU ms per session and throughput are not comparable.")
+    loads = [_load_at_start(run) for run in (before, after)]
+    cores = dig(after, "machine_before", "cpus") or 1
+    busy = [load for load in loads if load is not None]
+    if len(busy) == 2 and (max(busy) > cores or abs(busy[0] - busy[1]) > 1.0):
+        notes.append(
+            f"The machine was busy ({busy[0]:.1f} vs {busy[1]:.1f} load average at start, {cores} cores): latencies "
+            "and throughput moved with other processes' load; CPU ms per session much less, though contention "
+            "still raises it (shared caches), so trust only large changes of it."
+        )
     return notes
 
 

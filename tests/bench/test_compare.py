@@ -62,8 +62,10 @@ def test_runs_on_different_profiles_or_machines_are_flagged() -> None:
     before, after = results_v2(), results_v2()
     assert caveats(before, after) == []
     after["profile"] = "full"
-    after["machine_before"] = {**after["machine_before"], "cpu_model": "another cpu"}
-    assert len(caveats(before, after)) == 2
+    after["machine_before"] = {**after["machine_before"], "cpu_model": "another cpu", "load_average": [9.5, 1, 1]}
+    notes = caveats(before, after)
+    assert len(notes) == 3
+    assert notes[2].startswith("The machine was busy (0.5 vs 9.5 load average at start, 2 cores)")
 
 
 def test_compare_reads_two_saved_reports_and_writes_the_table(
