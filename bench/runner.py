@@ -10,23 +10,16 @@ from typing import Any
 import structlog
 
 from bench.config import BenchConfig
-from bench.figures import PROCESSES, SCHEMA
+from bench.figures import SCHEMA
 from bench.loadgen import LoadSpec
-from bench.measure import ResourceMonitor, cpu_delta, cpu_rates, machine, wait_quiet
-from bench.observe import (
-    ready_delays_ms,
-    ready_epochs,
-    sim_counters,
-    status_counts,
-    statuses_of,
-    wait_ended,
-    wait_settled,
-)
+from bench.measure import ResourceMonitor, cpu_delta, machine
+from bench.observe import ready_delays_ms, sim_counters, status_counts, statuses_of, wait_settled
 from bench.overload import overload_phase
 from bench.phases import PhaseRunner, path_for, per_thousand
 from bench.real_phase import real_livekit_phase
+from bench.settle import idle_rates, settled_cpu
 from bench.stack import Stack, StackOptions, pipeline_paused, running_stack
-from bench.stats import steady_rate, summary
+from bench.stats import summary
 
 log = structlog.get_logger("bench")
 
@@ -82,7 +75,7 @@ async def _phases(config: BenchConfig, stack: Stack, runner: PhaseRunner) -> dic
         out["overload"] = await overload_phase(config, runner, stack.api_url, stack.flow_id, api.throughput_rps)
     # What the pipeline's processes use with nothing to do (polls, heartbeats): the end-to-end and burst windows'
     # CPU includes it; its rate tells how much of a session's share is background
-    out["idle_cpu_ms_per_s"] = await _idle_rates(runner, config.idle_s)
+    out["idle_cpu_ms_per_s"] = await idle_rates(runner.monitor, config.idle_s)
     out["e2e"] = await _e2e(config, stack, runner, out["idle_cpu_ms_per_s"])
     out["e2e_unsaturated"] = await _e2e_unsaturated(config, stack, runner, out["e2e"]["ready_per_s"])
     out["burst"] = await _burst(config, stack, runner, out["idle_cpu_ms_per_s"])
@@ -98,27 +91,6 @@ async def _phases(config: BenchConfig, stack: Stack, runner: PhaseRunner) -> dic
     return out
 
 
-async def _idle_rates(runner: PhaseRunner, idle_s: float) -> dict[str, float]:
-    """Each process's CPU ms per second with nothing to do, once the catch-up after the pipeline resumed (timers,
-    heartbeats) is over; one long window, as CPU times come in 10 ms ticks."""
-    await wait_quiet(runner.monitor, PROCESSES, deadline_s=10.0)
-    return await cpu_rates(runner.monitor, idle_s)
-
-
-async def _settled_cpu(
-    config: BenchConfig, stack: Stack, runner: PhaseRunner, session_ids: list[str], idle: dict[str, float]
-) -> dict[str, Any]:
-    """Once the sessions settled: wait (bounded) until they ended and the pipeline is idle again, so each
-    session's whole life (its ending, its webhooks) is inside the CPU window; when that was, and ready/s."""
-    ended_s = await wait_ended(stack.database_url, session_ids, config.quiet_deadline_s)
-    quiet_s = await wait_quiet(runner.monitor, PROCESSES, idle, config.quiet_deadline_s)
-    return {
-        "ended_after_s": ended_s,
-        "quiet_after_s": quiet_s,
-        "ready_per_s_saturated": steady_rate(await ready_epochs(stack.database_url, session_ids)),
-    }
-
-
 async def _e2e(config: BenchConfig, stack: Stack, runner: PhaseRunner, idle: dict[str, float]) -> dict[str, Any]:
     """The target rate for e2e_s seconds; then wait until every session settled; request -> ready per session.
 
@@ -132,7 +104,7 @@ async def _e2e(config: BenchConfig, stack: Stack, runner: PhaseRunner, idle: dic
     cpu0, started = runner.monitor.cpu(), time.monotonic()
     phase, load = await runner.run("sustained", "e2e", spec, profile=profile)
     settled_s = await wait_settled(stack.database_url, load.session_ids, config.e2e_ready_deadline_s)
-    after = await _settled_cpu(config, stack, runner, load.session_ids, idle)
+    after = await settled_cpu(config, stack.database_url, runner.monitor, load.session_ids, idle)
     cpu, window_s = cpu_delta(cpu0, runner.monitor.cpu()), time.monotonic() - started
     delays, ready_per_s = await ready_delays_ms(stack.database_url, load.session_ids)
     statuses = await statuses_of(stack.database_url, load.session_ids)
@@ -188,7 +160,7 @@ async def _burst(config: BenchConfig, stack: Stack, runner: PhaseRunner, idle: d
     settled_s = await wait_settled(stack.database_url, load.session_ids, config.burst_ready_deadline_s)
     delays, ready_per_s = await ready_delays_ms(stack.database_url, load.session_ids)
     all_ready_s = time.monotonic() - started if settled_s is not None and len(delays) == accepted else None
-    after = await _settled_cpu(config, stack, runner, load.session_ids, idle)
+    after = await settled_cpu(config, stack.database_url, runner.monitor, load.session_ids, idle)
     cpu, window_s = cpu_delta(cpu0, runner.monitor.cpu()), time.monotonic() - started
     phase.peak_rss_mb = {k: max(v, phase.peak_rss_mb.get(k, 0.0)) for k, v in runner.monitor.reset_peaks().items()}
     statuses = await statuses_of(stack.database_url, load.session_ids)
