@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -151,7 +152,26 @@ async def _ready(log: Path, deadline_s: float = 60) -> None:
         await asyncio.sleep(0.2)
 
 
-async def measure(service: str, sessions: int, rate: float, gap_ms: float, redis_url: str, database_url: str) -> None:
+@contextlib.contextmanager
+def _profiled(pid: int, out: Path | None) -> Iterator[None]:
+    """py-spy samples the service while the block runs (raw collapsed stacks in ``out``), when asked."""
+    if out is None:
+        yield
+        return
+    spy = subprocess.Popen(["py-spy", "record", "-o", str(out), "-f", "raw", "--pid", str(pid)])
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        try:
+            spy.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+
+
+async def measure(
+    service: str, sessions: int, rate: float, gap_ms: float, redis_url: str, database_url: str, profile: Path | None
+) -> None:
     """Run the service, feed it, print its CPU per session."""
     log = Path(tempfile.gettempdir()) / f"consumer_cpu-{service}.log"
     redis, broker = Redis.from_url(redis_url), RedisBroker(redis_url)
@@ -165,7 +185,8 @@ async def measure(service: str, sessions: int, rate: float, gap_ms: float, redis
         run = uuid.uuid4().hex[:8]
         ids = [f"{run}{i:06d}" for i in range(sessions)]
         cpu0, t0 = _cpu_s(process), time.monotonic()
-        await _feed(broker, database_url, ids, rate, gap_ms)
+        with _profiled(process.pid, profile):
+            await _feed(broker, database_url, ids, rate, gap_ms)
         cpu, wall = _cpu_s(process) - cpu0, time.monotonic() - t0
         announced = await redis.xlen(SESSION_STATUS_CHANGED)
     await broker.stop()
@@ -186,9 +207,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sessions", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=0.0, help="sessions started per second (0: backlog)")
     parser.add_argument("--gap-ms", type=float, default=20.0, help="between one session's events (with --rate)")
+    parser.add_argument("--profile", type=Path, help="py-spy's raw stacks of the service while it is fed, to this file")
     args = parser.parse_args(argv)
     with redis_server() as redis, postgres_server() as postgres:
-        asyncio.run(measure(args.service, args.sessions, args.rate, args.gap_ms, redis.url, postgres.url))
+        asyncio.run(measure(args.service, args.sessions, args.rate, args.gap_ms, redis.url, postgres.url, args.profile))
 
 
 if __name__ == "__main__":

@@ -99,24 +99,32 @@ _PLANNED = tuple(_TYPES)  # the fact and stage columns a batch writes, first val
 # Every row a batch touches, made if missing, locked and read in one pass in id order (the no-op update takes the row
 # lock; xmax = 0 marks a row this statement inserted). Every writer that locks several rows does it in id order (the
 # presence upserts too) or skips locked rows (the scans): two batches that share sessions never deadlock.
-_LOCK_ROWS = sql.SQL("""
+_LOCK_ROWS = (
+    sql.SQL("""
 INSERT INTO sessions (id, status, reason)
 SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) AS v(id, status, reason) ORDER BY id
 ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id
 RETURNING id, xmax = 0, {}
-""").format(sql.SQL(", ").join(map(sql.Identifier, STORED_COLUMNS)))
-_UPDATE_PLANNED = sql.SQL("""
+""")
+    .format(sql.SQL(", ").join(map(sql.Identifier, STORED_COLUMNS)))
+    .as_string(None)
+)
+_UPDATE_PLANNED = (
+    sql.SQL("""
 UPDATE sessions AS s SET {assign}, status = v.status, reason = COALESCE(v.reason, s.reason),
     end_code = COALESCE(v.end_code, s.end_code), updated_at = now()
 FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], {arrays}) AS v(id, status, reason, end_code, {columns})
 WHERE s.id = v.id
-""").format(
-    assign=sql.SQL(", ").join(
-        sql.SQL("{c} = COALESCE(s.{c}, v.{c})").format(c=sql.Identifier(column)) for column in _PLANNED
-    ),
-    arrays=sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(_TYPES[column])) for column in _PLANNED),
-    columns=sql.SQL(", ").join(map(sql.Identifier, _PLANNED)),
-)
+""")
+    .format(
+        assign=sql.SQL(", ").join(
+            sql.SQL("{c} = COALESCE(s.{c}, v.{c})").format(c=sql.Identifier(column)) for column in _PLANNED
+        ),
+        arrays=sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(_TYPES[column])) for column in _PLANNED),
+        columns=sql.SQL(", ").join(map(sql.Identifier, _PLANNED)),
+    )
+    .as_string(None)
+)  # composed once: psycopg caches the conversion of a plain query string
 
 
 class PostgresSessionRepository:
@@ -141,7 +149,9 @@ class PostgresSessionRepository:
             if unknown or (change.stage is not None and change.stage not in _STAGE_COLUMNS):
                 raise ValueError(f"unknown session columns: {sorted(unknown)} {change.stage}")
         planned = None
-        async with self._pool.connection() as conn, conn.transaction():
+        # Pipelined: BEGIN goes with the first statement, the UPDATE with the presences; a sync before announcing
+        # makes sure they succeeded: 3 round trips (BEGIN + lock, writes, COMMIT) besides the pool's check.
+        async with self._pool.connection() as conn, conn.pipeline() as pipeline, conn.transaction():
             if changes:
                 first = {c.session_id: c for c in reversed(changes)}  # each session's first change inserts its row
                 ids = sorted(first)
@@ -163,7 +173,11 @@ class PostgresSessionRepository:
                         *([r.values.get(column) for r in rows] for column in _PLANNED),
                     ),
                 )
-            await self._record_presences(conn, presences)
+            for p in sorted(presences, key=lambda p: p.session_id):  # in id order; stable: stream order
+                await conn.execute(
+                    _PRESENCE_QUERIES[p.present], {"id": p.session_id, "at": p.at, "sid": p.participant_sid or None}
+                )
+            await pipeline.sync()
             if planned is not None and before_commit is not None and any(planned.transitions):
                 await before_commit(planned.transitions)
         if planned is None:
@@ -171,18 +185,6 @@ class PostgresSessionRepository:
         if on_stages is not None:
             on_stages(planned.stages)
         return planned.transitions
-
-    @staticmethod
-    async def _record_presences(conn: Any, presences: Sequence[Presence]) -> None:
-        """Each sighting as :meth:`record_presence` records it, in id order (stable: a session's in stream order),
-        pipelined: one round trip."""
-        if not presences:
-            return
-        async with conn.pipeline():
-            for p in sorted(presences, key=lambda p: p.session_id):
-                await conn.execute(
-                    _presence_query(p.present), {"id": p.session_id, "at": p.at, "sid": p.participant_sid or None}
-                )
 
     async def apply(
         self,
@@ -209,7 +211,7 @@ class PostgresSessionRepository:
         """Remember the latest time (and connection) the user was seen joining (``present``) or leaving (a row is
         made if the session's request was not recorded yet: events arrive out of order)."""
         async with self._pool.connection() as conn:
-            await conn.execute(_presence_query(present), {"id": session_id, "at": at, "sid": participant_sid or None})
+            await conn.execute(_PRESENCE_QUERIES[present], {"id": session_id, "at": at, "sid": participant_sid or None})
 
     async def end_overdue(
         self,
@@ -282,9 +284,12 @@ class PostgresSessionRepository:
             return await cur.fetchone()
 
 
-def _presence_query(present: bool) -> sql.Composed:
+def _presence_query(present: bool) -> str:
     at_col, sid_col = ("user_joined_at", "user_sid") if present else ("user_left_at", "user_left_sid")
-    return sql.SQL(_PRESENCE).format(at=sql.Identifier(at_col), sid=sql.Identifier(sid_col))
+    return sql.SQL(_PRESENCE).format(at=sql.Identifier(at_col), sid=sql.Identifier(sid_col)).as_string(None)
+
+
+_PRESENCE_QUERIES = {present: _presence_query(present) for present in (True, False)}
 
 
 def _stages(times: Any) -> SessionStageTimes:
