@@ -1,10 +1,11 @@
 """CPU per session of one consumer process, the inner loop for the pipeline's cost (issue #21).
 
-``python -m bench.consumer_cpu session_store [--sessions 2000] [--rate 0]`` starts Redis and PostgreSQL (env URLs,
-else embedded), runs the real ``python -m services.session_store`` against them, XADDs the lifecycle events of N
-sessions the way the other services publish them, waits (bounded) until every row reached its last stage, and
-reads the process's CPU time (psutil): milliseconds of CPU per session, with the idle cost (empty polls) measured
-before and shown apart.
+``python -m bench.consumer_cpu session_store|webhooks [--sessions 2000] [--rate 0] [--profile FILE]`` starts Redis
+and PostgreSQL (env URLs, else embedded), runs the real ``python -m services.<service>`` against them, XADDs the
+events of N sessions the way the other services publish them (the session store: six lifecycle events each; the
+webhook sender: five status changes), waits (bounded) until each was handled (the session store: every row reached
+the stage; the webhook sender: its group read and acked everything), and reads the process's CPU time (psutil):
+milliseconds of CPU per session, with the idle cost (empty polls) measured before and shown apart.
 
 ``--rate 0`` (default) feeds stage by stage, each stage for all sessions at once (a backlog: large batches);
 ``--rate R`` starts R sessions a second, each session's events ``--gap-ms`` apart (small batches, as under light
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
 import os
 import signal
@@ -24,6 +26,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -40,9 +43,10 @@ from contracts.events import (
     Event,
     SessionDispatched,
     SessionRequested,
+    SessionStatusChanged,
     UserPresenceChanged,
 )
-from contracts.streams import SESSION_STATUS_CHANGED, stream_for
+from contracts.streams import SESSION_STATUS_CHANGED, Groups, stream_for
 from devstack.servers import postgres_server, redis_server
 
 # (how one session's event is made, the column that shows the session store applied it)
@@ -71,7 +75,22 @@ STAGES: tuple[Stage, ...] = (
         "ended_at",
     ),
 )  # fmt: skip
-SERVICES = ("session_store",)
+
+
+def _changed(before: str | None, after: str) -> Callable[[str], Event]:
+    return lambda sid: SessionStatusChanged(session_id=sid, org_id="bench", from_status=before, to_status=after)
+
+
+# The webhook sender's input: the five status changes of a session's life (no endpoint is registered, as in
+# ``python -m bench``: each change is looked up and makes no delivery). Done when its group has read and acked all.
+_LIFE = ("pending", "dispatched", "agent_joined", "ready", "ended")
+STATUS_STAGES: tuple[Stage, ...] = tuple(
+    (_changed(before, after), "") for before, after in zip((None, *_LIFE[:-1]), _LIFE, strict=True)
+)
+TARGETS: dict[str, tuple[tuple[Stage, ...], str]] = {
+    "session_store": (STAGES, Groups.SESSION_STORE),
+    "webhooks": (STATUS_STAGES, Groups.WEBHOOKS),
+}
 
 
 async def _publish(broker: RedisBroker, events: list[Event]) -> None:
@@ -93,31 +112,58 @@ async def _count(database_url: str, prefix: str, column: str) -> int:
         return int(row[0]) if row else 0
 
 
-async def _wait(database_url: str, prefix: str, column: str, n: int, deadline_s: float) -> None:
-    until = time.monotonic() + deadline_s
-    while (done := await _count(database_url, prefix, column)) < n:
-        if time.monotonic() > until:
-            raise TimeoutError(f"{column}: {done}/{n} after {deadline_s:g} s")
-        await asyncio.sleep(0.05)
+async def _drained(redis: Redis, stream: str, group: str) -> bool:
+    """Whether ``group`` has read every entry of ``stream`` and acked it."""
+    last = (await redis.xinfo_stream(stream))["last-generated-id"]
+    found = [g for g in await redis.xinfo_groups(stream) if g["name"].decode() == group]
+    return bool(found) and found[0]["pending"] == 0 and found[0]["last-delivered-id"] == last
 
 
-async def _feed(broker: RedisBroker, database_url: str, ids: list[str], rate: float, gap_ms: float) -> None:
-    prefix = ids[0][:8] + "%"
+@dataclass(frozen=True)
+class Feed:
+    """Where the events go and how their being handled is seen."""
+
+    broker: RedisBroker
+    redis: Redis
+    database_url: str
+    group: str
+    stages: tuple[Stage, ...]
+    ids: list[str]
+
+    async def wait(self, stage: Stage, deadline_s: float = 120) -> None:
+        """Until every session's event of ``stage`` was applied (its column set), or read and acked."""
+        until = time.monotonic() + deadline_s
+        make, column = stage
+        stream = stream_for(type(make("x")))
+        while not await self._done(stream, column):
+            if time.monotonic() > until:
+                raise TimeoutError(f"{stream} not handled after {deadline_s:g} s")
+            await asyncio.sleep(0.05)
+
+    async def _done(self, stream: str, column: str) -> bool:
+        if not column:
+            return await _drained(self.redis, stream, self.group)
+        return await _count(self.database_url, self.ids[0][:8] + "%", column) >= len(self.ids)
+
+
+async def _feed(feed: Feed, rate: float, gap_ms: float) -> None:
+    stages, ids = feed.stages, feed.ids
     if rate <= 0:
-        for make, column in STAGES:
-            await _publish(broker, [make(sid) for sid in ids])
-            await _wait(database_url, prefix, column, len(ids), deadline_s=120)
+        for stage in stages:
+            await _publish(feed.broker, [stage[0](sid) for sid in ids])
+            await feed.wait(stage)
         return
-    schedule = sorted((i / rate + k * gap_ms / 1000, k, sid) for i, sid in enumerate(ids) for k in range(len(STAGES)))
+    schedule = sorted((i / rate + k * gap_ms / 1000, k, sid) for i, sid in enumerate(ids) for k in range(len(stages)))
     started, sent = time.monotonic(), 0
     while sent < len(schedule):
         now = time.monotonic() - started
-        due = [entry for entry in schedule[sent:] if entry[0] <= now]
+        due = schedule[sent : bisect.bisect_right(schedule, (now, len(stages), ""), lo=sent)]
         if due:
-            await _publish(broker, [STAGES[k][0](sid) for _, k, sid in due])
+            await _publish(feed.broker, [stages[k][0](sid) for _, k, sid in due])
             sent += len(due)
         await asyncio.sleep(0.005)
-    await _wait(database_url, prefix, STAGES[-1][1], len(ids), deadline_s=120)
+    for stage in stages:
+        await feed.wait(stage)
 
 
 def _cpu_s(process: psutil.Process) -> float:
@@ -185,8 +231,9 @@ async def measure(
         run = uuid.uuid4().hex[:8]
         ids = [f"{run}{i:06d}" for i in range(sessions)]
         cpu0, t0 = _cpu_s(process), time.monotonic()
+        stages, group = TARGETS[service]
         with _profiled(process.pid, profile):
-            await _feed(broker, database_url, ids, rate, gap_ms)
+            await _feed(Feed(broker, redis, database_url, group, stages, ids), rate, gap_ms)
         cpu, wall = _cpu_s(process) - cpu0, time.monotonic() - t0
         announced = await redis.xlen(SESSION_STATUS_CHANGED)
     await broker.stop()
@@ -196,14 +243,15 @@ async def measure(
         f"{service}: {sessions} sessions ({'backlog by stage' if rate <= 0 else f'{rate:g}/s, {gap_ms:g} ms apart'}) "
         f"in {wall:.1f} s; CPU {cpu * 1000 / sessions:.2f} ms/session "
         f"({busy * 1000 / sessions:.2f} without the idle {idle_rate * 1000:.1f} ms/s); "
-        f"{announced} status changes announced; log: {log}"
+        + (f"{announced} status changes announced; " if service == "session_store" else "")
+        + f"log: {log}"
     )
 
 
 def main(argv: list[str] | None = None) -> None:
     """Parse the arguments, get servers, measure."""
     parser = argparse.ArgumentParser(prog="python -m bench.consumer_cpu", description=__doc__.split("\n\n")[0])
-    parser.add_argument("service", choices=SERVICES)
+    parser.add_argument("service", choices=sorted(TARGETS))
     parser.add_argument("--sessions", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=0.0, help="sessions started per second (0: backlog)")
     parser.add_argument("--gap-ms", type=float, default=20.0, help="between one session's events (with --rate)")
