@@ -34,7 +34,7 @@ def end_rules(settings: SessionStoreSettings) -> EndRules:
 def create_app(settings: SessionStoreSettings) -> FastStream:
     """Build the session store's FastStream app from its settings."""
     broker = new_broker(settings.redis_url)
-    pool = connection_pool(settings)
+    pool = connection_pool(settings, skip_check_within_s=1.0)  # a connection per batch, many a second
     repo = PostgresSessionRepository(pool)
     redis = Redis.from_url(settings.redis_url, **CONNECTION_OPTIONS)  # lazy: connects on first command
     publisher = StatusAnnouncer(broker, redis)

@@ -52,7 +52,7 @@ def loop_limits(settings: WebhookSettings) -> LoopLimits:
 def create_app(settings: WebhookSettings) -> FastStream:
     """Build the webhook sender's FastStream app from its settings; nothing connects before start-up."""
     broker = new_broker(settings.redis_url)
-    pool = connection_pool(settings)
+    pool = connection_pool(settings, skip_check_within_s=1.0)  # a connection per batch, many a second
     repo = DeliveryRepository(pool)
     redis = Redis.from_url(settings.redis_url, **CONNECTION_OPTIONS)
     http: list[aiohttp.ClientSession] = []  # made in start(): a ClientSession belongs to the running loop
