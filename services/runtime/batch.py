@@ -69,7 +69,7 @@ def subscribe_batch(
             group=group,
             consumer=consumer,
             batch=True,
-            polling_interval=policy.polling_ms,
+            polling_interval=policy.claim_every_ms if claimed else policy.polling_ms,
             max_records=None if claimed else max_records,  # FastStream's claimer takes one message per XAUTOCLAIM
             min_idle_time=policy.claim_idle_ms if claimed else None,
         )

@@ -69,6 +69,13 @@ class DeliveryPolicy(BaseSettings):
         return max(1, int(self.claim_idle_s * 1000))
 
     @property
+    def claim_every_ms(self) -> int:
+        """How long a claimer that found nothing waits before it looks again: ``polling_ms``, or a tenth of
+        ``claim_idle_s`` when that is longer (a message becomes claimable only after ``claim_idle_s`` anyway; every
+        stream's claimer polling each second was most of an idle consumer's CPU)."""
+        return max(self.polling_ms, self.claim_idle_ms // 10)
+
+    @property
     def lease_every_s(self) -> float:
         """How often a message still being handled has its idle time reset, so no claimer takes it."""
         return self.claim_idle_s / 3
