@@ -26,16 +26,14 @@ from faststream.message import StreamMessage
 from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.parser import BinaryMessageFormatV1
 from pydantic import TypeAdapter
-from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from services.runtime import tracing
 from services.runtime.dead_letters import FailureLedger, dead_letter
 from services.runtime.delivery import DeliveryPolicy, StreamPlace, first_parameter_type, is_transient
-from services.runtime.tasks import cancel_and_wait
+from services.runtime.leases import BatchLease
 
 log = structlog.get_logger(__name__)
-_LEASE_STOP_TIMEOUT_S = 1.0
 _DATA = b"__data__"
 _TOO_OFTEN = "delivered too often without finishing: its consumer crashed or hung each time"
 
@@ -94,46 +92,6 @@ class _Message:
     event: Any = None
 
 
-class _Lease:
-    """Resets the idle time of the batch's messages every ``every_s`` while it runs (XCLAIM JUSTID), so no claimer
-    takes them; stops at ``release`` or after ``for_at_most_s``. A timer, not a task: a batch shorter than
-    ``every_s`` (nearly all) costs one timer."""
-
-    def __init__(self, redis: Redis, where: StreamPlace, ids: list[str], every_s: float, for_at_most_s: float) -> None:
-        self._redis, self._where, self._ids, self._every_s = redis, where, ids, every_s
-        self._loop = asyncio.get_running_loop()
-        self._until = self._loop.time() + for_at_most_s
-        self._timer = self._loop.call_later(every_s, self._renew)
-        self._task: asyncio.Task[None] | None = None
-
-    def extend(self, for_at_most_s: float) -> None:
-        """Keep renewing for at most ``for_at_most_s`` from now."""
-        self._until = self._loop.time() + for_at_most_s
-
-    def _renew(self) -> None:
-        if self._loop.time() >= self._until:
-            return
-        if self._task is None or self._task.done():
-            self._task = self._loop.create_task(self._claim())
-        self._timer = self._loop.call_later(self._every_s, self._renew)
-
-    async def _claim(self) -> None:
-        where = self._where
-        ids: list[int | bytes | str | memoryview[int]] = list(self._ids)
-        try:
-            await self._redis.xclaim(
-                where.stream, where.group, where.consumer, min_idle_time=0, message_ids=ids, justid=True
-            )
-        except redis_errors.RedisError:
-            return  # best effort: Redis may be what is failing
-
-    async def release(self) -> None:
-        """Stop renewing (bounded)."""
-        self._timer.cancel()
-        if self._task is not None and not self._task.done():
-            await cancel_and_wait(self._task, timeout_s=_LEASE_STOP_TIMEOUT_S, what="batch lease")
-
-
 def _body(fields: dict[bytes, bytes]) -> bytes:
     """The event's JSON from FastStream's envelope (an entry without one is read as its plain fields)."""
     raw = fields.get(_DATA)
@@ -168,7 +126,7 @@ class BatchGuard:
             runnable = await self._decoded(redis, ledger, batch)
             if not runnable:
                 return
-            lease = _Lease(
+            lease = BatchLease(
                 redis, self._where, [m.id for m in runnable], self._policy.lease_every_s,
                 self._policy.handler_timeout_s,
             )  # fmt: skip
@@ -197,7 +155,9 @@ class BatchGuard:
             runnable.append(m)
         return runnable
 
-    async def _run(self, redis: Redis, ledger: FailureLedger, batch: list[_Message], lease: _Lease) -> list[_Message]:
+    async def _run(
+        self, redis: Redis, ledger: FailureLedger, batch: list[_Message], lease: BatchLease
+    ) -> list[_Message]:
         """Run the handler on the batch; after a non-transient failure, on each message alone. Return the handled."""
         try:
             await self._call(batch)
