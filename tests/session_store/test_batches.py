@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -84,3 +85,29 @@ async def test_a_failed_announcement_records_nothing_of_the_batch(pool: AsyncCon
     assert row_a is not None and row_a["status"] == "pending" and row_a["dispatched_at"] is None
     assert row_a["user_joined_at"] is None
     assert await repo.get(b) is None
+
+
+async def test_concurrent_batches_over_the_same_sessions_in_any_order_do_not_deadlock(
+    pool: AsyncConnectionPool,
+) -> None:
+    """Replicas (and a replica's streams) apply batches that share sessions at once; each locks rows in id order."""
+    repo = PostgresSessionRepository(pool)
+
+    def seen(sid: str) -> UserPresenceChanged:
+        return UserPresenceChanged(session_id=sid, room_name=f"session-{sid}", identity="u", present=True,
+                                   source="agent")  # fmt: skip
+
+    for _ in range(5):
+        ids = [uuid.uuid4().hex for _ in range(30)]
+        backwards = list(reversed(ids))
+        await asyncio.gather(
+            handle_events([_requested(sid) for sid in ids], repo, RecordingAnnouncer()),
+            handle_events([seen(sid) for sid in backwards], repo, RecordingAnnouncer()),
+            handle_events(
+                [SessionDispatched(session_id=sid, room_name=f"session-{sid}", dispatch_id="AD") for sid in backwards],
+                repo,
+                RecordingAnnouncer(),
+            ),
+        )
+        rows = [await repo.get(sid) for sid in ids]
+        assert all(row is not None and row["dispatched_at"] and row["user_joined_at"] for row in rows)
