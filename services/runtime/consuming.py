@@ -42,7 +42,7 @@ def subscribe(
             stream,
             group=group,
             consumer=consumer,
-            polling_interval=policy.polling_ms,
+            polling_interval=policy.claim_every_ms if claimed else policy.polling_ms,
             # read no more than can be worked on soon: a read message waiting in memory ages toward a claim
             max_records=None if claimed else max_workers,
             min_idle_time=policy.claim_idle_ms if claimed else None,

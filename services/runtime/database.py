@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+import time
+import weakref
+from typing import Any, Protocol
 
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 
@@ -20,13 +23,45 @@ class PoolSettings(Protocol):
     def db_pool_timeout_s(self) -> float: ...
 
 
-def connection_pool(settings: PoolSettings) -> AsyncConnectionPool:
-    """A pool (not yet open) whose connections are checked on checkout: one left over from an outage is replaced."""
+class CheckWhenIdle:
+    """The pool's check on checkout, skipped for a connection returned less than ``idle_s`` ago (it just worked).
+
+    A consumer takes a connection per batch, often many times a second: the check's round trip is a good part of a
+    small batch's cost. What it guards against (a connection left over from an outage or a server restart) needs the
+    server gone for longer than ``idle_s``; a shorter blip costs a batch a transient failure, retried.
+    """
+
+    def __init__(self, idle_s: float) -> None:
+        self._idle_s = idle_s
+        self._returned: weakref.WeakKeyDictionary[AsyncConnection[Any], float] = weakref.WeakKeyDictionary()
+
+    async def check(self, conn: AsyncConnection[Any]) -> None:
+        """Check ``conn`` unless it was returned within ``idle_s``."""
+        returned = self._returned.get(conn)
+        if returned is None or time.monotonic() - returned >= self._idle_s:
+            await AsyncConnectionPool.check_connection(conn)
+
+    async def returned(self, conn: AsyncConnection[Any]) -> None:
+        """Remember when ``conn`` came back (the pool's reset callback: it leaves the connection as it is)."""
+        self._returned[conn] = time.monotonic()
+
+
+def connection_pool(settings: PoolSettings, *, skip_check_within_s: float = 0.0) -> AsyncConnectionPool:
+    """A pool (not yet open) whose connections are checked on checkout: one left over from an outage is replaced.
+
+    ``skip_check_within_s`` > 0 skips the check of a connection returned that recently (see :class:`CheckWhenIdle`).
+    """
+    check: Any = AsyncConnectionPool.check_connection
+    reset: Any = None
+    if skip_check_within_s > 0:
+        recent = CheckWhenIdle(skip_check_within_s)
+        check, reset = recent.check, recent.returned
     return AsyncConnectionPool(
         settings.database_url,
         min_size=settings.db_pool_min,
         max_size=settings.db_pool_max,
         timeout=settings.db_pool_timeout_s,
         open=False,
-        check=AsyncConnectionPool.check_connection,
+        check=check,
+        reset=reset,
     )

@@ -69,6 +69,13 @@ class DeliveryPolicy(BaseSettings):
         return max(1, int(self.claim_idle_s * 1000))
 
     @property
+    def claim_every_ms(self) -> int:
+        """How long a claimer that found nothing waits before it looks again: ``polling_ms``, or a tenth of
+        ``claim_idle_s`` when that is longer (a message becomes claimable only after ``claim_idle_s`` anyway; every
+        stream's claimer polling each second was most of an idle consumer's CPU)."""
+        return max(self.polling_ms, self.claim_idle_ms // 10)
+
+    @property
     def lease_every_s(self) -> float:
         """How often a message still being handled has its idle time reset, so no claimer takes it."""
         return self.claim_idle_s / 3
@@ -86,14 +93,19 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-def event_adapter(handler: Callable[..., Awaitable[Any]]) -> TypeAdapter[Any]:
-    """A validator for the type of the handler's first parameter (a model or an annotated union)."""
+def first_parameter_type(handler: Callable[..., Awaitable[Any]]) -> Any:
+    """The annotation of the handler's first parameter (extras such as a discriminator kept)."""
     first = next(iter(inspect.signature(handler).parameters))
     # A handler whose dependencies a composition root bound with functools.partial is read through to its function.
     hints = typing.get_type_hints(
         handler.func if isinstance(handler, functools.partial) else handler, include_extras=True
     )
-    return TypeAdapter(hints[first])
+    return hints[first]
+
+
+def event_adapter(handler: Callable[..., Awaitable[Any]]) -> TypeAdapter[Any]:
+    """A validator for the type of the handler's first parameter (a model or an annotated union)."""
+    return TypeAdapter(first_parameter_type(handler))
 
 
 @contextlib.asynccontextmanager

@@ -132,3 +132,8 @@ def test_transient_errors_are_told_apart_by_cause() -> None:
     wrapped.__cause__ = ConnectionResetError("peer went away")
     assert is_transient(wrapped)
     assert not is_transient(ValueError("bad payload"))
+
+
+def test_an_idle_claimer_looks_again_after_a_tenth_of_the_claim_idle_time_when_that_is_longer() -> None:
+    assert DeliveryPolicy(claim_idle_s=30, polling_ms=1000).claim_every_ms == 3000
+    assert DeliveryPolicy(claim_idle_s=0.6, polling_ms=100).claim_every_ms == 100  # the tests' fast claims stay fast
