@@ -79,6 +79,7 @@ class ApiSettings(LiveKitSettings):
     max_requests_in_flight: int = Field(
         default=128,
         ge=1,
+        le=256,
         description="requests one API process serves at once (probes, /metrics and open SSE streams not counted); "
         "beyond it 503 with Retry-After at once instead of a queue that grows for seconds",
     )
