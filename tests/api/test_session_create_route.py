@@ -42,18 +42,24 @@ async def _both(app: FastAPI, send: Callable[[], Any]) -> tuple[httpx.Response, 
 
 
 async def test_a_plainly_valid_request_gets_fastapis_answer(api_app: FastAPI, client: httpx.AsyncClient) -> None:
-    flow_id = await new_flow(client)
+    url = f"/api/flows/{await new_flow(client)}/sessions"
     for headers in ({}, {"Idempotency-Key": "k-1234"}):
-        shortcut, solved = await _both(api_app, lambda h=headers: client.post(f"/api/flows/{flow_id}/sessions", headers=h))
+        shortcut, solved = await _both(api_app, lambda h=headers: client.post(url, headers=h))
         assert _shape(shortcut) == _shape(solved), (shortcut.text, solved.text)
         assert shortcut.status_code == 202
         assert set(shortcut.json()) == {
-            "sessionId", "roomName", "token", "livekitUrl", "status", "readyDeadline", "clientToken"
+            "sessionId",
+            "roomName",
+            "token",
+            "livekitUrl",
+            "status",
+            "readyDeadline",
+            "clientToken",
         }
 
 
 @pytest.mark.parametrize(
-    "path, headers",
+    ("path", "headers"),
     [
         ("/api/flows/{flow}x%20y/sessions", {}),  # not an id: 422
         ("/api/flows/" + "f" * 65 + "/sessions", {}),  # too long an id: 422
