@@ -5,11 +5,12 @@ The rules behind them are in :mod:`services.api.session_core`."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Header, Request, Response
 from fastapi.routing import APIRoute
+from starlette._exception_handler import wrap_app_handling_exceptions
+from starlette.types import Receive, Scope, Send
 
 from contracts.events import SessionEndRequested
 from contracts.status import TERMINAL, SessionStatus
@@ -66,29 +67,30 @@ _PLAIN_IDEMPOTENCY_KEY = re.compile(rb"[\x21-\x7e]{1,200}")  # IdempotencyKey's 
 
 class SessionCreateRoute(APIRoute):
     """The hot path's route (README "Benchmark"): FastAPI documents it and, for anything unusual, serves it; a
-    plainly valid request skips FastAPI's per-request dependency solving and response-model round trip.
+    plainly valid request skips FastAPI's per-request dependency solving, its exit stacks and the response-model
+    round trip.
 
-    Plainly valid: a path id and at most one Idempotency-Key that pass the same rules as the declared parameters, and
-    no dependency overrides. Every other request goes to FastAPI's handler, which answers it exactly as before (422
-    with the same detail). The credential and everything after it are checked by the same code either way."""
+    Plainly valid: a POST whose path id and at most one Idempotency-Key pass the same rules as the declared
+    parameters, with no dependency overrides. Every other request goes to FastAPI's handler, which answers it exactly
+    as before (405, 422 with the same detail). The credential and everything after it are checked by the same code
+    either way, and errors become the same answers (the app's exception handlers)."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        """FastAPI's handler behind a shortcut for plainly valid requests."""
-        solved = super().get_route_handler()
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve a plainly valid request here, anything else as FastAPI does."""
+        request = Request(scope, receive, send)
+        args = _plain_args(request) if scope["method"] == "POST" else None
+        if args is None:
+            await super().handle(scope, receive, send)
+            return
 
-        async def handler(request: Request) -> Response:
-            args = _plain_args(request)
-            if args is None:
-                return await solved(request)
-            flow_id, idempotency_key = args
+        async def answer(scope: Scope, receive: Receive, send: Send) -> None:
             state = request.app.state
             key = await get_api_key(request, None)
-            created = await create_session(
-                flow_id, request, key, state.flows, state.admission, state.minting, idempotency_key
-            )
-            return Response(created.model_dump_json(by_alias=True), 202, media_type="application/json")
+            created = await create_session(args[0], request, key, state.flows, state.admission, state.minting, args[1])
+            response = Response(created.model_dump_json(by_alias=True), 202, media_type="application/json")
+            await response(scope, receive, send)
 
-        return handler
+        await wrap_app_handling_exceptions(answer, request)(scope, receive, send)
 
 
 def _plain_args(request: Request) -> tuple[str, str | None] | None:
