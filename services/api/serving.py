@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import uvicorn
-from starlette.types import ASGIApp, Scope
-from uvicorn._types import ASGI3Application
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from services.api.overload import InFlightCap
 from services.api.settings import ApiSettings
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Scope
+    from uvicorn._types import ASGI3Application
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 
 class HeadTooLargeError(Exception):

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Header, Request, Response
 from fastapi.routing import APIRoute
-from starlette._exception_handler import wrap_app_handling_exceptions
+from starlette._exception_handler import wrap_app_handling_exceptions  # as FastAPI's own handler wraps a request
 from starlette.types import Receive, Scope, Send
 
 from contracts.events import SessionEndRequested
