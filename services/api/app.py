@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import ConnectionPool, Redis
 
 from services.api.body_limit import BodyLimitMiddleware
 from services.api.cors import allowed_origins, install_cors
@@ -59,10 +59,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
             # k8s migrate Job) is the one place schemas change, before any replica starts.
             async with pool.connection() as conn:
                 await apply_migrations(conn, SERVICE, MIGRATIONS)
-        # A burst waits (bounded) for a free connection instead of failing at redis-py's default cap of 100.
+        # Requests in flight are capped (MAX_REQUESTS_IN_FLIGHT, at most half of this), so a burst never runs
+        # out of connections: the plain pool, without the blocking pool's lock and timer on every command.
         redis = Redis(
-            connection_pool=BlockingConnectionPool.from_url(
-                settings.redis_url, max_connections=REDIS_MAX_CONNECTIONS, timeout=5, **CONNECTION_OPTIONS
+            connection_pool=ConnectionPool.from_url(
+                settings.redis_url, max_connections=REDIS_MAX_CONNECTIONS, **CONNECTION_OPTIONS
             )
         )
         broker = new_broker(settings.redis_url)
@@ -93,7 +94,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     install_cors(app, allowed_origins(settings.cors_allow_origins, settings.dev_mode), settings.dev_mode)  # outermost
     install_error_handlers(app)
     install_openapi(app)
-    app.include_router(sessions.router)  # first: routes are matched in order, and this one holds the hot path
+    sessions.add_create_route(app)  # first: routes are matched in order, and this is the hot path
+    app.include_router(sessions.router)
     app.include_router(health.router)
     app.include_router(flows.router)
     app.include_router(watch.router)

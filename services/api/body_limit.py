@@ -9,6 +9,18 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
+def _framing(headers: list[tuple[bytes, bytes]]) -> tuple[bytes | None, bool]:
+    """The request's Content-Length (the first) and whether it has a Transfer-Encoding (a body of unknown length)."""
+    declared: bytes | None = None
+    chunked = False
+    for name, value in headers:
+        if name == b"content-length" and declared is None:
+            declared = value
+        elif name == b"transfer-encoding":
+            chunked = True
+    return declared, chunked
+
+
 class BodyLimitMiddleware:
     """Buffers at most ``max_bytes`` of a request body (whatever Content-Length says), received within
     ``timeout_s``, and replays it to the app."""
@@ -23,7 +35,10 @@ class BodyLimitMiddleware:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
+        declared, chunked = _framing(scope["headers"])
+        if not chunked and declared in (None, b"0"):  # no body comes (the session POST): nothing to bound or buffer
+            await self.app(scope, receive, send)
+            return
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._too_large(send)
             return

@@ -8,12 +8,14 @@ too. ``*`` is refused outside dev mode: list the origins of your frontends.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import Message, Receive, Scope, Send
 
 DEV_ORIGIN_REGEX = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?"
 ALLOWED_METHODS = ("GET", "POST", "PATCH", "DELETE")
@@ -67,6 +69,20 @@ def allowed_origins(value: str, dev_mode: bool) -> tuple[str, ...]:
 class _Cors(CORSMiddleware):
     """Starlette's CORS, except that a preflight from an origin not allowed gets no CORS header at all."""
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A request without Origin (a backend's, the session POST's hot path) only gets ``Vary: Origin`` added, as
+        Starlette adds it, without its per-request header objects."""
+        if scope["type"] != "http" or any(name == b"origin" for name, _ in scope["headers"]):
+            await super().__call__(scope, receive, send)
+            return
+
+        async def vary_origin(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = with_vary_origin(message.get("headers", []))
+            await send(message)
+
+        await self.app(scope, receive, vary_origin)
+
     def preflight_response(self, request_headers: Headers) -> Response:
         """The usual preflight answer for an allowed origin; a bare 400 (the browser refuses the call) otherwise.
 
@@ -82,6 +98,18 @@ class _Cors(CORSMiddleware):
             headers = {k: v for k, v in answer.headers.items() if k.lower() not in ("content-length", "content-type")}
             return JSONResponse({"error": bytes(answer.body).decode()}, answer.status_code, headers=headers)
         return answer
+
+
+def with_vary_origin(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers`` with ``Origin`` added to their Vary header, where Starlette's ``MutableHeaders`` puts it (in place of
+    the first, else last)."""
+    raw = list(headers)
+    found = [i for i, (name, _) in enumerate(raw) if name == b"vary"]
+    vary = (b"vary", b", ".join([*(raw[i][1] for i in found), b"Origin"]))
+    if not found:
+        return [*raw, vary]
+    raw[found[0]] = vary
+    return [item for i, item in enumerate(raw) if i not in found[1:]]
 
 
 def install_cors(app: FastAPI, origins: tuple[str, ...], dev_mode: bool) -> None:

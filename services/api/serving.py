@@ -4,7 +4,9 @@ uvicorn (0.54, httptools) waits for a request's line and headers forever and acc
 was answered 200): a client that trickles a header a byte at a time holds a connection for good (slowloris).
 :class:`BoundedHeadProtocol` closes a connection whose head is not complete within ``head_timeout_s`` and answers 431
 to a head over ``max_head_bytes``, and bounds how long data sent to a client may stay unacknowledged (a client that
-vanished without closing). The body's deadline is :class:`services.api.body_limit.BodyLimitMiddleware`'s.
+vanished without closing), and it counts the requests in flight across connections: those over
+``MAX_REQUESTS_IN_FLIGHT`` get 503 at once (:mod:`services.api.overload`). The body's deadline is
+:class:`services.api.body_limit.BodyLimitMiddleware`'s.
 A reverse proxy in front (nginx ``client_header_timeout``/``client_body_timeout``) remains the first line: it also
 bounds connections per client address, which one process cannot see behind the proxy.
 """
@@ -13,12 +15,18 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from services.api.overload import InFlightCap
 from services.api.settings import ApiSettings
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Scope
+    from uvicorn._types import ASGI3Application
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 
 class HeadTooLargeError(Exception):
@@ -31,6 +39,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     head_timeout_s: float = 10.0
     max_head_bytes: int = 32 * 1024
     dead_client_timeout_s: float = 60.0
+    in_flight_cap: InFlightCap | None = None  # one per server: shared by every connection
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -73,6 +82,16 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         self._stop_head_clock()
         super().on_headers_complete()
 
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        """Every request's task starts here (uvicorn 0.54; a pipelined one when its turn comes): the in-flight cap
+        decides, with nothing of the app run yet, whether it is served or answered 503 at once.
+
+        ``app`` is not ``self.app`` when uvicorn answers its own 503 (``MAX_CONNECTIONS``): that is not counted."""
+        cap = self.in_flight_cap
+        if cap is not None and app is self.app:
+            app = cast("ASGI3Application", cap.admit(cast("Scope", cycle.scope), cast("ASGIApp", app)))
+        super()._start_asgi_task(cycle, app)
+
     def send_400_response(self, msg: str) -> None:
         """uvicorn answers a parse error with 400; a head stopped for its size gets 431 instead."""
         if not self._head_too_large:
@@ -114,13 +133,17 @@ class BoundedHeadProtocol(HttpToolsProtocol):
 
 
 def bounded_protocol(
-    head_timeout_s: float, max_head_bytes: int, dead_client_timeout_s: float = 60.0
+    head_timeout_s: float,
+    max_head_bytes: int,
+    dead_client_timeout_s: float = 60.0,
+    in_flight_cap: InFlightCap | None = None,
 ) -> type[BoundedHeadProtocol]:
     """The protocol class with these limits (uvicorn builds one instance per connection from a class)."""
     limits = {
         "head_timeout_s": head_timeout_s,
         "max_head_bytes": max_head_bytes,
         "dead_client_timeout_s": dead_client_timeout_s,
+        "in_flight_cap": in_flight_cap,
     }
     return type("BoundedHead", (BoundedHeadProtocol,), limits)
 
@@ -135,6 +158,11 @@ def server_config(app: Any, settings: ApiSettings, **overrides: Any) -> uvicorn.
         "timeout_graceful_shutdown": 10,
         "timeout_keep_alive": settings.keep_alive_s,
         "limit_concurrency": settings.max_connections,  # beyond it: 503 at once, not a slow queue of everyone
-        "http": bounded_protocol(settings.head_timeout_s, settings.max_head_bytes, settings.dead_client_timeout_s),
+        "http": bounded_protocol(
+            settings.head_timeout_s,
+            settings.max_head_bytes,
+            settings.dead_client_timeout_s,
+            InFlightCap(settings.max_requests_in_flight),
+        ),
     }
     return uvicorn.Config(app, **(options | overrides))

@@ -76,6 +76,13 @@ class ApiSettings(LiveKitSettings):
     max_connections: int = Field(
         default=4096, ge=16, description="open HTTP connections per API process; beyond it uvicorn answers 503"
     )
+    max_requests_in_flight: int = Field(
+        default=128,
+        ge=1,
+        le=256,
+        description="requests one API process serves at once (probes, /metrics and open SSE streams not counted); "
+        "beyond it 503 with Retry-After at once instead of a queue that grows for seconds",
+    )
     keep_alive_s: int = Field(default=5, ge=1, le=300, description="an idle keep-alive connection is closed after this")
     head_timeout_s: float = Field(
         default=10.0, gt=0, le=300, description="a client must send a request's line and headers within this"

@@ -6,8 +6,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import ValidationError
+from starlette.datastructures import MutableHeaders
 
 from services.api.app import create_app
+from services.api.cors import with_vary_origin
 from services.api.settings import ApiSettings
 
 PREFLIGHT = {
@@ -92,3 +94,26 @@ def test_a_wildcard_or_malformed_origin_refuses_to_start_outside_dev(value: str,
 
 def test_a_wildcard_is_allowed_in_dev_mode() -> None:
     assert ApiSettings(dev_mode=True, cors_allow_origins="*").cors_allow_origins == "*"
+
+
+async def test_an_answer_to_a_request_without_origin_varies_on_origin(anonymous: httpx.AsyncClient) -> None:
+    """Caches must not serve it to a page of some origin: the CORS headers differ by Origin."""
+    response = await anonymous.get("/healthz")
+    assert response.status_code == 200
+    assert response.headers.get_list("vary") == ["Origin"]
+    assert not [h for h in response.headers if h.startswith("access-control-")]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        [],
+        [(b"content-type", b"application/json")],
+        [(b"vary", b"Accept-Encoding"), (b"content-length", b"2")],
+        [(b"vary", b"Accept"), (b"x-a", b"1"), (b"vary", b"Cookie")],
+    ],
+)
+def test_vary_origin_is_added_as_starlette_adds_it(raw: list[tuple[bytes, bytes]]) -> None:
+    expected = MutableHeaders(raw=list(raw))
+    expected["Vary"] = ", ".join([*expected.getlist("Vary"), "Origin"])
+    assert with_vary_origin(raw) == expected.raw

@@ -1,0 +1,97 @@
+"""The in-flight cap against the API served as in production: requests over MAX_REQUESTS_IN_FLIGHT are answered 503
+with Retry-After before they reach the app, probes keep answering, and an open event stream holds no slot."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from fastapi import FastAPI
+from prometheus_client import REGISTRY
+
+from services.api.settings import ApiSettings
+from tests.api.served import new_org_key, new_sessions, open_events, serve
+from tests.polling import wait_until
+
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+def _in_flight() -> float:
+    return REGISTRY.get_sample_value("agentready_api_requests_in_flight") or 0.0
+
+
+def _refusals() -> float:
+    return REGISTRY.get_sample_value("agentready_api_overload_refusals_total") or 0.0
+
+
+async def _send(port: int, head: str, connection: Connection | None = None) -> Connection:
+    reader, writer = connection or await asyncio.open_connection("127.0.0.1", port)
+    writer.write(head.encode())
+    await writer.drain()
+    return reader, writer
+
+
+async def _answer(connection: Connection) -> tuple[int, dict[str, str], bytes]:
+    """One response on a kept-alive connection: status, headers (lower-case names), body."""
+    reader, _writer = connection
+    async with asyncio.timeout(5):
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        lines = head.split("\r\n")
+        headers = dict(line.lower().split(": ", 1) for line in lines[1:] if line)
+        body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return int(lines[0].split(" ", 2)[1]), headers, body
+
+
+def _get(path: str, key: str = "") -> str:
+    auth = f"Authorization: Bearer {key}\r\n" if key else ""
+    return f"GET {path} HTTP/1.1\r\nHost: api.test\r\n{auth}\r\n"
+
+
+async def test_requests_over_the_cap_get_503_with_retry_after_and_probes_still_answer(
+    api_app: FastAPI, api_settings: ApiSettings, database_url: str
+) -> None:
+    async with serve(api_settings, max_requests_in_flight=2) as served:
+        key = await new_org_key(database_url)
+        held = [  # two requests whose bodies never come: in flight until their clients leave
+            await _send(
+                served.port,
+                f"POST /api/flows HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer {key}\r\n"
+                "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+            )
+            for _ in range(2)
+        ]
+        await wait_until(lambda: _in_flight() == 2, deadline_s=5, what="two requests in flight")
+        refused_before = _refusals()
+
+        refused = await _send(served.port, _get("/api/flows", key))
+        status, headers, body = await _answer(refused)
+        assert status == 503
+        assert headers["retry-after"] == "1"
+        assert headers["content-type"] == "application/json"
+        assert "overloaded" in json.loads(body)["error"]
+        assert _refusals() == refused_before + 1
+
+        for probe in ("/healthz", "/readyz", "/metrics"):  # never counted, never refused
+            status, _headers, body = await _answer(await _send(served.port, _get(probe)))
+            assert status == 200, (probe, body)
+        assert b"agentready_api_overload_refusals_total" in body
+
+        for _reader, writer in held:
+            writer.close()
+        await wait_until(lambda: _in_flight() == 0, deadline_s=5, what="the slots given back")
+        status, _headers, body = await _answer(await _send(served.port, _get("/api/flows", key), refused))
+        assert status == 200, body  # the refused client's kept-alive connection is served now
+
+
+async def test_an_open_event_stream_gives_its_slot_back(
+    api_app: FastAPI, api_settings: ApiSettings, database_url: str
+) -> None:
+    async with serve(api_settings, max_requests_in_flight=1) as served:
+        key = await new_org_key(database_url)
+        [session_id] = await new_sessions(served.app, key, 1)
+        stream = await open_events(served.port, session_id, key)
+        assert stream.status == 200
+        await wait_until(lambda: _in_flight() == 0, deadline_s=5, what="the stream's slot given back")
+        status, _headers, body = await _answer(await _send(served.port, _get(f"/api/sessions/{session_id}", key)))
+        assert status == 200, body  # served while the stream stays open
+        await stream.close()
