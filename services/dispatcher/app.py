@@ -28,6 +28,7 @@ from services.dispatcher.retries import RetryPolicy
 from services.dispatcher.room_locks import RedisRoomLocks
 from services.dispatcher.room_sweep import SweepPolicy, sweep_forever, sweep_once
 from services.dispatcher.settings import DispatcherSettings
+from services.dispatcher.status_changes import RedisStatusChanges
 from services.dispatcher.watchdog import WatchdogPolicy, scan_once, watch_forever
 from services.runtime.broker import CONNECTION_OPTIONS, new_broker
 from services.runtime.consuming import subscribe
@@ -109,6 +110,7 @@ def bootstrap(
         ),
         closers=tuple(closers),
         live=RedisLiveSessions(redis, settings.livekit_agent_name),
+        changes=RedisStatusChanges(redis, settings.livekit_agent_name, settings.ledger_ttl_s),
         sweep=SweepPolicy(
             settings.room_sweep_interval_s,
             settings.room_sweep_grace_s,

@@ -13,7 +13,7 @@ import structlog
 from contracts.events import AgentJoined, SessionRequested, SessionStatusChanged
 from contracts.flow_events import FlowEvent
 from contracts.streams import AGENT_JOINED, FLOW_EVENT, SESSION_REQUESTED, SESSION_STATUS_CHANGED
-from services.dispatcher.cleanup import clean_up_session
+from services.dispatcher.cleanup import is_over, remove_room_of
 from services.dispatcher.dispatching import dispatch_session
 from services.dispatcher.failure_notices import tell_if_dispatch_failed, tell_on_change
 from services.dispatcher.flow_relay import DataSender, FlowSequencer, RoomWatchers, lifecycle_event, relay_flow_event
@@ -21,7 +21,8 @@ from services.dispatcher.metrics import count_outcome
 from services.dispatcher.pacing import DispatchPacer
 from services.dispatcher.ports import LiveKitRooms, RoomLocks, SessionLedger, SessionRecord
 from services.dispatcher.retries import RetryPolicy
-from services.dispatcher.room_sweep import LiveSessions, SweepPolicy, track_change
+from services.dispatcher.room_sweep import LiveSessions, SweepPolicy
+from services.dispatcher.status_changes import PortStatusChanges, StatusChanges
 from services.dispatcher.watchdog import WatchdogPolicy, handle_due
 from services.runtime.publishing import EventPublisher
 
@@ -51,6 +52,14 @@ class Dependencies:
     closers: tuple[Callable[[], Awaitable[None]], ...] = ()
     live: LiveSessions | None = None  # the room sweep's live sessions (None: no sweep)
     sweep: SweepPolicy = field(default_factory=SweepPolicy)
+    changes: StatusChanges | None = None  # one round trip per status change (None: through the ports above)
+
+    @property
+    def status_changes(self) -> StatusChanges:
+        """What applies a status change to the ledger and the live sessions."""
+        if self.changes is not None:
+            return self.changes
+        return PortStatusChanges(self.ledger, self.watchers.is_watched, self.live)
 
     @property
     def tell_once(self) -> RetryPolicy:
@@ -78,15 +87,19 @@ async def on_agent_joined(event: AgentJoined, deps: Dependencies) -> None:
 async def on_status_changed(event: SessionStatusChanged, deps: Dependencies) -> None:
     """Tell the room's watchers (and its user, of a failure nobody told it), follow live sessions for the room
     sweep, and clean up the room and dispatch of a session that is over."""
+    # one round trip: the record, the room's watch, the sweep's tracking and a terminal session's close
+    view = await deps.status_changes.apply(event, event.occurred_at.timestamp() + deps.sweep.grace_s)
+    over = is_over(event)
+    if not view.watched and not over:
+        return  # most changes: an unwatched room, nothing to tell, nothing to clean up
+    record = view.record
     with structlog.contextvars.bound_contextvars(session_id=event.session_id, correlation_id=event.correlation_id):
-        record = await deps.ledger.get(event.session_id)
-        # watchers see status changes as lifecycle flow events; unwatched rooms skip the round trip
-        if record is not None and record.room_name and await deps.watchers.is_watched(record.room_name):
+        # watchers see status changes as lifecycle flow events; unwatched rooms skip it
+        if view.watched and record is not None:
             await deps.publisher.publish(lifecycle_event(event, record.room_name))
-        await tell_on_change(event, record, deps.rooms, deps.ledger, deps.relay_retry)  # before the room goes
-        if deps.live is not None:
-            await track_change(event, record.room_name if record else "", deps.live, deps.sweep)
-        await clean_up_session(event, deps.rooms, deps.locks, deps.ledger, deps.retry)
+        if over:
+            await tell_on_change(event, record, deps.rooms, deps.ledger, deps.relay_retry)  # before the room goes
+            await remove_room_of(event, record, deps.rooms, deps.locks, deps.retry)
 
 
 async def on_flow_event(event: FlowEvent, deps: Dependencies) -> None:

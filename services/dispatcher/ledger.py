@@ -80,7 +80,7 @@ class RedisSessionLedger:
 
     async def get(self, session_id: str) -> SessionRecord | None:
         """The record, if any."""
-        return _record(session_id, await self._redis.hgetall(self._key(session_id)))
+        return record_of(session_id, await self._redis.hgetall(self._key(session_id)))
 
     async def arm(self, session_id: str, dispatch_id: str, attempt: int, deadline: float) -> bool:
         """Watch a ``requested`` session until ``deadline``."""
@@ -140,7 +140,7 @@ class RedisSessionLedger:
             pipe.expire(key, self._ttl_s)
             pipe.hgetall(key)
             *_, fields = await pipe.execute()
-        return _record(session_id, fields)
+        return record_of(session_id, fields)
 
 
 def _text(value: bytes | str | None) -> str:
@@ -149,7 +149,8 @@ def _text(value: bytes | str | None) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _record(session_id: str, fields: Mapping[bytes | str, bytes | str]) -> SessionRecord | None:
+def record_of(session_id: str, fields: Mapping[bytes | str, bytes | str]) -> SessionRecord | None:
+    """The record stored in ``fields`` (a hash read from Redis), None when there is none."""
     if not fields:
         return None
     values = {_text(k): _text(v) for k, v in fields.items()}
