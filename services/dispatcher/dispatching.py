@@ -57,7 +57,7 @@ async def dispatch_session(
     try:
         async with locks.hold(request.room_name):
             # Under the lock, so a clean-up that closed the session has finished, or will see our dispatch.
-            state = await ledger.remember(
+            state, tries_before = await ledger.remember_try(
                 request.session_id, request.room_name, metadata, request.correlation_id, deadline
             )
             if state == DispatchState.CLOSED:
@@ -70,8 +70,17 @@ async def dispatch_session(
                 log.warning("dispatch_skipped", reason="past its readiness deadline", late_s=round(late_s, 3))
                 return None
 
+            # Nobody tried before (the count is kept under this lock): no dispatch of ours can exist, so the first
+            # CreateDispatch goes without ListDispatch. Any later one lists first: a CreateDispatch whose answer was
+            # lost may have created one. (An empty agent name would match the dispatch every new room gets.)
+            unlisted = tries_before == 0 and bool(rooms.agent_name)
+
             async def create() -> str:
+                nonlocal unlisted
                 await rooms.ensure_room(request.room_name, metadata)
+                if unlisted:
+                    unlisted = False
+                    return await rooms.create_dispatch(request.room_name, metadata)
                 return await ensure_single_dispatch(rooms, request.room_name, metadata)
 
             dispatch_id = await with_retries(retry, create)

@@ -26,7 +26,9 @@ elseif redis.call('HEXISTS', KEYS[1], 'room') == 0 then
     'ready_deadline', ARGV[5])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
-return redis.call('HGET', KEYS[1], 'state')
+local tries = 0
+if ARGV[6] == '1' then tries = redis.call('HINCRBY', KEYS[1], 'tries', 1) - 1 end
+return {{redis.call('HGET', KEYS[1], 'state'), tries}}
 """
 
 # ARGV: required state, session id, dispatch id, attempt, deadline, ttl
@@ -72,11 +74,23 @@ class RedisSessionLedger:
         self, session_id: str, room_name: str, metadata: str, correlation_id: str, ready_deadline: float = 0.0
     ) -> DispatchState:
         """Record a requested session and its readiness deadline (first write wins); return its state."""
-        state = await self._remember(
+        state, _ = await self._remembered(session_id, room_name, metadata, correlation_id, ready_deadline, count=False)
+        return state
+
+    async def remember_try(
+        self, session_id: str, room_name: str, metadata: str, correlation_id: str, ready_deadline: float = 0.0
+    ) -> tuple[DispatchState, int]:
+        """:meth:`remember`, counting a dispatch try; return the state and how many tries began before this one."""
+        return await self._remembered(session_id, room_name, metadata, correlation_id, ready_deadline, count=True)
+
+    async def _remembered(
+        self, session_id: str, room_name: str, metadata: str, correlation_id: str, ready_deadline: float, *, count: bool
+    ) -> tuple[DispatchState, int]:
+        state, tries = await self._remember(
             keys=[self._key(session_id)],
-            args=[room_name, metadata, correlation_id, self._ttl_s, repr(ready_deadline)],
+            args=[room_name, metadata, correlation_id, self._ttl_s, repr(ready_deadline), "1" if count else "0"],
         )
-        return DispatchState(_text(state))
+        return DispatchState(_text(state)), int(tries)
 
     async def get(self, session_id: str) -> SessionRecord | None:
         """The record, if any."""
