@@ -17,6 +17,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from contracts.keys import watched_room_key
 from contracts.streams import FLOW_EVENT, Groups
+from services.dispatcher.dispatch_gate import RedisDispatchGate
 from services.dispatcher.flow_relay import RoomWatchers
 from services.dispatcher.flow_seq import RedisFlowSequencer
 from services.dispatcher.handlers import HANDLERS, Dependencies, LiveKitServer, settle_due
@@ -88,9 +89,10 @@ def bootstrap(
         return bool(await watched(watched_room_key(room_name)))
 
     ledger = RedisSessionLedger(redis, settings.livekit_agent_name, settings.ledger_ttl_s)
+    locks = RedisRoomLocks(redis, ttl_s=settings.room_lock_ttl_s, wait_s=settings.room_lock_wait_s)
     return Dependencies(
         rooms=rooms,
-        locks=RedisRoomLocks(redis, ttl_s=settings.room_lock_ttl_s, wait_s=settings.room_lock_wait_s),
+        locks=locks,
         ledger=ledger,
         publisher=publisher or BrokerPublisher(broker),
         watchers=RoomWatchers(rooms.room_watchers, settings.flow_watchers_cache_s, is_watched=is_watched),
@@ -110,6 +112,7 @@ def bootstrap(
         ),
         closers=tuple(closers),
         live=RedisLiveSessions(redis, settings.livekit_agent_name),
+        gate=RedisDispatchGate(redis, locks, settings.livekit_agent_name, settings.ledger_ttl_s),
         changes=RedisStatusChanges(redis, settings.livekit_agent_name, settings.ledger_ttl_s),
         sweep=SweepPolicy(
             settings.room_sweep_interval_s,

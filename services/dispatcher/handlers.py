@@ -14,6 +14,7 @@ from contracts.events import AgentJoined, SessionRequested, SessionStatusChanged
 from contracts.flow_events import FlowEvent
 from contracts.streams import AGENT_JOINED, FLOW_EVENT, SESSION_REQUESTED, SESSION_STATUS_CHANGED
 from services.dispatcher.cleanup import is_over, remove_room_of
+from services.dispatcher.dispatch_gate import DispatchGate
 from services.dispatcher.dispatching import dispatch_session
 from services.dispatcher.failure_notices import tell_if_dispatch_failed, tell_on_change
 from services.dispatcher.flow_relay import DataSender, FlowSequencer, RoomWatchers, lifecycle_event, relay_flow_event
@@ -53,6 +54,7 @@ class Dependencies:
     live: LiveSessions | None = None  # the room sweep's live sessions (None: no sweep)
     sweep: SweepPolicy = field(default_factory=SweepPolicy)
     changes: StatusChanges | None = None  # one round trip per status change (None: through the ports above)
+    gate: DispatchGate | None = None  # lock and ledger around a dispatch in two round trips (None: the ports above)
 
     @property
     def status_changes(self) -> StatusChanges:
@@ -72,7 +74,9 @@ async def on_requested(request: SessionRequested, deps: Dependencies) -> None:
     with structlog.contextvars.bound_contextvars(session_id=request.session_id, correlation_id=request.correlation_id):
         # no longer than the session may wait for its agent at all
         async with deps.pacer.slot(max_wait_s=request.ready_deadline.timestamp() - time.time()):
-            outcome = await dispatch_session(request, deps.rooms, deps.locks, deps.ledger, deps.retry, deps.watchdog)
+            outcome = await dispatch_session(
+                request, deps.rooms, deps.locks, deps.ledger, deps.retry, deps.watchdog, gate=deps.gate
+            )
         count_outcome(outcome)
         await tell_if_dispatch_failed(outcome, request.room_name, deps.rooms, deps.ledger, deps.tell_once)
         if outcome is not None:

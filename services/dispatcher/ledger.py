@@ -17,7 +17,8 @@ from services.dispatcher.ports import SessionRecord
 
 _REQUESTED, _WATCHING, _JOINED, _CLOSED = (state.value for state in DispatchState)
 
-_REMEMBER = f"""
+# KEYS: the record. ARGV: room, metadata, correlation id, ttl, ready deadline, count a try ('1'). Sets state, tries.
+REMEMBER_LUA = f"""
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'room', ARGV[1], 'metadata', ARGV[2], 'correlation_id', ARGV[3], 'state', '{_REQUESTED}',
     'ready_deadline', ARGV[5])
@@ -28,17 +29,21 @@ end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 local tries = 0
 if ARGV[6] == '1' then tries = redis.call('HINCRBY', KEYS[1], 'tries', 1) - 1 end
-return {{redis.call('HGET', KEYS[1], 'state'), tries}}
+local state = redis.call('HGET', KEYS[1], 'state')
 """
+_REMEMBER = REMEMBER_LUA + "return {state, tries}"
 
-# ARGV: required state, session id, dispatch id, attempt, deadline, ttl
-_WATCH = f"""
-if redis.call('HGET', KEYS[1], 'state') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'state', '{_WATCHING}', 'dispatch_id', ARGV[3], 'attempt', ARGV[4])
-redis.call('ZADD', KEYS[2], ARGV[5], ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[6])
-return 1
+# KEYS: the record, the watch set. ARGV: required state, session id, dispatch id, attempt, deadline, ttl. Sets armed.
+WATCH_LUA = f"""
+local armed = 0
+if redis.call('HGET', KEYS[1], 'state') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'state', '{_WATCHING}', 'dispatch_id', ARGV[3], 'attempt', ARGV[4])
+  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[2])
+  redis.call('EXPIRE', KEYS[1], ARGV[6])
+  armed = 1
+end
 """
+_WATCH = WATCH_LUA + "return armed"
 
 _CLAIM = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])

@@ -28,25 +28,44 @@ class RedisRoomLocks:
         self._ttl_s = ttl_s
         self._wait_s = wait_s
 
+    def lock_for(self, room_name: str) -> Lock:
+        """The room's lock object (not yet acquired), with this holder's TTL and wait."""
+        return self._redis.lock(dispatch_lock_key(room_name), timeout=self._ttl_s, blocking_timeout=self._wait_s)
+
+    @property
+    def ttl_s(self) -> float:
+        """How long a lock lives without renewal."""
+        return self._ttl_s
+
+    @property
+    def wait_s(self) -> float:
+        """How long a waiter waits for a busy room."""
+        return self._wait_s
+
     @asynccontextmanager
     async def hold(self, room_name: str) -> AsyncIterator[None]:
         """Hold the room's lock for the block; raises ``redis.exceptions.LockError`` when the wait runs out."""
-        lock = self._redis.lock(dispatch_lock_key(room_name), timeout=self._ttl_s, blocking_timeout=self._wait_s)
-        async with lock:
-            released = asyncio.Event()
-            keeper = asyncio.create_task(self._keep_alive(lock, room_name, released))
-            try:
-                yield
-            finally:
-                released.set()
-                keeper.cancel()
-                # Bounded, and unlike ``suppress(CancelledError): await keeper`` it never swallows a cancellation
-                # aimed at this task (the delivery's handler deadline): asyncio.wait only waits.
-                await asyncio.wait({keeper}, timeout=self._ttl_s)
-                if not keeper.done():
-                    log.warning("room_lock_renewal_still_running", room=room_name, waited_s=self._ttl_s)
-                elif not keeper.cancelled():
-                    keeper.result()  # a renewal's unexpected error surfaces here, as before
+        lock = self.lock_for(room_name)
+        async with lock, self.kept(lock, room_name):
+            yield
+
+    @asynccontextmanager
+    async def kept(self, lock: Lock, room_name: str) -> AsyncIterator[None]:
+        """Renew the acquired ``lock`` every ``ttl_s / 3`` while the block runs (its release is the caller's)."""
+        released = asyncio.Event()
+        keeper = asyncio.create_task(self._keep_alive(lock, room_name, released))
+        try:
+            yield
+        finally:
+            released.set()
+            keeper.cancel()
+            # Bounded, and unlike ``suppress(CancelledError): await keeper`` it never swallows a cancellation
+            # aimed at this task (the delivery's handler deadline): asyncio.wait only waits.
+            await asyncio.wait({keeper}, timeout=self._ttl_s)
+            if not keeper.done():
+                log.warning("room_lock_renewal_still_running", room=room_name, waited_s=self._ttl_s)
+            elif not keeper.cancelled():
+                keeper.result()  # a renewal's unexpected error surfaces here, as before
 
     async def _keep_alive(self, lock: Lock, room_name: str, released: asyncio.Event) -> None:
         # ``released`` ends the renewals when the cancellation does not: Python 3.11's asyncio.wait_for, which
