@@ -86,14 +86,19 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-def event_adapter(handler: Callable[..., Awaitable[Any]]) -> TypeAdapter[Any]:
-    """A validator for the type of the handler's first parameter (a model or an annotated union)."""
+def first_parameter_type(handler: Callable[..., Awaitable[Any]]) -> Any:
+    """The annotation of the handler's first parameter (extras such as a discriminator kept)."""
     first = next(iter(inspect.signature(handler).parameters))
     # A handler whose dependencies a composition root bound with functools.partial is read through to its function.
     hints = typing.get_type_hints(
         handler.func if isinstance(handler, functools.partial) else handler, include_extras=True
     )
-    return TypeAdapter(hints[first])
+    return hints[first]
+
+
+def event_adapter(handler: Callable[..., Awaitable[Any]]) -> TypeAdapter[Any]:
+    """A validator for the type of the handler's first parameter (a model or an annotated union)."""
+    return TypeAdapter(first_parameter_type(handler))
 
 
 @contextlib.asynccontextmanager

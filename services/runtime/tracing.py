@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -119,7 +119,13 @@ def consumed(stream: str, group: str, message_id: str, event: object) -> Abstrac
     if _tracer is None:
         return _NOTHING
     event_name = getattr(event, "type", stream)
-    attributes = {
+    attributes = _consumer_attributes(stream, group, message_id, event)
+    parent = getattr(event, "traceparent", "")
+    return span(f"{group} process {event_name}", parent=parent, kind=SpanKind.CONSUMER, attributes=attributes)
+
+
+def _consumer_attributes(stream: str, group: str, message_id: str, event: object) -> dict[str, str]:
+    return {
         "messaging.system": "redis",
         "messaging.operation.type": "process",
         "messaging.destination.name": stream,
@@ -127,11 +133,45 @@ def consumed(stream: str, group: str, message_id: str, event: object) -> Abstrac
         "messaging.message.id": message_id,
         "agentready.session_id": getattr(event, "session_id", ""),
     }
-    parent = getattr(event, "traceparent", "")
-    return span(f"{group} process {event_name}", parent=parent, kind=SpanKind.CONSUMER, attributes=attributes)
 
 
 def annotate(**attributes: str | int | float | bool) -> None:
     """Add attributes to the current span (nothing when tracing is off)."""
     if _tracer is not None:
         trace.get_current_span().set_attributes(attributes)
+
+
+@contextlib.contextmanager
+def consumed_batch(stream: str, group: str, message_ids: list[str], events: list[E]) -> Iterator[list[E]]:
+    """The spans of one delivery of a batch: one per event (as :func:`consumed` makes), each a child of the span
+    that published it, all open while the batch is handled. Yields the events, each carrying its own span as
+    ``traceparent`` (the same list when tracing is off), so what a batch handler publishes for an event continues
+    that event's trace."""
+    if _tracer is None:
+        yield events
+        return
+    tracer = _tracer
+    started = []
+    stamped_events = []
+    try:
+        for message_id, event in zip(message_ids, events, strict=True):
+            parent = event.traceparent
+            span_ = tracer.start_span(
+                f"{group} process {getattr(event, 'type', stream)}",
+                context=_propagator.extract({"traceparent": parent}) if parent else None,
+                kind=SpanKind.CONSUMER,
+                attributes=_consumer_attributes(stream, group, message_id, event),
+            )
+            started.append(span_)
+            carrier: dict[str, str] = {}
+            _propagator.inject(carrier, context=trace.set_span_in_context(span_))
+            stamped_events.append(event.model_copy(update={"traceparent": carrier.get("traceparent", "")}))
+        yield stamped_events
+    except Exception as exc:
+        for span_ in started:
+            span_.record_exception(exc)
+            span_.set_status(trace.Status(trace.StatusCode.ERROR, str(exc)))
+        raise
+    finally:
+        for span_ in started:
+            span_.end()

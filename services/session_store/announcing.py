@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
 
@@ -22,14 +24,22 @@ class StatusAnnouncer:
 
     async def publish(self, event: Event) -> None:
         """XADD the event (and ZREM the admission slot when the session is now terminal), in the current trace."""
-        event = tracing.stamped(event)
+        await self.publish_all([event])
+
+    async def publish_all(self, events: Sequence[Event]) -> None:
+        """Every event as :meth:`publish` does, all in one MULTI: all of them are published or none."""
+        if not events:
+            return
         async with self._redis.pipeline(transaction=True) as pipe:
-            await self._broker.publish(
-                event,
-                stream=stream_for(type(event)),
-                correlation_id=event.correlation_id,
-                pipeline=pipe,
-            )
-            if isinstance(event, SessionStatusChanged) and event.org_id and SessionStatus(event.to_status) in TERMINAL:
-                pipe.zrem(open_sessions_key(event.org_id), event.session_id)
+            for event in events:
+                stamped = tracing.stamped(event)
+                await self._broker.publish(
+                    stamped, stream=stream_for(type(stamped)), correlation_id=stamped.correlation_id, pipeline=pipe
+                )
+                if (
+                    isinstance(stamped, SessionStatusChanged)
+                    and stamped.org_id
+                    and SessionStatus(stamped.to_status) in TERMINAL
+                ):
+                    pipe.zrem(open_sessions_key(stamped.org_id), stamped.session_id)
             await pipe.execute()

@@ -10,14 +10,14 @@ from redis.asyncio import Redis
 
 from contracts.events import LifecycleEvent
 from contracts.streams import SUBSCRIPTIONS, Groups
+from services.runtime.batch import subscribe_batch
 from services.runtime.broker import CONNECTION_OPTIONS, new_broker
-from services.runtime.consuming import subscribe
 from services.runtime.database import connection_pool
 from services.runtime.migrations import apply_migrations
 from services.runtime.streams import consumer_name, ensure_groups
 from services.session_store.announcing import StatusAnnouncer
+from services.session_store.applying import handle_events
 from services.session_store.expiry import EndRules, run_expiry
-from services.session_store.lifecycle import handle_event
 from services.session_store.metrics import SessionMetrics
 from services.session_store.migrations import MIGRATIONS
 from services.session_store.repository import PostgresSessionRepository
@@ -42,18 +42,19 @@ def create_app(settings: SessionStoreSettings) -> FastStream:
     consumer = consumer_name(SERVICE, settings.consumer_name)
     metrics = SessionMetrics(settings.metrics_org_labels, settings.metrics_flow_labels)
 
-    async def on_event(event: LifecycleEvent) -> None:
-        with structlog.contextvars.bound_contextvars(session_id=event.session_id, correlation_id=event.correlation_id):
-            await handle_event(event, repo, publisher, metrics)
+    async def on_events(events: list[LifecycleEvent]) -> None:
+        await handle_events(events, repo, publisher, metrics)
 
     for stream in SUBSCRIPTIONS[Groups.SESSION_STORE]:
-        subscribe(
+        # One event type per stream, so a batch never reorders one session's events; across streams the
+        # status machine takes them in any order.
+        subscribe_batch(
             broker,
             stream,
             group=Groups.SESSION_STORE,
             consumer=consumer,
-            handler=on_event,
-            max_workers=settings.max_workers,
+            handler=on_events,
+            max_records=settings.batch_max_records,
         )
 
     async def start() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,12 +13,13 @@ from psycopg_pool import AsyncConnectionPool
 
 from contracts.endings import EndCode
 from contracts.events import SessionStageTimes
-from contracts.status import SessionStatus, can_transition
+from contracts.status import SessionStatus
+from services.session_store.applying import Presence
+from services.session_store.batching import STORED_COLUMNS, plan
 from services.session_store.expiry import EndRules
 from services.session_store.lifecycle import (
     GREETING_STAGES,
     STAGE_TIMES,
-    STARTUP_STAGES,
     StagesObserver,
     StageTimes,
     StatusChange,
@@ -89,9 +90,41 @@ ON CONFLICT (id) DO UPDATE SET
 """
 
 
-_LOCK_ROW = sql.SQL("SELECT status, org_id, correlation_id, flow_id, {} FROM sessions WHERE id = %s FOR UPDATE").format(
-    sql.SQL(", ").join(map(sql.Identifier, STARTUP_STAGES))
+_TYPES = {
+    **dict.fromkeys(("org_id", "flow_id", "room_name", "correlation_id"), "text"),
+    **dict.fromkeys(("ready_deadline", "end_deadline", *GREETING_STAGES, *_STAGE_COLUMNS), "timestamptz"),
+}
+_PLANNED = tuple(_TYPES)  # the fact and stage columns a batch writes, first value wins
+
+# Every row a batch touches, made if missing, locked and read in one pass in id order (the no-op update takes the row
+# lock; xmax = 0 marks a row this statement inserted). Every writer that locks several rows does it in id order (the
+# presence upserts too) or skips locked rows (the scans): two batches that share sessions never deadlock.
+_LOCK_ROWS = (
+    sql.SQL("""
+INSERT INTO sessions (id, status, reason)
+SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) AS v(id, status, reason) ORDER BY id
+ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id
+RETURNING id, xmax = 0, {}
+""")
+    .format(sql.SQL(", ").join(map(sql.Identifier, STORED_COLUMNS)))
+    .as_string(None)
 )
+_UPDATE_PLANNED = (
+    sql.SQL("""
+UPDATE sessions AS s SET {assign}, status = v.status, reason = COALESCE(v.reason, s.reason),
+    end_code = COALESCE(v.end_code, s.end_code), updated_at = now()
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], {arrays}) AS v(id, status, reason, end_code, {columns})
+WHERE s.id = v.id
+""")
+    .format(
+        assign=sql.SQL(", ").join(
+            sql.SQL("{c} = COALESCE(s.{c}, v.{c})").format(c=sql.Identifier(column)) for column in _PLANNED
+        ),
+        arrays=sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(_TYPES[column])) for column in _PLANNED),
+        columns=sql.SQL(", ").join(map(sql.Identifier, _PLANNED)),
+    )
+    .as_string(None)
+)  # composed once: psycopg caches the conversion of a plain query string
 
 
 class PostgresSessionRepository:
@@ -99,6 +132,59 @@ class PostgresSessionRepository:
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
+
+    async def apply_batch(
+        self,
+        changes: Sequence[StatusChange],
+        presences: Sequence[Presence] = (),
+        before_commit: Callable[[list[Transition | None]], Awaitable[None]] | None = None,
+        on_stages: Callable[[list[StageTimes]], None] | None = None,
+    ) -> list[Transition | None]:
+        """Apply ``changes`` (in stream order) and ``presences`` in one transaction, as :meth:`apply` and
+        :meth:`record_presence` would one after the other; return the move (or None) of each change.
+        ``before_commit`` gets them inside the transaction (its failure rolls the batch back); ``on_stages`` the
+        stage times each change recorded, once committed."""
+        for change in changes:
+            unknown = set(change.facts) - _FACT_COLUMNS
+            if unknown or (change.stage is not None and change.stage not in _STAGE_COLUMNS):
+                raise ValueError(f"unknown session columns: {sorted(unknown)} {change.stage}")
+        planned = None
+        # Pipelined: BEGIN goes with the first statement, the UPDATE with the presences; a sync before announcing
+        # makes sure they succeeded: 3 round trips (BEGIN + lock, writes, COMMIT) besides the pool's check.
+        async with self._pool.connection() as conn, conn.pipeline() as pipeline, conn.transaction():
+            if changes:
+                first = {c.session_id: c for c in reversed(changes)}  # each session's first change inserts its row
+                ids = sorted(first)
+                cur = await conn.execute(
+                    _LOCK_ROWS, (ids, [first[i].target.value for i in ids], [first[i].reason for i in ids])
+                )
+                locked = await cur.fetchall()
+                created = {row[0] for row in locked if row[1]}
+                stored = {row[0]: dict(zip(STORED_COLUMNS, row[2:], strict=True)) for row in locked}
+                planned = plan(changes, stored, created)
+                rows = planned.rows
+                await conn.execute(
+                    _UPDATE_PLANNED,
+                    (
+                        [r.session_id for r in rows],
+                        [r.status.value if r.status is not None else None for r in rows],
+                        [r.reason for r in rows],
+                        [r.end_code for r in rows],
+                        *([r.values.get(column) for r in rows] for column in _PLANNED),
+                    ),
+                )
+            for p in sorted(presences, key=lambda p: p.session_id):  # in id order; stable: stream order
+                await conn.execute(
+                    _PRESENCE_QUERIES[p.present], {"id": p.session_id, "at": p.at, "sid": p.participant_sid or None}
+                )
+            await pipeline.sync()
+            if planned is not None and before_commit is not None and any(planned.transitions):
+                await before_commit(planned.transitions)
+        if planned is None:
+            return []
+        if on_stages is not None:
+            on_stages(planned.stages)
+        return planned.transitions
 
     async def apply(
         self,
@@ -109,74 +195,23 @@ class PostgresSessionRepository:
         """Record stage time and facts (first value wins), then move the status if allowed; ``before_commit``
         runs inside the transaction (holding the row lock) when the status moves, and its failure rolls back.
         ``on_stages`` gets the start-up stage times before and after the change, once it committed."""
-        unknown = set(change.facts) - _FACT_COLUMNS
-        if unknown or (change.stage is not None and change.stage not in _STAGE_COLUMNS):
-            raise ValueError(f"unknown session columns: {sorted(unknown)} {change.stage}")
-        transition = None
-        async with self._pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                "INSERT INTO sessions (id, status, reason) VALUES (%s, %s, %s) "
-                "ON CONFLICT (id) DO NOTHING RETURNING id",
-                (change.session_id, change.target.value, change.reason),
-            )
-            created = await cur.fetchone() is not None
-            cur = await conn.execute(_LOCK_ROW, (change.session_id,))
-            row = await cur.fetchone()
-            assert row is not None
-            current = None if created else SessionStatus(row[0])
-            moves = created or can_transition(current, change.target)
-            stages = await self._record(conn, change, moves)
-            org_id = change.facts.get("org_id", row[1])
-            if moves:
-                transition = Transition(
-                    session_id=change.session_id,
-                    org_id=str(org_id) if org_id is not None else None,
-                    from_status=current,
-                    to_status=change.target,
-                    reason=change.reason,
-                    correlation_id=row[2],
-                    code=change.code,
-                    stages=stages,
-                )
-                if before_commit is not None:
-                    await before_commit(transition)
-        if on_stages is not None:
-            flow_id = change.facts.get("flow_id", row[3])
-            stored = dict(zip(STARTUP_STAGES, row[4:], strict=True))
-            on_stages(StageTimes.recorded_by(change, stored, org_id, flow_id))
-        return transition
 
-    @staticmethod
-    async def _record(conn: Any, change: StatusChange, moves: bool) -> SessionStageTimes:
-        assignments: list[sql.Composable] = [
-            sql.SQL("{col} = COALESCE({col}, {val})").format(col=sql.Identifier(col), val=sql.Literal(val))
-            for col, val in change.facts.items()
-        ]
-        if change.stage is not None:
-            assignments.append(
-                sql.SQL("{col} = COALESCE({col}, {val})").format(
-                    col=sql.Identifier(change.stage), val=sql.Literal(change.at)
-                )
-            )
-        if moves:
-            assignments.append(sql.SQL("status = {}").format(sql.Literal(change.target.value)))
-            assignments.append(sql.SQL("reason = COALESCE({}, reason)").format(sql.Literal(change.reason)))
-            code = change.code.value if change.code is not None else None
-            assignments.append(sql.SQL("end_code = COALESCE({}, end_code)").format(sql.Literal(code)))
-        assignments.append(sql.SQL("updated_at = now()"))
-        query = sql.SQL("UPDATE sessions AS s SET {} WHERE id = {} RETURNING {}").format(
-            sql.SQL(", ").join(assignments), sql.Literal(change.session_id), _RETURN_STAGES
-        )
-        cur = await conn.execute(query)
-        return _stages(await cur.fetchone())
+        async def moved(transitions: list[Transition | None]) -> None:
+            if before_commit is not None and transitions[0] is not None:
+                await before_commit(transitions[0])
+
+        def observe(times: list[StageTimes]) -> None:
+            if on_stages is not None:
+                on_stages(times[0])
+
+        (transition,) = await self.apply_batch([change], before_commit=moved, on_stages=observe)
+        return transition
 
     async def record_presence(self, session_id: str, present: bool, at: datetime, participant_sid: str) -> None:
         """Remember the latest time (and connection) the user was seen joining (``present``) or leaving (a row is
         made if the session's request was not recorded yet: events arrive out of order)."""
-        at_col, sid_col = ("user_joined_at", "user_sid") if present else ("user_left_at", "user_left_sid")
-        query = sql.SQL(_PRESENCE).format(at=sql.Identifier(at_col), sid=sql.Identifier(sid_col))
         async with self._pool.connection() as conn:
-            await conn.execute(query, {"id": session_id, "at": at, "sid": participant_sid or None})
+            await conn.execute(_PRESENCE_QUERIES[present], {"id": session_id, "at": at, "sid": participant_sid or None})
 
     async def end_overdue(
         self,
@@ -247,6 +282,14 @@ class PostgresSessionRepository:
             cur = conn.cursor(row_factory=dict_row)
             await cur.execute("SELECT * FROM sessions WHERE id = %s", (session_id,))
             return await cur.fetchone()
+
+
+def _presence_query(present: bool) -> str:
+    at_col, sid_col = ("user_joined_at", "user_sid") if present else ("user_left_at", "user_left_sid")
+    return sql.SQL(_PRESENCE).format(at=sql.Identifier(at_col), sid=sql.Identifier(sid_col)).as_string(None)
+
+
+_PRESENCE_QUERIES = {present: _presence_query(present) for present in (True, False)}
 
 
 def _stages(times: Any) -> SessionStageTimes:

@@ -19,7 +19,9 @@ class SessionStoreSettings(RuntimeSettings):
         description="how long a message waits for a database connection before it is left for a retry "
         "(during an outage a longer wait only holds the message)",
     )
-    max_workers: int = 16
+    batch_max_records: int = Field(
+        default=100, ge=1, description="events of one stream read and applied together, in one transaction"
+    )
     expiry_interval_s: float = Field(default=1.0, gt=0, description="how often readiness deadlines are checked")
     expiry_batch: int = Field(default=100, ge=1, description="sessions expired per transaction")
     end_scan_interval_s: float = Field(

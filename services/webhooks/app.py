@@ -11,13 +11,13 @@ from redis.asyncio import Redis
 
 from contracts.events import SessionStatusChanged
 from contracts.streams import SESSION_STATUS_CHANGED, Groups
+from services.runtime.batch import subscribe_batch
 from services.runtime.broker import CONNECTION_OPTIONS, new_broker
-from services.runtime.consuming import subscribe
 from services.runtime.database import connection_pool
 from services.runtime.migrations import apply_migrations
 from services.runtime.streams import consumer_name, ensure_groups
 from services.webhooks.delivering import DeliveryLoop, LoopLimits
-from services.webhooks.handling import on_status_changed
+from services.webhooks.handling import on_status_changes
 from services.webhooks.migrations import MIGRATIONS
 from services.webhooks.repository import Attempt, DeliveryRepository, Outcome
 from services.webhooks.retries import RetryPolicy
@@ -64,15 +64,12 @@ def create_app(settings: WebhookSettings) -> FastStream:
 
     loop = DeliveryLoop(repo, attempt, retry_policy(settings), loop_limits(settings))
 
-    async def on_change(change: SessionStatusChanged) -> None:
-        with structlog.contextvars.bound_contextvars(
-            session_id=change.session_id, correlation_id=change.correlation_id
-        ):
-            await on_status_changed(change, repo, loop.wake)
+    async def on_changes(changes: list[SessionStatusChanged]) -> None:
+        await on_status_changes(changes, repo, loop.wake)
 
-    subscribe(
-        broker, SESSION_STATUS_CHANGED, group=Groups.WEBHOOKS, consumer=consumer, handler=on_change,
-        max_workers=settings.max_workers,
+    subscribe_batch(
+        broker, SESSION_STATUS_CHANGED, group=Groups.WEBHOOKS, consumer=consumer, handler=on_changes,
+        max_records=settings.batch_max_records,
     )  # fmt: skip
 
     async def start() -> None:

@@ -78,6 +78,7 @@ class DeliveryLoop:
             full=full,
             max_attempts=self._retry.max_attempts,
             lease_s=self._limits.timeout_s + self._limits.lease_margin_s,
+            busy=dict(self._in_flight),  # a batch of new deliveries must not take an endpoint past its share
         )
         for attempt in attempts:
             self._in_flight[attempt.endpoint_id] += 1

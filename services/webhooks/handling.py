@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import structlog
 
 from contracts.events import SessionStatusChanged
 from services.webhooks.payloads import webhook_body, webhook_event_type, webhook_message
+from services.webhooks.repository import Wanted
 
 log = structlog.get_logger(__name__)
 
@@ -16,22 +18,33 @@ log = structlog.get_logger(__name__)
 class Deliveries(Protocol):
     """Where deliveries are made (:class:`services.webhooks.repository.DeliveryRepository`)."""
 
-    async def enqueue(self, org_id: str, session_id: str, event_type: str, payload: str) -> list[str]:
-        """Make a delivery for each endpoint of ``org_id`` that wants ``event_type``; return the new ones' ids."""
+    async def enqueue_many(self, wanted: Sequence[Wanted]) -> list[tuple[str, str]]:
+        """Make a delivery for each endpoint of each wanted organisation that wants its event type (a repeated change
+        adds none); return the (session id, event type) of each new delivery."""
         ...
 
 
-async def on_status_changed(change: SessionStatusChanged, deliveries: Deliveries, wake: Callable[[], None]) -> int:
-    """Record the deliveries of ``change`` (idempotent: a repeated change adds none); return how many are new.
+async def on_status_changes(
+    changes: Sequence[SessionStatusChanged], deliveries: Deliveries, wake: Callable[[], None]
+) -> int:
+    """Record the deliveries of a batch of changes, in one statement (idempotent: a repeated change adds none);
+    return how many are new.
 
-    Only recording happens here, so the stream message is acked in milliseconds whatever the endpoints do.
+    Only recording happens here, so the stream messages are acked in milliseconds whatever the endpoints do.
     """
-    event_type = webhook_event_type(change)
-    if event_type is None or not change.org_id:
-        return 0
-    body = webhook_body(webhook_message(change, event_type))
-    made = await deliveries.enqueue(change.org_id, change.session_id, event_type, body)
-    if made:
-        log.info("webhook_deliveries_made", event_type=event_type, deliveries=len(made))
+    wanted: list[Wanted] = []
+    for change in changes:
+        event_type = webhook_event_type(change)
+        if event_type is not None and change.org_id:
+            body = webhook_body(webhook_message(change, event_type))
+            wanted.append(Wanted(change.org_id, change.session_id, event_type, body))
+    new = await deliveries.enqueue_many(wanted)
+    made = Counter(new)
+    for want in wanted:
+        count = made.pop((want.session_id, want.event_type), 0)
+        if count:
+            log.info("webhook_deliveries_made", session_id=want.session_id, event_type=want.event_type,
+                     deliveries=count)  # fmt: skip
+    if new:
         wake()
-    return len(made)
+    return len(new)

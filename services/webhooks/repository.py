@@ -8,7 +8,7 @@ share due deliveries without a consumer holding a stream message while it waits 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from psycopg_pool import AsyncConnectionPool
@@ -26,9 +26,22 @@ ON CONFLICT (endpoint_id, session_id, event_type) DO NOTHING
 RETURNING id
 """
 
-# Due deliveries, at most ``per_endpoint`` of each endpoint and none of the endpoints this replica has filled:
-# a slow endpoint's backlog cannot take every slot. Claiming counts the attempt and leases the row until the
-# attempt's timeout plus a margin: if this replica dies mid-attempt, the row is due again after that.
+# The same for a batch of status changes, in one statement: each (org, session, event type, payload) of the arrays.
+_ENQUEUE_MANY = """
+INSERT INTO webhook_deliveries (id, endpoint_id, org_id, session_id, event_type, payload, next_attempt_at)
+SELECT %(prefix)s || replace(gen_random_uuid()::text, '-', ''), e.id, e.org_id, c.session_id, c.event_type,
+       c.payload, now()
+FROM unnest(%(org_ids)s::text[], %(session_ids)s::text[], %(event_types)s::text[], %(payloads)s::text[])
+    AS c(org_id, session_id, event_type, payload)
+JOIN webhook_endpoints e ON e.org_id = c.org_id AND c.event_type = ANY (e.events)
+ON CONFLICT (endpoint_id, session_id, event_type) DO NOTHING
+RETURNING session_id, event_type
+"""
+
+# Due deliveries, at most ``per_endpoint`` of each endpoint less those this replica has in flight to it (``busy``),
+# none of the endpoints it has filled: a slow endpoint's backlog cannot take every slot. Claiming counts the attempt
+# and leases the row until the attempt's timeout plus a margin: if this replica dies mid-attempt, the row is due
+# again after that.
 _CLAIM = """
 WITH ranked AS (
     SELECT id, next_attempt_at,
@@ -36,9 +49,11 @@ WITH ranked AS (
     FROM webhook_deliveries
     WHERE status = 'pending' AND next_attempt_at <= now() AND attempts < %(max_attempts)s
       AND NOT (endpoint_id = ANY (%(full)s))
+), busy AS (
+    SELECT * FROM unnest(%(busy_ids)s::text[], %(busy_counts)s::int[]) AS b(endpoint_id, n)
 ), due AS (
-    SELECT d.id FROM webhook_deliveries d JOIN ranked r ON r.id = d.id
-    WHERE r.rank <= %(per_endpoint)s AND d.status = 'pending' AND d.next_attempt_at <= now()
+    SELECT d.id FROM webhook_deliveries d JOIN ranked r ON r.id = d.id LEFT JOIN busy b ON b.endpoint_id = d.endpoint_id
+    WHERE r.rank <= %(per_endpoint)s - COALESCE(b.n, 0) AND d.status = 'pending' AND d.next_attempt_at <= now()
     ORDER BY r.next_attempt_at
     LIMIT %(limit)s
     FOR UPDATE OF d SKIP LOCKED
@@ -58,6 +73,16 @@ SET status = 'dead', next_attempt_at = NULL,
     last_error = COALESCE(last_error || '; ', '') || 'the sender stopped during the last attempt'
 WHERE status = 'pending' AND next_attempt_at <= now() AND attempts >= %s
 """
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A status change customers hear of: its organisation, session, webhook event type and body."""
+
+    org_id: str
+    session_id: str
+    event_type: str
+    payload: str
 
 
 @dataclass(frozen=True)
@@ -100,13 +125,42 @@ class DeliveryRepository:
             cur = await conn.execute(_ENQUEUE, params)
             return [row[0] for row in await cur.fetchall()]
 
+    async def enqueue_many(self, wanted: Sequence[Wanted]) -> list[tuple[str, str]]:
+        """:meth:`enqueue` for each of ``wanted`` in one statement; the (session id, event type) of each new delivery.
+
+        Two changes of one batch with the same session and event type make one delivery per endpoint, as they would
+        one after the other."""
+        if not wanted:
+            return []
+        params = {
+            "prefix": MESSAGE_ID_PREFIX,
+            "org_ids": [w.org_id for w in wanted],
+            "session_ids": [w.session_id for w in wanted],
+            "event_types": [w.event_type for w in wanted],
+            "payloads": [w.payload for w in wanted],
+        }
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_ENQUEUE_MANY, params)
+            return [(row[0], row[1]) for row in await cur.fetchall()]
+
     async def claim_due(
-        self, limit: int, *, per_endpoint: int, full: Sequence[str], max_attempts: int, lease_s: float
+        self,
+        limit: int,
+        *,
+        per_endpoint: int,
+        full: Sequence[str],
+        max_attempts: int,
+        lease_s: float,
+        busy: Mapping[str, int] | None = None,
     ) -> list[Attempt]:
-        """Claim up to ``limit`` due deliveries (none of the ``full`` endpoints), each leased for ``lease_s``."""
+        """Claim up to ``limit`` due deliveries (none of the ``full`` endpoints, at most ``per_endpoint`` less what is
+        ``busy`` of the others), each leased for ``lease_s``."""
+        busy = busy or {}
         params = {
             "limit": limit,
             "per_endpoint": per_endpoint,
+            "busy_ids": list(busy),
+            "busy_counts": list(busy.values()),
             "full": list(full),
             "max_attempts": max_attempts,
             "lease_s": lease_s,

@@ -14,7 +14,9 @@ class WebhookSettings(RuntimeSettings):
     db_pool_min: int = 1
     db_pool_max: int = 10
     db_pool_timeout_s: float = Field(default=5.0, gt=0)
-    max_workers: int = Field(default=16, ge=1, description="status changes turned into deliveries at once")
+    batch_max_records: int = Field(
+        default=100, ge=1, description="status changes read and turned into deliveries together, in one statement"
+    )
     webhook_timeout_s: float = Field(
         default=10.0, gt=0, le=60, description="bound on one HTTP attempt (connect, send, answer)"
     )

@@ -10,6 +10,7 @@ from faststream import FastStream
 from faststream.redis import RedisBroker
 from pydantic import BaseModel
 
+from services.runtime.batch import subscribe_batch
 from services.runtime.broker import new_broker
 from services.runtime.consuming import subscribe
 from services.runtime.delivery import DeliveryPolicy
@@ -74,3 +75,39 @@ async def publish(redis_url: str, stream: str, *numbers: int) -> None:
             await broker.publish(Job(n=n), stream=stream)
     finally:
         await broker.stop()
+
+
+@dataclass
+class BatchProbe(Probe):
+    """A probe whose handler takes batches: each batch it was given, and the jobs of those that succeeded."""
+
+    batches: list[list[int]] = field(default_factory=list)
+    done: list[int] = field(default_factory=list)
+
+
+def batch_consumer_app(
+    redis_url: str,
+    probe: BatchProbe,
+    consumer: str,
+    behaviour: Callable[[list[Job]], Awaitable[None]],
+    *,
+    policy: DeliveryPolicy = FAST,
+    max_records: int = 10,
+) -> FastStream:
+    """A FastStream app whose one batch handler records each batch, runs ``behaviour``, then records its jobs done."""
+    broker = new_broker(redis_url, graceful_timeout=3.0)
+
+    async def handle(jobs: list[Job]) -> None:
+        probe.batches.append([job.n for job in jobs])
+        await behaviour(jobs)
+        probe.done.extend(job.n for job in jobs)
+
+    subscribe_batch(
+        broker, probe.stream, group=probe.group, consumer=consumer, handler=handle, max_records=max_records,
+        policy=policy,
+    )  # fmt: skip
+
+    async def start() -> None:
+        await ensure_groups(await broker.connect(), {probe.group: (probe.stream,)})
+
+    return FastStream(broker, on_startup=[start])

@@ -9,7 +9,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from services.api.webhook_store import WebhookStore
-from services.webhooks.repository import DeliveryRepository, Outcome
+from services.webhooks.repository import DeliveryRepository, Outcome, Wanted
 from tests.polling import wait_until
 
 
@@ -108,3 +108,32 @@ async def test_a_result_after_a_replay_reset_the_delivery_is_not_recorded(
             "SELECT status, attempts FROM webhook_deliveries WHERE id = %s", (attempt.delivery_id,)
         )
         assert await cur.fetchone() == ("pending", 0)
+
+
+async def test_a_batch_of_changes_is_one_delivery_per_change_and_endpoint_that_wants_it(
+    hooks_pool: AsyncConnectionPool, org: str
+) -> None:
+    repo = DeliveryRepository(hooks_pool)
+    ready_and_ended, ended_only = await _endpoint(hooks_pool, org), await _endpoint(hooks_pool, org, ["session.ended"])
+    a, b = uuid.uuid4().hex, uuid.uuid4().hex
+    batch = [
+        Wanted(org, a, "session.ready", '{"n": 1}'),
+        Wanted(org, a, "session.ready", '{"n": 1}'),  # announced twice in one batch: still one delivery
+        Wanted(org, b, "session.ended", '{"n": 2}'),
+        Wanted(f"{org}-nobody", a, "session.ready", "{}"),  # an organisation without endpoints
+    ]
+    made = await repo.enqueue_many(batch)
+    assert sorted(made) == sorted([(a, "session.ready"), (b, "session.ended"), (b, "session.ended")])
+    assert await repo.enqueue_many(batch) == []  # the batch again (a redelivery): nothing new
+    claimed = await repo.claim_due(1000, per_endpoint=10, full=[], max_attempts=3, lease_s=60)
+    mine = sorted((c.endpoint_id, c.payload) for c in claimed if c.endpoint_id in (ready_and_ended, ended_only))
+    assert mine == sorted([(ready_and_ended, '{"n": 1}'), (ready_and_ended, '{"n": 2}'), (ended_only, '{"n": 2}')])
+
+
+async def test_deliveries_in_flight_count_toward_an_endpoints_share(hooks_pool: AsyncConnectionPool, org: str) -> None:
+    repo = DeliveryRepository(hooks_pool)
+    endpoint = await _endpoint(hooks_pool, org, ["session.ready"])
+    await repo.enqueue_many([Wanted(org, uuid.uuid4().hex, "session.ready", "{}") for _ in range(5)])
+    # one of its deliveries is being sent already: of a share of 2, one more may go
+    assert len(await _claim(repo, endpoint, per_endpoint=2, busy={endpoint: 1})) == 1
+    assert await _claim(repo, endpoint, per_endpoint=2, busy={endpoint: 2}) == []

@@ -1,0 +1,266 @@
+"""At-least-once handling of stream messages in batches: one read, one handler call, one XACK per batch.
+
+``subscribe_batch`` is :func:`~services.runtime.consuming.subscribe` for handlers that take a list of events (in
+stream order) and can apply them together, e.g. in one database transaction. The guarantees are those of
+:mod:`services.runtime.delivery`, per message: a claimer (XAUTOCLAIM) takes what a dead replica held; failures are
+counted per message and a message is dead-lettered on its ``max_deliveries``-th counted failure; failures of
+infrastructure that is down are not counted. What changes is the cost: one lease and one deadline per batch (no
+task unless the batch runs long), no failure-ledger look-up for a message never delivered before, one XACK.
+
+A batch whose handler fails with a non-transient error is retried message by message, so one poison message is
+isolated (counted, in the end dead-lettered) while the rest of its batch is handled and acked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import typing
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from faststream import AckPolicy
+from faststream.message import StreamMessage
+from faststream.redis import RedisBroker, StreamSub
+from faststream.redis.parser import BinaryMessageFormatV1
+from pydantic import TypeAdapter
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+
+from services.runtime import tracing
+from services.runtime.dead_letters import FailureLedger, dead_letter
+from services.runtime.delivery import DeliveryPolicy, StreamPlace, first_parameter_type, is_transient
+from services.runtime.tasks import cancel_and_wait
+
+log = structlog.get_logger(__name__)
+_LEASE_STOP_TIMEOUT_S = 1.0
+_DATA = b"__data__"
+_TOO_OFTEN = "delivered too often without finishing: its consumer crashed or hung each time"
+
+BatchHandler = Callable[[list[Any]], Awaitable[Any]]
+"""A handler of a batch: takes the events (in stream order) and applies them all, or raises."""
+
+
+def subscribe_batch(
+    broker: RedisBroker,
+    stream: str,
+    *,
+    group: str,
+    consumer: str,
+    handler: BatchHandler,
+    max_records: int = 100,
+    policy: DeliveryPolicy | None = None,
+) -> None:
+    """Register ``handler`` (its first parameter is ``list[Model]``) on ``stream`` for ``group``, in batches.
+
+    The reader takes up to ``max_records`` new messages per call (XREADGROUP COUNT); the claimer takes over
+    messages idle longer than ``claim_idle_s``, one at a time. Acks are explicit (MANUAL): the handled and the
+    dead-lettered messages of a batch are acked, a failed one stays pending for a claimer. Handlers must be
+    idempotent: delivery is at least once.
+    """
+    policy = policy if policy is not None else DeliveryPolicy()
+    where = StreamPlace(stream, group, consumer)
+    for claimed in (False, True):
+        guard = BatchGuard(broker, where, handler, policy, claimed=claimed)
+        sub = StreamSub(
+            stream,
+            group=group,
+            consumer=consumer,
+            batch=True,
+            polling_interval=policy.polling_ms,
+            max_records=None if claimed else max_records,  # FastStream's claimer takes one message per XAUTOCLAIM
+            min_idle_time=policy.claim_idle_ms if claimed else None,
+        )
+        broker.subscriber(stream=sub, ack_policy=AckPolicy.MANUAL)(guard.handle)
+
+
+def item_adapter(handler: BatchHandler) -> TypeAdapter[Any]:
+    """A validator for one item of the handler's first parameter (``list[Model]`` or ``Sequence[Model]``)."""
+    whole = first_parameter_type(handler)
+    args = typing.get_args(whole)
+    if not args:
+        raise TypeError(f"a batch handler's first parameter must be a list of events, not {whole!r}")
+    return TypeAdapter(args[0])
+
+
+@dataclass
+class _Message:
+    """One entry of a batch: its id, its fields (kept for a dead letter), its event once decoded."""
+
+    id: str
+    fields: dict[bytes, bytes]
+    event: Any = None
+
+
+class _Lease:
+    """Resets the idle time of the batch's messages every ``every_s`` while it runs (XCLAIM JUSTID), so no claimer
+    takes them; stops at ``release`` or after ``for_at_most_s``. A timer, not a task: a batch shorter than
+    ``every_s`` (nearly all) costs one timer."""
+
+    def __init__(self, redis: Redis, where: StreamPlace, ids: list[str], every_s: float, for_at_most_s: float) -> None:
+        self._redis, self._where, self._ids, self._every_s = redis, where, ids, every_s
+        self._loop = asyncio.get_running_loop()
+        self._until = self._loop.time() + for_at_most_s
+        self._timer = self._loop.call_later(every_s, self._renew)
+        self._task: asyncio.Task[None] | None = None
+
+    def extend(self, for_at_most_s: float) -> None:
+        """Keep renewing for at most ``for_at_most_s`` from now."""
+        self._until = self._loop.time() + for_at_most_s
+
+    def _renew(self) -> None:
+        if self._loop.time() >= self._until:
+            return
+        if self._task is None or self._task.done():
+            self._task = self._loop.create_task(self._claim())
+        self._timer = self._loop.call_later(self._every_s, self._renew)
+
+    async def _claim(self) -> None:
+        where = self._where
+        ids: list[int | bytes | str | memoryview[int]] = list(self._ids)
+        try:
+            await self._redis.xclaim(
+                where.stream, where.group, where.consumer, min_idle_time=0, message_ids=ids, justid=True
+            )
+        except redis_errors.RedisError:
+            return  # best effort: Redis may be what is failing
+
+    async def release(self) -> None:
+        """Stop renewing (bounded)."""
+        self._timer.cancel()
+        if self._task is not None and not self._task.done():
+            await cancel_and_wait(self._task, timeout_s=_LEASE_STOP_TIMEOUT_S, what="batch lease")
+
+
+def _body(fields: dict[bytes, bytes]) -> bytes:
+    """The event's JSON from FastStream's envelope (an entry without one is read as its plain fields)."""
+    raw = fields.get(_DATA)
+    if raw is None:
+        raw = json.dumps({k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items()}).encode()
+    body, _ = BinaryMessageFormatV1.parse(raw)
+    return body
+
+
+class BatchGuard:
+    """The FastStream handler of one batch subscriber: decodes, calls the batch handler, applies the policy."""
+
+    def __init__(
+        self, broker: RedisBroker, where: StreamPlace, handler: BatchHandler, policy: DeliveryPolicy, *, claimed: bool
+    ) -> None:
+        """``claimed`` marks the claimer's guard: its messages were delivered before, elsewhere or here."""
+        self._broker = broker
+        self._where = where
+        self._handler = handler
+        self._adapter = item_adapter(handler)
+        self._policy = policy
+        self._claimed = claimed
+
+    async def handle(self, _decoded: Any = None) -> None:
+        """Handle the batch being consumed; ack what was handled or dead-lettered, leave the rest pending."""
+        message: StreamMessage[Any] = self._broker.context.get_local("message")
+        raw = message.raw_message
+        batch = [_Message(i.decode(), fields) for i, fields in zip(raw["message_ids"], raw["data"], strict=True)]
+        redis = await self._broker.connect()
+        ledger = FailureLedger(redis, self._where.stream, self._where.group)
+        with structlog.contextvars.bound_contextvars(stream=self._where.stream, batch=len(batch)):
+            runnable = await self._decoded(redis, ledger, batch)
+            if not runnable:
+                return
+            lease = _Lease(
+                redis, self._where, [m.id for m in runnable], self._policy.lease_every_s,
+                self._policy.handler_timeout_s,
+            )  # fmt: skip
+            try:
+                done = await self._run(redis, ledger, runnable, lease)
+            finally:
+                await lease.release()
+            if done:
+                await self._ack(redis, ledger, done)
+
+    async def _decoded(self, redis: Redis, ledger: FailureLedger, batch: list[_Message]) -> list[_Message]:
+        """The messages to hand to the handler: decoded, and (when claimed) not delivered too often already."""
+        runnable = []
+        for m in batch:
+            if self._claimed:
+                attempts, last_error = await ledger.attempts(m.id)
+                if attempts > self._policy.max_deliveries:
+                    error = last_error or _TOO_OFTEN
+                    await self._dead_letter(redis, m, error, attempts - 1)
+                    continue
+            try:
+                m.event = self._adapter.validate_json(_body(m.fields))
+            except Exception as exc:  # noqa: BLE001 -- a message that cannot be read is counted like any failure
+                await self._failed(redis, ledger, [m], exc)
+                continue
+            runnable.append(m)
+        return runnable
+
+    async def _run(self, redis: Redis, ledger: FailureLedger, batch: list[_Message], lease: _Lease) -> list[_Message]:
+        """Run the handler on the batch; after a non-transient failure, on each message alone. Return the handled."""
+        try:
+            await self._call(batch)
+            return batch
+        except Exception as exc:  # noqa: BLE001 -- every failure is counted or left pending, never dropped
+            if len(batch) == 1 or is_transient(exc):
+                await self._failed(redis, ledger, batch, exc)
+                return []
+            log.warning("batch_failed_retrying_one_by_one", error=f"{type(exc).__name__}: {exc}"[:500])
+        lease.extend(self._policy.handler_timeout_s * len(batch))
+        done: list[_Message] = []
+        for index, m in enumerate(batch):
+            try:
+                await self._call([m])
+            except Exception as exc:  # noqa: BLE001 -- as above
+                if is_transient(exc):  # infrastructure is down: the rest would fail the same way, uncounted
+                    await self._failed(redis, ledger, batch[index:], exc)
+                    return done
+                await self._failed(redis, ledger, [m], exc)
+                continue
+            done.append(m)
+        return done
+
+    async def _call(self, batch: list[_Message]) -> None:
+        async with asyncio.timeout(self._policy.handler_timeout_s):
+            with tracing.consumed_batch(
+                self._where.stream, self._where.group, [m.id for m in batch], [m.event for m in batch]
+            ) as events:
+                await self._handler(events)  # what it publishes for an event carries that event's span
+
+    async def _ack(self, redis: Redis, ledger: FailureLedger, done: Sequence[_Message]) -> None:
+        """One XACK for the batch; a claimed message's failure bookkeeping is dropped with it."""
+        ids = [m.id for m in done]
+        await redis.xack(self._where.stream, self._where.group, *ids)
+        if self._claimed:
+            for message_id in ids:
+                await ledger.forget(message_id)
+
+    async def _failed(self, redis: Redis, ledger: FailureLedger, failed: list[_Message], exc: Exception) -> None:
+        """Count the failure of each message (not when transient); dead-letter those at the limit."""
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        if is_transient(exc):
+            log.warning("delivery_failed_transient", error=error, messages=len(failed),
+                        will_retry_after_s=self._policy.claim_idle_s)  # fmt: skip
+            for m in failed:
+                await ledger.record(m.id, error, transient=True)
+            return
+        for m in failed:
+            attempts = (await ledger.attempts(m.id))[0] if self._claimed else 1
+            with structlog.contextvars.bound_contextvars(stream_message_id=m.id):
+                if attempts >= self._policy.max_deliveries:
+                    log.error("delivery_failed_dead_lettered", error=error, attempts=attempts)
+                    await self._dead_letter(redis, m, error, attempts)
+                    continue
+                log.warning("delivery_failed", error=error, attempts=attempts,
+                            max_deliveries=self._policy.max_deliveries)  # fmt: skip
+                await ledger.record(m.id, error, transient=False)
+
+    async def _dead_letter(self, redis: Redis, m: _Message, error: str, attempts: int) -> None:
+        where = self._where
+        dead_id = await dead_letter(
+            redis, where.stream, where.group, m.id, m.fields,
+            error=error, attempts=attempts, consumer=where.consumer,
+        )  # fmt: skip
+        log.error("message_dead_lettered", dead_letter_id=dead_id, error=error, attempts=attempts,
+                  stream_message_id=m.id)  # fmt: skip

@@ -1,0 +1,113 @@
+"""How a batch of lifecycle events moves sessions: one transaction, its moves announced together before it commits."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import structlog
+
+from contracts.events import Event, SessionStatusChanged, UserPresenceChanged
+from services.runtime import tracing
+from services.session_store.lifecycle import (
+    LifecycleObserver,
+    StageTimes,
+    StatusChange,
+    Transition,
+    change_for,
+)
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Presence:
+    """The user seen joining (``present``) or leaving the room at ``at``, as connection ``participant_sid``."""
+
+    session_id: str
+    present: bool
+    at: datetime
+    participant_sid: str
+
+
+class BatchRepository(Protocol):
+    """The storage port of the session store for batches."""
+
+    async def apply_batch(
+        self,
+        changes: Sequence[StatusChange],
+        presences: Sequence[Presence] = (),
+        before_commit: Callable[[list[Transition | None]], Awaitable[None]] | None = None,
+        on_stages: Callable[[list[StageTimes]], None] | None = None,
+    ) -> list[Transition | None]:
+        """Apply the changes (in order) and the presences in one transaction; return each change's move or None.
+        ``before_commit`` runs inside the transaction when something moved: if it raises, nothing is recorded."""
+        ...
+
+
+class Announcer(Protocol):
+    """Publishes a batch's status changes at once (one Redis MULTI)."""
+
+    async def publish_all(self, events: Sequence[SessionStatusChanged]) -> None:
+        """Publish every event or none; raise if the broker did not take them."""
+        ...
+
+
+async def handle_events(
+    events: Sequence[Event], repo: BatchRepository, announcer: Announcer, observer: LifecycleObserver | None = None
+) -> list[Transition | None]:
+    """Apply a batch of events in stream order, in one transaction; announce its moves before it commits.
+
+    As for one event (``lifecycle.handle_event``): if announcing fails, the whole batch rolls back and stays pending
+    for a retry, so a status change is never recorded without being announced (at worst twice).
+    """
+    moving = [e for e in events if not isinstance(e, UserPresenceChanged)]
+    presences = [
+        Presence(e.session_id, e.present, e.occurred_at, e.participant_sid)
+        for e in events
+        if isinstance(e, UserPresenceChanged)
+    ]
+    changes = [change_for(e) for e in moving]
+
+    async def announce(transitions: list[Transition | None]) -> None:
+        await announcer.publish_all(
+            [
+                _announcement(transition, event)
+                for transition, event in zip(transitions, moving, strict=True)
+                if transition is not None
+            ]
+        )
+
+    on_stages = _observe_stages(observer) if observer is not None else None
+    transitions = await repo.apply_batch(changes, presences, before_commit=announce, on_stages=on_stages)
+    for event in events:
+        if isinstance(event, UserPresenceChanged):
+            log.info("user_presence", session_id=event.session_id, correlation_id=event.correlation_id,
+                     present=event.present, source=event.source, identity=event.identity)  # fmt: skip
+    for transition, event in zip(transitions, moving, strict=True):
+        ids = {"session_id": event.session_id, "correlation_id": event.correlation_id}
+        if transition is None:
+            log.info("status_unchanged", **ids, message_id=event.message_id, event_type=getattr(event, "type", "?"))
+            continue
+        if observer is not None:
+            observer.status_moved(transition)
+        log.info("status_changed", **ids, from_status=transition.from_status, to_status=transition.to_status)
+    return transitions
+
+
+def _announcement(transition: Transition, event: Event) -> SessionStatusChanged:
+    """The move's announcement, in the trace of the event that caused it (its consumer span, when tracing is on)."""
+    announcement = transition.announcement(event.correlation_id)
+    if tracing.enabled() and event.traceparent:
+        return announcement.model_copy(update={"traceparent": event.traceparent})
+    return announcement
+
+
+def _observe_stages(observer: LifecycleObserver) -> Callable[[list[StageTimes]], None]:
+    def observe(times: list[StageTimes]) -> None:
+        for each in times:
+            observer.stages_recorded(each)
+
+    return observe
