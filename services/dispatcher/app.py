@@ -20,7 +20,7 @@ from contracts.streams import FLOW_EVENT, Groups
 from services.dispatcher.dispatch_gate import RedisDispatchGate
 from services.dispatcher.flow_relay import RoomWatchers
 from services.dispatcher.flow_seq import RedisFlowSequencer
-from services.dispatcher.handlers import HANDLERS, Dependencies, LiveKitServer, settle_due
+from services.dispatcher.handlers import BATCH_HANDLERS, HANDLERS, Dependencies, LiveKitServer, settle_due
 from services.dispatcher.ledger import RedisSessionLedger
 from services.dispatcher.live_sessions import RedisLiveSessions
 from services.dispatcher.livekit_rooms import LiveKitRoomsClient
@@ -31,6 +31,7 @@ from services.dispatcher.room_sweep import SweepPolicy, sweep_forever, sweep_onc
 from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.status_changes import RedisStatusChanges
 from services.dispatcher.watchdog import WatchdogPolicy, scan_once, watch_forever
+from services.runtime.batch import subscribe_batch
 from services.runtime.broker import CONNECTION_OPTIONS, new_broker
 from services.runtime.consuming import subscribe
 from services.runtime.publishing import BrokerPublisher, EventPublisher
@@ -137,6 +138,15 @@ def create_app(settings: DispatcherSettings, build: Callable[[RedisBroker], Depe
             handler=partial(handler, deps=deps),
             # flow events get few workers (one by default) so a session's events reach watchers in order
             max_workers=settings.flow_relay_workers if stream == FLOW_EVENT else settings.max_workers,
+        )
+    for stream, handler in BATCH_HANDLERS.items():
+        subscribe_batch(
+            broker,
+            stream,
+            group=Groups.DISPATCHER,
+            consumer=consumer,
+            handler=partial(handler, deps=deps),
+            max_records=settings.batch_max_records,
         )
     background: set[asyncio.Task[None]] = set()  # the watchdog and the room sweep, from start-up to shutdown
 

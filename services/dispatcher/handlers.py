@@ -3,6 +3,7 @@ handler. :mod:`services.dispatcher.app` builds the dependencies and subscribes e
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -85,25 +86,46 @@ async def on_requested(request: SessionRequested, deps: Dependencies) -> None:
 
 async def on_agent_joined(event: AgentJoined, deps: Dependencies) -> None:
     """An agent joined: the watchdog stops watching its session."""
-    await deps.ledger.mark_joined(event.session_id)
+    await on_agents_joined([event], deps)
+
+
+async def on_agents_joined(events: list[AgentJoined], deps: Dependencies) -> None:
+    """Agents joined (a batch): the watchdog stops watching their sessions, in one round trip."""
+    await deps.ledger.mark_all_joined([event.session_id for event in events])
 
 
 async def on_status_changed(event: SessionStatusChanged, deps: Dependencies) -> None:
-    """Tell the room's watchers (and its user, of a failure nobody told it), follow live sessions for the room
-    sweep, and clean up the room and dispatch of a session that is over."""
-    # one round trip: the record, the room's watch, the sweep's tracking and a terminal session's close
-    view = await deps.status_changes.apply(event, event.occurred_at.timestamp() + deps.sweep.grace_s)
-    over = is_over(event)
-    if not view.watched and not over:
-        return  # most changes: an unwatched room, nothing to tell, nothing to clean up
-    record = view.record
+    """:func:`on_status_changes` of one change."""
+    await on_status_changes([event], deps)
+
+
+async def on_status_changes(events: list[SessionStatusChanged], deps: Dependencies) -> None:
+    """Tell the rooms' watchers (in stream order) and the users of failures nobody told them, follow live sessions
+    for the room sweep, and clean up the rooms and dispatches of sessions that are over (concurrently)."""
+    # one round trip for the batch: records, rooms' watches, the sweep's tracking, terminal sessions' closes
+    firsts = [event.occurred_at.timestamp() + deps.sweep.grace_s for event in events]
+    views = await deps.status_changes.apply_all(events, firsts)
+    over: list[tuple[SessionStatusChanged, SessionRecord | None]] = []
+    for event, view in zip(events, views, strict=True):
+        # watchers see status changes as lifecycle flow events; unwatched rooms (most) skip it
+        if view.watched and view.record is not None:
+            flow = lifecycle_event(event, view.record.room_name)
+            # in a batch, the change carries its own consumer span: the flow event continues that trace
+            await deps.publisher.publish(flow.model_copy(update={"traceparent": event.traceparent}))
+        if is_over(event):
+            over.append((event, view.record))
+    if over:
+        results = await asyncio.gather(
+            *(_clean_up(event, record, deps) for event, record in over), return_exceptions=True
+        )
+        for failure in (r for r in results if isinstance(r, BaseException)):
+            raise failure  # the batch is retried (each step is idempotent); the others' clean-ups are done
+
+
+async def _clean_up(event: SessionStatusChanged, record: SessionRecord | None, deps: Dependencies) -> None:
     with structlog.contextvars.bound_contextvars(session_id=event.session_id, correlation_id=event.correlation_id):
-        # watchers see status changes as lifecycle flow events; unwatched rooms skip it
-        if view.watched and record is not None:
-            await deps.publisher.publish(lifecycle_event(event, record.room_name))
-        if over:
-            await tell_on_change(event, record, deps.rooms, deps.ledger, deps.relay_retry)  # before the room goes
-            await remove_room_of(event, record, deps.rooms, deps.locks, deps.retry)
+        await tell_on_change(event, record, deps.rooms, deps.ledger, deps.relay_retry)  # before the room goes
+        await remove_room_of(event, record, deps.rooms, deps.locks, deps.retry)
 
 
 async def on_flow_event(event: FlowEvent, deps: Dependencies) -> None:
@@ -123,14 +145,18 @@ async def settle_due(record: SessionRecord, deps: Dependencies) -> None:
 
 
 class Handler(Protocol):
-    """A handler: the event (of its stream's type) and the dependencies."""
+    """A handler: the event (of its stream's type) and the dependencies (a batch handler: a list of events)."""
 
     def __call__(self, event: Any, /, deps: Dependencies) -> Awaitable[None]: ...
 
 
 HANDLERS: Mapping[str, Handler] = {
-    SESSION_REQUESTED: on_requested,
-    AGENT_JOINED: on_agent_joined,
-    SESSION_STATUS_CHANGED: on_status_changed,
+    SESSION_REQUESTED: on_requested,  # one at a time (many at once): each waits on LiveKit, a lock, the pacer
     FLOW_EVENT: on_flow_event,
+}
+
+BATCH_HANDLERS: Mapping[str, Handler] = {
+    # consumed in batches (services.runtime.batch): cheap Redis work, done for the whole batch in one round trip
+    AGENT_JOINED: on_agents_joined,
+    SESSION_STATUS_CHANGED: on_status_changes,
 }

@@ -51,10 +51,13 @@ for _, sid in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], sid) end
 return due
 """
 
+# KEYS: the watch set, then one record per session. ARGV: ttl, then the session ids.
 _JOINED_SCRIPT = f"""
-if redis.call('HGET', KEYS[1], 'state') ~= '{_CLOSED}' then redis.call('HSET', KEYS[1], 'state', '{_JOINED}') end
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
+for n = 2, #KEYS do
+  if redis.call('HGET', KEYS[n], 'state') ~= '{_CLOSED}' then redis.call('HSET', KEYS[n], 'state', '{_JOINED}') end
+  redis.call('ZREM', KEYS[1], ARGV[n])
+  redis.call('EXPIRE', KEYS[n], ARGV[1])
+end
 return 1
 """
 
@@ -137,7 +140,13 @@ class RedisSessionLedger:
 
     async def mark_joined(self, session_id: str) -> None:
         """Stop watching (a closed session stays closed)."""
-        await self._joined(keys=[self._key(session_id), self._watchdog], args=[session_id, self._ttl_s])
+        await self.mark_all_joined([session_id])
+
+    async def mark_all_joined(self, session_ids: list[str]) -> None:
+        """:meth:`mark_joined` for each session, in one round trip."""
+        if session_ids:
+            keys = [self._watchdog, *(self._key(session_id) for session_id in session_ids)]
+            await self._joined(keys=keys, args=[self._ttl_s, *session_ids])
 
     async def note_failure(self, session_id: str, code: str, told: bool) -> None:
         """Record the failure's code (if any) and whether the room was told (once told, it stays told)."""

@@ -140,6 +140,10 @@ class SessionLedger(Protocol):
         """An agent joined: stop watching."""
         ...
 
+    async def mark_all_joined(self, session_ids: list[str]) -> None:
+        """:meth:`mark_joined` for each of ``session_ids`` (one round trip where the store allows)."""
+        ...
+
     async def close(self, session_id: str) -> SessionRecord | None:
         """The session is over (or given up): never dispatch or watch it again; return its record."""
         ...

@@ -3,13 +3,13 @@
 Every status change reads the session's ledger record (its room) and whether the room is watched (lifecycle flow
 events); a change to ``agent_joined`` / ``ready`` starts the room sweep's watch, a terminal one stops it and closes the
 session in the ledger (never dispatched or watched again). :class:`RedisStatusChanges` does all of that in one Lua
-script, one round trip per message: most changes (``pending``, ``dispatched`` of an unwatched room) need nothing else.
+script, one round trip per batch of changes: most (``pending``, ``dispatched`` of an unwatched room) need nothing else.
 :class:`PortStatusChanges` does the same through the separate ports (fakes in tests).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,43 +45,52 @@ class ChangeView:
 
 
 class StatusChanges(Protocol):
-    """Applies a status change to the ledger and the room sweep's live sessions."""
+    """Applies status changes to the ledger and the room sweep's live sessions."""
 
-    async def apply(self, event: SessionStatusChanged, first_check_at: float) -> ChangeView:
-        """Track (first looked at ``first_check_at``), untrack and close as :func:`action_for` says; return the view."""
+    async def apply_all(
+        self, events: Sequence[SessionStatusChanged], first_check_at: Sequence[float]
+    ) -> list[ChangeView]:
+        """In order, for each change: track (first looked at ``first_check_at``), untrack and close as
+        :func:`action_for` says; return each one's view."""
         ...
 
 
-# KEYS: ledger record, watchdog set, live due set, live rooms hash.
-# ARGV: session id, action, first check at, correlation id, ttl, watched-room key prefix, sweep (1/0).
+# KEYS: watchdog set, live due set, live rooms hash, then one ledger record per change.
+# ARGV: ttl, watched-room key prefix, sweep (1/0), then per change: session id, action, first check at, correlation id.
 # The watched-room key is derived from the record's room inside the script (not declared in KEYS): fine on one
 # Redis server, which is how the services use it (a cluster would need the room in a hash tag).
 _APPLY = f"""
-local rec = redis.call('HGETALL', KEYS[1])
-local room = ''
-for i = 1, #rec, 2 do if rec[i] == 'room' then room = rec[i + 1] end end
-local watched = 0
-if room ~= '' then watched = redis.call('EXISTS', ARGV[6] .. room) end
-if ARGV[2] == '{TRACK}' then
-  if ARGV[7] == '1' and room ~= '' then
-    redis.call('HSET', KEYS[4], ARGV[1], cjson.encode({{room = room, correlation_id = ARGV[4]}}))
-    redis.call('ZADD', KEYS[3], 'NX', ARGV[3], ARGV[1])
+local views = {{}}
+for n = 4, #KEYS do
+  local key, base = KEYS[n], 3 + (n - 4) * 4
+  local sid, action, first_check, correlation = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
+  local rec = redis.call('HGETALL', key)
+  local room = ''
+  for i = 1, #rec, 2 do if rec[i] == 'room' then room = rec[i + 1] end end
+  local watched = 0
+  if room ~= '' then watched = redis.call('EXISTS', ARGV[2] .. room) end
+  if action == '{TRACK}' then
+    if ARGV[3] == '1' and room ~= '' then
+      redis.call('HSET', KEYS[3], sid, cjson.encode({{room = room, correlation_id = correlation}}))
+      redis.call('ZADD', KEYS[2], 'NX', first_check, sid)
+    end
+  elseif action == '{CLOSE}' then
+    if ARGV[3] == '1' then
+      redis.call('ZREM', KEYS[2], sid)
+      redis.call('HDEL', KEYS[3], sid)
+    end
+    redis.call('HSET', key, 'state', '{DispatchState.CLOSED.value}')
+    redis.call('ZREM', KEYS[1], sid)
+    redis.call('EXPIRE', key, ARGV[1])
   end
-elseif ARGV[2] == '{CLOSE}' then
-  if ARGV[7] == '1' then
-    redis.call('ZREM', KEYS[3], ARGV[1])
-    redis.call('HDEL', KEYS[4], ARGV[1])
-  end
-  redis.call('HSET', KEYS[1], 'state', '{DispatchState.CLOSED.value}')
-  redis.call('ZREM', KEYS[2], ARGV[1])
-  redis.call('EXPIRE', KEYS[1], ARGV[5])
+  views[#views + 1] = {{watched, rec}}
 end
-return {{watched, rec}}
+return views
 """
 
 
 class RedisStatusChanges:
-    """:class:`StatusChanges` in one Lua script per change; ``sweep`` False: no room sweep to track for."""
+    """:class:`StatusChanges` in one Lua script per batch of changes; ``sweep`` False: no room sweep to track for."""
 
     def __init__(self, redis: Redis, agent_name: str, ttl_s: int, *, sweep: bool = True) -> None:
         self._agent_name = agent_name
@@ -93,14 +102,25 @@ class RedisStatusChanges:
         self._apply = redis.register_script(_APPLY)
 
     async def apply(self, event: SessionStatusChanged, first_check_at: float) -> ChangeView:
-        """One round trip: read the record and the room's watch, then track / untrack and close."""
-        session_id = event.session_id
-        keys = [ledger_session_key(self._agent_name, session_id), self._watchdog, self._live_due, self._live_rooms]
-        action = action_for(event.to_status)
-        args: list[str | int] = [session_id, action, repr(first_check_at), event.correlation_id, self._ttl_s]
-        watched, flat = await self._apply(keys=keys, args=[*args, self._watched_prefix, self._sweep])
-        fields = dict(zip(flat[::2], flat[1::2], strict=True))
-        return ChangeView(record_of(session_id, fields), bool(watched))
+        """One change in one round trip."""
+        return (await self.apply_all([event], [first_check_at]))[0]
+
+    async def apply_all(
+        self, events: Sequence[SessionStatusChanged], first_check_at: Sequence[float]
+    ) -> list[ChangeView]:
+        """One round trip for all: read each record and its room's watch, then track / untrack and close."""
+        if not events:
+            return []
+        keys = [self._watchdog, self._live_due, self._live_rooms]
+        args: list[str | int] = [self._ttl_s, self._watched_prefix, self._sweep]
+        for event, first in zip(events, first_check_at, strict=True):
+            keys.append(ledger_session_key(self._agent_name, event.session_id))
+            args += [event.session_id, action_for(event.to_status), repr(first), event.correlation_id]
+        views = await self._apply(keys=keys, args=args)
+        return [
+            ChangeView(record_of(event.session_id, dict(zip(flat[::2], flat[1::2], strict=True))), bool(watched))
+            for event, (watched, flat) in zip(events, views, strict=True)
+        ]
 
 
 class PortStatusChanges:
@@ -112,6 +132,12 @@ class PortStatusChanges:
         self._ledger = ledger
         self._is_watched = is_watched
         self._live = live
+
+    async def apply_all(
+        self, events: Sequence[SessionStatusChanged], first_check_at: Sequence[float]
+    ) -> list[ChangeView]:
+        """Each change in turn (several round trips each)."""
+        return [await self.apply(event, first) for event, first in zip(events, first_check_at, strict=True)]
 
     async def apply(self, event: SessionStatusChanged, first_check_at: float) -> ChangeView:
         """Read, check the watch, then track / untrack and close, each through its port."""

@@ -154,6 +154,10 @@ class FakeLedger:
             self.records[session_id] = replace(found, state=DispatchState.JOINED)
         self.deadlines.pop(session_id, None)
 
+    async def mark_all_joined(self, session_ids: list[str]) -> None:
+        for session_id in session_ids:
+            await self.mark_joined(session_id)
+
     async def note_failure(self, session_id: str, code: str, told: bool) -> None:
         found = self.records.get(session_id) or SessionRecord(session_id, "", "", "", DispatchState.REQUESTED)
         self.records[session_id] = replace(

@@ -94,3 +94,24 @@ async def test_a_change_of_a_session_never_requested_here_closes_it(counting: Co
 
 async def _exists(redis: Redis, room: str) -> bool:
     return bool(await redis.exists(watched_room_key(room)))
+
+
+async def test_a_batch_is_applied_in_order_in_one_round_trip(counting: CountingRedis) -> None:
+    agent = f"agent-{uuid.uuid4().hex[:8]}"
+    (one, ledger, live), (two, _, _) = await _setup(counting, agent, False), await _setup(counting, agent, True)
+    changes = RedisStatusChanges(counting, agent, 300)
+    await changes.apply(_change(one, None, "pending"), 1.0)  # loads the script
+    batch = [
+        _change(one, "agent_joined", "ready"),
+        _change(two, "pending", "dispatched"),
+        _change(one, "ready", "ended"),
+    ]
+    counting.sent = 0
+    views = await changes.apply_all(batch, [100.0, 100.0, 100.0])
+    assert counting.sent == 1
+    assert [v.watched for v in views] == [False, True, False]
+    assert [v.record.state if v.record else None for v in views] == ["watching", "watching", "watching"]
+    assert await live.watched() == 0  # tracked, then untracked by the later change of the same batch
+    closed = await ledger.get(one)
+    assert closed is not None and closed.state == "closed"
+    assert await changes.apply_all([], []) == []
