@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -84,6 +84,19 @@ async def on_requested(request: SessionRequested, deps: Dependencies) -> None:
             await deps.publisher.publish(outcome)
 
 
+async def on_requests(requests: list[SessionRequested], deps: Dependencies) -> None:
+    """:func:`on_requested` for a batch, concurrently (each paced, each under its room's lock). A batch retried after
+    a failure dispatches nothing twice: the ledger and ListDispatch find what the first run made."""
+    await _all([on_requested(request, deps) for request in requests])
+
+
+async def _all(steps: list[Coroutine[Any, Any, None]]) -> None:
+    """Run ``steps`` concurrently to their end; then raise the first failure, if any (the batch is retried)."""
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    for failure in (r for r in results if isinstance(r, BaseException)):
+        raise failure
+
+
 async def on_agent_joined(event: AgentJoined, deps: Dependencies) -> None:
     """An agent joined: the watchdog stops watching its session."""
     await on_agents_joined([event], deps)
@@ -114,12 +127,8 @@ async def on_status_changes(events: list[SessionStatusChanged], deps: Dependenci
             await deps.publisher.publish(flow.model_copy(update={"traceparent": event.traceparent}))
         if is_over(event):
             over.append((event, view.record))
-    if over:
-        results = await asyncio.gather(
-            *(_clean_up(event, record, deps) for event, record in over), return_exceptions=True
-        )
-        for failure in (r for r in results if isinstance(r, BaseException)):
-            raise failure  # the batch is retried (each step is idempotent); the others' clean-ups are done
+    # the batch is retried if one fails (each step is idempotent); the others' clean-ups are done
+    await _all([_clean_up(event, record, deps) for event, record in over])
 
 
 async def _clean_up(event: SessionStatusChanged, record: SessionRecord | None, deps: Dependencies) -> None:
@@ -151,12 +160,12 @@ class Handler(Protocol):
 
 
 HANDLERS: Mapping[str, Handler] = {
-    SESSION_REQUESTED: on_requested,  # one at a time (many at once): each waits on LiveKit, a lock, the pacer
-    FLOW_EVENT: on_flow_event,
+    FLOW_EVENT: on_flow_event,  # one at a time by default: a session's events reach watchers in order
 }
 
 BATCH_HANDLERS: Mapping[str, Handler] = {
-    # consumed in batches (services.runtime.batch): cheap Redis work, done for the whole batch in one round trip
-    AGENT_JOINED: on_agents_joined,
-    SESSION_STATUS_CHANGED: on_status_changes,
+    # consumed in batches (services.runtime.batch): one read, one XACK per batch
+    SESSION_REQUESTED: on_requests,  # each request of a batch dispatched concurrently (max_workers a batch)
+    AGENT_JOINED: on_agents_joined,  # a batch in one round trip
+    SESSION_STATUS_CHANGED: on_status_changes,  # a batch in one round trip, then what is over cleaned up
 }

@@ -12,6 +12,7 @@ from services.dispatcher.handlers import (
     on_agent_joined,
     on_agents_joined,
     on_requested,
+    on_requests,
     on_status_changes,
 )
 from services.dispatcher.pacing import DispatchPacer, PacingPolicy
@@ -115,3 +116,13 @@ async def test_a_batch_of_changes_tells_watchers_in_order_and_cleans_up_what_is_
     assert first.room_name not in rooms.rooms and second.room_name in rooms.rooms
     assert ledger.records[first.session_id].state == DispatchState.CLOSED
     assert ledger.records[second.session_id].state == DispatchState.JOINED
+
+
+async def test_a_batch_of_requests_dispatches_each_once_and_publishes_how_it_went() -> None:
+    rooms, ledger, published = FakeServer(), FakeLedger(), Recorded()
+    deps, first, second = _deps(rooms, ledger, published), session_request(), session_request()
+    await on_requests([first, second, first], deps)  # a request delivered twice in one batch
+    assert {room: len(ids) for room, ids in rooms.dispatches.items()} == {first.room_name: 1, second.room_name: 1}
+    assert sorted(e.session_id for e in published.events) == sorted(
+        [first.session_id, first.session_id, second.session_id]
+    )
