@@ -114,7 +114,7 @@ def bootstrap(
         closers=tuple(closers),
         live=RedisLiveSessions(redis, settings.livekit_agent_name),
         gate=RedisDispatchGate(redis, locks, settings.livekit_agent_name, settings.ledger_ttl_s),
-        changes=RedisStatusChanges(redis, settings.livekit_agent_name, settings.ledger_ttl_s),
+        changes=RedisStatusChanges(redis, locks, settings.livekit_agent_name, settings.ledger_ttl_s),
         sweep=SweepPolicy(
             settings.room_sweep_interval_s,
             settings.room_sweep_grace_s,

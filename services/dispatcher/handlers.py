@@ -24,7 +24,7 @@ from services.dispatcher.pacing import DispatchPacer
 from services.dispatcher.ports import LiveKitRooms, RoomLocks, SessionLedger, SessionRecord
 from services.dispatcher.retries import RetryPolicy
 from services.dispatcher.room_sweep import LiveSessions, SweepPolicy
-from services.dispatcher.status_changes import PortStatusChanges, StatusChanges
+from services.dispatcher.status_changes import ChangeView, PortStatusChanges, StatusChanges
 from services.dispatcher.watchdog import WatchdogPolicy, handle_due
 from services.runtime.publishing import EventPublisher
 
@@ -118,23 +118,30 @@ async def on_status_changes(events: list[SessionStatusChanged], deps: Dependenci
     # one round trip for the batch: records, rooms' watches, the sweep's tracking, terminal sessions' closes
     firsts = [event.occurred_at.timestamp() + deps.sweep.grace_s for event in events]
     views = await deps.status_changes.apply_all(events, firsts)
-    over: list[tuple[SessionStatusChanged, SessionRecord | None]] = []
-    for event, view in zip(events, views, strict=True):
-        # watchers see status changes as lifecycle flow events; unwatched rooms (most) skip it
-        if view.watched and view.record is not None:
-            flow = lifecycle_event(event, view.record.room_name)
-            # in a batch, the change carries its own consumer span: the flow event continues that trace
-            await deps.publisher.publish(flow.model_copy(update={"traceparent": event.traceparent}))
-        if is_over(event):
-            over.append((event, view.record))
+    over: list[tuple[SessionStatusChanged, ChangeView]] = []
+    try:
+        for event, view in zip(events, views, strict=True):
+            # watchers see status changes as lifecycle flow events; unwatched rooms (most) skip it
+            if view.watched and view.record is not None:
+                flow = lifecycle_event(event, view.record.room_name)
+                # in a batch, the change carries its own consumer span: the flow event continues that trace
+                await deps.publisher.publish(flow.model_copy(update={"traceparent": event.traceparent}))
+            if is_over(event):
+                over.append((event, view))
+    except Exception:
+        for view in views:  # release the room locks the changes took (the batch is retried)
+            if view.room_lock is not None:
+                async with view.room_lock:
+                    pass
+        raise
     # the batch is retried if one fails (each step is idempotent); the others' clean-ups are done
-    await _all([_clean_up(event, record, deps) for event, record in over])
+    await _all([_clean_up(event, view, deps) for event, view in over])
 
 
-async def _clean_up(event: SessionStatusChanged, record: SessionRecord | None, deps: Dependencies) -> None:
+async def _clean_up(event: SessionStatusChanged, view: ChangeView, deps: Dependencies) -> None:
     with structlog.contextvars.bound_contextvars(session_id=event.session_id, correlation_id=event.correlation_id):
-        await tell_on_change(event, record, deps.rooms, deps.ledger, deps.relay_retry)  # before the room goes
-        await remove_room_of(event, record, deps.rooms, deps.locks, deps.retry)
+        await tell_on_change(event, view.record, deps.rooms, deps.ledger, deps.relay_retry)  # before the room goes
+        await remove_room_of(event, view.record, deps.rooms, view.locks(deps.locks), deps.retry)
 
 
 async def on_flow_event(event: FlowEvent, deps: Dependencies) -> None:

@@ -50,6 +50,21 @@ class RedisRoomLocks:
             yield
 
     @asynccontextmanager
+    async def held(self, room_name: str, token: str) -> AsyncIterator[None]:
+        """The room's lock, taken already with ``token`` (SET NX PX elsewhere): kept while the block runs, then
+        released (only if still ours)."""
+        lock = self.lock_for(room_name)
+        lock.local.token = token.encode()  # the renewal's and the release's proof of ownership
+        try:
+            async with self.kept(lock, room_name):
+                yield
+        finally:
+            try:
+                await lock.release()
+            except LockError as exc:  # lapsed meanwhile (renewal failed): nothing of ours to release
+                log.warning("room_lock_lost", room=room_name, error=str(exc))
+
+    @asynccontextmanager
     async def kept(self, lock: Lock, room_name: str) -> AsyncIterator[None]:
         """Renew the acquired ``lock`` every ``ttl_s / 3`` while the block runs (its release is the caller's)."""
         released = asyncio.Event()

@@ -9,19 +9,22 @@ script, one round trip per batch of changes: most (``pending``, ``dispatched`` o
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
 from redis.asyncio import Redis
 
 from contracts.events import SessionStatusChanged
-from contracts.keys import ledger_session_key, ledger_watchdog_key, watched_room_key
+from contracts.keys import dispatch_lock_key, ledger_session_key, ledger_watchdog_key, watched_room_key
 from contracts.status import TERMINAL
 from services.dispatcher.dispatch_state import DispatchState
 from services.dispatcher.ledger import record_of
 from services.dispatcher.live_sessions import live_keys
-from services.dispatcher.ports import SessionLedger, SessionRecord
+from services.dispatcher.ports import RoomLocks, SessionLedger, SessionRecord
+from services.dispatcher.room_locks import RedisRoomLocks
 from services.dispatcher.room_sweep import LIVE_STATUSES, LiveSession, LiveSessions
 
 _TERMINAL = frozenset(status.value for status in TERMINAL)
@@ -42,6 +45,22 @@ class ChangeView:
 
     record: SessionRecord | None
     watched: bool
+    room_lock: AbstractAsyncContextManager[None] | None = None  # a terminal session's room lock, already taken
+
+    def locks(self, otherwise: RoomLocks) -> RoomLocks:
+        """The room locks the session's clean-up takes: its lock already taken, else ``otherwise``."""
+        return otherwise if self.room_lock is None else _Taken(self.room_lock)
+
+
+class _Taken:
+    """:class:`RoomLocks` whose one lock was taken already: holding it keeps it and releases it at the end."""
+
+    def __init__(self, lock: AbstractAsyncContextManager[None]) -> None:
+        self._lock = lock
+
+    def hold(self, room_name: str) -> AbstractAsyncContextManager[None]:
+        """The taken lock (of this session's room)."""
+        return self._lock
 
 
 class StatusChanges(Protocol):
@@ -56,18 +75,20 @@ class StatusChanges(Protocol):
 
 
 # KEYS: watchdog set, live due set, live rooms hash, then one ledger record per change.
-# ARGV: ttl, watched-room key prefix, sweep (1/0), then per change: session id, action, first check at, correlation id.
-# The watched-room key is derived from the record's room inside the script (not declared in KEYS): fine on one
-# Redis server, which is how the services use it (a cluster would need the room in a hash tag).
+# ARGV: ttl, watched-room key prefix, sweep (1/0), room-lock key prefix, room-lock ttl (ms), then per change: session
+# id, action, first check at, correlation id, room-lock token. A terminal change takes its room's lock (SET NX PX, as
+# RedisRoomLocks does) when it is free, so its clean-up needs no round trip for it. The watched-room and lock keys are
+# derived from the record's room inside the script (not declared in KEYS): fine on one Redis server, which is how the
+# services use it (a cluster would need the room in a hash tag).
 _APPLY = f"""
 local views = {{}}
 for n = 4, #KEYS do
-  local key, base = KEYS[n], 3 + (n - 4) * 4
+  local key, base = KEYS[n], 5 + (n - 4) * 5
   local sid, action, first_check, correlation = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
   local rec = redis.call('HGETALL', key)
   local room = ''
   for i = 1, #rec, 2 do if rec[i] == 'room' then room = rec[i + 1] end end
-  local watched = 0
+  local watched, locked = 0, 0
   if room ~= '' then watched = redis.call('EXISTS', ARGV[2] .. room) end
   if action == '{TRACK}' then
     if ARGV[3] == '1' and room ~= '' then
@@ -82,8 +103,9 @@ for n = 4, #KEYS do
     redis.call('HSET', key, 'state', '{DispatchState.CLOSED.value}')
     redis.call('ZREM', KEYS[1], sid)
     redis.call('EXPIRE', key, ARGV[1])
+    if room ~= '' and redis.call('SET', ARGV[4] .. room, ARGV[base + 5], 'NX', 'PX', ARGV[5]) then locked = 1 end
   end
-  views[#views + 1] = {{watched, rec}}
+  views[#views + 1] = {{watched, rec, locked}}
 end
 return views
 """
@@ -92,11 +114,13 @@ return views
 class RedisStatusChanges:
     """:class:`StatusChanges` in one Lua script per batch of changes; ``sweep`` False: no room sweep to track for."""
 
-    def __init__(self, redis: Redis, agent_name: str, ttl_s: int, *, sweep: bool = True) -> None:
+    def __init__(self, redis: Redis, locks: RedisRoomLocks, agent_name: str, ttl_s: int, *, sweep: bool = True) -> None:
+        self._locks = locks
         self._agent_name = agent_name
         self._watchdog = ledger_watchdog_key(agent_name)
         self._live_due, self._live_rooms = live_keys(agent_name)
         self._watched_prefix = watched_room_key("")
+        self._lock_prefix = dispatch_lock_key("")
         self._ttl_s = ttl_s
         self._sweep = "1" if sweep else "0"
         self._apply = redis.register_script(_APPLY)
@@ -112,15 +136,19 @@ class RedisStatusChanges:
         if not events:
             return []
         keys = [self._watchdog, self._live_due, self._live_rooms]
-        args: list[str | int] = [self._ttl_s, self._watched_prefix, self._sweep]
-        for event, first in zip(events, first_check_at, strict=True):
+        args: list[str | int] = [self._ttl_s, self._watched_prefix, self._sweep, self._lock_prefix]
+        args.append(int(self._locks.ttl_s * 1000))
+        tokens = [uuid.uuid4().hex for _ in events]
+        for event, first, token in zip(events, first_check_at, tokens, strict=True):
             keys.append(ledger_session_key(self._agent_name, event.session_id))
-            args += [event.session_id, action_for(event.to_status), repr(first), event.correlation_id]
+            args += [event.session_id, action_for(event.to_status), repr(first), event.correlation_id, token]
         views = await self._apply(keys=keys, args=args)
-        return [
-            ChangeView(record_of(event.session_id, dict(zip(flat[::2], flat[1::2], strict=True))), bool(watched))
-            for event, (watched, flat) in zip(events, views, strict=True)
-        ]
+        found = []
+        for event, token, (watched, flat, locked) in zip(events, tokens, views, strict=True):
+            record = record_of(event.session_id, dict(zip(flat[::2], flat[1::2], strict=True)))
+            lock = self._locks.held(record.room_name, token) if locked and record is not None else None
+            found.append(ChangeView(record, bool(watched), lock))
+        return found
 
 
 class PortStatusChanges:

@@ -3,17 +3,20 @@ separate ports (ledger, watch check, live sessions), one script call per change.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import LockError
 
 from contracts.events import SessionStatusChanged
-from contracts.keys import watched_room_key
+from contracts.keys import dispatch_lock_key, watched_room_key
 from services.dispatcher.ledger import RedisSessionLedger
 from services.dispatcher.live_sessions import RedisLiveSessions
+from services.dispatcher.room_locks import RedisRoomLocks
 from services.dispatcher.room_sweep import LiveSession
 from services.dispatcher.status_changes import PortStatusChanges, RedisStatusChanges, StatusChanges
 
@@ -57,7 +60,7 @@ async def test_a_session_is_tracked_while_live_and_closed_when_over(
     agent = f"agent-{uuid.uuid4().hex[:8]}"
     sid, ledger, live = await _setup(counting, agent, watched)
     changes: StatusChanges = (
-        RedisStatusChanges(counting, agent, 300)
+        RedisStatusChanges(counting, RedisRoomLocks(counting), agent, 300)
         if kind == "redis"
         else PortStatusChanges(ledger, lambda room: _exists(counting, room), live)
     )
@@ -84,7 +87,10 @@ async def test_a_session_is_tracked_while_live_and_closed_when_over(
 
 async def test_a_change_of_a_session_never_requested_here_closes_it(counting: CountingRedis) -> None:
     agent, sid = f"agent-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    changes, ledger = RedisStatusChanges(counting, agent, 300), RedisSessionLedger(counting, agent, ttl_s=300)
+    changes, ledger = (
+        RedisStatusChanges(counting, RedisRoomLocks(counting), agent, 300),
+        RedisSessionLedger(counting, agent, ttl_s=300),
+    )
     assert (await changes.apply(_change(sid, "pending", "agent_joined"), 1.0)).record is None
     assert await RedisLiveSessions(counting, agent).watched() == 0  # no room to track
     view = await changes.apply(_change(sid, "pending", "failed"), 1.0)
@@ -99,7 +105,7 @@ async def _exists(redis: Redis, room: str) -> bool:
 async def test_a_batch_is_applied_in_order_in_one_round_trip(counting: CountingRedis) -> None:
     agent = f"agent-{uuid.uuid4().hex[:8]}"
     (one, ledger, live), (two, _, _) = await _setup(counting, agent, False), await _setup(counting, agent, True)
-    changes = RedisStatusChanges(counting, agent, 300)
+    changes = RedisStatusChanges(counting, RedisRoomLocks(counting), agent, 300)
     await changes.apply(_change(one, None, "pending"), 1.0)  # loads the script
     batch = [
         _change(one, "agent_joined", "ready"),
@@ -115,3 +121,26 @@ async def test_a_batch_is_applied_in_order_in_one_round_trip(counting: CountingR
     closed = await ledger.get(one)
     assert closed is not None and closed.state == "closed"
     assert await changes.apply_all([], []) == []
+
+
+async def test_a_terminal_change_takes_its_room_lock_for_the_clean_up(counting: CountingRedis) -> None:
+    agent = f"agent-{uuid.uuid4().hex[:8]}"
+    (one, _, _), (two, _, _) = await _setup(counting, agent, False), await _setup(counting, agent, False)
+    locks = RedisRoomLocks(counting, ttl_s=0.3, wait_s=0.2)
+    changes = RedisStatusChanges(counting, locks, agent, 300)
+    ready, ended = await changes.apply_all(
+        [_change(one, "agent_joined", "ready"), _change(one, "ready", "ended")], [1, 1]
+    )
+    assert ready.room_lock is None and ended.room_lock is not None  # only a session that is over is cleaned up
+    room = f"session-{one}"
+    assert await counting.exists(dispatch_lock_key(room))
+    with pytest.raises(LockError):  # a dispatch or the watchdog waits for the clean-up
+        async with locks.hold(room):
+            pytest.fail("the clean-up's lock was free")
+    async with ended.locks(locks).hold(room):
+        await asyncio.sleep(0.5)  # outlives the lock's TTL: renewed while the clean-up runs
+        assert await counting.exists(dispatch_lock_key(room))
+    assert not await counting.exists(dispatch_lock_key(room))  # released after the clean-up
+    async with locks.hold(f"session-{two}"):  # a room locked elsewhere: its clean-up takes the lock itself
+        (busy,) = await changes.apply_all([_change(two, "ready", "failed")], [1])
+    assert busy.room_lock is None and busy.locks(locks) is locks
