@@ -16,10 +16,11 @@ from livekit import api
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from contracts.keys import watched_room_key
-from contracts.streams import FLOW_EVENT, Groups
+from contracts.streams import SESSION_REQUESTED, Groups
+from services.dispatcher.dispatch_gate import RedisDispatchGate
 from services.dispatcher.flow_relay import RoomWatchers
 from services.dispatcher.flow_seq import RedisFlowSequencer
-from services.dispatcher.handlers import HANDLERS, Dependencies, LiveKitServer, settle_due
+from services.dispatcher.handlers import BATCH_HANDLERS, HANDLERS, Dependencies, LiveKitServer, settle_due
 from services.dispatcher.ledger import RedisSessionLedger
 from services.dispatcher.live_sessions import RedisLiveSessions
 from services.dispatcher.livekit_rooms import LiveKitRoomsClient
@@ -28,7 +29,9 @@ from services.dispatcher.retries import RetryPolicy
 from services.dispatcher.room_locks import RedisRoomLocks
 from services.dispatcher.room_sweep import SweepPolicy, sweep_forever, sweep_once
 from services.dispatcher.settings import DispatcherSettings
+from services.dispatcher.status_changes import RedisStatusChanges
 from services.dispatcher.watchdog import WatchdogPolicy, scan_once, watch_forever
+from services.runtime.batch import subscribe_batch
 from services.runtime.broker import CONNECTION_OPTIONS, new_broker
 from services.runtime.consuming import subscribe
 from services.runtime.publishing import BrokerPublisher, EventPublisher
@@ -87,9 +90,10 @@ def bootstrap(
         return bool(await watched(watched_room_key(room_name)))
 
     ledger = RedisSessionLedger(redis, settings.livekit_agent_name, settings.ledger_ttl_s)
+    locks = RedisRoomLocks(redis, ttl_s=settings.room_lock_ttl_s, wait_s=settings.room_lock_wait_s)
     return Dependencies(
         rooms=rooms,
-        locks=RedisRoomLocks(redis, ttl_s=settings.room_lock_ttl_s, wait_s=settings.room_lock_wait_s),
+        locks=locks,
         ledger=ledger,
         publisher=publisher or BrokerPublisher(broker),
         watchers=RoomWatchers(rooms.room_watchers, settings.flow_watchers_cache_s, is_watched=is_watched),
@@ -109,6 +113,8 @@ def bootstrap(
         ),
         closers=tuple(closers),
         live=RedisLiveSessions(redis, settings.livekit_agent_name),
+        gate=RedisDispatchGate(redis, locks, settings.livekit_agent_name, settings.ledger_ttl_s),
+        changes=RedisStatusChanges(redis, locks, settings.livekit_agent_name, settings.ledger_ttl_s),
         sweep=SweepPolicy(
             settings.room_sweep_interval_s,
             settings.room_sweep_grace_s,
@@ -131,7 +137,17 @@ def create_app(settings: DispatcherSettings, build: Callable[[RedisBroker], Depe
             consumer=consumer,
             handler=partial(handler, deps=deps),
             # flow events get few workers (one by default) so a session's events reach watchers in order
-            max_workers=settings.flow_relay_workers if stream == FLOW_EVENT else settings.max_workers,
+            max_workers=settings.flow_relay_workers,
+        )
+    for stream, handler in BATCH_HANDLERS.items():
+        subscribe_batch(
+            broker,
+            stream,
+            group=Groups.DISPATCHER,
+            consumer=consumer,
+            handler=partial(handler, deps=deps),
+            # requests are dispatched concurrently within a batch: their batch is the concurrency cap
+            max_records=settings.max_workers if stream == SESSION_REQUESTED else settings.batch_max_records,
         )
     background: set[asyncio.Task[None]] = set()  # the watchdog and the room sweep, from start-up to shutdown
 

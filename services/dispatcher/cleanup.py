@@ -7,7 +7,7 @@ import structlog
 
 from contracts.events import SessionStatusChanged
 from contracts.status import TERMINAL
-from services.dispatcher.ports import LiveKitError, LiveKitRooms, RoomLocks, SessionLedger
+from services.dispatcher.ports import LiveKitError, LiveKitRooms, RoomLocks, SessionLedger, SessionRecord
 from services.dispatcher.retries import RetryPolicy, with_retries
 
 log = structlog.get_logger(__name__)
@@ -25,7 +25,14 @@ async def clean_up_session(
     progress finishes first); True when nothing of it is left in LiveKit (or nothing was to do)."""
     if not is_over(event):
         return True
-    record = await ledger.close(event.session_id)
+    return await remove_room_of(event, await ledger.close(event.session_id), rooms, locks, retry)
+
+
+async def remove_room_of(
+    event: SessionStatusChanged, record: SessionRecord | None, rooms: LiveKitRooms, locks: RoomLocks, retry: RetryPolicy
+) -> bool:
+    """Remove the room of a session already closed in the ledger (``record``: as it was), under the room's lock;
+    True when nothing of it is left in LiveKit (or nothing was to do)."""
     if record is None or not record.room_name:
         # The request was never seen here: the closed mark stops it from being dispatched later.
         log.info("cleanup_nothing_to_remove", to_status=event.to_status)

@@ -7,7 +7,8 @@ delivered twice (redelivery after a crash, XAUTOCLAIM) or to two replicas at onc
    dispatch_session` around everything below, so two replicas never both see "no dispatch yet";
 2. the session ledger's state (:class:`~services.dispatcher.dispatch_state.DispatchState`): a closed session is never
    dispatched again, and only a ``requested`` session arms the watchdog;
-3. :func:`ensure_single_dispatch`: list the room's dispatches of our agent before creating one.
+3. :func:`ensure_single_dispatch`: list the room's dispatches of our agent before creating one. Only the very first
+   try of a session (the ledger counts tries under the lock) skips the list: nothing of ours can be there yet.
 """
 
 from __future__ import annotations

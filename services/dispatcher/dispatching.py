@@ -11,6 +11,7 @@ import structlog
 from contracts.events import Event, SessionDispatched, SessionDispatchFailed, SessionRequested
 from contracts.job import AgentJobMetadata
 from services.dispatcher.dispatch_dedup import ensure_single_dispatch
+from services.dispatcher.dispatch_gate import DispatchGate, LockedLedgerGate, SessionSeen
 from services.dispatcher.dispatch_state import DispatchState
 from services.dispatcher.ports import (
     LiveKitRooms,
@@ -49,18 +50,18 @@ async def dispatch_session(
     retry: RetryPolicy,
     watchdog: WatchdogPolicy,
     clock: Callable[[], float] = time.time,
+    gate: DispatchGate | None = None,
 ) -> Event | None:
-    """Create the room and the dispatch under the room's lock, then arm the watchdog; return the event
-    that tells how it went (None for a session already over: nothing is created for it)."""
+    """Create the room and the dispatch under the room's lock and arm the watchdog before the lock goes; return the
+    event that tells how it went (None for a session already over: nothing is created for it). ``gate`` (default: the
+    lock and the ledger, one step each) takes the lock and remembers the session."""
     metadata = job_metadata(request).to_json()
     deadline = request.ready_deadline.timestamp()
+    seen = SessionSeen(request.session_id, request.room_name, metadata, request.correlation_id, deadline)
     try:
-        async with locks.hold(request.room_name):
+        async with (gate or LockedLedgerGate(locks, ledger)).enter(seen) as entry:
             # Under the lock, so a clean-up that closed the session has finished, or will see our dispatch.
-            state = await ledger.remember(
-                request.session_id, request.room_name, metadata, request.correlation_id, deadline
-            )
-            if state == DispatchState.CLOSED:
+            if entry.state == DispatchState.CLOSED:
                 log.info("dispatch_skipped", reason="session already over")
                 return None
             late_s = clock() - deadline
@@ -69,12 +70,22 @@ async def dispatch_session(
                 # A warning, not info: the session expires without an agent, and this dispatcher fell behind its stream.
                 log.warning("dispatch_skipped", reason="past its readiness deadline", late_s=round(late_s, 3))
                 return None
+            # Nobody tried before (the count is kept under this lock): no dispatch of ours can exist, so the first
+            # CreateDispatch goes without ListDispatch. Any later one lists first: a CreateDispatch whose answer was
+            # lost may have created one. (An empty agent name would match the dispatch every new room gets.)
+            unlisted = entry.tries_before == 0 and bool(rooms.agent_name)
 
             async def create() -> str:
+                nonlocal unlisted
                 await rooms.ensure_room(request.room_name, metadata)
+                if unlisted:
+                    unlisted = False
+                    return await rooms.create_dispatch(request.room_name, metadata)
                 return await ensure_single_dispatch(rooms, request.room_name, metadata)
 
             dispatch_id = await with_retries(retry, create)
+            now = clock()
+            entry.arm(dispatch_id, 1, now + watchdog.join_timeout(1, now, deadline))
     except PermanentLiveKitError as exc:
         log.warning("dispatch_failed", reason=str(exc), permanent=True)
         return _failed(request, str(exc))
@@ -82,9 +93,7 @@ async def dispatch_session(
         reason = f"LiveKit still unavailable after {retry.describe()}: {exc}"
         log.warning("dispatch_failed", reason=reason, permanent=False)
         return _failed(request, reason)
-    now = clock()
-    armed = await ledger.arm(request.session_id, dispatch_id, 1, now + watchdog.join_timeout(1, now, deadline))
-    log.info("dispatched", room=request.room_name, dispatch_id=dispatch_id, watchdog_armed=armed)
+    log.info("dispatched", room=request.room_name, dispatch_id=dispatch_id, watchdog_armed=entry.armed)
     return SessionDispatched(
         session_id=request.session_id,
         correlation_id=request.correlation_id,

@@ -3,8 +3,9 @@ handler. :mod:`services.dispatcher.app` builds the dependencies and subscribes e
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -13,7 +14,8 @@ import structlog
 from contracts.events import AgentJoined, SessionRequested, SessionStatusChanged
 from contracts.flow_events import FlowEvent
 from contracts.streams import AGENT_JOINED, FLOW_EVENT, SESSION_REQUESTED, SESSION_STATUS_CHANGED
-from services.dispatcher.cleanup import clean_up_session
+from services.dispatcher.cleanup import is_over, remove_room_of
+from services.dispatcher.dispatch_gate import DispatchGate
 from services.dispatcher.dispatching import dispatch_session
 from services.dispatcher.failure_notices import tell_if_dispatch_failed, tell_on_change
 from services.dispatcher.flow_relay import DataSender, FlowSequencer, RoomWatchers, lifecycle_event, relay_flow_event
@@ -21,7 +23,8 @@ from services.dispatcher.metrics import count_outcome
 from services.dispatcher.pacing import DispatchPacer
 from services.dispatcher.ports import LiveKitRooms, RoomLocks, SessionLedger, SessionRecord
 from services.dispatcher.retries import RetryPolicy
-from services.dispatcher.room_sweep import LiveSessions, SweepPolicy, track_change
+from services.dispatcher.room_sweep import LiveSessions, SweepPolicy
+from services.dispatcher.status_changes import ChangeView, PortStatusChanges, StatusChanges
 from services.dispatcher.watchdog import WatchdogPolicy, handle_due
 from services.runtime.publishing import EventPublisher
 
@@ -51,6 +54,15 @@ class Dependencies:
     closers: tuple[Callable[[], Awaitable[None]], ...] = ()
     live: LiveSessions | None = None  # the room sweep's live sessions (None: no sweep)
     sweep: SweepPolicy = field(default_factory=SweepPolicy)
+    changes: StatusChanges | None = None  # one round trip per status change (None: through the ports above)
+    gate: DispatchGate | None = None  # lock and ledger around a dispatch in two round trips (None: the ports above)
+
+    @property
+    def status_changes(self) -> StatusChanges:
+        """What applies a status change to the ledger and the live sessions."""
+        if self.changes is not None:
+            return self.changes
+        return PortStatusChanges(self.ledger, self.watchers.is_watched, self.live)
 
     @property
     def tell_once(self) -> RetryPolicy:
@@ -63,30 +75,73 @@ async def on_requested(request: SessionRequested, deps: Dependencies) -> None:
     with structlog.contextvars.bound_contextvars(session_id=request.session_id, correlation_id=request.correlation_id):
         # no longer than the session may wait for its agent at all
         async with deps.pacer.slot(max_wait_s=request.ready_deadline.timestamp() - time.time()):
-            outcome = await dispatch_session(request, deps.rooms, deps.locks, deps.ledger, deps.retry, deps.watchdog)
+            outcome = await dispatch_session(
+                request, deps.rooms, deps.locks, deps.ledger, deps.retry, deps.watchdog, gate=deps.gate
+            )
         count_outcome(outcome)
         await tell_if_dispatch_failed(outcome, request.room_name, deps.rooms, deps.ledger, deps.tell_once)
         if outcome is not None:
             await deps.publisher.publish(outcome)
 
 
+async def on_requests(requests: list[SessionRequested], deps: Dependencies) -> None:
+    """:func:`on_requested` for a batch, concurrently (each paced, each under its room's lock). A batch retried after
+    a failure dispatches nothing twice: the ledger and ListDispatch find what the first run made."""
+    await _all([on_requested(request, deps) for request in requests])
+
+
+async def _all(steps: list[Coroutine[Any, Any, None]]) -> None:
+    """Run ``steps`` concurrently to their end; then raise the first failure, if any (the batch is retried)."""
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    for failure in (r for r in results if isinstance(r, BaseException)):
+        raise failure
+
+
 async def on_agent_joined(event: AgentJoined, deps: Dependencies) -> None:
     """An agent joined: the watchdog stops watching its session."""
-    await deps.ledger.mark_joined(event.session_id)
+    await on_agents_joined([event], deps)
+
+
+async def on_agents_joined(events: list[AgentJoined], deps: Dependencies) -> None:
+    """Agents joined (a batch): the watchdog stops watching their sessions, in one round trip."""
+    await deps.ledger.mark_all_joined([event.session_id for event in events])
 
 
 async def on_status_changed(event: SessionStatusChanged, deps: Dependencies) -> None:
-    """Tell the room's watchers (and its user, of a failure nobody told it), follow live sessions for the room
-    sweep, and clean up the room and dispatch of a session that is over."""
+    """:func:`on_status_changes` of one change."""
+    await on_status_changes([event], deps)
+
+
+async def on_status_changes(events: list[SessionStatusChanged], deps: Dependencies) -> None:
+    """Tell the rooms' watchers (in stream order) and the users of failures nobody told them, follow live sessions
+    for the room sweep, and clean up the rooms and dispatches of sessions that are over (concurrently)."""
+    # one round trip for the batch: records, rooms' watches, the sweep's tracking, terminal sessions' closes
+    firsts = [event.occurred_at.timestamp() + deps.sweep.grace_s for event in events]
+    views = await deps.status_changes.apply_all(events, firsts)
+    over: list[tuple[SessionStatusChanged, ChangeView]] = []
+    try:
+        for event, view in zip(events, views, strict=True):
+            # watchers see status changes as lifecycle flow events; unwatched rooms (most) skip it
+            if view.watched and view.record is not None:
+                flow = lifecycle_event(event, view.record.room_name)
+                # in a batch, the change carries its own consumer span: the flow event continues that trace
+                await deps.publisher.publish(flow.model_copy(update={"traceparent": event.traceparent}))
+            if is_over(event):
+                over.append((event, view))
+    except Exception:
+        for view in views:  # release the room locks the changes took (the batch is retried)
+            if view.room_lock is not None:
+                async with view.room_lock:
+                    pass
+        raise
+    # the batch is retried if one fails (each step is idempotent); the others' clean-ups are done
+    await _all([_clean_up(event, view, deps) for event, view in over])
+
+
+async def _clean_up(event: SessionStatusChanged, view: ChangeView, deps: Dependencies) -> None:
     with structlog.contextvars.bound_contextvars(session_id=event.session_id, correlation_id=event.correlation_id):
-        record = await deps.ledger.get(event.session_id)
-        # watchers see status changes as lifecycle flow events; unwatched rooms skip the round trip
-        if record is not None and record.room_name and await deps.watchers.is_watched(record.room_name):
-            await deps.publisher.publish(lifecycle_event(event, record.room_name))
-        await tell_on_change(event, record, deps.rooms, deps.ledger, deps.relay_retry)  # before the room goes
-        if deps.live is not None:
-            await track_change(event, record.room_name if record else "", deps.live, deps.sweep)
-        await clean_up_session(event, deps.rooms, deps.locks, deps.ledger, deps.retry)
+        await tell_on_change(event, view.record, deps.rooms, deps.ledger, deps.relay_retry)  # before the room goes
+        await remove_room_of(event, view.record, deps.rooms, view.locks(deps.locks), deps.retry)
 
 
 async def on_flow_event(event: FlowEvent, deps: Dependencies) -> None:
@@ -106,14 +161,18 @@ async def settle_due(record: SessionRecord, deps: Dependencies) -> None:
 
 
 class Handler(Protocol):
-    """A handler: the event (of its stream's type) and the dependencies."""
+    """A handler: the event (of its stream's type) and the dependencies (a batch handler: a list of events)."""
 
     def __call__(self, event: Any, /, deps: Dependencies) -> Awaitable[None]: ...
 
 
 HANDLERS: Mapping[str, Handler] = {
-    SESSION_REQUESTED: on_requested,
-    AGENT_JOINED: on_agent_joined,
-    SESSION_STATUS_CHANGED: on_status_changed,
-    FLOW_EVENT: on_flow_event,
+    FLOW_EVENT: on_flow_event,  # one at a time by default: a session's events reach watchers in order
+}
+
+BATCH_HANDLERS: Mapping[str, Handler] = {
+    # consumed in batches (services.runtime.batch): one read, one XACK per batch
+    SESSION_REQUESTED: on_requests,  # each request of a batch dispatched concurrently (max_workers a batch)
+    AGENT_JOINED: on_agents_joined,  # a batch in one round trip
+    SESSION_STATUS_CHANGED: on_status_changes,  # a batch in one round trip, then what is over cleaned up
 }

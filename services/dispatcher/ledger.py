@@ -17,7 +17,8 @@ from services.dispatcher.ports import SessionRecord
 
 _REQUESTED, _WATCHING, _JOINED, _CLOSED = (state.value for state in DispatchState)
 
-_REMEMBER = f"""
+# KEYS: the record. ARGV: room, metadata, correlation id, ttl, ready deadline, count a try ('1'). Sets state, tries.
+REMEMBER_LUA = f"""
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'room', ARGV[1], 'metadata', ARGV[2], 'correlation_id', ARGV[3], 'state', '{_REQUESTED}',
     'ready_deadline', ARGV[5])
@@ -26,17 +27,23 @@ elseif redis.call('HEXISTS', KEYS[1], 'room') == 0 then
     'ready_deadline', ARGV[5])
 end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
-return redis.call('HGET', KEYS[1], 'state')
+local tries = 0
+if ARGV[6] == '1' then tries = redis.call('HINCRBY', KEYS[1], 'tries', 1) - 1 end
+local state = redis.call('HGET', KEYS[1], 'state')
 """
+_REMEMBER = REMEMBER_LUA + "return {state, tries}"
 
-# ARGV: required state, session id, dispatch id, attempt, deadline, ttl
-_WATCH = f"""
-if redis.call('HGET', KEYS[1], 'state') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'state', '{_WATCHING}', 'dispatch_id', ARGV[3], 'attempt', ARGV[4])
-redis.call('ZADD', KEYS[2], ARGV[5], ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[6])
-return 1
+# KEYS: the record, the watch set. ARGV: required state, session id, dispatch id, attempt, deadline, ttl. Sets armed.
+WATCH_LUA = f"""
+local armed = 0
+if redis.call('HGET', KEYS[1], 'state') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'state', '{_WATCHING}', 'dispatch_id', ARGV[3], 'attempt', ARGV[4])
+  redis.call('ZADD', KEYS[2], ARGV[5], ARGV[2])
+  redis.call('EXPIRE', KEYS[1], ARGV[6])
+  armed = 1
+end
 """
+_WATCH = WATCH_LUA + "return armed"
 
 _CLAIM = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
@@ -44,10 +51,13 @@ for _, sid in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], sid) end
 return due
 """
 
+# KEYS: the watch set, then one record per session. ARGV: ttl, then the session ids.
 _JOINED_SCRIPT = f"""
-if redis.call('HGET', KEYS[1], 'state') ~= '{_CLOSED}' then redis.call('HSET', KEYS[1], 'state', '{_JOINED}') end
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
+for n = 2, #KEYS do
+  if redis.call('HGET', KEYS[n], 'state') ~= '{_CLOSED}' then redis.call('HSET', KEYS[n], 'state', '{_JOINED}') end
+  redis.call('ZREM', KEYS[1], ARGV[n])
+  redis.call('EXPIRE', KEYS[n], ARGV[1])
+end
 return 1
 """
 
@@ -72,15 +82,27 @@ class RedisSessionLedger:
         self, session_id: str, room_name: str, metadata: str, correlation_id: str, ready_deadline: float = 0.0
     ) -> DispatchState:
         """Record a requested session and its readiness deadline (first write wins); return its state."""
-        state = await self._remember(
+        state, _ = await self._remembered(session_id, room_name, metadata, correlation_id, ready_deadline, count=False)
+        return state
+
+    async def remember_try(
+        self, session_id: str, room_name: str, metadata: str, correlation_id: str, ready_deadline: float = 0.0
+    ) -> tuple[DispatchState, int]:
+        """:meth:`remember`, counting a dispatch try; return the state and how many tries began before this one."""
+        return await self._remembered(session_id, room_name, metadata, correlation_id, ready_deadline, count=True)
+
+    async def _remembered(
+        self, session_id: str, room_name: str, metadata: str, correlation_id: str, ready_deadline: float, *, count: bool
+    ) -> tuple[DispatchState, int]:
+        state, tries = await self._remember(
             keys=[self._key(session_id)],
-            args=[room_name, metadata, correlation_id, self._ttl_s, repr(ready_deadline)],
+            args=[room_name, metadata, correlation_id, self._ttl_s, repr(ready_deadline), "1" if count else "0"],
         )
-        return DispatchState(_text(state))
+        return DispatchState(_text(state)), int(tries)
 
     async def get(self, session_id: str) -> SessionRecord | None:
         """The record, if any."""
-        return _record(session_id, await self._redis.hgetall(self._key(session_id)))
+        return record_of(session_id, await self._redis.hgetall(self._key(session_id)))
 
     async def arm(self, session_id: str, dispatch_id: str, attempt: int, deadline: float) -> bool:
         """Watch a ``requested`` session until ``deadline``."""
@@ -118,7 +140,13 @@ class RedisSessionLedger:
 
     async def mark_joined(self, session_id: str) -> None:
         """Stop watching (a closed session stays closed)."""
-        await self._joined(keys=[self._key(session_id), self._watchdog], args=[session_id, self._ttl_s])
+        await self.mark_all_joined([session_id])
+
+    async def mark_all_joined(self, session_ids: list[str]) -> None:
+        """:meth:`mark_joined` for each session, in one round trip."""
+        if session_ids:
+            keys = [self._watchdog, *(self._key(session_id) for session_id in session_ids)]
+            await self._joined(keys=keys, args=[self._ttl_s, *session_ids])
 
     async def note_failure(self, session_id: str, code: str, told: bool) -> None:
         """Record the failure's code (if any) and whether the room was told (once told, it stays told)."""
@@ -140,7 +168,7 @@ class RedisSessionLedger:
             pipe.expire(key, self._ttl_s)
             pipe.hgetall(key)
             *_, fields = await pipe.execute()
-        return _record(session_id, fields)
+        return record_of(session_id, fields)
 
 
 def _text(value: bytes | str | None) -> str:
@@ -149,7 +177,8 @@ def _text(value: bytes | str | None) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _record(session_id: str, fields: Mapping[bytes | str, bytes | str]) -> SessionRecord | None:
+def record_of(session_id: str, fields: Mapping[bytes | str, bytes | str]) -> SessionRecord | None:
+    """The record stored in ``fields`` (a hash read from Redis), None when there is none."""
     if not fields:
         return None
     values = {_text(k): _text(v) for k, v in fields.items()}

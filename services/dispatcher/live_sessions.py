@@ -19,14 +19,18 @@ return due
 """
 
 
+def live_keys(agent_name: str) -> tuple[str, str]:
+    """The sorted set of due times and the hash of rooms of ``agent_name``'s live sessions."""
+    prefix = f"agentready:dispatcher:{agent_name}:live"
+    return f"{prefix}:due", f"{prefix}:rooms"
+
+
 class RedisLiveSessions:
     """:class:`~services.dispatcher.room_sweep.LiveSessions` on Redis."""
 
     def __init__(self, redis: Redis, agent_name: str) -> None:
         self._redis = redis
-        prefix = f"agentready:dispatcher:{agent_name}:live"
-        self._due = f"{prefix}:due"
-        self._rooms = f"{prefix}:rooms"
+        self._due, self._rooms = live_keys(agent_name)
         self._claim = redis.register_script(_CLAIM)
 
     async def track(self, session: LiveSession, first_check_at: float) -> None:

@@ -13,6 +13,7 @@ from opentelemetry.trace import SpanKind
 
 from contracts.flow_events import watcher_role
 from contracts.job import room_metadata
+from services.dispatcher.livekit_tokens import reuse_tokens
 from services.dispatcher.metrics import LIVEKIT_ERRORS
 from services.dispatcher.ports import LiveKitNotFoundError, PermanentLiveKitError, TransientLiveKitError
 from services.runtime import tracing
@@ -47,7 +48,7 @@ class LiveKitRoomsClient:
     @property
     def _lk(self) -> api.LiveKitAPI:
         if self._client is None:
-            self._client = self._connect()
+            self._client = reuse_tokens(self._connect())
         return self._client
 
     async def aclose(self) -> None:

@@ -108,6 +108,13 @@ class SessionLedger(Protocol):
         """Record a requested session and its readiness deadline (epoch s; first write wins); return its state."""
         ...
 
+    async def remember_try(
+        self, session_id: str, room_name: str, metadata: str, correlation_id: str, ready_deadline: float = 0.0
+    ) -> tuple[DispatchState, int]:
+        """:meth:`remember`, counting a try to dispatch the session: return its state and how many tries began
+        before this one (0: nobody ever tried, so no dispatch of it can exist; callers hold the room's lock)."""
+        ...
+
     async def get(self, session_id: str) -> SessionRecord | None:
         """The record, if any."""
         ...
@@ -131,6 +138,10 @@ class SessionLedger(Protocol):
 
     async def mark_joined(self, session_id: str) -> None:
         """An agent joined: stop watching."""
+        ...
+
+    async def mark_all_joined(self, session_ids: list[str]) -> None:
+        """:meth:`mark_joined` for each of ``session_ids`` (one round trip where the store allows)."""
         ...
 
     async def close(self, session_id: str) -> SessionRecord | None:

@@ -28,34 +28,82 @@ class RedisRoomLocks:
         self._ttl_s = ttl_s
         self._wait_s = wait_s
 
+    def lock_for(self, room_name: str) -> Lock:
+        """The room's lock object (not yet acquired), with this holder's TTL and wait."""
+        return self._redis.lock(dispatch_lock_key(room_name), timeout=self._ttl_s, blocking_timeout=self._wait_s)
+
+    @property
+    def ttl_s(self) -> float:
+        """How long a lock lives without renewal."""
+        return self._ttl_s
+
+    @property
+    def wait_s(self) -> float:
+        """How long a waiter waits for a busy room."""
+        return self._wait_s
+
     @asynccontextmanager
     async def hold(self, room_name: str) -> AsyncIterator[None]:
         """Hold the room's lock for the block; raises ``redis.exceptions.LockError`` when the wait runs out."""
-        lock = self._redis.lock(dispatch_lock_key(room_name), timeout=self._ttl_s, blocking_timeout=self._wait_s)
-        async with lock:
-            released = asyncio.Event()
-            keeper = asyncio.create_task(self._keep_alive(lock, room_name, released))
-            try:
+        lock = self.lock_for(room_name)
+        async with lock, self.kept(lock, room_name):
+            yield
+
+    @asynccontextmanager
+    async def held(self, room_name: str, token: str) -> AsyncIterator[None]:
+        """The room's lock, taken already with ``token`` (SET NX PX elsewhere): kept while the block runs, then
+        released (only if still ours)."""
+        lock = self.lock_for(room_name)
+        lock.local.token = token.encode()  # the renewal's and the release's proof of ownership
+        try:
+            async with self.kept(lock, room_name):
                 yield
-            finally:
-                released.set()
-                keeper.cancel()
-                # Bounded, and unlike ``suppress(CancelledError): await keeper`` it never swallows a cancellation
-                # aimed at this task (the delivery's handler deadline): asyncio.wait only waits.
-                await asyncio.wait({keeper}, timeout=self._ttl_s)
-                if not keeper.done():
-                    log.warning("room_lock_renewal_still_running", room=room_name, waited_s=self._ttl_s)
-                elif not keeper.cancelled():
-                    keeper.result()  # a renewal's unexpected error surfaces here, as before
+        finally:
+            try:
+                await lock.release()
+            except LockError as exc:  # lapsed meanwhile (renewal failed): nothing of ours to release
+                log.warning("room_lock_lost", room=room_name, error=str(exc))
+
+    @asynccontextmanager
+    async def kept(self, lock: Lock, room_name: str) -> AsyncIterator[None]:
+        """Renew the acquired ``lock`` every ``ttl_s / 3`` while the block runs (its release is the caller's)."""
+        released = asyncio.Event()
+        keeper: list[asyncio.Task[None]] = []
+
+        def renew() -> None:  # a timer, not a task: most holds end before the first renewal is due
+            if not released.is_set():
+                keeper.append(asyncio.create_task(self._keep_alive(lock, room_name, released)))
+
+        timer = asyncio.get_running_loop().call_later(self._ttl_s / 3, renew)
+        try:
+            yield
+        finally:
+            released.set()
+            timer.cancel()
+            if keeper:
+                await self._stop(keeper[0], room_name)
+
+    async def _stop(self, keeper: asyncio.Task[None], room_name: str) -> None:
+        keeper.cancel()
+        # Bounded, and unlike ``suppress(CancelledError): await keeper`` it never swallows a cancellation
+        # aimed at this task (the delivery's handler deadline): asyncio.wait only waits.
+        await asyncio.wait({keeper}, timeout=self._ttl_s)
+        if not keeper.done():
+            log.warning("room_lock_renewal_still_running", room=room_name, waited_s=self._ttl_s)
+        elif not keeper.cancelled():
+            keeper.result()  # a renewal's unexpected error surfaces here, as before
 
     async def _keep_alive(self, lock: Lock, room_name: str, released: asyncio.Event) -> None:
-        # ``released`` ends the renewals when the cancellation does not: Python 3.11's asyncio.wait_for, which
-        # redis-py sends every command through, drops a cancellation that arrives just as the command completes
-        # (CPython gh-86296). Such a renewal used to go on forever, and ``hold`` waited for it forever.
+        # Started once the first renewal is due. ``released`` ends the renewals when the cancellation does not:
+        # Python 3.11's asyncio.wait_for, which redis-py sends every command through, drops a cancellation that
+        # arrives just as the command completes (CPython gh-86296). Such a renewal used to go on forever, and
+        # ``hold`` waited for it forever.
         while not released.is_set():
-            await asyncio.sleep(self._ttl_s / 3)
             try:
                 await lock.reacquire()
             except (LockError, RedisError) as exc:  # the block goes on; the lock may lapse, log it
                 log.warning("room_lock_renewal_failed", room=room_name, error=str(exc))
                 return
+            if released.is_set():
+                return
+            await asyncio.sleep(self._ttl_s / 3)

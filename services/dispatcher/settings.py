@@ -18,7 +18,12 @@ class DispatcherSettings(LiveKitSettings):
     retry_attempts: int = Field(default=5, ge=1)
     retry_max_seconds: float = Field(default=20.0, gt=0)
     retry_initial_s: float = Field(default=0.1, gt=0)
-    max_workers: int = Field(default=64, ge=1, description="messages handled concurrently per replica")
+    max_workers: int = Field(
+        default=64, ge=1, description="session requests read at once (a batch) and dispatched concurrently per replica"
+    )
+    batch_max_records: int = Field(
+        default=100, ge=1, description="agent.joined and status changes read (and applied) together, at most"
+    )
     room_lock_ttl_s: float = Field(
         default=10.0, gt=0, description="a crashed dispatcher's room lock lapses after this (renewed while held)"
     )

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from contracts.events import SessionRequested
 from services.dispatcher.dispatch_state import DispatchState
-from services.dispatcher.ports import LiveKitError, SessionRecord
+from services.dispatcher.ports import LiveKitError, SessionRecord, TransientLiveKitError
 from services.dispatcher.retries import RetryPolicy
 
 FAST = RetryPolicy(attempts=4, max_seconds=5, initial_s=0.001)
@@ -37,6 +37,8 @@ class FakeRooms:
         self.agents_in: set[str] = set()  # rooms with an agent participant
         self.jobs_started: dict[str, float] = {}  # dispatch id -> when a worker took its job
         self.calls = 0
+        self.listed = 0  # ListDispatch calls
+        self.lost_creations = 0  # CreateDispatch calls that create but fail (the answer lost)
 
     def _maybe_fail(self) -> None:
         self.calls += 1
@@ -48,9 +50,14 @@ class FakeRooms:
         self.rooms.setdefault(room_name, metadata)
 
     async def our_dispatches(self, room_name: str) -> list[str]:
+        self.listed += 1
         return list(self.dispatches.get(room_name, []))
 
     async def create_dispatch(self, room_name: str, metadata: str) -> str:
+        if self.lost_creations:  # LiveKit created it, but the answer never arrived
+            self.lost_creations -= 1
+            self.dispatches.setdefault(room_name, []).append(f"AD_{uuid.uuid4().hex[:8]}")
+            raise TransientLiveKitError("create dispatch: cannot reach LiveKit (answer lost)")
         dispatch_id = f"AD_{uuid.uuid4().hex[:8]}"
         self.dispatches.setdefault(room_name, []).append(dispatch_id)
         return dispatch_id
@@ -83,6 +90,7 @@ class FakeLedger:
     def __init__(self) -> None:
         self.records: dict[str, SessionRecord] = {}
         self.deadlines: dict[str, float] = {}
+        self.tries: dict[str, int] = {}
 
     async def remember(
         self, session_id: str, room_name: str, metadata: str, correlation_id: str, ready_deadline: float = 0.0
@@ -102,6 +110,13 @@ class FakeLedger:
             )
         self.records[session_id] = found
         return found.state
+
+    async def remember_try(
+        self, session_id: str, room_name: str, metadata: str, correlation_id: str, ready_deadline: float = 0.0
+    ) -> tuple[DispatchState, int]:
+        state = await self.remember(session_id, room_name, metadata, correlation_id, ready_deadline)
+        self.tries[session_id] = self.tries.get(session_id, 0) + 1
+        return state, self.tries[session_id] - 1
 
     async def get(self, session_id: str) -> SessionRecord | None:
         return self.records.get(session_id)
@@ -138,6 +153,10 @@ class FakeLedger:
         if found.state != DispatchState.CLOSED:
             self.records[session_id] = replace(found, state=DispatchState.JOINED)
         self.deadlines.pop(session_id, None)
+
+    async def mark_all_joined(self, session_ids: list[str]) -> None:
+        for session_id in session_ids:
+            await self.mark_joined(session_id)
 
     async def note_failure(self, session_id: str, code: str, told: bool) -> None:
         found = self.records.get(session_id) or SessionRecord(session_id, "", "", "", DispatchState.REQUESTED)

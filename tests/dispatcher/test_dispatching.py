@@ -107,3 +107,20 @@ async def test_permanent_error_fails_at_once() -> None:
     assert isinstance(outcome, SessionDispatchFailed)
     assert rooms.calls == 1
     assert "roomCreate" in outcome.reason
+
+
+async def test_the_first_try_creates_without_listing_and_any_later_one_lists_first() -> None:
+    rooms, ledger, request = FakeRooms(), FakeLedger(), session_request()
+    first = await _dispatch(rooms, ledger, request)
+    assert isinstance(first, SessionDispatched) and rooms.listed == 0  # nobody tried before: nothing to find
+    second = await _dispatch(rooms, ledger, request)  # redelivered
+    assert isinstance(second, SessionDispatched) and rooms.listed == 1
+    assert second.dispatch_id == first.dispatch_id and len(rooms.dispatches[request.room_name]) == 1
+
+
+async def test_a_create_whose_answer_was_lost_is_found_by_the_retry() -> None:
+    rooms, request = FakeRooms(), session_request()
+    rooms.lost_creations = 1  # LiveKit made the dispatch, the answer never came
+    outcome = await _dispatch(rooms, FakeLedger(), request)
+    assert isinstance(outcome, SessionDispatched)
+    assert rooms.dispatches[request.room_name] == [outcome.dispatch_id]  # listed, found, not created twice

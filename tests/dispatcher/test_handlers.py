@@ -3,10 +3,18 @@ a request delivered twice still gets one dispatch, and an agent joining stops th
 
 from __future__ import annotations
 
-from contracts.events import AgentJoined, Event, SessionDispatched
+from contracts.events import AgentJoined, Event, SessionDispatched, SessionStatusChanged
+from contracts.flow_events import FlowEvent
 from services.dispatcher.dispatch_state import DispatchState
 from services.dispatcher.flow_relay import RoomWatchers
-from services.dispatcher.handlers import Dependencies, on_agent_joined, on_requested
+from services.dispatcher.handlers import (
+    Dependencies,
+    on_agent_joined,
+    on_agents_joined,
+    on_requested,
+    on_requests,
+    on_status_changes,
+)
 from services.dispatcher.pacing import DispatchPacer, PacingPolicy
 from services.dispatcher.watchdog import WatchdogPolicy
 
@@ -75,3 +83,46 @@ async def test_an_agent_joining_stops_the_watch() -> None:
     await on_agent_joined(AgentJoined(session_id=request.session_id, room_name=request.room_name, job_id="AJ_1"), deps)
     assert ledger.records[request.session_id].state == DispatchState.JOINED
     assert await ledger.waiting() == 0
+
+
+def _change(sid: str, before: str | None, after: str) -> SessionStatusChanged:
+    return SessionStatusChanged(session_id=sid, from_status=before, to_status=after)
+
+
+async def test_a_batch_of_changes_tells_watchers_in_order_and_cleans_up_what_is_over() -> None:
+    rooms, ledger, published = FakeServer(), FakeLedger(), Recorded()
+    deps = _deps(rooms, ledger, published)
+    first, second = session_request(), session_request()
+    for request in (first, second):
+        await on_requested(request, deps)
+    await on_agents_joined(
+        [AgentJoined(session_id=r.session_id, room_name=r.room_name, job_id="j") for r in (first, second)], deps
+    )
+    published.events.clear()
+    batch = [
+        _change(first.session_id, "dispatched", "agent_joined"),
+        _change(second.session_id, "agent_joined", "ready"),
+        _change(first.session_id, "agent_joined", "ready"),
+        _change(first.session_id, "ready", "ended"),
+    ]
+    await on_status_changes(batch, deps)
+    flows = [e for e in published.events if isinstance(e, FlowEvent)]
+    assert [(f.session_id, f.name) for f in flows] == [
+        (first.session_id, "session.agent_joined"),
+        (second.session_id, "session.ready"),
+        (first.session_id, "session.ready"),
+        (first.session_id, "session.ended"),
+    ]  # every room here counts as watched
+    assert first.room_name not in rooms.rooms and second.room_name in rooms.rooms
+    assert ledger.records[first.session_id].state == DispatchState.CLOSED
+    assert ledger.records[second.session_id].state == DispatchState.JOINED
+
+
+async def test_a_batch_of_requests_dispatches_each_once_and_publishes_how_it_went() -> None:
+    rooms, ledger, published = FakeServer(), FakeLedger(), Recorded()
+    deps, first, second = _deps(rooms, ledger, published), session_request(), session_request()
+    await on_requests([first, second, first], deps)  # a request delivered twice in one batch
+    assert {room: len(ids) for room, ids in rooms.dispatches.items()} == {first.room_name: 1, second.room_name: 1}
+    assert sorted(e.session_id for e in published.events) == sorted(
+        [first.session_id, first.session_id, second.session_id]
+    )

@@ -93,3 +93,10 @@ async def test_concurrent_replicas_never_claim_the_same_watch(redis_url: str) ->
     finally:
         for client in clients:
             await client.aclose()
+
+
+async def test_dispatch_tries_are_counted(ledger: RedisSessionLedger) -> None:
+    sid = _sid()
+    assert await ledger.remember_try(sid, "room-1", "{}", "corr") == ("requested", 0)
+    assert await ledger.remember(sid, "room-1", "{}", "corr") == "requested"  # counts nothing
+    assert await ledger.remember_try(sid, "room-1", "{}", "corr") == ("requested", 1)

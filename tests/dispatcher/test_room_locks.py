@@ -66,3 +66,13 @@ async def test_block_ends_even_when_the_renewal_swallowed_its_cancellation(redis
     assert not await redis.exists(dispatch_lock_key(room))
     renewals = [t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "RedisRoomLocks._keep_alive"]
     assert renewals == []
+
+
+async def test_a_hold_shorter_than_a_renewal_period_starts_no_renewal_task(redis: Redis) -> None:
+    room = f"room-{uuid.uuid4().hex}"
+    locks = RedisRoomLocks(redis, ttl_s=30.0, wait_s=1.0)  # the first renewal would be due after 10 s
+    async with locks.hold(room):
+        renewals = [t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "RedisRoomLocks._keep_alive"]
+        assert renewals == []
+        assert await redis.exists(dispatch_lock_key(room))
+    assert not await redis.exists(dispatch_lock_key(room))
