@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import typing
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,7 +71,28 @@ def subscribe_batch(
             max_records=None if claimed else max_records,  # FastStream's claimer takes one message per XAUTOCLAIM
             min_idle_time=policy.claim_idle_ms if claimed else None,
         )
-        broker.subscriber(stream=sub, ack_policy=AckPolicy.MANUAL)(guard.handle)
+        broker.subscriber(stream=sub, ack_policy=AckPolicy.MANUAL, parser=tolerant_parser)(guard.handle)
+
+
+_BLANK = {_DATA: b"null"}
+
+
+async def tolerant_parser(
+    raw: Mapping[str, Any], original: Callable[[Mapping[str, Any]], Awaitable[StreamMessage[Any]]]
+) -> StreamMessage[Any]:
+    """FastStream's batch parser, except that an entry it cannot decode does not fail the whole read.
+
+    FastStream decodes every entry of a batch before any handler runs, and a body that is not UTF-8 makes it raise:
+    the batch would stay pending and come back on every claim without ever reaching :class:`BatchGuard`, which
+    counts, and finally dead-letters, what cannot be decoded. The guard reads the raw entries itself, so the
+    message is parsed as blanks and keeps the raw entries.
+    """
+    try:
+        return await original(raw)
+    except Exception:  # noqa: BLE001 -- whatever FastStream could not decode, the guard decodes and counts
+        parsed = await original({**raw, "data": [_BLANK for _ in raw["data"]]})
+        parsed.raw_message = raw
+        return parsed
 
 
 def item_adapter(handler: BatchHandler) -> TypeAdapter[Any]:

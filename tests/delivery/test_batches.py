@@ -53,8 +53,26 @@ async def test_a_poison_message_is_isolated_from_its_batch_and_dead_lettered(red
     assert Counter(n for batch in probe.batches for n in batch)[13] == FAST.max_deliveries + 1  # batch, then alone
 
 
-async def _dead_and_done(redis: Redis, probe: BatchProbe) -> bool:
-    return int(await redis.xlen(probe.dead)) == 2 and await _nothing_pending(redis, probe)
+async def test_an_entry_faststream_cannot_decode_is_dead_lettered_and_the_rest_flow(
+    redis_url: str, redis: Redis
+) -> None:
+    # FastStream decodes a whole batch before any handler runs; a body that is not UTF-8 made it raise, so the batch
+    # came back on every claim and never reached the guard that counts and dead-letters it.
+    probe = BatchProbe()
+    await redis.xgroup_create(probe.stream, probe.group, id="0", mkstream=True)
+    await publish(redis_url, probe.stream, *range(5))
+    await redis.xadd(probe.stream, {"__data__": b"\xff not an event"})
+    await publish(redis_url, probe.stream, *range(5, 10))
+    async with batch_consumer_app(redis_url, probe, "c1", _ok):
+        await wait_until(lambda: _dead_and_done(redis, probe, 1), deadline_s=15, what="1 dead letter, nothing pending")
+    assert sorted(probe.done) == list(range(10))
+    [(_, fields)] = await redis.xrange(probe.dead)
+    assert fields[b"__data__"] == b"\xff not an event"  # the entry as it was, for whoever looks at it
+    assert fields[b"dead:attempts"] == str(FAST.max_deliveries).encode()
+
+
+async def _dead_and_done(redis: Redis, probe: BatchProbe, letters: int = 2) -> bool:
+    return int(await redis.xlen(probe.dead)) == letters and await _nothing_pending(redis, probe)
 
 
 async def test_the_claimer_takes_over_the_batch_of_a_killed_consumer(redis_url: str, redis: Redis) -> None:
