@@ -61,9 +61,8 @@ async def clients(redis_url: str, flow_api: tuple[str, list[int]]) -> AsyncItera
 
 
 def session(sid: str) -> SessionMetadata:
-    return SessionMetadata.model_validate(
-        {"sessionId": sid, "flowId": "f", "orgId": "o", "roomName": f"room-{sid}", "greeting": "meta", "credential": "c"}
-    )
+    fields = {"sessionId": sid, "flowId": "f", "orgId": "o", "roomName": f"room-{sid}", "greeting": "meta"}
+    return SessionMetadata.model_validate({**fields, "credential": "c"})
 
 
 async def test_jobs_in_their_own_threads_publish_through_one_redis_connection(
