@@ -26,36 +26,41 @@ from devstack.readiness import NotReadyError
 
 log = structlog.get_logger("bench")
 
+# Every session here is a WebRTC join on both sides and a spoken greeting (~0.8 s of CPU per session on 2 cores):
+# the offered load is capped so the phase finishes in about a minute per executor whatever the profile asks.
+MAX_RATE = 2.0
+MAX_DURATION_S = 20.0
 FRONTEND_READY_TIMEOUT_S = 30.0  # per frontend: POST to agent.ready on its data channel
 JOBS_END_DEADLINE_S = 30.0  # after the last frontend left, for every job to end (its rejoin grace is short)
 
 
 async def real_livekit_phase(config: BenchConfig, work_dir: Path) -> dict[str, Any]:
     """``real_rate`` sessions/s for ``real_s`` seconds on a real server, once per executor; or why it was skipped."""
-    out: dict[str, Any] = {"rate": config.real_rate, "duration_s": config.real_s, "runs": {}}
+    rate, duration_s = min(config.real_rate, MAX_RATE), min(config.real_s, MAX_DURATION_S)
+    out: dict[str, Any] = {"rate": rate, "duration_s": duration_s, "runs": {}}
     for executor in config.real_executors:
         side = real_livekit_side(os.environ, allow_build=config.real_build)
         if isinstance(side, str):
             log.info("phase_skipped", name="end to end on a real LiveKit server", reason=side)
             return {"skipped": side}
         out["server"] = side.reason
-        log.info("phase", name="end to end on a real LiveKit server", executor=executor, rate=config.real_rate)
+        log.info("phase", name="end to end on a real LiveKit server", executor=executor, rate=rate)
         try:
             async with running_real_stack(side, executor, work_dir / f"logs-livekit-{executor}") as stack:
-                out["runs"][executor] = await _sustained(config, stack)
+                out["runs"][executor] = await _sustained(config, stack, rate, duration_s)
         except NotReadyError as exc:  # the simulator's results are kept; the report says why
             out["runs"][executor] = {"failed": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
     return out
 
 
-async def _sustained(config: BenchConfig, stack: Stack) -> dict[str, Any]:
+async def _sustained(config: BenchConfig, stack: Stack, rate: float, duration_s: float) -> dict[str, Any]:
     """The offered rate of frontends that join their rooms (bench.real_frontends) for the duration, then every
     session settled and its job ended (bounded); POST -> ready from the sessions' records and from the frontends."""
     monitor = ResourceMonitor(dict(stack.pids))
     monitor.start()
     try:
         cpu0 = monitor.cpu()
-        frontends = await run_frontends(config, stack)
+        frontends = await run_frontends(stack, rate, duration_s)
         session_ids = [s["session_id"] for s in frontends["sessions"] if s.get("session_id")]
         settled_s = await wait_settled(stack.database_url, session_ids, config.real_ready_deadline_s)
         ended_s = await wait_jobs_ended(stack.database_url, session_ids, JOBS_END_DEADLINE_S)
@@ -88,16 +93,16 @@ async def _sustained(config: BenchConfig, stack: Stack) -> dict[str, Any]:
     }
 
 
-async def run_frontends(config: BenchConfig, stack: Stack) -> dict[str, Any]:
+async def run_frontends(stack: Stack, rate: float, duration_s: float) -> dict[str, Any]:
     """Run bench.real_frontends (its own process, bounded in time) and return what it printed."""
     argv = [
         sys.executable, "-m", "bench.real_frontends", "--api-url", stack.api_url, "--path", path_for(stack.flow_id),
-        "--headers", json.dumps(stack.auth), "--rate", f"{config.real_rate:g}", "--duration-s", f"{config.real_s:g}",
+        "--headers", json.dumps(stack.auth), "--rate", f"{rate:g}", "--duration-s", f"{duration_s:g}",
         "--ready-timeout-s", f"{FRONTEND_READY_TIMEOUT_S:g}",
     ]  # fmt: skip
     proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
     try:
-        async with asyncio.timeout(config.real_s + FRONTEND_READY_TIMEOUT_S + 60):
+        async with asyncio.timeout(duration_s + FRONTEND_READY_TIMEOUT_S + 60):
             out, _ = await proc.communicate()
     except TimeoutError:
         proc.kill()

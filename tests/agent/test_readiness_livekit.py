@@ -10,7 +10,6 @@ from typing import Any
 from unittest.mock import call
 
 import pytest
-
 from livekit.agents.ipc.mock_room import create_mock_room
 from livekit.agents.testing import fake_job_context
 
