@@ -57,8 +57,8 @@ def real_section(results: dict[str, Any]) -> str:
     if "skipped" in real:
         return f"{TITLE}\n\nskipped: {real['skipped']}"
     rows = [
-        "| job executor | accepted | ready | ready /s | POST→ready p50 / p95 / p99 ms | frontends: agent.ready seen, "
-        "POST→agent.ready p50 / p99 ms, errors | settled after s | statuses |",
+        "| job executor | accepted | ready | ready /s | POST→ready p50 / p95 / p99 ms | settled after s | statuses "
+        "| frontends: agent.ready seen, POST→agent.ready p50 / p99 ms, errors |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for executor, run in real["runs"].items():
@@ -68,8 +68,8 @@ def real_section(results: dict[str, Any]) -> str:
         settled = run["settled_after_s"]
         rows.append(
             f"| {executor} | {run['accepted']} | {run['ready']} | {run['ready_per_s']:.1f} | {_latencies(run)} "
-            f"| {_frontends(run)} | {'not within the deadline' if settled is None else f'{settled:.1f}'} "
-            f"| {run['statuses']} |"
+            f"| {'not within the deadline' if settled is None else f'{settled:.1f}'} | {run['statuses']} "
+            f"| {_frontends(run)} |"
         )
     intro = (
         f"{TITLE}\n\n{real['server']}; the agent joins each room over WebRTC (`AGENT_ROOM_BACKEND=livekit`), "
