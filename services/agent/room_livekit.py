@@ -7,6 +7,7 @@ import asyncio
 import structlog
 from livekit import rtc
 from livekit.agents import JobContext
+from livekit.rtc._ffi_client import FfiClient
 
 from contracts.flow_events import is_watcher
 from services.agent.room import RoomClosed
@@ -40,6 +41,18 @@ USER_KINDS = frozenset(
         rtc.ParticipantKind.PARTICIPANT_KIND_CONNECTOR,
     }
 )
+
+
+def start_rtc_client() -> None:
+    """Create livekit.rtc's process-wide FFI client now, in the worker's own thread, before any job thread can.
+
+    ``FfiClient.instance`` is created lazily without a lock, and creating it releases the GIL (loading the native
+    library, initialising it): job threads that join their first rooms at once can each create one. Events go to
+    the last one only, so a room subscribed to another never gets its ConnectCallback, never answers
+    ReadyForRoomEventRequest, and 15 s later the FFI panics and SIGTERMs the worker with all its jobs (seen on a
+    real server in the first seconds of a run with the thread executor).
+    """
+    FfiClient.instance  # noqa: B018 - the property creates it
 
 
 class LiveKitRoom:

@@ -198,6 +198,10 @@ class RunningWorker:
 @contextlib.asynccontextmanager
 async def running_worker(settings: AgentSettings) -> AsyncIterator[RunningWorker]:
     """Run the worker in this event loop until the block exits; enter only once it is registered."""
+    if settings.agent_room_backend == "livekit" and settings.agent_job_executor == "thread":
+        from services.agent.room_livekit import start_rtc_client
+
+        start_rtc_client()  # before job threads race to create it
     server = build_server(settings)
     registered = asyncio.Event()
     server.on("worker_registered", lambda *_: registered.set())
