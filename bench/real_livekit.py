@@ -23,6 +23,13 @@ REAL_ENV: Mapping[str, str] = {
     # profile): 100 jobs of capacity let up to 70 run at once, above the dispatcher's 50 waiting for their agent.
     "AGENT_MAX_JOBS": "100",
     "AGENT_LOAD_THRESHOLD": "0.99",
+    # The frontends join (bench.real_frontends): the agent waits for its user, starts the AgentSession and speaks the
+    # greeting with the built-in offline TTS once the frontend subscribed to its audio; the frontend leaves at
+    # agent.ready and the job ends soon after, instead of holding its executor for a rejoin.
+    "AGENT_WAIT_FOR_USER": "true",
+    "AGENT_USER_WAIT_SECONDS": "15",
+    "AGENT_USER_REJOIN_GRACE_SECONDS": "0.5",
+    "AGENT_TTS": "espeak",
 }
 
 

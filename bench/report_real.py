@@ -19,6 +19,15 @@ def _latencies(run: dict[str, Any]) -> str:
     return " / ".join(_ms(lat.get(q)) for q in ("p50", "p95", "p99"))
 
 
+def _frontends(run: dict[str, Any]) -> str:
+    seen = run.get("frontends")
+    if seen is None:  # results of an older benchmark: nobody joined
+        return "none joined"
+    lat = seen["post_to_ready_ms"]
+    errors = ", ".join(f"{k} {v}" for k, v in seen["errors"].items()) or "none"
+    return f"{seen['saw_ready']}/{seen['offered']}, {_ms(lat.get('p50'))} / {_ms(lat.get('p99'))}, {errors}"
+
+
 def _successful(real: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {executor: run for executor, run in real.get("runs", {}).items() if "failed" not in run}
 
@@ -48,22 +57,27 @@ def real_section(results: dict[str, Any]) -> str:
     if "skipped" in real:
         return f"{TITLE}\n\nskipped: {real['skipped']}"
     rows = [
-        "| job executor | accepted | ready | ready /s | POST→ready p50 / p95 / p99 ms | settled after s | statuses |",
-        "|---|---|---|---|---|---|---|",
+        "| job executor | accepted | ready | ready /s | POST→ready p50 / p95 / p99 ms | settled after s | statuses "
+        "| frontends: agent.ready seen, POST→agent.ready p50 / p99 ms, errors |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for executor, run in real["runs"].items():
         if "failed" in run:
-            rows.append(f"| {executor} | failed: {run['failed']} | | | | | |")
+            rows.append(f"| {executor} | failed: {run['failed']} | | | | | | |")
             continue
         settled = run["settled_after_s"]
         rows.append(
             f"| {executor} | {run['accepted']} | {run['ready']} | {run['ready_per_s']:.1f} | {_latencies(run)} "
-            f"| {'not within the deadline' if settled is None else f'{settled:.1f}'} | {run['statuses']} |"
+            f"| {'not within the deadline' if settled is None else f'{settled:.1f}'} | {run['statuses']} "
+            f"| {_frontends(run)} |"
         )
     intro = (
         f"{TITLE}\n\n{real['server']}; the agent joins each room over WebRTC (`AGENT_ROOM_BACKEND=livekit`), "
-        f"offered {real['rate']:g} sessions/s for {real['duration_s']:g} s, each session's times from its own "
-        "record (no simulated start-up delay: POST→ready is the real dispatch, WebRTC join and greeting)."
+        f"offered {real['rate']:g} sessions/s for {real['duration_s']:g} s by frontends that join their rooms with "
+        "livekit.rtc (bench.real_frontends), subscribe to the agent's audio, wait for agent.ready on the data "
+        "channel and leave: the agent waits for its user, starts its AgentSession and speaks the greeting (built-in "
+        "eSpeak TTS). Each session's times from its own record (no simulated start-up delay: POST→ready is the real "
+        "dispatch, WebRTC join, the frontend's join and the greeting's playout)."
     )
     return "\n\n".join([intro, "\n".join(rows), _cpu_table(results, _successful(real))])
 

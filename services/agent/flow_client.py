@@ -6,10 +6,11 @@ bounded in attempts and total time; a 4xx (refused credential, unknown session) 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
 import structlog
 
 from services.agent.metadata import SessionMetadata
@@ -47,7 +48,7 @@ class FlowInitPolicy:
 class HttpFlowInitialiser:
     """Calls ``POST {api_url}/internal/sessions/{id}/flow-init`` with ``Authorization: Bearer <credential>``."""
 
-    def __init__(self, client: httpx.AsyncClient, api_url: str, policy: FlowInitPolicy) -> None:
+    def __init__(self, client: aiohttp.ClientSession, api_url: str, policy: FlowInitPolicy) -> None:
         self._client = client
         self._api_url = api_url.rstrip("/")
         self._policy = policy
@@ -65,16 +66,17 @@ class HttpFlowInitialiser:
     async def _once(self, session: SessionMetadata) -> FlowConfig:
         url = f"{self._api_url}/internal/sessions/{session.session_id}/flow-init"
         try:
-            response = await self._client.post(url, headers={"Authorization": f"Bearer {session.credential}"})
-        except httpx.TransportError as exc:
+            async with self._client.post(url, headers={"Authorization": f"Bearer {session.credential}"}) as response:
+                status, text = response.status, await response.text()
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
             log.warning("flow_init_unreachable", error=type(exc).__name__)
             raise _Retryable(f"cannot reach the API at {self._api_url} ({type(exc).__name__})") from exc
-        if response.status_code >= 500:
-            log.warning("flow_init_server_error", status=response.status_code)
-            raise _Retryable(f"the API answered {response.status_code}")
-        if response.status_code >= 400:
-            raise FlowInitError(f"the API refused flow init: {response.status_code} {_error_text(response)}")
-        body = response.json()
+        if status >= 500:
+            log.warning("flow_init_server_error", status=status)
+            raise _Retryable(f"the API answered {status}")
+        if status >= 400:
+            raise FlowInitError(f"the API refused flow init: {status} {_error_text(text)}")
+        body = json.loads(text)
         return FlowConfig(
             greeting=str(body["greeting"]),
             definition=dict(body.get("definition") or {}),
@@ -82,8 +84,9 @@ class HttpFlowInitialiser:
         )
 
 
-def _error_text(response: httpx.Response) -> str:
+def _error_text(text: str) -> str:
     try:
-        return str(response.json().get("error", response.text))
+        body = json.loads(text)
     except ValueError:
-        return response.text[:200]
+        return text[:200]
+    return str(body.get("error", text)) if isinstance(body, dict) else text[:200]

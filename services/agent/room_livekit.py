@@ -7,6 +7,7 @@ import asyncio
 import structlog
 from livekit import rtc
 from livekit.agents import JobContext
+from livekit.rtc._ffi_client import FfiClient
 
 from contracts.flow_events import is_watcher
 from services.agent.room import RoomClosed
@@ -22,6 +23,12 @@ log = structlog.get_logger(__name__)
 PRESENCE_ATTRIBUTE = "agentready.agent"
 PRESENCE_TIMEOUT_S = 5.0
 PRESENCE_SETTLE_S = 0.25
+# livekit.rtc's Room.connect is not cancellation-safe (livekit/python-sdks#784): cancelled once the server answered, it
+# never sends ReadyForRoomEventRequest, and 15 s later the FFI panics ("timed out waiting for ReadyForRoomEventRequest
+# after ConnectCallback") and SIGTERMs the whole process: with the thread executor, every job of the worker. A connect
+# stage that times out, or a job shut down while joining, therefore never cancels the join: it runs on (bounded by
+# the SDK's own timeouts) and leaving waits for it, at most JOIN_SETTLE_TIMEOUT_S, before disconnecting.
+JOIN_SETTLE_TIMEOUT_S = 30.0
 # publish_data returns once the packet is in the data channel's buffer, not once it is delivered: leaving the room
 # at once (a job that fails right after reporting agent.failed) can drop it, so leaving waits this long after it.
 DATA_LINGER_S = 0.5
@@ -36,6 +43,18 @@ USER_KINDS = frozenset(
 )
 
 
+def start_rtc_client() -> None:
+    """Create livekit.rtc's process-wide FFI client now, in the worker's own thread, before any job thread can.
+
+    ``FfiClient.instance`` is created lazily without a lock, and creating it releases the GIL (loading the native
+    library, initialising it): job threads that join their first rooms at once can each create one. Events go to
+    the last one only, so a room subscribed to another never gets its ConnectCallback, never answers
+    ReadyForRoomEventRequest, and 15 s later the FFI panics and SIGTERMs the worker with all its jobs (seen on a
+    real server in the first seconds of a run with the thread executor).
+    """
+    FfiClient.instance  # noqa: B018 - the property creates it
+
+
 class LiveKitRoom:
     """:class:`~services.agent.room.AgentRoom` on top of a livekit-agents :class:`JobContext`."""
 
@@ -43,10 +62,14 @@ class LiveKitRoom:
         self._ctx = ctx
         self._announced_at: float | None = None
         self._published_at: float | None = None
+        self._joining: asyncio.Future[None] | None = None
 
     async def connect(self) -> None:
-        """Join the room (``ctx.connect()`` is idempotent) and make the server announce the agent at once."""
-        await self._ctx.connect()
+        """Join the room (``ctx.connect()`` is idempotent) and make the server announce the agent at once; a
+        cancelled wait leaves the join itself running (see JOIN_SETTLE_TIMEOUT_S)."""
+        if self._joining is None:
+            self._joining = asyncio.ensure_future(self._ctx.connect())
+        await asyncio.shield(self._joining)
         try:
             async with asyncio.timeout(PRESENCE_TIMEOUT_S):
                 await self._ctx.room.local_participant.set_attributes({PRESENCE_ATTRIBUTE: "joined"})
@@ -119,7 +142,16 @@ class LiveKitRoom:
             room.off("disconnected", _finish)
 
     async def disconnect(self) -> None:
-        """Leave the room if connected (not before DATA_LINGER_S after the last packet sent)."""
+        """Leave the room if connected (not before DATA_LINGER_S after the last packet sent), once a join still in
+        flight has finished (bounded)."""
+        if self._joining is not None and not self._joining.done():
+            try:
+                async with asyncio.timeout(JOIN_SETTLE_TIMEOUT_S):
+                    await asyncio.shield(self._joining)
+            except TimeoutError:
+                log.warning("agent_join_unsettled", timeout_s=JOIN_SETTLE_TIMEOUT_S)
+            except Exception as exc:  # noqa: BLE001 - it failed: there is nothing to leave
+                log.info("agent_join_failed", error=f"{type(exc).__name__}: {exc}")
         if self._ctx.room.isconnected():
             if self._published_at is not None:
                 linger = self._published_at + DATA_LINGER_S - asyncio.get_running_loop().time()

@@ -55,4 +55,4 @@ class StageClock:
             raise StageFailed(name, f"{type(exc).__name__}: {exc}") from exc
         ms = round((time.perf_counter() - started) * 1000.0, 3)
         self.timings_ms[name] = ms
-        self.log.info("stage_done", stage=name, ms=ms)
+        self.log.debug("stage_done", stage=name, ms=ms)  # info: all of them at once in agent_ready/agent_failed

@@ -9,12 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import cast
 
-import httpx
 import structlog
 from livekit.agents import AgentServer, JobContext, JobExecutorType, JobProcess
 
@@ -23,14 +21,14 @@ from contracts.providers import ProviderChoice
 from services.agent.custom_agent import AgentFactory, load_agent_factory
 from services.agent.draining import LOCAL_JOBS, drain_timeout_reason, end_jobs_on_drain_signal, signal_job_processes
 from services.agent.ending import failed_readiness, job_end, presence_reporter, report_job_end, stay_with_user
-from services.agent.events import RedisEventPublisher
-from services.agent.flow_client import FlowInitPolicy, HttpFlowInitialiser
+from services.agent.flow_client import FlowInitPolicy
 from services.agent.job_trace import traced_job
 from services.agent.metadata import salvage_ids
 from services.agent.metrics import unwatch_worker, watch_worker
 from services.agent.readiness import ReadinessOptions, run_readiness
 from services.agent.room import AgentRoom, create_room
 from services.agent.settings import AgentSettings
+from services.agent.shared_io import SharedIO, close_shared_io, shared_io
 from services.agent.speech_models import Defaults, ProviderError, build_models
 from services.agent.voice import PlayingRoom, SimulatedVoice, Voice
 from services.runtime import tracing
@@ -44,7 +42,7 @@ CLOSE_TIMEOUT_SECONDS = 20.0
 
 def prepare_process(settings: AgentSettings, proc: JobProcess) -> None:
     """Set-up of each job executor (prewarm): logging, the default TTS (loaded, so a job only builds what its flow
-    names), the AGENT_FACTORY and the (unconnected) broker."""
+    names) and the AGENT_FACTORY. The broker and HTTP clients are the process's (services.agent.shared_io)."""
     if proc.executor_type is JobExecutorType.PROCESS:
         configure_logging("agent", settings.log_level, settings.log_json)
         end_jobs_on_drain_signal(drain_timeout_reason(settings.agent_drain_timeout_seconds))
@@ -56,14 +54,16 @@ def prepare_process(settings: AgentSettings, proc: JobProcess) -> None:
     except ProviderError as exc:  # reported by every job as a failure at stage "providers"
         log.error("provider_setup_failed", error=str(exc))
         proc.userdata["setup_error"] = exc
-    proc.userdata["publisher"] = RedisEventPublisher(settings.redis_url)
-    proc.userdata["tls"] = _tls_context()
 
 
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """One TLS context per process, shared by its job executors: building one costs ~0.1 s of CPU."""
-    return ssl.create_default_context()
+def process_clients(settings: AgentSettings) -> SharedIO:
+    """The worker process's Redis publisher and flow-init HTTP client, shared by its jobs (made on first use)."""
+    return shared_io(
+        settings.redis_url,
+        api_url=settings.api_internal_url,
+        http_timeout_s=settings.agent_stage_timeout_seconds,
+        flow_policy=flow_policy(settings),
+    )
 
 
 def speech_defaults(settings: AgentSettings) -> Defaults:
@@ -110,21 +110,15 @@ async def run_job(settings: AgentSettings, ctx: JobContext) -> None:
     """Entrypoint of one dispatched job: readiness, then stay while the user is there, then end the job and say
     why on the broker (``agent.job_ended``), whatever ended it: the user, the room, a shutdown or an error."""
     LOCAL_JOBS.add(ctx.job.id)  # a drain that times out ends this job at once, saying why
-    publisher = cast(RedisEventPublisher, ctx.proc.userdata["publisher"])
-    ctx.add_shutdown_callback(publisher.close)  # the connection belongs to this job's event loop
+    clients = process_clients(settings)
+    if ctx.proc.executor_type is JobExecutorType.PROCESS:  # the process serves this one job
+        ctx.add_shutdown_callback(clients.aclose)
+    publisher = clients.publisher
     room = create_room(settings, ctx)  # never ctx.connect() here: the simulator room has no WebRTC
     voice = create_voice(settings, ctx, room)
     ready = False  # whether this job made the session ready: an end before that fails the session
     end = job_end(EndCode.AGENT_CRASHED, "the job stopped before readiness finished", was_ready=False)
-    # One TLS context per job executor (building one costs ~0.1 s of CPU), a client only if flow init runs.
-    http = (
-        httpx.AsyncClient(timeout=settings.agent_stage_timeout_seconds, verify=ctx.proc.userdata["tls"])
-        if settings.api_internal_url
-        else None
-    )
-    initialise_flow = (
-        HttpFlowInitialiser(http, settings.api_internal_url, flow_policy(settings)) if http is not None else None
-    )
+    initialise_flow = clients.initialise_flow if settings.api_internal_url else None
     try:
         outcome = await run_readiness(
             job_id=ctx.job.id,
@@ -156,8 +150,6 @@ async def run_job(settings: AgentSettings, ctx: JobContext) -> None:
         raise
     finally:
         LOCAL_JOBS.discard(ctx.job.id)
-        if http is not None:
-            await http.aclose()
         await voice.aclose()
         await room.disconnect()
         session_id, correlation_id = salvage_ids(ctx.job.metadata)
@@ -206,6 +198,10 @@ class RunningWorker:
 @contextlib.asynccontextmanager
 async def running_worker(settings: AgentSettings) -> AsyncIterator[RunningWorker]:
     """Run the worker in this event loop until the block exits; enter only once it is registered."""
+    if settings.agent_room_backend == "livekit" and settings.agent_job_executor == "thread":
+        from services.agent.room_livekit import start_rtc_client
+
+        start_rtc_client()  # before job threads race to create it
     server = build_server(settings)
     registered = asyncio.Event()
     server.on("worker_registered", lambda *_: registered.set())
@@ -234,6 +230,7 @@ async def running_worker(settings: AgentSettings) -> AsyncIterator[RunningWorker
                 await run
         finally:
             unwatch_worker(metrics)
+            await close_shared_io()  # the jobs are done: the clients they shared go
 
 
 async def serve(settings: AgentSettings, stop: asyncio.Event) -> None:

@@ -6,7 +6,7 @@ import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import httpx
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -62,7 +62,7 @@ def _session(credential: str = "cred-123") -> SessionMetadata:
 
 
 async def _init(url: str, session: SessionMetadata, policy: FlowInitPolicy = FAST):  # type: ignore[no-untyped-def]
-    async with httpx.AsyncClient(timeout=2) as client:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as client:
         return await HttpFlowInitialiser(client, url, policy)(session)
 
 

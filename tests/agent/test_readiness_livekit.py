@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 from unittest.mock import call
 
+import pytest
 from livekit.agents.ipc.mock_room import create_mock_room
 from livekit.agents.testing import fake_job_context
 
@@ -102,3 +104,34 @@ async def test_bad_metadata_sends_nothing_on_the_data_channel() -> None:
     assert outcome.failed_stage == "metadata"
     assert room.local_participant.publish_data.await_args_list == []
     assert publisher.events == []
+
+
+async def test_a_join_whose_wait_times_out_is_never_cancelled_and_leaving_waits_for_it() -> None:
+    """livekit.rtc's Room.connect is not cancellation-safe: cancelled after the server answered, the FFI panics 15 s
+    later and SIGTERMs the whole worker. A connect stage that times out must leave the join running, and leaving
+    the room must wait for it, then disconnect."""
+    room, release, seen = fresh_mock_room(), asyncio.Event(), []
+
+    async def slow_connect(*_args: Any, **_kwargs: Any) -> None:
+        try:
+            await release.wait()
+        except asyncio.CancelledError:
+            seen.append("join cancelled")
+            raise
+        seen.append("joined")
+
+    room.connect = slow_connect
+    with fake_job_context(room=room, job_metadata=metadata(f"s-{uuid.uuid4().hex}"), job_id="job-lk") as ctx:
+        ctx._connected = False  # the fake context pretends the caller joined already: join for real here
+        agent_room = LiveKitRoom(ctx)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.05):
+                await agent_room.connect()
+        leaving = asyncio.create_task(agent_room.disconnect())
+        done, _ = await asyncio.wait({leaving}, timeout=0.1)
+        assert not done and ctx.room.disconnect.call_count == 0  # not left while the join is in flight
+        release.set()
+        async with asyncio.timeout(5.0):
+            await leaving
+    assert seen == ["joined"]
+    ctx.room.disconnect.assert_awaited_once()

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import uuid
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from livekit import api
+from livekit.rtc._ffi_client import FfiClient
 from redis.asyncio import Redis
 
 from contracts.streams import AGENT_FAILED, AGENT_JOB_ENDED, AGENT_JOINED, AGENT_READY, USER_PRESENCE_CHANGED
@@ -181,3 +183,26 @@ async def test_the_health_server_listens_on_loopback_only_by_default(worker: Run
     assert health is not None and health.host == "127.0.0.1"  # livekit-agents' own default '' is every interface
     async with httpx.AsyncClient() as client:
         assert (await client.get(f"http://127.0.0.1:{health.port}/", timeout=5.0)).status_code == 200
+
+
+async def test_a_thread_executor_worker_in_livekit_rooms_makes_the_rtc_client_before_any_job(
+    simulator: Simulator, redis_url: str, agent_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """livekit.rtc creates its FFI client lazily, unlocked: job threads joining their first rooms at once could make
+    two, and rooms of the orphaned one never see their ConnectCallback (the FFI panics 15 s later, killing the
+    worker). The worker makes it in its own thread first."""
+    made_in: list[str] = []
+
+    def record(self: FfiClient) -> None:  # stands in for loading the native library
+        made_in.append(threading.current_thread().name)
+
+    for key in ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET"):  # AgentServer.run() exports them
+        if key in os.environ:
+            monkeypatch.setenv(key, os.environ[key])
+        else:
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr(FfiClient, "_instance", None)
+    monkeypatch.setattr(FfiClient, "__init__", record)
+    settings = simulator_agent_settings(simulator.ws_url, redis_url, agent_name, agent_room_backend="livekit")
+    async with running_worker(settings):
+        assert made_in == [threading.current_thread().name]

@@ -86,3 +86,34 @@ def test_the_section_shows_each_executor_and_cpu_next_to_the_simulator() -> None
     line = real_headline(_results(real))
     assert "thread executor 4.8 ready/s, POST→ready p50/p95/p99 812 / 1430 / 2210 ms" in line
     assert "process executor failed" in line
+
+
+def test_the_section_shows_what_the_joining_frontends_saw() -> None:
+    run = {
+        "accepted": 40,
+        "ready": 38,
+        "statuses": {"ended": 38, "failed": 2},
+        "settled_after_s": 3.0,
+        "ready_per_s": 1.9,
+        "post_to_ready_ms": {"count": 38, "p50": 2400.0, "p95": 3100.0, "p99": 3500.0},
+        "frontends": {
+            "offered": 40,
+            "saw_ready": 38,
+            "errors": {"TimeoutError": 2},
+            "post_to_ready_ms": {"count": 38, "p50": 2450.0, "p99": 3550.0},
+            "join_ms": {"count": 40, "p50": 300.0},
+        },
+        "cpu_ms_per_session": {"agent": 600.0},
+    }
+    real = {"server": "livekit-server v1.13.5", "rate": 2.0, "duration_s": 20.0, "runs": {"thread": run}}
+    section = real_section(_results(real))
+    assert "| 38/40, 2450 / 3550, TimeoutError 2 |" in section
+    assert "frontends that join their rooms with livekit.rtc" in section
+
+
+def test_the_real_profile_waits_for_the_joining_frontend_and_greets_it() -> None:
+    side = LiveKitSide("http://127.0.0.1:7999", "devkey", "secret", False, "a test server")
+    env = stack_env(real_profile("thread"), {}, redis_url="redis://r", database_url="postgresql://p", livekit=side,
+                    api_port=1, sim_port=2)  # fmt: skip
+    assert env["AGENT_WAIT_FOR_USER"] == "true" and env["AGENT_TTS"] == "espeak"
+    assert float(env["AGENT_USER_REJOIN_GRACE_SECONDS"]) < 1  # the frontend left at agent.ready: end the job soon
