@@ -26,6 +26,7 @@ from services.dispatcher.retries import RetryPolicy
 from services.dispatcher.room_sweep import LiveSessions, SweepPolicy
 from services.dispatcher.status_changes import ChangeView, PortStatusChanges, StatusChanges
 from services.dispatcher.watchdog import WatchdogPolicy, handle_due
+from services.runtime import tracing
 from services.runtime.publishing import EventPublisher
 
 
@@ -87,7 +88,13 @@ async def on_requested(request: SessionRequested, deps: Dependencies) -> None:
 async def on_requests(requests: list[SessionRequested], deps: Dependencies) -> None:
     """:func:`on_requested` for a batch, concurrently (each paced, each under its room's lock). A batch retried after
     a failure dispatches nothing twice: the ledger and ListDispatch find what the first run made."""
-    await _all([on_requested(request, deps) for request in requests])
+    await _all([_continuing(request, deps) for request in requests])
+
+
+async def _continuing(request: SessionRequested, deps: Dependencies) -> None:
+    """:func:`on_requested` in the request's own consumer span (its calls and the event it publishes are children)."""
+    with tracing.continued(request.traceparent):
+        await on_requested(request, deps)
 
 
 async def _all(steps: list[Coroutine[Any, Any, None]]) -> None:
