@@ -215,9 +215,10 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         publish = BrokerPublisher(broker).publish
         log = workdir / "dispatcher.log"
         await wait_for("the dispatcher started", lambda: _logged(log, "dispatcher_started"), 60)
-        idle_from = cpu_s(process)
+        idle_before, idle_from = await commandstats(redis), cpu_s(process)
         await asyncio.sleep(args.idle_s)
         idle = (cpu_s(process) - idle_from) / args.idle_s
+        idle_commands = _per(await commandstats(redis), idle_before, args.idle_s)
         spy = _py_spy(process.pid, args.py_spy) if args.py_spy else None
         commands_before, cpu_before, started = await commandstats(redis), cpu_s(process), time.monotonic()
         peers: set[int] = set()
@@ -237,24 +238,31 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         counters = await sim_counters(sim_url)
         await broker.stop()
         await redis.aclose()
-    commands = {k: v - commands_before.get(k, 0) for k, v in commands_after.items() if v > commands_before.get(k, 0)}
     n = args.sessions
+    commands = _per(commands_after, commands_before, n)
     return {
         "sessions": n,
         "dispatched_once": sum(1 for count in dispatched.values() if count == 1),
         "dispatched_more": sum(1 for count in dispatched.values() if count > 1),
         "cpu_ms_per_session": round(cpu * 1000 / n, 2),
         "idle_cpu_ms_per_s": round(idle * 1000, 2),
+        "idle_redis_commands_per_s": idle_commands,  # the bench's own INFO calls included
         "cpu_ms_per_session_less_idle": round((cpu - idle * elapsed) * 1000 / n, 2),
         "elapsed_s": round(elapsed, 1),
-        "redis_commands_per_session": round(sum(commands.values()) / n, 1),
-        "redis_commands": {k: round(v / n, 2) for k, v in sorted(commands.items(), key=lambda kv: -kv[1])},
+        "redis_commands_per_session": round(sum(commands.values()), 1),
+        "redis_commands": commands,
         "livekit_calls_per_session": {
             k.removeprefix("twirp_requests."): round(v / n, 2) for k, v in counters.items() if k.startswith("twirp_")
         },
         "tcp_connections_to_livekit": len(peers),
         "logs": str(workdir),
     }
+
+
+def _per(after: dict[str, int], before: dict[str, int], divisor: float) -> dict[str, float]:
+    """Commands called between two :func:`commandstats`, each divided by ``divisor``, most called first."""
+    grown = {k: (v - before.get(k, 0)) / divisor for k, v in after.items() if v > before.get(k, 0)}
+    return {k: round(v, 2) for k, v in sorted(grown.items(), key=lambda kv: -kv[1])}
 
 
 def _logged(log: Path, text: str) -> Any:
