@@ -7,6 +7,8 @@ status change; once a session is dispatched, ``agent.joined`` and the changes to
 room gone) and the dispatcher's group consumed every message, then reports the dispatcher's CPU seconds (psutil) per
 session, its idle CPU, Redis commands per session (INFO commandstats), LiveKit calls per session (the simulator's
 counters) and TCP connections it opened to LiveKit. ``--py-spy FILE`` records a raw py-spy profile meanwhile.
+Paced: ``--rate 10`` plays sessions as the pipeline delivers them in the benchmark's sustained phase (batches of about
+one event); ``--sessions 0 --idle-s 60`` measures the idle dispatcher only (CPU and Redis commands per second).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from services.runtime.publishing import BrokerPublisher
 
 AGENT_NAME = "agentready-bench"
 LIVE_CHANGES = (("pending", "dispatched"), ("dispatched", "agent_joined"), ("agent_joined", "ready"))
+IDLE_SETTLE_S = 3.0  # after start-up, before the idle measurement
 DISPATCHER_ENV = {  # as the benchmark's stack runs it (devstack.profiles.BENCH)
     "DEV_MODE": "true",
     "LIVEKIT_AGENT_NAME": AGENT_NAME,
@@ -214,10 +217,17 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         await broker.connect()
         publish = BrokerPublisher(broker).publish
         log = workdir / "dispatcher.log"
-        await wait_for("the dispatcher started", lambda: _logged(log, "dispatcher_started"), 60)
-        idle_from = cpu_s(process)
+        await wait_for("the dispatcher started", lambda: _logged(log, "service_running"), 60)
+        await asyncio.sleep(IDLE_SETTLE_S)  # its first looks and sweeps (connections, script loads) are start-up
+        idle_before, idle_from = await commandstats(redis), cpu_s(process)
         await asyncio.sleep(args.idle_s)
         idle = (cpu_s(process) - idle_from) / args.idle_s
+        idle_commands = _per(await commandstats(redis), idle_before, args.idle_s)
+        idle_figures = {"idle_cpu_ms_per_s": round(idle * 1000, 2), "idle_redis_commands_per_s": idle_commands}
+        if args.sessions == 0:  # idle only
+            await broker.stop()
+            await redis.aclose()
+            return idle_figures | {"idle_s": args.idle_s, "logs": str(workdir)}
         spy = _py_spy(process.pid, args.py_spy) if args.py_spy else None
         commands_before, cpu_before, started = await commandstats(redis), cpu_s(process), time.monotonic()
         peers: set[int] = set()
@@ -237,24 +247,30 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         counters = await sim_counters(sim_url)
         await broker.stop()
         await redis.aclose()
-    commands = {k: v - commands_before.get(k, 0) for k, v in commands_after.items() if v > commands_before.get(k, 0)}
     n = args.sessions
+    commands = _per(commands_after, commands_before, n)
     return {
         "sessions": n,
         "dispatched_once": sum(1 for count in dispatched.values() if count == 1),
         "dispatched_more": sum(1 for count in dispatched.values() if count > 1),
         "cpu_ms_per_session": round(cpu * 1000 / n, 2),
-        "idle_cpu_ms_per_s": round(idle * 1000, 2),
+        **idle_figures,  # the idle Redis commands include the bench's own INFO calls
         "cpu_ms_per_session_less_idle": round((cpu - idle * elapsed) * 1000 / n, 2),
         "elapsed_s": round(elapsed, 1),
-        "redis_commands_per_session": round(sum(commands.values()) / n, 1),
-        "redis_commands": {k: round(v / n, 2) for k, v in sorted(commands.items(), key=lambda kv: -kv[1])},
+        "redis_commands_per_session": round(sum(commands.values()), 1),
+        "redis_commands": commands,
         "livekit_calls_per_session": {
             k.removeprefix("twirp_requests."): round(v / n, 2) for k, v in counters.items() if k.startswith("twirp_")
         },
         "tcp_connections_to_livekit": len(peers),
         "logs": str(workdir),
     }
+
+
+def _per(after: dict[str, int], before: dict[str, int], divisor: float) -> dict[str, float]:
+    """Commands called between two :func:`commandstats`, each divided by ``divisor``, most called first."""
+    grown = {k: (v - before.get(k, 0)) / divisor for k, v in after.items() if v > before.get(k, 0)}
+    return {k: round(v, 2) for k, v in sorted(grown.items(), key=lambda kv: -kv[1])}
 
 
 def _logged(log: Path, text: str) -> Any:
@@ -280,7 +296,7 @@ def _py_spy(pid: int, out: str) -> subprocess.Popen[bytes]:
 def main() -> None:
     """Parse the options, measure, print the numbers as JSON."""
     parser = argparse.ArgumentParser(prog="python -m bench.dispatcher_cpu", description=__doc__)
-    parser.add_argument("--sessions", type=int, default=1000)
+    parser.add_argument("--sessions", type=int, default=1000, help="0: measure the idle dispatcher only")
     parser.add_argument("--rate", type=float, default=200.0, help="session requests per second")
     parser.add_argument("--end-after-s", type=float, default=0.5, help="a ready session ends this long after")
     parser.add_argument("--deadline-s", type=float, default=180.0)

@@ -154,9 +154,10 @@ def create_app(settings: DispatcherSettings, build: Callable[[RedisBroker], Depe
     async def start() -> None:
         await ensure_groups(await broker.connect())
         scan = partial(scan_once, deps.ledger, partial(settle_due, deps=deps), deps.watchdog)
-        background.add(
-            asyncio.create_task(watch_forever(scan, settings.watchdog_scan_interval_s), name="dispatch-watchdog")
-        )
+        # never sleeps past the shortest join wait: a watch armed meanwhile is not due before the next look
+        interval_s = min(settings.watchdog_scan_interval_s, deps.watchdog.shortest_wait_s)
+        watch = watch_forever(scan, interval_s, deps.ledger.next_due)
+        background.add(asyncio.create_task(watch, name="dispatch-watchdog"))
         if deps.live is not None:
             sweep = partial(sweep_once, deps.live, deps.rooms, deps.publisher.publish, deps.sweep, deps.retry)
             background.add(asyncio.create_task(sweep_forever(sweep, deps.sweep.interval_s), name="room-sweep"))

@@ -45,5 +45,6 @@ async def remove_room_of(
         # room by itself after its empty/departure timeout; the log says which room is left behind.
         log.error("cleanup_failed", room=record.room_name, to_status=event.to_status, reason=str(exc))
         return False
-    log.info("cleaned_up", room=record.room_name, to_status=event.to_status, status_reason=event.reason)
+    # debug: the session's one info line is its dispatch (``dispatched``); failures above are logged as errors
+    log.debug("cleaned_up", room=record.room_name, to_status=event.to_status, status_reason=event.reason)
     return True

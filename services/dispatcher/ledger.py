@@ -138,6 +138,11 @@ class RedisSessionLedger:
         """How many dispatched sessions wait for their agent (the watch set, every replica's)."""
         return int(await self._redis.zcard(self._watchdog))
 
+    async def next_due(self) -> float | None:
+        """The earliest watch deadline, None when nothing is watched (one ZRANGE: the watchdog's idle look)."""
+        earliest = await self._redis.zrange(self._watchdog, 0, 0, withscores=True)
+        return float(earliest[0][1]) if earliest else None
+
     async def mark_joined(self, session_id: str) -> None:
         """Stop watching (a closed session stays closed)."""
         await self.mark_all_joined([session_id])

@@ -136,6 +136,10 @@ class SessionLedger(Protocol):
         """How many sessions are armed and wait for their agent, across every replica."""
         ...
 
+    async def next_due(self) -> float | None:
+        """The earliest watch deadline (epoch s; a claimed watch's is its lease's end), None when nothing is watched."""
+        ...
+
     async def mark_joined(self, session_id: str) -> None:
         """An agent joined: stop watching."""
         ...

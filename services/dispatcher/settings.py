@@ -56,7 +56,10 @@ class DispatcherSettings(LiveKitSettings):
         default=60.0, gt=0, description="a paced session is dispatched anyway after waiting this long"
     )
     watchdog_scan_interval_s: float = Field(
-        default=1.0, gt=0, description="how often each replica looks for due watches"
+        default=5.0,
+        gt=0,
+        description="the longest each replica sleeps between looks at the earliest watch deadline (it wakes at that "
+        "deadline; capped by the shortest join wait, so a watch armed meanwhile is never missed)",
     )
     watchdog_lease_s: float = Field(
         default=60.0,

@@ -138,10 +138,12 @@ class RedisStatusChanges:
         keys = [self._watchdog, self._live_due, self._live_rooms]
         args: list[str | int] = [self._ttl_s, self._watched_prefix, self._sweep, self._lock_prefix]
         args.append(int(self._locks.ttl_s * 1000))
-        tokens = [uuid.uuid4().hex for _ in events]
-        for event, first, token in zip(events, first_check_at, tokens, strict=True):
+        actions = [action_for(event.to_status) for event in events]
+        # a lock token only where a lock may be taken (terminal changes): most changes need none
+        tokens = [uuid.uuid4().hex if action == CLOSE else "" for action in actions]
+        for event, action, first, token in zip(events, actions, first_check_at, tokens, strict=True):
             keys.append(ledger_session_key(self._agent_name, event.session_id))
-            args += [event.session_id, action_for(event.to_status), repr(first), event.correlation_id, token]
+            args += [event.session_id, action, repr(first), event.correlation_id, token]
         views = await self._apply(keys=keys, args=args)
         found = []
         for event, token, (watched, flat, locked) in zip(events, tokens, views, strict=True):

@@ -50,9 +50,14 @@ class WatchdogPolicy:
     min_join_timeout_s: float = 5.0
     ready_reserve_s: float = 5.0
 
+    @property
+    def shortest_wait_s(self) -> float:
+        """The least time a dispatch waits for its agent: a watch armed at ``t`` is due this long after or later."""
+        return min(self.min_join_timeout_s, self.join_timeout_s)
+
     def join_timeout(self, attempt: int, now: float, ready_deadline: float) -> float:
         """How long dispatch number ``attempt`` (1 for the first) waits for its agent, from ``now``."""
-        floor = min(self.min_join_timeout_s, self.join_timeout_s)
+        floor = self.shortest_wait_s
         if ready_deadline <= 0:
             return self.join_timeout_s
         attempts_left = max(self.max_attempts - attempt + 1, 1)
@@ -74,8 +79,7 @@ class WatchdogPolicy:
         deadline (the shortest wait fits); otherwise the session fails."""
         if attempts_made >= self.max_attempts:
             return False
-        floor = min(self.min_join_timeout_s, self.join_timeout_s)
-        return ready_deadline <= 0 or now + floor <= ready_deadline
+        return ready_deadline <= 0 or now + self.shortest_wait_s <= ready_deadline
 
 
 def should_redispatch(record: SessionRecord, policy: WatchdogPolicy, now: float | None = None) -> bool:
@@ -183,13 +187,31 @@ async def scan_once(
     return len(due)
 
 
-async def watch_forever(scan: Callable[[], Awaitable[int]], interval_s: float) -> None:
-    """Scan every ``interval_s`` until cancelled (at once again after a scan that claimed something)."""
+async def watch_forever(
+    scan: Callable[[], Awaitable[int]],
+    interval_s: float,
+    next_due: Callable[[], Awaitable[float | None]],
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Scan when the earliest watch is due, until cancelled: look at the earliest deadline (``next_due``, one cheap
+    read), sleep until it but never longer than ``interval_s``, scan once it has come (and look again at once).
+
+    Why this is on time: a watch known at a look is scanned at its deadline; one armed after it is due at least the
+    shortest join wait after it, so with ``interval_s`` at most that wait (see :attr:`WatchdogPolicy.shortest_wait_s`)
+    the next look comes first. Only a deadline moved closer by another replica (a starting job's extension) may be
+    scanned up to ``interval_s`` late. An idle watchdog costs one ZRANGE per ``interval_s``.
+    """
     while True:
+        wait_s = interval_s
         try:
-            claimed = await scan()
+            earliest = await next_due()
+            now = clock()
+            if earliest is not None and earliest <= now:
+                await scan()  # leases (re-scores) or drops every watch it takes: the next look sees the rest
+                continue
+            if earliest is not None:
+                wait_s = min(interval_s, earliest - now)
         except Exception as exc:  # noqa: BLE001 - a Redis hiccup must not stop the watchdog for good
             log.error("watchdog_scan_failed", error=repr(exc))
-            claimed = 0
-        if claimed == 0:
-            await asyncio.sleep(interval_s)
+        await sleep(wait_s)

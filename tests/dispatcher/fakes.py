@@ -148,6 +148,9 @@ class FakeLedger:
     async def waiting(self) -> int:
         return len(self.deadlines)
 
+    async def next_due(self) -> float | None:
+        return min(self.deadlines.values(), default=None)
+
     async def mark_joined(self, session_id: str) -> None:
         found = self.records.get(session_id) or SessionRecord(session_id, "", "", "", DispatchState.JOINED)
         if found.state != DispatchState.CLOSED:

@@ -71,6 +71,19 @@ async def test_claims_are_leased(ledger: RedisSessionLedger) -> None:
     assert [r.session_id for r in await ledger.claim_due(1000.0, lease_s=60, limit=10)] == [early]
 
 
+async def test_next_due_is_the_earliest_watch_deadline(ledger: RedisSessionLedger) -> None:
+    assert await ledger.next_due() is None  # nothing watched: the watchdog's idle look finds nothing
+    early, late = _sid(), _sid()
+    for sid, deadline in ((late, 200.0), (early, 100.0)):
+        await ledger.remember(sid, f"room-{sid}", "{}", "c")
+        await ledger.arm(sid, "AD_1", 1, deadline)
+    assert await ledger.next_due() == 100.0
+    await ledger.claim_due(150.0, lease_s=60, limit=10)  # the early one leased until 210
+    assert await ledger.next_due() == 200.0
+    await ledger.mark_all_joined([early, late])
+    assert await ledger.next_due() is None
+
+
 async def test_concurrent_replicas_never_claim_the_same_watch(redis_url: str) -> None:
     agent_name = f"agent-{uuid.uuid4().hex[:8]}"
     clients = [Redis.from_url(redis_url) for _ in range(4)]
