@@ -163,4 +163,5 @@ async def run_expiry(
                 await end_overdue_sessions(repo, publisher, batch, rules, committed)
         except Exception:  # a database or broker outage must not stop the loop for good
             log.exception("expiry_check_failed", retry_in_s=interval_s)
-        await alarm.sleep(min(LEAST_PAUSE_S, interval_s), interval_s)
+        most_s = interval_s if rules is None else min(interval_s, max(0.0, next_end_scan - time.monotonic()))
+        await alarm.sleep(min(LEAST_PAUSE_S, most_s), most_s)
