@@ -49,6 +49,7 @@ async def test_the_end_rules_run_at_their_interval_when_the_expiry_interval_is_l
     task = await _running(scans, ExpiryAlarm(), end_interval_s=0.05)
     try:
         await wait_until(lambda: scans.end >= 3, deadline_s=5, what="the end scan repeated at its own interval")
+        assert scans.expiry <= scans.end + 1  # one readiness scan with each end scan, no extra ones in between
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
