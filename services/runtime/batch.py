@@ -23,7 +23,8 @@ from typing import Any
 import structlog
 from faststream import AckPolicy
 from faststream.message import StreamMessage
-from faststream.redis import RedisBroker, StreamSub
+from faststream.redis import RedisBroker
+from faststream.redis.message import FAKE_CONSUMER, RedisBatchStreamMessage
 from faststream.redis.parser import BinaryMessageFormatV1
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
@@ -32,6 +33,7 @@ from services.runtime import tracing
 from services.runtime.dead_letters import FailureLedger, dead_letter
 from services.runtime.delivery import DeliveryPolicy, StreamPlace, first_parameter_type, is_transient
 from services.runtime.leases import BatchLease
+from services.runtime.streams import FlatStreamSub
 
 log = structlog.get_logger(__name__)
 _DATA = b"__data__"
@@ -62,7 +64,7 @@ def subscribe_batch(
     where = StreamPlace(stream, group, consumer)
     for claimed in (False, True):
         guard = BatchGuard(broker, where, handler, policy, claimed=claimed)
-        sub = StreamSub(
+        sub = FlatStreamSub(
             stream,
             group=group,
             consumer=consumer,
@@ -71,28 +73,26 @@ def subscribe_batch(
             max_records=None if claimed else max_records,  # FastStream's claimer takes one message per XAUTOCLAIM
             min_idle_time=policy.claim_idle_ms if claimed else None,
         )
-        broker.subscriber(stream=sub, ack_policy=AckPolicy.MANUAL, parser=tolerant_parser)(guard.handle)
+        broker.subscriber(stream=sub, ack_policy=AckPolicy.MANUAL, parser=raw_batch, decoder=not_decoded)(guard.handle)
 
 
-_BLANK = {_DATA: b"null"}
-
-
-async def tolerant_parser(
-    raw: Mapping[str, Any], original: Callable[[Mapping[str, Any]], Awaitable[StreamMessage[Any]]]
+async def raw_batch(
+    raw: Mapping[str, Any], _original: Callable[[Mapping[str, Any]], Awaitable[StreamMessage[Any]]]
 ) -> StreamMessage[Any]:
-    """FastStream's batch parser, except that an entry it cannot decode does not fail the whole read.
+    """The batch as read, undecoded: :class:`BatchGuard` decodes each entry itself (once) and counts, in the end
+    dead-letters, one it cannot decode.
 
-    FastStream decodes every entry of a batch before any handler runs, and a body that is not UTF-8 makes it raise:
-    the batch would stay pending and come back on every claim without ever reaching :class:`BatchGuard`, which
-    counts, and finally dead-letters, what cannot be decoded. The guard reads the raw entries itself, so the
-    message is parsed as blanks and keeps the raw entries.
+    FastStream's batch parser would decode every entry, re-encode the list as one JSON body and decode that again
+    for a handler that never reads it; and an entry it cannot decode (not UTF-8) would fail the whole read before
+    the guard could count it: the batch would come back on every claim forever.
     """
-    try:
-        return await original(raw)
-    except Exception:  # noqa: BLE001 -- whatever FastStream could not decode, the guard decodes and counts
-        parsed = await original({**raw, "data": [_BLANK for _ in raw["data"]]})
-        parsed.raw_message = raw
-        return parsed
+    first = raw["message_ids"][0].decode() if raw["message_ids"] else None
+    return RedisBatchStreamMessage(raw, b"", consumer=FAKE_CONSUMER, group=None, message_id=first, correlation_id=first)
+
+
+async def not_decoded(_message: StreamMessage[Any], _original: Callable[..., Any]) -> None:
+    """No decoding for FastStream to do: the guard reads the raw entries."""
+    return None
 
 
 def item_adapter(handler: BatchHandler) -> TypeAdapter[Any]:

@@ -21,7 +21,8 @@ and an exhausted pool fails commands (MaxConnectionsError) instead of waiting.""
 
 
 CONNECTION_OPTIONS: dict[str, Any] = {
-    "socket_timeout": 10.0,  # no command of ours waits longer (blocking reads block for 1 s): a dead peer errors
+    # no command of ours waits longer (blocking reads: DELIVERY_POLLING_MS, 5 s, at most 8 s): a dead peer errors
+    "socket_timeout": 10.0,
     "socket_connect_timeout": 5.0,
     "health_check_interval": 15,  # a connection idle this long is PINGed first: one left over a restart is renewed
 }

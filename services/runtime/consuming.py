@@ -13,9 +13,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faststream import AckPolicy
-from faststream.redis import RedisBroker, StreamSub
+from faststream.redis import RedisBroker
 
 from services.runtime.delivery import DeliveryGuard, DeliveryPolicy, StreamPlace
+from services.runtime.streams import FlatStreamSub
 
 
 def subscribe(
@@ -38,7 +39,7 @@ def subscribe(
     where = StreamPlace(stream, group, consumer)
     for claimed in (False, True):
         guard = DeliveryGuard(broker, where, handler, policy, claimed=claimed)
-        sub = StreamSub(
+        sub = FlatStreamSub(
             stream,
             group=group,
             consumer=consumer,

@@ -30,11 +30,14 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from services.runtime import tracing
+from services.runtime.broker import CONNECTION_OPTIONS
 from services.runtime.dead_letters import FailureLedger, dead_letter
 from services.runtime.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 _LEASE_STOP_TIMEOUT_S = 1.0
+# A blocking read must return before the connection's socket timeout would call it dead.
+_POLLING_MAX_MS = int(CONNECTION_OPTIONS["socket_timeout"] * 1000) - 2000
 
 _TRANSIENT: tuple[type[BaseException], ...] = (
     OSError,  # includes ConnectionError and the builtin TimeoutError
@@ -55,7 +58,13 @@ class DeliveryPolicy(BaseSettings):
 
     max_deliveries: int = Field(default=5, ge=1, description="failed deliveries before a message is dead-lettered")
     claim_idle_s: float = Field(default=30.0, gt=0, description="idle time after which another consumer takes over")
-    polling_ms: int = Field(default=1000, ge=10, description="how long one read blocks, and the claimer's pause")
+    polling_ms: int = Field(
+        default=5000,
+        ge=10,
+        le=_POLLING_MAX_MS,
+        description="how long one read blocks (it returns as soon as a message arrives: a longer block adds no "
+        "latency, only fewer empty reads) and the claimer's least pause; below the Redis socket timeout",
+    )
     handler_timeout_s: float = Field(
         default=120.0,
         gt=0,
@@ -72,7 +81,8 @@ class DeliveryPolicy(BaseSettings):
     def claim_every_ms(self) -> int:
         """How long a claimer that found nothing waits before it looks again: ``polling_ms``, or a tenth of
         ``claim_idle_s`` when that is longer (a message becomes claimable only after ``claim_idle_s`` anyway; every
-        stream's claimer polling each second was most of an idle consumer's CPU)."""
+        stream's claimer polling each second was most of an idle consumer's CPU). So a message left by a crashed
+        consumer is claimed within ``claim_idle_s`` plus this (defaults: 30 + 5 s)."""
         return max(self.polling_ms, self.claim_idle_ms // 10)
 
     @property

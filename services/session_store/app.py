@@ -8,7 +8,7 @@ import structlog
 from faststream import FastStream
 from redis.asyncio import Redis
 
-from contracts.events import LifecycleEvent
+from contracts.events import LifecycleEvent, SessionRequested
 from contracts.streams import SUBSCRIPTIONS, Groups
 from services.runtime.batch import subscribe_batch
 from services.runtime.broker import CONNECTION_OPTIONS, new_broker
@@ -17,7 +17,7 @@ from services.runtime.migrations import apply_migrations
 from services.runtime.streams import consumer_name, ensure_groups
 from services.session_store.announcing import StatusAnnouncer
 from services.session_store.applying import handle_events
-from services.session_store.expiry import EndRules, run_expiry
+from services.session_store.expiry import EndRules, ExpiryAlarm, run_expiry
 from services.session_store.metrics import SessionMetrics
 from services.session_store.migrations import MIGRATIONS
 from services.session_store.repository import PostgresSessionRepository
@@ -41,9 +41,13 @@ def create_app(settings: SessionStoreSettings) -> FastStream:
     background: set[asyncio.Task[None]] = set()
     consumer = consumer_name(SERVICE, settings.consumer_name)
     metrics = SessionMetrics(settings.metrics_org_labels, settings.metrics_flow_labels)
+    alarm = ExpiryAlarm()
 
     async def on_events(events: list[LifecycleEvent]) -> None:
         await handle_events(events, repo, publisher, metrics)
+        for event in events:
+            if isinstance(event, SessionRequested):
+                alarm.note(event.ready_deadline)  # the expiry scan wakes for it, however long its interval
 
     for stream in SUBSCRIPTIONS[Groups.SESSION_STORE]:
         # One event type per stream, so a batch never reorders one session's events; across streams the
@@ -79,6 +83,7 @@ def create_app(settings: SessionStoreSettings) -> FastStream:
                     end_rules(settings),
                     settings.end_scan_interval_s,
                     metrics.status_moves,
+                    alarm,
                 )
             )
         )

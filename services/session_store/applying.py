@@ -84,12 +84,12 @@ async def handle_events(
     transitions = await repo.apply_batch(changes, presences, before_commit=announce, on_stages=on_stages)
     for event in events:
         if isinstance(event, UserPresenceChanged):
-            log.info("user_presence", session_id=event.session_id, correlation_id=event.correlation_id,
-                     present=event.present, source=event.source, identity=event.identity)  # fmt: skip
+            log.debug("user_presence", session_id=event.session_id, correlation_id=event.correlation_id,
+                      present=event.present, source=event.source, identity=event.identity)  # fmt: skip
     for transition, event in zip(transitions, moving, strict=True):
         ids = {"session_id": event.session_id, "correlation_id": event.correlation_id}
         if transition is None:
-            log.info("status_unchanged", **ids, message_id=event.message_id, event_type=getattr(event, "type", "?"))
+            log.debug("status_unchanged", **ids, message_id=event.message_id, event_type=getattr(event, "type", "?"))
             continue
         if observer is not None:
             observer.status_moved(transition)

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
 import structlog
@@ -18,6 +20,8 @@ from services.session_store.lifecycle import Transition
 log = structlog.get_logger(__name__)
 
 EXPIRED_REASON = "the agent was not ready by the session's readiness deadline"
+LEAST_PAUSE_S = 1.0
+"""Scans are at least this far apart (or ``interval_s``, when shorter), however many deadlines fall due meanwhile."""
 
 BeforeCommit = Callable[[list[Transition]], Awaitable[None]]
 Committed = Callable[[list[Transition]], None]  # sees each committed batch (the metrics)
@@ -101,6 +105,41 @@ async def end_overdue_sessions(
             return total
 
 
+class ExpiryAlarm:
+    """The earliest readiness deadline this replica has seen requested: the scan wakes for it instead of polling often.
+
+    Each request is applied by one replica, which notes its deadline; the scan's own interval finds those of a
+    replica that stopped since."""
+
+    def __init__(self) -> None:
+        self._earliest: float | None = None  # loop time of the earliest deadline not scanned for yet
+        self._noted = asyncio.Event()
+
+    def note(self, deadline: datetime) -> None:
+        """A session with this readiness deadline was requested: scan for it when it is due (if that is sooner)."""
+        at = time.monotonic() + (deadline - datetime.now(UTC)).total_seconds()
+        if self._earliest is None or at < self._earliest:
+            self._earliest = at
+            self._noted.set()
+
+    async def sleep(self, least_s: float, most_s: float) -> None:
+        """Until the earliest noted deadline, at least ``least_s`` and at most ``most_s`` from now."""
+        started = time.monotonic()
+        while True:
+            self._noted.clear()
+            until = started + most_s
+            if self._earliest is not None:
+                until = min(until, max(self._earliest, started + least_s))
+            left = until - time.monotonic()
+            if left <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._noted.wait(), left)
+        scanned = time.monotonic()
+        if self._earliest is not None and self._earliest <= scanned:
+            self._earliest = None  # the scan that follows takes it
+
+
 async def run_expiry(
     repo: ExpiringRepository,
     publisher: EventPublisher,
@@ -109,9 +148,12 @@ async def run_expiry(
     rules: EndRules | None = None,
     end_interval_s: float = 5.0,
     committed: Committed = _ignore,
+    alarm: ExpiryAlarm | None = None,
 ) -> None:
-    """Check readiness deadlines every ``interval_s`` and the end rules every ``end_interval_s`` (it reads every open
-    session: ~45 ms for 10,000) until cancelled; a failed check is logged and retried next tick."""
+    """Check readiness deadlines every ``interval_s`` (sooner when ``alarm`` has a deadline due, but at most once a
+    ``LEAST_PAUSE_S``) and the end rules every ``end_interval_s`` (it reads every open session: ~45 ms for 10,000)
+    until cancelled; a failed check is logged and retried next tick."""
+    alarm = alarm if alarm is not None else ExpiryAlarm()
     next_end_scan = 0.0
     while True:
         try:
@@ -121,4 +163,5 @@ async def run_expiry(
                 await end_overdue_sessions(repo, publisher, batch, rules, committed)
         except Exception:  # a database or broker outage must not stop the loop for good
             log.exception("expiry_check_failed", retry_in_s=interval_s)
-        await asyncio.sleep(interval_s)
+        most_s = interval_s if rules is None else min(interval_s, max(0.0, next_end_scan - time.monotonic()))
+        await alarm.sleep(min(LEAST_PAUSE_S, most_s), most_s)

@@ -22,7 +22,12 @@ class SessionStoreSettings(RuntimeSettings):
     batch_max_records: int = Field(
         default=100, ge=1, description="events of one stream read and applied together, in one transaction"
     )
-    expiry_interval_s: float = Field(default=1.0, gt=0, description="how often readiness deadlines are checked")
+    expiry_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="how often readiness deadlines are checked at least; the deadline of a session this replica "
+        "recorded the request of wakes the check when due (at most once a second)",
+    )
     expiry_batch: int = Field(default=100, ge=1, description="sessions expired per transaction")
     end_scan_interval_s: float = Field(
         default=5.0, gt=0, description="how often the end rules (maximum duration, user left, nobody joined) run"

@@ -2,7 +2,9 @@
 
 Each attempt is bounded (``timeout_s``), at most ``max_in_flight`` run at once per replica and at most
 ``per_endpoint`` of them to one endpoint, so a slow or dead endpoint holds a few slots for a bounded time and never
-the others' deliveries. A new delivery wakes the loop at once; retries are found by polling ``next_attempt_at``.
+the others' deliveries. A new delivery wakes the loop at once, and so does a retry this replica scheduled, when it
+falls due; polling ``next_attempt_at`` (every ``poll_interval_s``) finds only what others left due: a replay from the
+API, a retry scheduled by a replica that stopped since, a lease that ran out.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class LoopLimits:
     timeout_s: float = 10.0
     max_in_flight: int = 128
     per_endpoint: int = 16
-    poll_interval_s: float = 1.0
+    poll_interval_s: float = 5.0
     lease_margin_s: float = 30.0
 
 
@@ -45,6 +47,7 @@ class DeliveryLoop:
         self._woken = asyncio.Event()
         self._in_flight: Counter[str] = Counter()  # endpoint id -> attempts running
         self._tasks: set[asyncio.Task[None]] = set()
+        self._timers: set[asyncio.TimerHandle] = set()  # wake-ups at the retries this replica scheduled
 
     def wake(self) -> None:
         """Look for due deliveries now instead of at the next poll."""
@@ -63,6 +66,9 @@ class DeliveryLoop:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._woken.wait(), self._limits.poll_interval_s)
         finally:
+            for timer in self._timers:
+                timer.cancel()
+            self._timers.clear()
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -108,6 +114,8 @@ class DeliveryLoop:
         except Exception as exc:  # noqa: BLE001 -- the lease makes it due again: at least once, never lost
             bound.warning("webhook_result_not_recorded", error=f"{type(exc).__name__}: {exc}")
             return
+        if retry_in_s is not None:
+            self._wake_in(retry_in_s)
         if outcome.ok:
             bound.info("webhook_delivered", attempt=attempt.attempt, status_code=outcome.status_code)
         elif retry_in_s is None:
@@ -116,3 +124,13 @@ class DeliveryLoop:
             bound.warning(
                 "webhook_retry", attempt=attempt.attempt, retry_in_s=round(retry_in_s, 2), error=outcome.error
             )
+
+    def _wake_in(self, delay_s: float) -> None:
+        """Wake the loop when a retry scheduled ``delay_s`` from now is due (it is then claimed like any other)."""
+
+        def fire() -> None:
+            self._timers.discard(timer)
+            self.wake()
+
+        timer = asyncio.get_running_loop().call_later(delay_s, fire)
+        self._timers.add(timer)

@@ -31,7 +31,12 @@ class WebhookSettings(RuntimeSettings):
     webhook_retry_jitter: float = Field(
         default=0.2, ge=0, le=1, description="each wait varies by up to this fraction, so retries do not bunch"
     )
-    webhook_poll_interval_s: float = Field(default=1.0, gt=0, description="how often due retries are looked for")
+    webhook_poll_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="how often due deliveries are looked for besides the wake-ups (a new delivery, a retry this "
+        "replica scheduled): finds replays and the retries of replicas that stopped",
+    )
     webhook_lease_margin_s: float = Field(
         default=30.0, gt=0, description="a claimed delivery whose sender died is due again this long after its timeout"
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from services.runtime.delivery import DeliveryPolicy
@@ -78,3 +80,27 @@ async def test_a_replica_restarted_under_the_same_name_takes_back_its_predecesso
         code = await asyncio.wait_for(running, 30)
     assert code == 0
     assert (await redis.xpending(probe.stream, probe.group))["pending"] == 0
+
+
+async def test_a_long_blocking_read_delays_neither_a_message_nor_the_stop(redis_url: str) -> None:
+    """Readers block for up to ``polling_ms`` (few empty reads when idle): a message published meanwhile is handled
+    at once, and stopping cancels the blocked reads instead of waiting for them to time out."""
+    longest = DeliveryPolicy(polling_ms=8000, claim_idle_s=30)
+    probe = Probe()
+    app = consumer_app(redis_url, probe, "c1", _ok, policy=longest)
+    stop = asyncio.Event()
+    running = asyncio.create_task(serve(app, RunSettings(), stop))
+    try:
+        await asyncio.sleep(0.5)  # the reader is blocked in XREADGROUP now
+        await publish(redis_url, probe.stream, 7)
+        await wait_until(lambda: _seen(probe, 7), deadline_s=4, what="the job handled while the read blocks 8 s")
+    finally:
+        stop.set()
+        code = await asyncio.wait_for(running, 5)  # well before the 8 s blocks would end on their own
+    assert code == 0
+
+
+def test_a_read_may_not_block_past_the_redis_socket_timeout() -> None:
+    """A read blocking past the connection's socket timeout would fail as a dead connection each time it is idle."""
+    with pytest.raises(ValidationError, match="polling_ms"):
+        DeliveryPolicy(polling_ms=10_000)

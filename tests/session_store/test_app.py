@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 from faststream.redis import RedisBroker
+from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from contracts.events import AgentReady, SessionDispatched, SessionRequested, SessionStatusChanged
@@ -17,6 +18,7 @@ from services.runtime.publishing import BrokerPublisher
 from services.session_store.app import create_app
 from services.session_store.repository import PostgresSessionRepository
 from services.session_store.settings import SessionStoreSettings
+from tests.polling import wait_until
 
 
 async def _status_changes(redis: Redis, session_id: str) -> list[SessionStatusChanged]:
@@ -75,3 +77,34 @@ async def test_events_published_before_start_are_consumed(store_redis_url: str, 
         await app.stop()
         await broker.stop()
         await redis.aclose()
+
+
+async def test_a_requested_sessions_deadline_wakes_the_expiry_scan(
+    store_redis_url: str, database_url: str, pool: AsyncConnectionPool
+) -> None:
+    """The scan's interval (here an hour) is only the fallback: the replica that recorded a request scans at its
+    readiness deadline."""
+    sid = uuid.uuid4().hex
+    broker = RedisBroker(store_redis_url)
+    await broker.connect()
+    settings = SessionStoreSettings(
+        redis_url=store_redis_url, database_url=database_url, consumer_name=f"t-{sid}", expiry_interval_s=3600
+    )
+    app = create_app(settings)
+    repo = PostgresSessionRepository(pool)
+    await app.start()
+    try:
+        requested = SessionRequested(
+            session_id=sid, org_id="o", flow_id="f", room_name=f"session-{sid}", greeting="Hi",
+            ready_deadline=datetime.now(UTC) + timedelta(seconds=1),
+        )  # fmt: skip
+        await BrokerPublisher(broker).publish(requested)
+
+        async def expired() -> bool:
+            row = await repo.get(sid)
+            return row is not None and row["status"] == "expired"
+
+        await wait_until(expired, deadline_s=10, what="the session expired at its deadline")
+    finally:
+        await app.stop()
+        await broker.stop()

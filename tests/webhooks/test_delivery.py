@@ -70,6 +70,26 @@ async def test_a_receiver_that_fails_twice_gets_each_event_once_per_id_signed_pe
         ]
 
 
+async def test_a_retry_is_sent_when_due_without_the_poll(
+    hooks_api: FastAPI, database_url: str, hooks_redis_url: str, receiver: Receiver
+) -> None:
+    """The replica that scheduled a retry wakes for it: the poll (here an hour) only finds what others left due."""
+    async with await new_org_client(hooks_api, database_url) as client:
+        path = f"/flaky/2/{uuid.uuid4().hex}"
+        endpoint = await _register(client, receiver.base_url + path, ["session.ready"])
+        async with (
+            running_sender(hooks_redis_url, database_url, webhook_poll_interval_s=3600.0),
+            publisher(hooks_redis_url) as events,
+        ):
+            await events.publish(status_change(client.headers["x-test-org"], uuid.uuid4().hex, "agent_joined", "ready"))
+
+            async def delivered() -> bool:
+                return [d["status"] for d in await _log(client, endpoint["id"])] == ["delivered"]
+
+            await wait_until(delivered, deadline_s=10, what="the delivery retried and delivered")
+        assert [r.answered for r in receiver.to(path)] == [503, 503, 204]
+
+
 async def test_a_forged_signature_is_detected(
     hooks_api: FastAPI, database_url: str, hooks_redis_url: str, receiver: Receiver
 ) -> None:
