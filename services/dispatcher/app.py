@@ -16,7 +16,7 @@ from livekit import api
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from contracts.keys import watched_room_key
-from contracts.streams import SESSION_REQUESTED, Groups
+from contracts.streams import FLOW_EVENT, Groups
 from services.dispatcher.dispatch_gate import RedisDispatchGate
 from services.dispatcher.flow_relay import RoomWatchers
 from services.dispatcher.flow_seq import RedisFlowSequencer
@@ -137,7 +137,7 @@ def create_app(settings: DispatcherSettings, build: Callable[[RedisBroker], Depe
             consumer=consumer,
             handler=partial(handler, deps=deps),
             # flow events get few workers (one by default) so a session's events reach watchers in order
-            max_workers=settings.flow_relay_workers,
+            max_workers=settings.flow_relay_workers if stream == FLOW_EVENT else settings.max_workers,
         )
     for stream, handler in BATCH_HANDLERS.items():
         subscribe_batch(
@@ -146,8 +146,7 @@ def create_app(settings: DispatcherSettings, build: Callable[[RedisBroker], Depe
             group=Groups.DISPATCHER,
             consumer=consumer,
             handler=partial(handler, deps=deps),
-            # requests are dispatched concurrently within a batch: their batch is the concurrency cap
-            max_records=settings.max_workers if stream == SESSION_REQUESTED else settings.batch_max_records,
+            max_records=settings.batch_max_records,
         )
     background: set[asyncio.Task[None]] = set()  # the watchdog and the room sweep, from start-up to shutdown
 

@@ -26,7 +26,6 @@ from services.dispatcher.retries import RetryPolicy
 from services.dispatcher.room_sweep import LiveSessions, SweepPolicy
 from services.dispatcher.status_changes import ChangeView, PortStatusChanges, StatusChanges
 from services.dispatcher.watchdog import WatchdogPolicy, handle_due
-from services.runtime import tracing
 from services.runtime.publishing import EventPublisher
 
 
@@ -83,18 +82,6 @@ async def on_requested(request: SessionRequested, deps: Dependencies) -> None:
         await tell_if_dispatch_failed(outcome, request.room_name, deps.rooms, deps.ledger, deps.tell_once)
         if outcome is not None:
             await deps.publisher.publish(outcome)
-
-
-async def on_requests(requests: list[SessionRequested], deps: Dependencies) -> None:
-    """:func:`on_requested` for a batch, concurrently (each paced, each under its room's lock). A batch retried after
-    a failure dispatches nothing twice: the ledger and ListDispatch find what the first run made."""
-    await _all([_continuing(request, deps) for request in requests])
-
-
-async def _continuing(request: SessionRequested, deps: Dependencies) -> None:
-    """:func:`on_requested` in the request's own consumer span (its calls and the event it publishes are children)."""
-    with tracing.continued(request.traceparent):
-        await on_requested(request, deps)
 
 
 async def _all(steps: list[Coroutine[Any, Any, None]]) -> None:
@@ -174,12 +161,14 @@ class Handler(Protocol):
 
 
 HANDLERS: Mapping[str, Handler] = {
+    # each request on its own (max_workers at once): in a batch, one request held by the pacer or a LiveKit retry
+    # would hold back every request read with it, and the stream behind them
+    SESSION_REQUESTED: on_requested,
     FLOW_EVENT: on_flow_event,  # one at a time by default: a session's events reach watchers in order
 }
 
 BATCH_HANDLERS: Mapping[str, Handler] = {
     # consumed in batches (services.runtime.batch): one read, one XACK per batch
-    SESSION_REQUESTED: on_requests,  # each request of a batch dispatched concurrently (max_workers a batch)
     AGENT_JOINED: on_agents_joined,  # a batch in one round trip
     SESSION_STATUS_CHANGED: on_status_changes,  # a batch in one round trip, then what is over cleaned up
 }

@@ -14,7 +14,6 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -89,21 +88,6 @@ def stamped(event: E) -> E:
         return event
     parent = current_traceparent()
     return event.model_copy(update={"traceparent": parent}) if parent else event
-
-
-@contextlib.contextmanager
-def continued(traceparent: str) -> Iterator[None]:
-    """Make the span that ``traceparent`` names the current one for the block, without a span of its own: a batch
-    handler's work for one event (what it publishes, its calls) continues that event's consumer span, which
-    :func:`consumed_batch` put on the event. Nothing when tracing is off or ``traceparent`` is empty."""
-    if _tracer is None or not traceparent:
-        yield
-        return
-    token = otel_context.attach(_propagator.extract({"traceparent": traceparent}))
-    try:
-        yield
-    finally:
-        otel_context.detach(token)
 
 
 def span(
