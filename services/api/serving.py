@@ -5,7 +5,8 @@ was answered 200): a client that trickles a header a byte at a time holds a conn
 :class:`BoundedHeadProtocol` closes a connection whose head is not complete within ``head_timeout_s`` and answers 431
 to a head over ``max_head_bytes``, and bounds how long data sent to a client may stay unacknowledged (a client that
 vanished without closing), and it counts the requests in flight across connections: those over
-``MAX_REQUESTS_IN_FLIGHT`` get 503 at once (:mod:`services.api.overload`). The body's deadline is
+``MAX_REQUESTS_IN_FLIGHT``, or over half of it while the event loop lags, get 503 at once
+(:mod:`services.api.overload`). The body's deadline is
 :class:`services.api.body_limit.BodyLimitMiddleware`'s.
 A reverse proxy in front (nginx ``client_header_timeout``/``client_body_timeout``) remains the first line: it also
 bounds connections per client address, which one process cannot see behind the proxy.
@@ -86,11 +87,26 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         """Every request's task starts here (uvicorn 0.54; a pipelined one when its turn comes): the in-flight cap
         decides, with nothing of the app run yet, whether it is served or answered 503 at once.
 
-        ``app`` is not ``self.app`` when uvicorn answers its own 503 (``MAX_CONNECTIONS``): that is not counted."""
+        A refusal is written here, in the parser's callback: no task, no ASGI cycle, no wait for another turn of a
+        busy loop. ``app`` is not ``self.app`` when uvicorn answers its own 503 (``MAX_CONNECTIONS``): not counted."""
         cap = self.in_flight_cap
         if cap is not None and app is self.app:
-            app = cast("ASGI3Application", cap.admit(cast("Scope", cycle.scope), cast("ASGIApp", app)))
+            admitted = cap.admit(cast("Scope", cycle.scope), cast("ASGIApp", app))
+            if admitted is None:
+                self._refuse(cycle, cap.refusal)
+                return
+            app = cast("ASGI3Application", admitted)
         super()._start_asgi_task(cycle, app)
+
+    def _refuse(self, cycle: RequestResponseCycle, answer: bytes) -> None:
+        """Answer ``answer`` for ``cycle`` as uvicorn ends a response: its body (if any) is skipped by the parser,
+        and the connection is kept alive for the next request (or closed, HTTP/1.0 or ``Connection: close``)."""
+        cycle.response_complete = True
+        self.transport.write(answer)
+        if not cycle.keep_alive:
+            self.transport.close()
+            return
+        self.on_response_complete()
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn answers a parse error with 400; a head stopped for its size gets 431 instead."""

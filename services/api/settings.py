@@ -81,7 +81,8 @@ class ApiSettings(LiveKitSettings):
         ge=1,
         le=256,
         description="requests one API process serves at once (probes, /metrics and open SSE streams not counted); "
-        "beyond it 503 with Retry-After at once instead of a queue that grows for seconds",
+        "beyond it, or past half of it once the event loop has run over 5 ms late for 100 ms, 503 with Retry-After at "
+        "once instead of a queue that grows for seconds; half of it is always served",
     )
     keep_alive_s: int = Field(default=5, ge=1, le=300, description="an idle keep-alive connection is closed after this")
     head_timeout_s: float = Field(

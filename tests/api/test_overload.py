@@ -1,16 +1,21 @@
 """The in-flight cap against the API served as in production: requests over MAX_REQUESTS_IN_FLIGHT are answered 503
-with Retry-After before they reach the app, probes keep answering, and an open event stream holds no slot."""
+with Retry-After before they reach the app, probes keep answering, and an open event stream holds no slot; past half
+the cap a request that arrives while the event loop lags is refused too."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
+from typing import cast
 
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
+from services.api.overload import InFlightCap
+from services.api.serving import BoundedHeadProtocol
 from services.api.settings import ApiSettings
-from tests.api.served import new_org_key, new_sessions, open_events, serve
+from tests.api.served import Served, new_org_key, new_sessions, open_events, serve
 from tests.polling import wait_until
 
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -51,6 +56,7 @@ async def test_requests_over_the_cap_get_503_with_retry_after_and_probes_still_a
     api_app: FastAPI, api_settings: ApiSettings, database_url: str
 ) -> None:
     async with serve(api_settings, max_requests_in_flight=2) as served:
+        _cap(served).sustained_s = float("inf")  # the count alone: the second held request is past half the cap
         key = await new_org_key(database_url)
         held = [  # two requests whose bodies never come: in flight until their clients leave
             await _send(
@@ -95,3 +101,73 @@ async def test_an_open_event_stream_gives_its_slot_back(
         status, _headers, body = await _answer(await _send(served.port, _get(f"/api/sessions/{session_id}", key)))
         assert status == 200, body  # served while the stream stays open
         await stream.close()
+
+
+def _hold_the_loop(seconds: float) -> None:
+    """Keep the event loop busy, as a saturated process does (CPU work, not a wait for anything)."""
+    until = time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        pass
+
+
+def _cap(served: Served) -> InFlightCap:
+    cap = cast("type[BoundedHeadProtocol]", served.server.config.http).in_flight_cap
+    assert cap is not None
+    return cap
+
+
+def _post_flow(key: str, body: str) -> str:
+    return (
+        f"POST /api/flows HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}"
+    )
+
+
+async def test_past_half_the_cap_a_request_arriving_while_the_loop_lags_is_refused(
+    api_app: FastAPI, api_settings: ApiSettings, database_url: str
+) -> None:
+    async with serve(api_settings, max_requests_in_flight=4) as served:  # half the cap: 2 always served
+        key = await new_org_key(database_url)
+        held = [  # two requests whose bodies never come: half the cap in flight
+            await _send(served.port, _post_flow(key, "{").replace("Content-Length: 1", "Content-Length: 100"))
+            for _ in range(2)
+        ]
+        await wait_until(lambda: _in_flight() == 2, deadline_s=5, what="two requests in flight")
+        refused_before = _refusals()
+
+        lagging = await _send(served.port, _get("/api/flows", key))
+        _hold_the_loop(0.3)  # the server shares this loop: it reads the request 300 ms late
+        status, headers, body = await _answer(lagging)
+        assert status == 503, body  # two slots were still free: the count alone would have served it
+        assert headers["retry-after"] == "1"
+        assert "overloaded" in json.loads(body)["error"]
+        assert _refusals() == refused_before + 1
+        assert _in_flight() == 2
+
+        cap = _cap(served)
+        await wait_until(lambda: cap.lag.late_for_s() == 0, deadline_s=5, what="the loop caught up")
+        status, _headers, body = await _answer(await _send(served.port, _get("/api/flows", key)))
+        assert status == 200, body  # the loop keeps up again: a free slot serves
+        for _reader, writer in held:
+            writer.close()
+        await wait_until(lambda: _in_flight() == 0, deadline_s=5, what="the slots given back")
+
+
+async def test_a_refused_request_s_body_is_skipped_and_its_connection_serves_the_next(
+    api_app: FastAPI, api_settings: ApiSettings, database_url: str
+) -> None:
+    async with serve(api_settings, max_requests_in_flight=1) as served:
+        key = await new_org_key(database_url)
+        held = await _send(served.port, _post_flow(key, "{").replace("Content-Length: 1", "Content-Length: 100"))
+        await wait_until(lambda: _in_flight() == 1, deadline_s=5, what="one request in flight")
+
+        flow = json.dumps({"name": "refused", "greeting": "Hello."})
+        refused = await _send(served.port, _post_flow(key, flow))  # answered in the parser; its body follows
+        status, _headers, _body = await _answer(refused)
+        assert status == 503
+        held[1].close()
+        await wait_until(lambda: _in_flight() == 0, deadline_s=5, what="the slot given back")
+
+        status, _headers, body = await _answer(await _send(served.port, _get("/api/flows", key), refused))
+        assert status == 200, body  # the refused body was not read as the next request
+        assert "refused" not in body.decode()  # nor created the flow it carried
