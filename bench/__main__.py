@@ -50,6 +50,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-load", type=float, default=1.0, help="wait until the load average is below this")
     parser.add_argument("--load-wait-s", type=float, default=None, help="... but no longer (default 120; quick 20)")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profiles")
+    parser.add_argument(
+        "--keep-logs",
+        type=Path,
+        default=None,
+        help="run in this directory and keep it: every process's log (logs/), to find why a session failed",
+    )
     args = parser.parse_args(argv)
     configure_logging("bench", "INFO")
     config = QUICK if args.quick else FULL
@@ -61,8 +67,13 @@ def main(argv: list[str] | None = None) -> None:
     config = dataclasses.replace(config, **changes)  # type: ignore[arg-type]
     load_wait_s = args.load_wait_s if args.load_wait_s is not None else (20.0 if args.quick else 120.0)
     wait_for_quiet_machine(args.max_load, load_wait_s)
-    with tempfile.TemporaryDirectory(prefix="agentready-bench-") as work:
-        results = asyncio.run(run_benchmark(config, Path(work)))
+    if args.keep_logs is not None:
+        args.keep_logs.mkdir(parents=True, exist_ok=True)
+        results = asyncio.run(run_benchmark(config, args.keep_logs))
+        print(f"logs kept in {args.keep_logs / 'logs'}")
+    else:
+        with tempfile.TemporaryDirectory(prefix="agentready-bench-") as work:
+            results = asyncio.run(run_benchmark(config, Path(work)))
     results["commit"] = commit_of(Path(__file__).resolve().parent.parent)
     report = write(results, args.out)
     print(headline(results))
