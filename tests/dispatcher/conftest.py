@@ -27,6 +27,7 @@ from devstack.livekit_sim import Simulator
 from services.dispatcher.app import create_app
 from services.dispatcher.settings import DispatcherSettings
 from services.runtime.publishing import BrokerPublisher
+from tests.dispatcher.counting_redis import CountingRedis
 from tests.polling import wait_until
 
 M = TypeVar("M", bound=BaseModel)
@@ -160,3 +161,11 @@ async def listed_dispatches(sim: Simulator, room: str, agent_name: str) -> list[
     """The room's dispatches of ``agent_name`` through the real client (ListDispatch)."""
     async with api.LiveKitAPI(sim.url, "devkey", "secret") as lk:
         return [d for d in await lk.agent_dispatch.list_dispatch(room) if d.agent_name == agent_name]
+
+
+@pytest.fixture
+async def counting(redis_url: str) -> AsyncIterator[CountingRedis]:
+    """A real client on the test's Redis that counts the commands it sends."""
+    client = CountingRedis.from_url(redis_url)
+    yield client
+    await client.aclose()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,25 +15,9 @@ from contracts.keys import dispatch_lock_key
 from services.dispatcher.dispatch_gate import RedisDispatchGate, SessionSeen
 from services.dispatcher.ledger import RedisSessionLedger
 from services.dispatcher.room_locks import RedisRoomLocks
+from tests.dispatcher.counting_redis import CountingRedis
 
 TTL_S = 0.3  # renewed every 0.1 s
-
-
-class CountingRedis(Redis):
-    """The real client, counting the commands it sends (a script call is one)."""
-
-    sent = 0
-
-    async def execute_command(self, *args: Any, **options: Any) -> Any:
-        self.sent += 1
-        return await super().execute_command(*args, **options)
-
-
-@pytest.fixture
-async def counting(redis_url: str) -> AsyncIterator[CountingRedis]:
-    client = CountingRedis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 def _seen() -> SessionSeen:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -19,23 +17,7 @@ from services.dispatcher.live_sessions import RedisLiveSessions
 from services.dispatcher.room_locks import RedisRoomLocks
 from services.dispatcher.room_sweep import LiveSession
 from services.dispatcher.status_changes import PortStatusChanges, RedisStatusChanges, StatusChanges
-
-
-class CountingRedis(Redis):
-    """The real client, counting the commands it sends (a script call is one)."""
-
-    sent = 0
-
-    async def execute_command(self, *args: Any, **options: Any) -> Any:
-        self.sent += 1
-        return await super().execute_command(*args, **options)
-
-
-@pytest.fixture
-async def counting(redis_url: str) -> AsyncIterator[CountingRedis]:
-    client = CountingRedis.from_url(redis_url)
-    yield client
-    await client.aclose()
+from tests.dispatcher.counting_redis import CountingRedis
 
 
 def _change(sid: str, before: str | None, after: str) -> SessionStatusChanged:
