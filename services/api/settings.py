@@ -8,28 +8,20 @@ from pydantic import Field
 
 from services.api.cors import allowed_origins
 from services.runtime.secrets import refuse_weak_secret
-from services.runtime.settings import LiveKitSettings, RuntimeSettings
+from services.runtime.settings import DatabaseSettings, LiveKitSettings
 
 DEV_AGENT_CREDENTIAL_SECRET = "dev-agent-credential-secret-change-me"
 
 
-class AdminSettings(RuntimeSettings):
+class AdminSettings(DatabaseSettings):
     """What the admin commands (migrate, create-key) need: only the database."""
 
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
 
-
-class ApiSettings(LiveKitSettings):
+class ApiSettings(DatabaseSettings, LiveKitSettings):
     """HTTP server, PostgreSQL, tokens, readiness deadlines, admission and auth caches."""
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
-    db_pool_min: int = 1
-    db_pool_max: int = 10
-    db_pool_timeout_s: float = Field(
-        default=5.0, gt=0, description="how long a request waits for a database connection before it gives up (503)"
-    )
     probe_timeout_s: float = Field(
         default=1.0, gt=0, le=10, description="how long /readyz waits for Redis and for PostgreSQL (checked at once)"
     )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from services.runtime.settings import LiveKitSettings
+from services.runtime.settings import BatchSettings, LiveKitSettings
 
 
-class DispatcherSettings(LiveKitSettings):
+class DispatcherSettings(BatchSettings, LiveKitSettings):
     """LiveKit room options, retry bounds, the dispatch watchdog and concurrency toward LiveKit."""
 
     room_empty_timeout_s: int = Field(default=300, ge=1)
@@ -20,9 +20,6 @@ class DispatcherSettings(LiveKitSettings):
     retry_initial_s: float = Field(default=0.1, gt=0)
     max_workers: int = Field(
         default=64, ge=1, description="session requests read at once (a batch) and dispatched concurrently per replica"
-    )
-    batch_max_records: int = Field(
-        default=100, ge=1, description="agent.joined and status changes read (and applied) together, at most"
     )
     room_lock_ttl_s: float = Field(
         default=10.0, gt=0, description="a crashed dispatcher's room lock lapses after this (renewed while held)"

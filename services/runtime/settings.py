@@ -24,6 +24,28 @@ class RuntimeSettings(BaseSettings):
     metrics_host: str = Field(default="127.0.0.1", description="Address of the metrics port (0.0.0.0 in containers).")
 
 
+class DatabaseSettings(RuntimeSettings):
+    """PostgreSQL and its connection pool, for the services that use it (api, session store, webhooks)."""
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    db_pool_min: int = Field(default=1, ge=0)
+    db_pool_max: int = Field(default=10, ge=1)
+    db_pool_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="how long a unit of work waits for a database connection: a request then answers 503, a "
+        "consumed message is left for a retry (during an outage a longer wait only holds it)",
+    )
+
+
+class BatchSettings(RuntimeSettings):
+    """How many stream entries a batched consumer reads and handles together."""
+
+    batch_max_records: int = Field(
+        default=100, ge=1, description="entries of one stream read and handled together (one transaction or statement)"
+    )
+
+
 DEV_API_KEY = "devkey"
 DEV_API_SECRET = "secret"
 

@@ -4,24 +4,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from services.runtime.settings import RuntimeSettings
+from services.runtime.settings import BatchSettings, DatabaseSettings
 
 
-class SessionStoreSettings(RuntimeSettings):
+class SessionStoreSettings(DatabaseSettings, BatchSettings):
     """PostgreSQL, consumer and expiry settings."""
 
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
-    db_pool_min: int = 1
-    db_pool_max: int = 10
-    db_pool_timeout_s: float = Field(
-        default=5.0,
-        gt=0,
-        description="how long a message waits for a database connection before it is left for a retry "
-        "(during an outage a longer wait only holds the message)",
-    )
-    batch_max_records: int = Field(
-        default=100, ge=1, description="events of one stream read and applied together, in one transaction"
-    )
     expiry_interval_s: float = Field(
         default=5.0,
         gt=0,

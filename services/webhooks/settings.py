@@ -4,19 +4,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from services.runtime.settings import RuntimeSettings
+from services.runtime.settings import BatchSettings, DatabaseSettings
 
 
-class WebhookSettings(RuntimeSettings):
+class WebhookSettings(DatabaseSettings, BatchSettings):
     """PostgreSQL, consumer, sending and retry settings (``WEBHOOK_*``, besides the shared ones)."""
 
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
-    db_pool_min: int = 1
-    db_pool_max: int = 10
-    db_pool_timeout_s: float = Field(default=5.0, gt=0)
-    batch_max_records: int = Field(
-        default=100, ge=1, description="status changes read and turned into deliveries together, in one statement"
-    )
     webhook_timeout_s: float = Field(
         default=10.0, gt=0, le=60, description="bound on one HTTP attempt (connect, send, answer)"
     )
