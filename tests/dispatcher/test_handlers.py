@@ -5,12 +5,9 @@ from __future__ import annotations
 
 from contracts.events import AgentJoined, Event, SessionDispatched, SessionStatusChanged
 from contracts.flow_events import FlowEvent
-from contracts.streams import SESSION_REQUESTED
 from services.dispatcher.dispatch_state import DispatchState
 from services.dispatcher.flow_relay import RoomWatchers
 from services.dispatcher.handlers import (
-    BATCH_HANDLERS,
-    HANDLERS,
     Dependencies,
     on_agent_joined,
     on_agents_joined,
@@ -129,10 +126,3 @@ async def test_requests_dispatch_each_once_and_publish_how_it_went() -> None:
     assert sorted(e.session_id for e in published.events) == sorted(
         [first.session_id, first.session_id, second.session_id]
     )
-
-
-def test_requests_are_not_consumed_in_batches() -> None:
-    # A batch is acked (and the next one read) only when all its requests are done: one request held by the pacer
-    # or a LiveKit retry held back the others and the stream behind them (the fault suite's 500 sessions took twice
-    # as long to be ready).
-    assert SESSION_REQUESTED in HANDLERS and SESSION_REQUESTED not in BATCH_HANDLERS
