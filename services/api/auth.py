@@ -112,6 +112,8 @@ class Authenticator:
             raise AuthError(f"invalid API key: {exc}") from exc
         if guard.known_unknown(digest):
             raise AuthError("invalid API key")
+        if not self._cache.holds(digest):  # never seen valid lately: its lookup comes out of the process's budget
+            guard.spend_lookup(address)
         try:
             key = await self._cache.get(digest, lambda: self._lookup.key_for_hash(digest))
         except Exception:

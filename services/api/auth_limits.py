@@ -5,6 +5,10 @@ sending a revoked key costs one lookup per ``miss_ttl_s``), and a client address
 a window gets 429 with Retry-After for the rest of it. Keys cached as valid never pass through here, so a valid key
 keeps working from an address that is being limited (one not looked up yet waits for the window like any other).
 Behind a proxy, trust it (uvicorn's FORWARDED_ALLOW_IPS) or every client shares the proxy's address.
+
+Random keys from many addresses pass both checks, so the lookups of keys this process has not seen valid lately
+also share one budget per process (a token bucket, ``lookups_per_s``): past it such a request gets 429 with
+Retry-After 1 s, while keys seen valid (even if their cache entry is due for a recheck) are still looked up.
 """
 
 from __future__ import annotations
@@ -27,8 +31,13 @@ class TooManyInvalidKeysError(RateLimitedError):
     """The client address sent too many invalid API keys in this window: answered with 429 and Retry-After."""
 
 
+class LookupBudgetSpentError(RateLimitedError):
+    """This process has looked up as many never-seen keys as it may this second: answered with 429 and Retry-After."""
+
+
 class FailedAuthGuard:
-    """Remembers unknown key hashes for ``miss_ttl_s`` and counts invalid keys per address in fixed windows."""
+    """Remembers unknown key hashes for ``miss_ttl_s``, counts invalid keys per address in fixed windows and bounds
+    the lookups of keys not seen valid lately (``lookups_per_s``; 0: unbounded)."""
 
     def __init__(
         self,
@@ -37,6 +46,8 @@ class FailedAuthGuard:
         miss_ttl_s: float,
         max_entries: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        lookups_per_s: float = 0.0,
     ) -> None:
         self._limit = limit
         self._window_s = window_s
@@ -46,6 +57,9 @@ class FailedAuthGuard:
         self._misses: dict[str, float] = {}  # key hash -> when it may be looked up again
         self._failures: dict[str, int] = {}  # address -> invalid keys in this window
         self._window_ends = clock() + window_s
+        self._lookup_rate = lookups_per_s
+        self._lookup_tokens = lookups_per_s  # a bucket of one second's lookups, full at start
+        self._lookup_refilled = clock()
 
     def admit(self, address: str) -> None:
         """Charge ``address`` one lookup, refunded by :meth:`passed` when its key is valid (so concurrent requests
@@ -68,6 +82,26 @@ class FailedAuthGuard:
             self._failures[address] = count
         else:
             self._failures.pop(address, None)
+
+    def spend_lookup(self, address: str) -> None:
+        """Take one lookup of a key not seen valid lately from the process's budget; LookupBudgetSpentError (429)
+        when it is spent (the charge :meth:`admit` made is given back: the key may well be valid)."""
+        if self._lookup_rate <= 0:
+            return
+        now = self._clock()
+        elapsed = now - self._lookup_refilled
+        self._lookup_refilled = now
+        self._lookup_tokens = min(self._lookup_rate, self._lookup_tokens + elapsed * self._lookup_rate)
+        if self._lookup_tokens >= 1:
+            self._lookup_tokens -= 1
+            return
+        self.passed(address)
+        log.warning("auth_lookups_limited", lookups_per_s=self._lookup_rate)
+        raise LookupBudgetSpentError(
+            f"too many API keys this server has not seen lately are being checked (at most {self._lookup_rate:g} "
+            "per second); retry in 1 s",
+            1,
+        )
 
     def known_unknown(self, key_hash: str) -> bool:
         """True while ``key_hash`` was looked up and not found less than ``miss_ttl_s`` ago."""

@@ -73,7 +73,12 @@ def install(state: State, settings: ApiSettings, pool: AsyncConnectionPool, redi
     state.minting = SessionMinting(
         tokens, credentials, SessionPolicy(settings.ready_timeout_s, settings.admission_retry_after_s), client_tokens
     )
-    guard = FailedAuthGuard(settings.auth_failures_per_window, settings.auth_failure_window_s, settings.auth_miss_ttl_s)
+    guard = FailedAuthGuard(
+        settings.auth_failures_per_window,
+        settings.auth_failure_window_s,
+        settings.auth_miss_ttl_s,
+        lookups_per_s=settings.auth_lookups_per_s,
+    )
     state.auth = Authenticator(repo, key_cache, guard)
     state.client_tokens = client_tokens
     state.publishable = PublishableGate(redis, settings.publishable_rate_per_min)

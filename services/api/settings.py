@@ -100,6 +100,12 @@ class ApiSettings(DatabaseSettings, LiveKitSettings):
     auth_miss_ttl_s: float = Field(
         default=10.0, ge=0, description="how long an unknown API key is answered 401 without a database lookup"
     )
+    auth_lookups_per_s: float = Field(
+        default=200.0,
+        ge=0,
+        description="lookups per second, per API process, of API keys it has not seen valid lately (0: unbounded): "
+        "random keys from many addresses cannot flood PostgreSQL; past it such a request gets 429 + Retry-After",
+    )
     cors_allow_origins: str = Field(
         default="",
         description="comma-separated browser origins allowed to call the API (none by default; dev mode adds local "

@@ -107,6 +107,10 @@ class TtlCache(Generic[K, V]):
             return entry.value
         return None
 
+    def holds(self, key: K) -> bool:
+        """True while ``key`` has a value here, fresh or due for a recheck (a lookup that found none keeps nothing)."""
+        return key in self._entries
+
     def discard(self, key: K) -> None:
         """Forget ``key`` (its next request looks it up)."""
         self._entries.pop(key, None)

@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from services.api.auth import ApiKey, Authenticator, AuthError, hash_key
-from services.api.auth_limits import FailedAuthGuard, TooManyInvalidKeysError
+from services.api.auth_limits import FailedAuthGuard, LookupBudgetSpentError, TooManyInvalidKeysError
 from services.api.settings import ApiSettings
 from services.runtime.ttl_cache import TtlCache
 from tests.api.served import serve
@@ -46,6 +46,11 @@ class CountingKeys:
 def _auth(keys: CountingKeys, clock: Clock, limit: int = 5, miss_ttl_s: float = 10.0) -> Authenticator:
     cache: TtlCache[str, ApiKey] = TtlCache(10.0, clock=clock)
     return Authenticator(keys, cache, FailedAuthGuard(limit, 60, miss_ttl_s, clock=clock))
+
+
+def _budgeted(keys: CountingKeys, clock: Clock, lookups_per_s: float) -> Authenticator:
+    cache: TtlCache[str, ApiKey] = TtlCache(10.0, clock=clock)
+    return Authenticator(keys, cache, FailedAuthGuard(30, 60, 10.0, clock=clock, lookups_per_s=lookups_per_s))
 
 
 def _random_key() -> str:
@@ -128,6 +133,58 @@ async def test_valid_keys_are_unaffected() -> None:
     for _ in range(20):
         assert (await auth.key_for(VALID, "192.0.2.9")).org_id == "o1", "a known valid key passes a limited address"
     assert (await auth.key_for(VALID, "192.0.2.10")).org_id == "o1"
+
+
+async def test_random_keys_from_many_addresses_share_one_lookup_budget() -> None:
+    clock, keys = Clock(), CountingKeys({})
+    auth = _budgeted(keys, clock, lookups_per_s=10)
+    refusals: list[LookupBudgetSpentError] = []
+    for i in range(100):  # each address sends one key: the per-address limit never triggers
+        try:
+            await auth.key_for(_random_key(), f"10.1.{i // 256}.{i % 256}")
+        except LookupBudgetSpentError as exc:
+            refusals.append(exc)
+        except AuthError:
+            pass
+    assert keys.lookups == 10, "a second's budget of lookups, no more"
+    assert len(refusals) == 90
+    assert {r.retry_after_s for r in refusals} == {1}
+    assert "at most 10 per second" in str(refusals[0])
+    clock.now += 0.5  # the bucket refills at the budget's rate
+    for i in range(10):
+        with pytest.raises((AuthError, LookupBudgetSpentError)):
+            await auth.key_for(_random_key(), f"10.2.0.{i}")
+    assert keys.lookups == 15
+
+
+async def test_a_key_seen_valid_is_rechecked_even_when_the_budget_is_spent() -> None:
+    clock, keys = Clock(), CountingKeys({VALID: ApiKey(key_id="k1", org_id="o1")})
+    auth = _budgeted(keys, clock, lookups_per_s=2)
+    assert (await auth.key_for(VALID, "192.0.2.9")).org_id == "o1"
+    with pytest.raises(AuthError):
+        await auth.key_for(_random_key(), "192.0.2.50")
+    with pytest.raises(LookupBudgetSpentError):
+        await auth.key_for(_random_key(), "192.0.2.51")
+    clock.now += 11  # the valid key's cache entry is due for a recheck, and the budget got refilled by a flood
+    for i in range(2):
+        with pytest.raises(AuthError):
+            await auth.key_for(_random_key(), f"192.0.2.{60 + i}")
+    lookups = keys.lookups
+    assert (await auth.key_for(VALID, "192.0.2.9")).org_id == "o1"
+    assert keys.lookups == lookups + 1, "rechecked in the database, outside the spent budget"
+
+
+async def test_a_key_refused_for_the_budget_does_not_count_against_its_address() -> None:
+    clock, keys = Clock(), CountingKeys({VALID: ApiKey(key_id="k1", org_id="o1")})
+    cache: TtlCache[str, ApiKey] = TtlCache(10.0, clock=clock)
+    auth = Authenticator(keys, cache, FailedAuthGuard(2, 60, 10.0, clock=clock, lookups_per_s=1))
+    with pytest.raises(AuthError):
+        await auth.key_for(_random_key(), "192.0.2.70")  # spends the budget
+    for _ in range(5):
+        with pytest.raises(LookupBudgetSpentError):
+            await auth.key_for(VALID, "192.0.2.71")
+    clock.now += 1
+    assert (await auth.key_for(VALID, "192.0.2.71")).org_id == "o1", "not limited as an address of invalid keys"
 
 
 def test_memory_stays_bounded_under_a_flood_of_addresses_and_keys() -> None:
