@@ -41,6 +41,27 @@ class WebhookEndpointCreated(WebhookEndpointOut):
     secret: str = Field(description="whsec_ + base64 key; Standard Webhooks libraries take it as it is")
 
 
+class WebhookSecretRotate(RequestModel):
+    """A secret rotation: how long the secret being replaced keeps signing beside the new one."""
+
+    previous_secret_valid_for_s: int = Field(
+        default=86_400,
+        ge=0,
+        le=7 * 86_400,
+        description="seconds the old secret still signs every attempt beside the new one (0: it stops at once), "
+        "time to move receivers to the new secret; rotating again drops the older one at once",
+    )
+
+
+class WebhookSecretRotated(WebhookEndpointOut):
+    """The endpoint's new signing secret, shown this once, and until when the old one still signs."""
+
+    secret: str = Field(description="whsec_ + base64 key; Standard Webhooks libraries take it as it is")
+    previous_secret_expires_at: datetime | None = Field(
+        description="until then each attempt carries two signatures (new and old secret); null: only the new one"
+    )
+
+
 class WebhookEndpointList(ApiModel):
     """The organisation's endpoints."""
 

@@ -69,6 +69,28 @@ class WebhookStore:
         assert row is not None
         return Endpoint(**row), secret
 
+    async def rotate_secret(
+        self, org_id: str, endpoint_id: str, previous_valid_for_s: int
+    ) -> tuple[Endpoint, str, datetime | None] | None:
+        """Give the endpoint a new secret; the old one signs beside it for ``previous_valid_for_s`` (0: not at all).
+        Return the endpoint, its new secret and when the old one stops; None when there is no such endpoint."""
+        secret = new_secret()
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                "UPDATE webhook_endpoints SET previous_secret = CASE WHEN %(valid_s)s > 0 THEN secret END, "  # noqa: S608
+                "previous_secret_expires_at = CASE WHEN %(valid_s)s > 0 "
+                "THEN now() + make_interval(secs => %(valid_s)s) END, secret = %(secret)s "
+                f"WHERE org_id = %(org_id)s AND id = %(endpoint_id)s RETURNING {_ENDPOINT_COLUMNS}, "
+                "previous_secret_expires_at",
+                {"valid_s": previous_valid_for_s, "secret": secret, "org_id": org_id, "endpoint_id": endpoint_id},
+            )
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        expires_at = row.pop("previous_secret_expires_at")
+        return Endpoint(**row), secret, expires_at
+
     async def endpoints(self, org_id: str) -> list[Endpoint]:
         """The organisation's endpoints, oldest first."""
         async with self._pool.connection() as conn:

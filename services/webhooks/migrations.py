@@ -42,4 +42,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX webhook_deliveries_log ON webhook_deliveries (endpoint_id, created_at DESC);
         """,
     ),
+    Migration(
+        version=2,
+        name="webhook secret rotation: the previous secret signs too until it expires",
+        sql="""
+        ALTER TABLE webhook_endpoints
+            ADD COLUMN previous_secret text,
+            ADD COLUMN previous_secret_expires_at timestamptz;
+        """,
+    ),
 )

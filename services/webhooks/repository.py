@@ -63,7 +63,8 @@ SET attempts = d.attempts + 1, last_attempt_at = now(),
     next_attempt_at = now() + make_interval(secs => %(lease_s)s)
 FROM due, webhook_endpoints e
 WHERE d.id = due.id AND e.id = d.endpoint_id
-RETURNING d.id, d.endpoint_id, e.url, e.secret, d.payload, d.attempts
+RETURNING d.id, d.endpoint_id, e.url, e.secret, d.payload, d.attempts,
+    CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END
 """
 
 # A delivery whose last allowed attempt was claimed and never finished (its sender died): dead, not retried.
@@ -87,7 +88,8 @@ class Wanted:
 
 @dataclass(frozen=True)
 class Attempt:
-    """One claimed attempt: where to, with which secret, the exact body, and which attempt it is."""
+    """One claimed attempt: where to, with which secret (and the one rotated out, while it still signs), the exact
+    body, and which attempt it is."""
 
     delivery_id: str
     endpoint_id: str
@@ -95,6 +97,12 @@ class Attempt:
     secret: str
     payload: str
     attempt: int
+    previous_secret: str | None = None
+
+    @property
+    def signing_secrets(self) -> tuple[str, ...]:
+        """The secrets that sign this attempt: the current one, and the previous one during a rotation."""
+        return (self.secret,) if self.previous_secret is None else (self.secret, self.previous_secret)
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,7 @@ async def send(session: aiohttp.ClientSession, attempt: Attempt, *, timeout_s: f
     if literal is not None and not allow_private and not is_public(literal):
         # aiohttp does not resolve a literal address, so the resolver's check would not see it
         return Outcome(ok=False, error=f"refused: {literal} is not a public address")
-    headers = signed_headers(attempt.secret, attempt.delivery_id, datetime.now(UTC), attempt.payload)
+    headers = signed_headers(attempt.signing_secrets, attempt.delivery_id, datetime.now(UTC), attempt.payload)
     try:
         async with session.post(
             attempt.url,

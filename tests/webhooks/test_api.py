@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from datetime import UTC, datetime
 
 import psycopg
 from fastapi import FastAPI
@@ -41,6 +42,43 @@ async def test_register_shows_the_secret_once_and_lists_get_and_delete_the_endpo
         assert (
             await count_rows(database_url, "SELECT count(*) FROM webhook_endpoints WHERE id = %s", endpoint["id"]) == 0
         )
+
+
+async def test_rotating_a_secret_shows_the_new_one_once_and_says_until_when_the_old_one_signs(
+    hooks_api: FastAPI, database_url: str
+) -> None:
+    async with await new_org_client(hooks_api, database_url) as client:
+        endpoint = (await client.post("/api/webhooks", json={"url": "https://hooks.example.com/r"})).json()
+        rotate = f"/api/webhooks/{endpoint['id']}/rotate-secret"
+        rotated = await client.post(rotate, json={"previousSecretValidForS": 3600})
+        assert rotated.status_code == 200, rotated.text
+        body = rotated.json()
+        assert body["id"] == endpoint["id"] and body["url"] == endpoint["url"]
+        assert body["secret"].startswith("whsec_") and body["secret"] != endpoint["secret"]
+        until = datetime.fromisoformat(body["previousSecretExpiresAt"])
+        assert 3500 < (until - datetime.now(UTC)).total_seconds() <= 3600
+        without_body = await client.post(f"/api/webhooks/{endpoint['id']}/rotate-secret")
+        assert without_body.status_code == 200 and without_body.json()["previousSecretExpiresAt"]  # a day by default
+        at_once = (
+            await client.post(f"/api/webhooks/{endpoint['id']}/rotate-secret", json={"previousSecretValidForS": 0})
+        ).json()
+        assert at_once["previousSecretExpiresAt"] is None
+        assert "secret" not in (await client.get(f"/api/webhooks/{endpoint['id']}")).json()
+        too_long = await client.post(
+            f"/api/webhooks/{endpoint['id']}/rotate-secret", json={"previousSecretValidForS": 8 * 86_400}
+        )
+        assert too_long.status_code == 422 and too_long.json()["detail"][0]["field"] == "previousSecretValidForS"
+        missing = await client.post("/api/webhooks/we_" + uuid.uuid4().hex + "/rotate-secret", json={})
+        assert missing.status_code == 404 and "not found" in missing.json()["error"]
+
+
+async def test_another_organisation_cannot_rotate_an_endpoints_secret(hooks_api: FastAPI, database_url: str) -> None:
+    async with (
+        await new_org_client(hooks_api, database_url) as owner,
+        await new_org_client(hooks_api, database_url) as other,
+    ):
+        endpoint = (await owner.post("/api/webhooks", json={"url": "https://a.example.com/h"})).json()
+        assert (await other.post(f"/api/webhooks/{endpoint['id']}/rotate-secret", json={})).status_code == 404
 
 
 async def test_events_are_checked_and_kept_in_order_without_repeats(hooks_api: FastAPI, database_url: str) -> None:

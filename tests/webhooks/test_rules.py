@@ -40,7 +40,7 @@ def test_only_ready_and_terminal_changes_are_webhook_events() -> None:
 def test_signatures_are_the_specifications() -> None:
     secret = new_secret()
     body = '{"type":"session.ready"}'
-    headers = signed_headers(secret, "msg_1", datetime.now(UTC), body)
+    headers = signed_headers([secret], "msg_1", datetime.now(UTC), body)
     assert headers["webhook-signature"].startswith("v1,")
     assert spec_signature_valid(secret, headers, body.encode())
     Webhook(secret).verify(body, headers)

@@ -24,6 +24,8 @@ from services.api.webhook_schemas import (
     WebhookEndpointList,
     WebhookEndpointOut,
     WebhookReplayed,
+    WebhookSecretRotate,
+    WebhookSecretRotated,
 )
 from services.api.webhook_store import Endpoint, WebhookStore
 from services.api.webhook_urls import WebhookUrlError, checked_webhook_url
@@ -47,6 +49,7 @@ async def get_store(request: Request) -> WebhookStore:
 
 
 OrgDep = Annotated[str, Depends(get_webhooks_org)]
+NO_ROTATE_BODY = WebhookSecretRotate()  # a rotation without a body keeps the old secret for the default overlap
 StoreDep = Annotated[WebhookStore, Depends(get_store)]
 
 
@@ -99,6 +102,23 @@ async def delete_endpoint(endpoint_id: WebhookEndpointId, org_id: OrgDep, store:
     if not await store.delete(org_id, endpoint_id):
         raise NotFoundError(f"webhook endpoint {endpoint_id!r} not found")
     return Response(status_code=204)
+
+
+@router.post(
+    "/{endpoint_id}/rotate-secret",
+    response_model=WebhookSecretRotated,
+    responses={404: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+)
+async def rotate_secret(
+    endpoint_id: WebhookEndpointId, org_id: OrgDep, store: StoreDep, body: WebhookSecretRotate = NO_ROTATE_BODY
+) -> WebhookSecretRotated:
+    """Give the endpoint a new signing secret, shown only this once. The old one keeps signing beside it (two
+    signatures in ``webhook-signature``) for ``previousSecretValidForS``, time to move receivers over."""
+    rotated = await store.rotate_secret(org_id, endpoint_id, body.previous_secret_valid_for_s)
+    if rotated is None:
+        raise NotFoundError(f"webhook endpoint {endpoint_id!r} not found")
+    endpoint, secret, expires_at = rotated
+    return WebhookSecretRotated(**_out(endpoint).model_dump(), secret=secret, previous_secret_expires_at=expires_at)
 
 
 @router.get("/{endpoint_id}/deliveries", response_model=WebhookDeliveryList, responses={404: {"model": ErrorBody}})
