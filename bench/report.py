@@ -87,7 +87,9 @@ def _e2e_section(results: dict[str, Any]) -> str:
     return (
         f"## End to end\n\n**At {e2e['rate']:.0f}/s for {e2e['duration_s']:g} s** (request -> ready from the "
         f"sessions' records, minus the agent's {delay} ms): accepted {e2e['accepted']}, ready {e2e['ready']}, "
-        f"statuses {e2e['statuses']}, all settled after {_ms(e2e['settled_after_s'])} s; the pipeline made "
+        f"statuses {e2e['statuses']}, all settled after {_ms(e2e['settled_after_s'])} s, LiveKit dropped "
+        f"{e2e.get('sim_jobs_dropped', '-')} jobs, duplicated agent jobs {e2e.get('duplicated_agent_jobs', '-')}; "
+        f"the pipeline made "
         f"**{e2e['ready_per_s']:.1f} sessions ready per second** from the first request to the last ready "
         f"({_ms(e2e.get('ready_per_s_saturated'))}/s at saturation, the backlog's middle 80%); "
         f"overhead p50/p95/p99 {_ms(o.get('p50'))} / "
@@ -126,6 +128,7 @@ def markdown(results: dict[str, Any], plot_name: str) -> str:
             f"all ready after {_ms(burst['all_ready_s'])} s, "
             f"statuses {burst['statuses']}, "
             f"lost {burst['lost']}, duplicated agent jobs {burst['duplicated_agent_jobs']}, "
+            f"jobs dropped by LiveKit {burst.get('sim_jobs_dropped', '-')}, "
             f"API {burst['api_throughput_rps']:.0f}/s with p99 {_ms(burst['api_latency_ms'].get('p99'))} ms.",
             "## Memory and CPU per service\n\n" + _resources(results),
             "## Where the time goes (py-spy)\n\n" + _profiles(results),

@@ -101,6 +101,7 @@ async def _e2e(config: BenchConfig, stack: Stack, runner: PhaseRunner, idle: dic
     log.info("phase", name="end to end", rate=config.e2e_rate)
     spec = _spec(stack.api_url, stack, "open", rate=config.e2e_rate, duration_s=config.e2e_s)
     profile = {"dispatcher": stack.pids["dispatcher"], "agent": stack.pids["agent"]}
+    counters0 = await sim_counters(stack.livekit_url)
     cpu0, started = runner.monitor.cpu(), time.monotonic()
     phase, load = await runner.run("sustained", "e2e", spec, profile=profile)
     settled_s = await wait_settled(stack.database_url, load.session_ids, config.e2e_ready_deadline_s)
@@ -108,6 +109,7 @@ async def _e2e(config: BenchConfig, stack: Stack, runner: PhaseRunner, idle: dic
     cpu, window_s = cpu_delta(cpu0, runner.monitor.cpu()), time.monotonic() - started
     delays, ready_per_s = await ready_delays_ms(stack.database_url, load.session_ids)
     statuses = await statuses_of(stack.database_url, load.session_ids)
+    churn = job_churn(counters0, await sim_counters(stack.livekit_url))
     overhead = [ms - config.agent_delay_ms for ms in delays]
     runner.results[-1].extra["overhead_sample"] = overhead
     return {
@@ -123,7 +125,22 @@ async def _e2e(config: BenchConfig, stack: Stack, runner: PhaseRunner, idle: dic
         "cpu_s_per_1000": per_thousand(cpu, len(load.session_ids)),
         "cpu_window_s": window_s,
         "api_latency_ms": phase.latency_ms,
+        **churn,
         **after,
+    }
+
+
+def job_churn(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """The simulator's job counts between two reads: jobs assigned, jobs dropped (no worker took them: each one a
+    re-dispatch later) and jobs assigned to a room that already had one (a second agent for one session)."""
+
+    def delta(name: str) -> int:
+        return after.get(name, 0) - before.get(name, 0)
+
+    return {
+        "agent_jobs_assigned": delta("jobs_assigned"),
+        "sim_jobs_dropped": delta("jobs_dropped"),
+        "duplicated_agent_jobs": delta("jobs_assigned_again"),
     }
 
 
@@ -164,8 +181,7 @@ async def _burst(config: BenchConfig, stack: Stack, runner: PhaseRunner, idle: d
     cpu, window_s = cpu_delta(cpu0, runner.monitor.cpu()), time.monotonic() - started
     phase.peak_rss_mb = {k: max(v, phase.peak_rss_mb.get(k, 0.0)) for k, v in runner.monitor.reset_peaks().items()}
     statuses = await statuses_of(stack.database_url, load.session_ids)
-    counters1 = await sim_counters(stack.livekit_url)
-    jobs = counters1.get("jobs_assigned", 0) - counters0.get("jobs_assigned", 0)
+    churn = job_churn(counters0, await sim_counters(stack.livekit_url))
     rows = sum((await status_counts(stack.database_url, stack.flow_id)).values())
     return {
         "requested": config.burst,
@@ -177,10 +193,8 @@ async def _burst(config: BenchConfig, stack: Stack, runner: PhaseRunner, idle: d
         "ready": len(delays),
         "ready_per_s": ready_per_s,
         "lost": accepted - len(delays),  # never became ready (still open, failed or expired)
-        "duplicated_agent_jobs": max(0, jobs - accepted),
-        "agent_jobs_assigned": jobs,
+        **churn,
         "rows_for_flow": rows,
-        "sim_jobs_dropped": counters1.get("jobs_dropped", 0) - counters0.get("jobs_dropped", 0),
         "cpu_s_per_1000": per_thousand(cpu, accepted),
         "cpu_window_s": window_s,
         "peak_rss_mb": phase.peak_rss_mb,

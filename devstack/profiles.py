@@ -179,8 +179,7 @@ BENCH = Profile(
         "AGENT_LOAD_THRESHOLD": "0.99",
         "AGENT_MAX_JOBS": "80",
         "AGENT_NUM_IDLE_PROCESSES": "16",
-        "DISPATCH_JOIN_TIMEOUT_S": "10",
-        "DISPATCH_MAX_ATTEMPTS": "5",
+        "DISPATCH_JOIN_TIMEOUT_S": "10",  # a saturated worker's dropped jobs are re-dispatched until the deadline
         "DISPATCH_MAX_WAITING": "50",
         "AGENT_SPEAK_MS_PER_CHAR": "0",  # the agent's whole start-up time is the simulator's job delay
         # The benchmark's frontends never join their rooms: each job ends soon after ready instead of holding

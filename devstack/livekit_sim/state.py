@@ -114,6 +114,7 @@ class Room:
     dispatches: dict[str, agent_dispatch.AgentDispatch] = field(default_factory=dict)
     first_joined_at: float | None = None
     last_left_at: float | None = None
+    agents_assigned: set[str] = field(default_factory=set)  # agent names a job of this room was assigned for
 
     @property
     def name(self) -> str:

@@ -110,6 +110,7 @@ def bootstrap(
             settings.watchdog_batch,
             settings.dispatch_join_timeout_min_s,
             settings.dispatch_ready_reserve_s,
+            settings.dispatch_started_job_timeout_s,
         ),
         closers=tuple(closers),
         live=RedisLiveSessions(redis, settings.livekit_agent_name),

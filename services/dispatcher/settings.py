@@ -28,8 +28,9 @@ class DispatcherSettings(BatchSettings, LiveKitSettings):
     dispatch_join_timeout_s: float = Field(
         default=10.0,
         gt=0,
-        description="the longest one dispatch waits for agent.joined before re-dispatch (each waits the time left "
-        "before the session's deadline less dispatch_ready_reserve_s, shared out over the attempts left)",
+        description="the longest one dispatch waits for agent.joined before re-dispatch (the first waits "
+        "dispatch_join_timeout_min_s, each further one twice the last up to this, jittered; a session is dispatched "
+        "again until its readiness deadline, however many dispatches that takes)",
     )
     dispatch_join_timeout_min_s: float = Field(
         default=5.0,
@@ -41,7 +42,14 @@ class DispatcherSettings(BatchSettings, LiveKitSettings):
         default=5.0, ge=0, description="time a joined agent needs to get ready, kept free before the deadline"
     )
     dispatch_max_attempts: int = Field(
-        default=5, ge=1, description="dispatches per session (the first included) before it fails"
+        default=5, ge=1, description="dispatches of a session whose readiness deadline is unknown (an old record)"
+    )
+    dispatch_started_job_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="a job a worker took (ListDispatch lists it) keeps its dispatch this long (at least "
+        "dispatch_join_timeout_s) before it is taken for lost and replaced: a slow start on a busy fleet must not "
+        "get the room a second agent job",
     )
     dispatch_max_waiting: int = Field(
         default=200,

@@ -1,13 +1,17 @@
 """The dispatch watchdog: a dispatched session that sees no ``agent.joined`` in time gets its stale
-dispatch replaced, a bounded number of times, then fails.
+dispatch replaced, with a growing wait, until its readiness deadline leaves no time for another; then it fails.
 
-Why: the open-source LiveKit server drops a job silently when no worker serves the agent name, and
-drops the jobs of a worker that dies. Plain rules here; Redis and LiveKit come in through the ports.
+Why: the open-source LiveKit server drops a job silently when no worker serves the agent name or every worker is
+full (a saturated fleet drops jobs for as long as a burst lasts), and drops the jobs of a worker that dies. A
+session is given up by its deadline, never by a count of attempts while its deadline is ahead: a burst that keeps the
+fleet busy for minutes must leave its sessions waiting, not fail them. Plain rules here; Redis and LiveKit come in
+through the ports.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,14 +37,18 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True)
 class WatchdogPolicy:
-    """How long one dispatch may wait for ``agent.joined``, how many dispatches a session gets, how due
+    """How long one dispatch may wait for ``agent.joined``, until when a session is dispatched again, how due
     watches are taken.
 
-    One attempt waits the session's remaining time (its readiness deadline less ``ready_reserve_s``, the
-    time a joined agent needs to get ready) shared out over the attempts left, never less than
-    ``min_join_timeout_s`` (LiveKit's job offer expires after ~3 s, then the job starts and says
-    ``agent.joined``) and never more than ``join_timeout_s``. A session without a known deadline waits
-    ``join_timeout_s``.
+    The first dispatch waits ``min_join_timeout_s`` (LiveKit's job offer expires after ~3 s, then the job starts and
+    says ``agent.joined``); each further one twice the last, capped at ``join_timeout_s`` and varied down by up to
+    ``jitter`` (never below the first wait), so the re-dispatches of a burst's dropped jobs thin out and spread
+    instead of coming back in waves (the time a joined agent needs to get ready, ``ready_reserve_s``, is kept
+    free before the deadline where it can be). A session is dispatched again while an agent it reaches could still join
+    before its deadline; one without a known deadline (a record from before deadlines were kept) gets
+    ``max_attempts`` dispatches. A job a worker took waits ``started_job_timeout_s`` (at least ``join_timeout_s``)
+    from its start before it is taken for lost (its worker died) and replaced: a slow start on a busy fleet must
+    not get the room a second agent job.
     """
 
     join_timeout_s: float = 10.0
@@ -49,42 +57,54 @@ class WatchdogPolicy:
     batch: int = 100
     min_join_timeout_s: float = 5.0
     ready_reserve_s: float = 5.0
+    started_job_timeout_s: float = 30.0
+    jitter: float = 0.2
 
     @property
     def shortest_wait_s(self) -> float:
         """The least time a dispatch waits for its agent: a watch armed at ``t`` is due this long after or later."""
         return min(self.min_join_timeout_s, self.join_timeout_s)
 
-    def join_timeout(self, attempt: int, now: float, ready_deadline: float) -> float:
-        """How long dispatch number ``attempt`` (1 for the first) waits for its agent, from ``now``."""
+    @property
+    def started_job_wait_s(self) -> float:
+        """How long after a worker took a job its agent may take to say ``agent.joined``."""
+        return max(self.started_job_timeout_s, self.join_timeout_s)
+
+    def join_timeout(
+        self, attempt: int, now: float, ready_deadline: float, rand: Callable[[], float] = random.random
+    ) -> float:
+        """How long dispatch number ``attempt`` (1 for the first) waits for its agent, from ``now``: the capped
+        backoff, jittered; cut short (never below the shortest wait) where it would end within ``ready_reserve_s``
+        of the deadline, so the last re-dispatch still leaves a joining agent time to get ready."""
         floor = self.shortest_wait_s
-        if ready_deadline <= 0:
-            return self.join_timeout_s
-        attempts_left = max(self.max_attempts - attempt + 1, 1)
-        share = (ready_deadline - self.ready_reserve_s - now) / attempts_left
-        return min(self.join_timeout_s, max(floor, share))
+        backoff = min(self.join_timeout_s, floor * 2.0 ** min(attempt - 1, 30))
+        wait = max(floor, backoff * (1 - self.jitter * rand()))
+        if ready_deadline > 0:
+            wait = min(wait, max(floor, ready_deadline - self.ready_reserve_s - now))
+        return wait
 
     def dispatch_times(self, ready_timeout_s: float) -> list[float]:
         """Seconds after the request at which a session whose agent never joins is dispatched (the first
-        dispatch at once), for a readiness deadline ``ready_timeout_s`` after the request."""
+        dispatch at once, no jitter), for a readiness deadline ``ready_timeout_s`` after the request."""
         times = [0.0]
         while True:
-            now = times[-1] + self.join_timeout(len(times), times[-1], ready_timeout_s)
+            now = times[-1] + self.join_timeout(len(times), times[-1], ready_timeout_s, rand=lambda: 0.0)
             if not self.may_redispatch(len(times), now, ready_timeout_s):
                 return times
             times.append(now)
 
     def may_redispatch(self, attempts_made: int, now: float, ready_deadline: float) -> bool:
-        """Another dispatch while attempts remain and an agent it reaches could still join before the
-        deadline (the shortest wait fits); otherwise the session fails."""
-        if attempts_made >= self.max_attempts:
-            return False
-        return ready_deadline <= 0 or now + self.shortest_wait_s <= ready_deadline
+        """Another dispatch while an agent it reaches could still join before the deadline (the shortest wait
+        fits), however many were made; without a known deadline, while attempts remain. Otherwise the session
+        fails."""
+        if ready_deadline <= 0:
+            return attempts_made < self.max_attempts
+        return now + self.shortest_wait_s <= ready_deadline
 
 
 def should_redispatch(record: SessionRecord, policy: WatchdogPolicy, now: float | None = None) -> bool:
-    """A due watch is dispatched again while attempts remain and another attempt fits before the session's
-    deadline (at ``now``, else the current time); otherwise the session fails."""
+    """A due watch is dispatched again while another attempt fits before the session's deadline (at ``now``, else
+    the current time); otherwise the session fails."""
     return policy.may_redispatch(record.attempt, time.time() if now is None else now, record.ready_deadline)
 
 
@@ -155,18 +175,18 @@ async def _job_starting(
     clock: Callable[[], float],
 ) -> bool:
     """A worker took the job but its agent has not said ``agent.joined`` yet (a slow start: a new job process on
-    a busy machine): wait until ``join_timeout_s`` after it took the job instead of killing the job with a
-    re-dispatch; True when the job is starting (the watch extended, or the session joined or closed meanwhile).
-    Only a dropped job is re-dispatched at the shorter wait. Best effort: when LiveKit cannot say, the watchdog
-    goes on as if no job had started."""
+    a busy machine): wait until ``started_job_wait_s`` after it took the job instead of killing the job with a
+    re-dispatch (which would give the room a second agent job); True when the job is starting (the watch extended,
+    or the session joined or closed meanwhile). Only a dropped job is re-dispatched at the shorter wait. Best effort:
+    when LiveKit cannot say, the watchdog goes on as if no job had started."""
     try:
         started = await with_retries(retry, lambda: rooms.job_started_at(record.room_name, record.dispatch_id))
     except LiveKitError as exc:
         log.info("watchdog_job_state_unknown", reason=str(exc))
         return False
-    if started is None or clock() >= started + policy.join_timeout_s:
+    if started is None or clock() >= started + policy.started_job_wait_s:
         return False
-    wait_until = started + policy.join_timeout_s
+    wait_until = started + policy.started_job_wait_s
     await ledger.rearm(record.session_id, record.dispatch_id, record.attempt, wait_until)
     log.info("watchdog_waits_for_starting_job", room=record.room_name, job_started_s_ago=round(clock() - started, 2))
     return True

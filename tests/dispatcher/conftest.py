@@ -70,6 +70,7 @@ def dispatcher_settings(sim: Simulator, redis_url: str, agent_name: str, **overr
         "livekit_agent_name": agent_name,
         "retry_initial_s": 0.01,
         "dispatch_join_timeout_s": 1.0,
+        "dispatch_started_job_timeout_s": 1.0,  # a job a worker took waits as long as any other (the join timeout)
         "watchdog_scan_interval_s": 0.1,
         "consumer_name": f"test-{os.getpid()}-{uuid.uuid4().hex[:6]}",
         **overrides,

@@ -16,7 +16,7 @@ from services.dispatcher.watchdog import WatchdogPolicy
 
 from .fakes import FAST, FakeLedger, FakeRooms, NoLocks, session_request
 
-WATCH = WatchdogPolicy(join_timeout_s=10, max_attempts=3)
+WATCH = WatchdogPolicy(join_timeout_s=10, min_join_timeout_s=10, max_attempts=3)  # the first wait: 10 s
 
 
 async def _dispatch(rooms: FakeRooms, ledger: FakeLedger, request: SessionRequested) -> Event | None:

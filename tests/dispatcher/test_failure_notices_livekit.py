@@ -66,10 +66,9 @@ async def test_a_dispatch_that_failed_is_heard_on_agent_status(
 async def test_a_redispatch_that_gave_up_is_heard_on_agent_status(
     sim: Simulator, dispatcher_redis_url: str, agent_name: str
 ) -> None:
-    request = session_request()  # no worker serves the agent name: every job is dropped
-    settings = dispatcher_settings(
-        sim, dispatcher_redis_url, agent_name, dispatch_join_timeout_s=0.3, dispatch_max_attempts=2
-    )
+    # no worker serves the agent name: every job is dropped, and the watchdog gives up once the deadline is near
+    request = session_request(ready_in_s=3)
+    settings = dispatcher_settings(sim, dispatcher_redis_url, agent_name, dispatch_join_timeout_s=0.3)
     async with _frontend(sim, request.room_name) as frontend, running_dispatcher(settings) as publish:
         await publish(request)
         payload = await _agent_failed(frontend)

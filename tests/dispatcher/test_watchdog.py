@@ -1,7 +1,10 @@
-"""Watchdog and clean-up rules with fake ports: re-dispatch while attempts remain, then fail with a
-reason; never re-dispatch a session that an agent joined or that is over; clean-up is idempotent."""
+"""Watchdog and clean-up rules with fake ports: re-dispatch until the session's deadline leaves no time for another
+(a record without a deadline: while attempts remain), then fail with a reason; never re-dispatch a session that an
+agent joined or that is over; clean-up is idempotent."""
 
 from __future__ import annotations
+
+import time
 
 from contracts.events import SessionDispatched, SessionDispatchFailed, SessionStatusChanged
 from services.dispatcher.cleanup import clean_up_session
@@ -12,21 +15,23 @@ from services.dispatcher.watchdog import WatchdogPolicy, handle_due, scan_once, 
 
 from .fakes import AGENT, FAST, FakeLedger, FakeRooms, NoLocks, session_request
 
-POLICY = WatchdogPolicy(join_timeout_s=10, max_attempts=3, lease_s=60)
+# every wait 10 s (no backoff, no jitter): a session due to be ready in 30 s is dispatched at 0, 10 and 20 s
+POLICY = WatchdogPolicy(join_timeout_s=10, min_join_timeout_s=10, max_attempts=3, lease_s=60, jitter=0)
 
 
 class Clock:
-    """A clock the test moves by hand."""
+    """A clock the test moves by hand, from the time the test's sessions are requested (due to be ready 30 s on)."""
 
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.now = time.time()
 
     def __call__(self) -> float:
         return self.now
 
 
-async def _dispatched(rooms: FakeRooms, ledger: FakeLedger, clock: Clock) -> SessionDispatched:
-    outcome = await dispatch_session(session_request(), rooms, NoLocks(), ledger, FAST, POLICY, clock)
+async def _dispatched(rooms: FakeRooms, ledger: FakeLedger, clock: Clock, ready_in_s: float = 30) -> SessionDispatched:
+    request = session_request(ready_in_s=ready_in_s)
+    outcome = await dispatch_session(request, rooms, NoLocks(), ledger, FAST, POLICY, clock)
     assert isinstance(outcome, SessionDispatched)
     return outcome
 
@@ -109,7 +114,7 @@ async def test_agent_in_the_room_whose_joined_event_is_late_is_not_doubled() -> 
 
 async def test_transient_failure_leaves_the_watch_leased_for_later() -> None:
     rooms, ledger, clock = FakeRooms(), FakeLedger(), Clock()
-    first = await _dispatched(rooms, ledger, clock)
+    first = await _dispatched(rooms, ledger, clock, ready_in_s=120)  # still wanted after the lease
     rooms.failures = [TransientLiveKitError("503")] * FAST.attempts
     clock.now += 10
     assert await _scan(rooms, ledger, clock) == []
@@ -157,6 +162,6 @@ async def test_session_ended_before_its_request_is_never_dispatched() -> None:
 
 async def test_cleanup_failure_is_reported_not_raised() -> None:
     rooms, ledger, clock = FakeRooms(), FakeLedger(), Clock()
-    first = await _dispatched(rooms, ledger, clock)
+    first = await _dispatched(rooms, ledger, clock, ready_in_s=120)  # still wanted after the lease
     rooms.failures = [TransientLiveKitError("503")] * FAST.attempts
     assert not await clean_up_session(_changed(first.session_id, "failed"), rooms, NoLocks(), ledger, FAST)

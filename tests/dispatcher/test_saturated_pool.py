@@ -1,0 +1,102 @@
+"""A burst far larger than the agent pool (issue #21): the pool takes ``CAPACITY`` jobs at a time and refuses more, so
+the simulator drops jobs (as LiveKit does) for as long as the burst lasts. Every session still gets its agent before
+its readiness deadline (none fails because a count of attempts ran out), and no room ever gets a second agent job,
+though some agents start slower than the join timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import structlog
+from faststream.redis import RedisBroker
+from redis.asyncio import Redis
+
+from contracts.events import SessionDispatchFailed
+from contracts.streams import SESSION_DISPATCH_FAILED
+from devstack.livekit_sim import Simulator
+from services.runtime.publishing import BrokerPublisher
+from tests.polling import wait_until
+
+from .agent_pool import AgentPool, agent_pool
+from .conftest import BURST_DB, dispatcher_settings, events_on, running_dispatcher, with_db
+from .fakes import session_request
+
+SESSIONS = 1_000
+CAPACITY = 10
+JOIN_TIMEOUT_S = 1.0
+READY_IN_S = 240.0  # far beyond the drain: a session may only end up without its agent if it expired
+DEADLINE_S = 180.0
+
+
+@pytest.fixture
+def quiet_logs() -> Iterator[None]:
+    """Info logs of a thousand sessions cost CPU this test is not about: warnings and errors only."""
+    saved = structlog.get_config()
+    access = logging.getLogger("faststream.access.redis")
+    level = access.level
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    access.setLevel(logging.WARNING)
+    yield
+    structlog.configure(**saved)
+    access.setLevel(level)
+
+
+@pytest.fixture
+async def burst_redis_url(redis_url: str) -> AsyncIterator[str]:
+    """A Redis database for this test alone, emptied afterwards."""
+    url = with_db(redis_url, BURST_DB)
+    yield url
+    redis = Redis.from_url(url)
+    await redis.flushdb()
+    await redis.aclose()
+
+
+async def test_a_burst_on_a_saturated_pool_gets_every_session_exactly_one_agent(
+    sim: Simulator, burst_redis_url: str, agent_name: str, quiet_logs: None
+) -> None:
+    settings = dispatcher_settings(
+        sim,
+        burst_redis_url,
+        agent_name,
+        max_workers=48,
+        dispatch_join_timeout_s=JOIN_TIMEOUT_S,
+        dispatch_join_timeout_min_s=0.5,
+        dispatch_max_attempts=5,  # the settings' default: what failed sessions of a burst (issue #21)
+        dispatch_started_job_timeout_s=10.0,  # a slow start (1.5 s) is waited for, not replaced
+        dispatch_max_waiting=5 * CAPACITY,  # pacing above the pool's size (its free capacity is unknown)
+    )
+    requests = [session_request(ready_in_s=READY_IN_S) for _ in range(SESSIONS)]
+    broker = RedisBroker(burst_redis_url)
+    await broker.connect()
+    redis = Redis.from_url(burst_redis_url)
+    failed: list[SessionDispatchFailed] = []
+    try:
+        publisher = BrokerPublisher(broker)
+        pool = AgentPool(CAPACITY, start_s=0.02, hold_s=0.1, publish=publisher.publish, slow_every=25, slow_start_s=1.5)
+        async with running_dispatcher(settings), agent_pool(sim.ws_url, agent_name, pool):
+            for i in range(0, SESSIONS, 50):
+                await asyncio.gather(*(publisher.publish(r) for r in requests[i : i + 50]))
+
+            async def settled() -> bool:
+                failed[:] = await events_on(redis, SESSION_DISPATCH_FAILED, SessionDispatchFailed)
+                return len(pool.joined) + len(failed) >= SESSIONS
+
+            await wait_until(settled, deadline_s=DEADLINE_S, what="every session joined or failed", interval_s=0.2)
+    finally:
+        await broker.stop()
+        await redis.aclose()
+
+    counters = sim.state.counters
+    print(
+        f"\nsaturated pool: {len(pool.joined)} joined, {len(failed)} failed, {counters['jobs_dropped']} jobs dropped, "
+        f"{counters['jobs_assigned']} assigned, {counters['jobs_assigned_again']} assigned again, "
+        f"{pool.terminated} terminated, {counters['twirp_requests']} LiveKit calls"
+    )
+    assert counters["jobs_dropped"] > 0  # the pool was saturated: what is under test happened
+    assert [f.reason for f in failed][:3] == []
+    assert pool.joined == {r.session_id for r in requests}
+    assert counters["jobs_assigned_again"] == 0
+    assert max(pool.assigned.values()) == 1 and len(pool.assigned) == SESSIONS
