@@ -1,20 +1,26 @@
 """Flow initialisation through the API's internal endpoint, with the session's own credential.
 
 Retries only what retrying can fix — 5xx answers and connection errors — with exponential backoff and jitter,
-bounded in attempts and total time; a 4xx (refused credential, unknown session) fails at once.
+bounded in attempts and total time; a 4xx (refused credential, unknown session) fails at once. A 503 with
+``Retry-After`` is the API shedding load during a burst, not failing: it is retried after the time it asks for
+(jittered, so a burst's agents do not come back together) without counting as an attempt, within the time bound.
 """
 
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import structlog
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, stop_any
+from tenacity.stop import stop_base
+from tenacity.wait import wait_exponential_jitter
 
 from services.agent.metadata import SessionMetadata
-from services.runtime.retrying import RetryPolicy, with_retries
+from services.runtime.retrying import RetryPolicy
 
 log = structlog.get_logger(__name__)
 
@@ -25,6 +31,31 @@ class FlowInitError(Exception):
 
 class _Retryable(Exception):
     """A failure worth another attempt (5xx or no connection)."""
+
+
+class _Overloaded(_Retryable):
+    """503 with Retry-After: the API is shedding load; come back after ``retry_after_s``."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class _AttemptsBesidesOverload(stop_base):
+    """Stop once ``attempts`` tries failed other than by the API's load shedding (which is waited out)."""
+
+    def __init__(self, attempts: int) -> None:
+        self._attempts = attempts
+        self._failures = 0
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        if not isinstance(error, _Overloaded):
+            self._failures += 1
+        return self._failures >= self._attempts
+
+
+MAX_RETRY_AFTER_S = 5.0  # a Retry-After longer than this is not waited in full: the session's deadline is near
 
 
 @dataclass(frozen=True)
@@ -58,19 +89,42 @@ class HttpFlowInitialiser:
         if not session.credential:
             raise FlowInitError("the dispatch metadata carries no agent credential for the API")
         policy = RetryPolicy(self._policy.attempts, self._policy.max_seconds, self._policy.initial_backoff_s)
+        backoff = wait_exponential_jitter(
+            multiplier=policy.initial_s, max=policy.max_seconds / 4, jitter=policy.initial_s
+        )
+
+        def wait(state: RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome else None
+            if isinstance(error, _Overloaded):
+                return min(error.retry_after_s, MAX_RETRY_AFTER_S) * random.uniform(0.5, 1.5)
+            return backoff(state)
+
+        retrying = AsyncRetrying(
+            stop=stop_any(_AttemptsBesidesOverload(policy.attempts), stop_after_delay(policy.max_seconds)),
+            wait=wait,
+            retry=retry_if_exception_type(_Retryable),
+            reraise=True,
+        )
         try:
-            return await with_retries(policy, lambda: self._once(session), _Retryable)
+            async for attempt in retrying:
+                with attempt:
+                    return await self._once(session)
         except _Retryable as exc:
             raise FlowInitError(f"flow init failed after {policy.describe()}: {exc}") from exc
+        raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     async def _once(self, session: SessionMetadata) -> FlowConfig:
         url = f"{self._api_url}/internal/sessions/{session.session_id}/flow-init"
         try:
             async with self._client.post(url, headers={"Authorization": f"Bearer {session.credential}"}) as response:
                 status, text = response.status, await response.text()
+                retry_after = _seconds(response.headers.get("Retry-After"))
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
             log.warning("flow_init_unreachable", error=type(exc).__name__)
             raise _Retryable(f"cannot reach the API at {self._api_url} ({type(exc).__name__})") from exc
+        if status == 503 and retry_after is not None:
+            log.info("flow_init_overloaded", retry_after_s=retry_after)
+            raise _Overloaded(f"the API answered 503 (overloaded, Retry-After {retry_after:g} s)", retry_after)
         if status >= 500:
             log.warning("flow_init_server_error", status=status)
             raise _Retryable(f"the API answered {status}")
@@ -82,6 +136,14 @@ class HttpFlowInitialiser:
             definition=dict(body.get("definition") or {}),
             agent_settings=dict(body.get("agentSettings") or {}),
         )
+
+
+def _seconds(header: str | None) -> float | None:
+    """A Retry-After given in seconds (the API's form), else None."""
+    try:
+        return max(0.0, float(header)) if header is not None else None
+    except ValueError:
+        return None
 
 
 def _error_text(text: str) -> str:

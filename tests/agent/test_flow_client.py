@@ -23,12 +23,14 @@ class ScriptedApi:
     statuses: list[int] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     url: str = ""
+    retry_after: str | None = None  # sent with each scripted 503, as the API's load shedding does
 
     async def handle(self, request: web.Request) -> web.Response:
         self.calls.append(request.headers.get("Authorization", ""))
         if self.statuses:
             status = self.statuses.pop(0)
-            return web.json_response({"error": f"scripted {status}"}, status=status)
+            headers = {"Retry-After": self.retry_after} if status == 503 and self.retry_after is not None else None
+            return web.json_response({"error": f"scripted {status}"}, status=status, headers=headers)
         return web.json_response(
             {
                 "sessionId": request.match_info["sid"],
@@ -101,3 +103,18 @@ async def test_missing_credential_fails_without_calling(api: ScriptedApi) -> Non
     with pytest.raises(FlowInitError, match="no agent credential"):
         await _init(api.url, _session(credential=""))
     assert api.calls == []
+
+
+async def test_the_apis_load_shedding_is_waited_out_without_using_up_the_attempts(api: ScriptedApi) -> None:
+    api.statuses, api.retry_after = [503] * 12 + [500, 500], "0"
+    flow = await _init(api.url, _session())
+    assert flow.greeting == "From the flow"
+    assert len(api.calls) == 15, "12 overloaded answers did not count: only the two 500s were attempts"
+
+
+async def test_load_shedding_is_waited_out_only_within_the_time_bound(api: ScriptedApi) -> None:
+    api.statuses, api.retry_after = [503] * 100, "1"
+    policy = FlowInitPolicy(attempts=5, max_seconds=0.3, initial_backoff_s=0.01)
+    with pytest.raises(FlowInitError, match=r"overloaded, Retry-After 1 s"):
+        await _init(api.url, _session(), policy)
+    assert 1 <= len(api.calls) <= 2
