@@ -79,7 +79,12 @@ class AgentSettings(LiveKitSettings):
         description="Base URL of the API's internal endpoints (flow init); empty: skip flow init, speak the "
         "greeting from the dispatch metadata.",
     )
-    agent_flow_init_attempts: int = Field(default=5, ge=1, description="Flow-init attempts on 5xx/connection errors (a 503 with Retry-After does not count: waited out within the time bound).")
+    agent_flow_init_attempts: int = Field(
+        default=5,
+        ge=1,
+        description="Flow-init attempts on 5xx/connection errors (a 503 with Retry-After does not count: it is "
+        "waited out within the time bound).",
+    )
     agent_flow_init_max_seconds: float = Field(default=10.0, gt=0, description="Flow-init retries: total time bound.")
     agent_flow_init_backoff_seconds: float = Field(default=0.1, gt=0, description="First flow-init retry delay.")
 
