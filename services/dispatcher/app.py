@@ -5,6 +5,7 @@ of :data:`~services.dispatcher.handlers.HANDLERS` and runs the watchdog from sta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -16,9 +17,10 @@ from faststream import FastStream
 from faststream.redis import RedisBroker
 from livekit import api
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import ResponseError
 
 from contracts.keys import watched_room_key
-from contracts.streams import FLOW_EVENT, Groups
+from contracts.streams import AGENT_JOINED, FLOW_EVENT, Groups
 from services.dispatcher.dispatch_gate import RedisDispatchGate
 from services.dispatcher.flow_relay import RoomWatchers
 from services.dispatcher.flow_seq import RedisFlowSequencer
@@ -41,6 +43,8 @@ from services.runtime.streams import consumer_name, ensure_groups
 from services.runtime.tasks import cancel_and_wait
 
 SERVICE = "dispatcher"
+# streams the dispatcher read in earlier versions: agent.joined (its watchdog is now disarmed by the status change)
+RETIRED_STREAMS = (AGENT_JOINED,)
 STOP_TASK_TIMEOUT_S = 5.0  # the watchdog and the room sweep stop within this at shutdown
 
 
@@ -126,6 +130,14 @@ def bootstrap(
     )
 
 
+async def retire_groups(redis: Redis) -> None:
+    """Remove the dispatcher's group from the streams it no longer reads (``agent.joined``): a group nobody reads
+    would keep its stream from being trimmed (services.runtime.trimming keeps what every group still needs)."""
+    for stream in RETIRED_STREAMS:
+        with contextlib.suppress(ResponseError):  # no such stream or group: nothing to retire
+            await redis.xgroup_destroy(stream, Groups.DISPATCHER)
+
+
 def gathered(
     handler: Handler, window_s: float, max_records: int, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 ) -> Handler:
@@ -172,7 +184,9 @@ def create_app(settings: DispatcherSettings, build: Callable[[RedisBroker], Depe
     background: set[asyncio.Task[None]] = set()  # the watchdog and the room sweep, from start-up to shutdown
 
     async def start() -> None:
-        await ensure_groups(await broker.connect())
+        client = await broker.connect()
+        await ensure_groups(client)
+        await retire_groups(client)
         scan = partial(scan_once, deps.ledger, partial(settle_due, deps=deps), deps.watchdog)
         # never sleeps past the shortest join wait: a watch armed meanwhile is not due before the next look
         interval_s = min(settings.watchdog_scan_interval_s, deps.watchdog.shortest_wait_s)
