@@ -2,8 +2,9 @@
 
 Starts embedded Redis, the LiveKit simulator and the real ``python -m services.dispatcher`` process, then plays N
 sessions' messages the way the API, the session store and the agent would: ``session.requested`` and the ``pending``
-status change; once a session is dispatched, ``agent.joined`` and the changes to ``dispatched``, ``agent_joined`` and
-``ready``; a moment later ``ended``. It waits (bounded) until every session was dispatched once and cleaned up (its
+status change; once a session is dispatched, ``agent.joined`` (the dispatcher no longer reads it: the change to
+``agent_joined`` disarms its watchdog) and the changes to ``dispatched``, ``agent_joined`` and ``ready``; a moment later
+``ended``. It waits (bounded) until every session was dispatched once and cleaned up (its
 room gone) and the dispatcher's group consumed every message, then reports the dispatcher's CPU seconds (psutil) per
 session, its idle CPU, Redis commands per session (INFO commandstats), LiveKit calls per session (the simulator's
 counters) and TCP connections it opened to LiveKit. ``--py-spy FILE`` records a raw py-spy profile meanwhile.

@@ -51,7 +51,8 @@ class Groups:
 # Which group reads which stream: every service creates all of these at start-up (from id 0),
 # so a message published before a consumer first started is never missed.
 SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
-    Groups.DISPATCHER: (SESSION_REQUESTED, AGENT_JOINED, SESSION_STATUS_CHANGED, FLOW_EVENT),
+    # no agent.joined for the dispatcher: the status change to agent_joined disarms its watchdog
+    Groups.DISPATCHER: (SESSION_REQUESTED, SESSION_STATUS_CHANGED, FLOW_EVENT),
     Groups.SESSION_STORE: (
         SESSION_REQUESTED,
         SESSION_DISPATCHED,

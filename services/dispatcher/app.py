@@ -5,8 +5,11 @@ of :data:`~services.dispatcher.handlers.HANDLERS` and runs the watchdog from sta
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import Any
 
 import aiohttp
 import structlog
@@ -14,13 +17,14 @@ from faststream import FastStream
 from faststream.redis import RedisBroker
 from livekit import api
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import ResponseError
 
 from contracts.keys import watched_room_key
-from contracts.streams import FLOW_EVENT, Groups
+from contracts.streams import AGENT_JOINED, FLOW_EVENT, Groups
 from services.dispatcher.dispatch_gate import RedisDispatchGate
 from services.dispatcher.flow_relay import RoomWatchers
 from services.dispatcher.flow_seq import RedisFlowSequencer
-from services.dispatcher.handlers import BATCH_HANDLERS, HANDLERS, Dependencies, LiveKitServer, settle_due
+from services.dispatcher.handlers import BATCH_HANDLERS, HANDLERS, Dependencies, Handler, LiveKitServer, settle_due
 from services.dispatcher.ledger import RedisSessionLedger
 from services.dispatcher.live_sessions import RedisLiveSessions
 from services.dispatcher.livekit_rooms import LiveKitRoomsClient
@@ -39,6 +43,8 @@ from services.runtime.streams import consumer_name, ensure_groups
 from services.runtime.tasks import cancel_and_wait
 
 SERVICE = "dispatcher"
+# streams the dispatcher read in earlier versions: agent.joined (its watchdog is now disarmed by the status change)
+RETIRED_STREAMS = (AGENT_JOINED,)
 STOP_TASK_TIMEOUT_S = 5.0  # the watchdog and the room sweep stop within this at shutdown
 
 
@@ -125,6 +131,32 @@ def bootstrap(
     )
 
 
+async def retire_groups(redis: Redis) -> None:
+    """Remove the dispatcher's group from the streams it no longer reads (``agent.joined``): a group nobody reads
+    would keep its stream from being trimmed (services.runtime.trimming keeps what every group still needs)."""
+    for stream in RETIRED_STREAMS:
+        with contextlib.suppress(ResponseError):  # no such stream or group: nothing to retire
+            await redis.xgroup_destroy(stream, Groups.DISPATCHER)
+
+
+def gathered(
+    handler: Handler, window_s: float, max_records: int, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+) -> Handler:
+    """``handler`` of a batch, then a pause of ``window_s`` before the next read when the batch was not full.
+
+    Why: a read, a script call and an ack cost the same for one change as for a hundred, and at the pipeline's pace
+    a read that follows at once finds about one change. Nothing here is urgent to the second (clean-up, watchers'
+    lifecycle events, the watchdog's disarming), so each change waits at most ``window_s`` to share the costs."""
+
+    @functools.wraps(handler)
+    async def handle(events: list[Any], /, deps: Dependencies) -> None:
+        await handler(events, deps=deps)
+        if window_s > 0 and len(events) < max_records:
+            await sleep(window_s)
+
+    return handle
+
+
 def create_app(settings: DispatcherSettings, build: Callable[[RedisBroker], Dependencies] | None = None) -> FastStream:
     """The dispatcher's FastStream app; ``build`` (default: :func:`bootstrap`) makes its dependencies."""
     broker = new_broker(settings.redis_url)
@@ -141,18 +173,21 @@ def create_app(settings: DispatcherSettings, build: Callable[[RedisBroker], Depe
             max_workers=settings.flow_relay_workers if stream == FLOW_EVENT else settings.max_workers,
         )
     for stream, handler in BATCH_HANDLERS.items():
+        gathering = gathered(handler, settings.status_batch_window_s, settings.batch_max_records)
         subscribe_batch(
             broker,
             stream,
             group=Groups.DISPATCHER,
             consumer=consumer,
-            handler=partial(handler, deps=deps),
+            handler=partial(gathering, deps=deps),
             max_records=settings.batch_max_records,
         )
     background: set[asyncio.Task[None]] = set()  # the watchdog and the room sweep, from start-up to shutdown
 
     async def start() -> None:
-        await ensure_groups(await broker.connect())
+        client = await broker.connect()
+        await ensure_groups(client)
+        await retire_groups(client)
         scan = partial(scan_once, deps.ledger, partial(settle_due, deps=deps), deps.watchdog)
         # never sleeps past the shortest join wait: a watch armed meanwhile is not due before the next look
         interval_s = min(settings.watchdog_scan_interval_s, deps.watchdog.shortest_wait_s)

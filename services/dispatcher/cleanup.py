@@ -7,6 +7,7 @@ import structlog
 
 from contracts.events import SessionStatusChanged
 from contracts.status import TERMINAL
+from services.dispatcher.dispatch_state import DispatchState
 from services.dispatcher.ports import LiveKitError, LiveKitRooms, RoomLocks, SessionLedger, SessionRecord
 from services.dispatcher.retries import RetryPolicy, with_retries
 
@@ -37,9 +38,13 @@ async def remove_room_of(
         # The request was never seen here: the closed mark stops it from being dispatched later.
         log.info("cleanup_nothing_to_remove", to_status=event.to_status)
         return True
+    # The agent of the session's first and only dispatch joined: no job of ours can still be on offer, so the
+    # room's deletion takes its dispatch and job with it. After a re-dispatch, a replaced dispatch's agent may have
+    # been the one that joined while the new dispatch's job is still offered: that one is deleted explicitly.
+    agent_joined = record.state == DispatchState.JOINED and record.attempt <= 1
     try:
         async with locks.hold(record.room_name):
-            await with_retries(retry, lambda: rooms.remove_room(record.room_name))
+            await with_retries(retry, lambda: rooms.remove_room(record.room_name, agent_joined=agent_joined))
     except LiveKitError as exc:
         # Not raised: redelivery would not help more than the bounded retries did. LiveKit closes the
         # room by itself after its empty/departure timeout; the log says which room is left behind.

@@ -11,9 +11,9 @@ from typing import Any, Protocol
 
 import structlog
 
-from contracts.events import AgentJoined, SessionRequested, SessionStatusChanged
+from contracts.events import SessionRequested, SessionStatusChanged
 from contracts.flow_events import FlowEvent
-from contracts.streams import AGENT_JOINED, FLOW_EVENT, SESSION_REQUESTED, SESSION_STATUS_CHANGED
+from contracts.streams import FLOW_EVENT, SESSION_REQUESTED, SESSION_STATUS_CHANGED
 from services.dispatcher.cleanup import is_over, remove_room_of
 from services.dispatcher.dispatch_gate import DispatchGate
 from services.dispatcher.dispatching import dispatch_session
@@ -91,16 +91,6 @@ async def _all(steps: list[Coroutine[Any, Any, None]]) -> None:
         raise failure
 
 
-async def on_agent_joined(event: AgentJoined, deps: Dependencies) -> None:
-    """An agent joined: the watchdog stops watching its session."""
-    await on_agents_joined([event], deps)
-
-
-async def on_agents_joined(events: list[AgentJoined], deps: Dependencies) -> None:
-    """Agents joined (a batch): the watchdog stops watching their sessions, in one round trip."""
-    await deps.ledger.mark_all_joined([event.session_id for event in events])
-
-
 async def on_status_changed(event: SessionStatusChanged, deps: Dependencies) -> None:
     """:func:`on_status_changes` of one change."""
     await on_status_changes([event], deps)
@@ -168,7 +158,7 @@ HANDLERS: Mapping[str, Handler] = {
 }
 
 BATCH_HANDLERS: Mapping[str, Handler] = {
-    # consumed in batches (services.runtime.batch): one read, one XACK per batch
-    AGENT_JOINED: on_agents_joined,  # a batch in one round trip
+    # consumed in batches (services.runtime.batch): one read, one XACK per batch. No agent.joined: the change to
+    # agent_joined (or ready) the session store makes of it disarms the watchdog (dispatcher.status_changes)
     SESSION_STATUS_CHANGED: on_status_changes,  # a batch in one round trip, then what is over cleaned up
 }

@@ -125,8 +125,18 @@ class LiveKitRoomsClient:
         await self._delete_our_dispatches(room_name)
         return await self.create_dispatch(room_name, metadata)
 
-    async def remove_room(self, room_name: str) -> None:
-        """Delete our dispatches and the room. A missing room is success: its dispatches went with it."""
+    async def remove_room(self, room_name: str, *, agent_joined: bool = False) -> None:
+        """Delete our dispatches and the room. A missing room is success: its dispatches went with it.
+
+        ``agent_joined``: the room's one dispatch of ours has its agent in the room, so no job of it is still being
+        offered: DeleteRoom alone (the server deletes the room's dispatches and jobs with it and disconnects the
+        agent), one call instead of four (ListRooms, ListDispatch, DeleteDispatch, DeleteRoom)."""
+        if agent_joined:
+            with contextlib.suppress(LiveKitNotFoundError):
+                await self._call(
+                    self._lk.room.delete_room(api.DeleteRoomRequest(room=room_name)), f"delete room {room_name}"
+                )
+            return
         listed = await self._call(
             self._lk.room.list_rooms(api.ListRoomsRequest(names=[room_name])), f"look up room {room_name}"
         )

@@ -56,8 +56,9 @@ class LiveKitRooms(Protocol):
         create one; return its id."""
         ...
 
-    async def remove_room(self, room_name: str) -> None:
-        """Delete our dispatches and the room; a room that is already gone is success."""
+    async def remove_room(self, room_name: str, *, agent_joined: bool = False) -> None:
+        """Delete our dispatches and the room; a room that is already gone is success. ``agent_joined``: the room's
+        only dispatch of ours has its agent in the room (no job of it can start later): deleting the room suffices."""
         ...
 
     async def job_started_at(self, room_name: str, dispatch_id: str) -> float | None:

@@ -21,6 +21,13 @@ class DispatcherSettings(BatchSettings, LiveKitSettings):
     max_workers: int = Field(
         default=64, ge=1, description="session requests read at once (a batch) and dispatched concurrently per replica"
     )
+    status_batch_window_s: float = Field(
+        default=0.1,
+        ge=0,
+        description="after a batch of status changes smaller than batch_max_records, the next read waits this long, "
+        "so the changes arriving meanwhile are applied together (one read, one script, one ack) instead of one by one; "
+        "none of them waits longer than this (0: read again at once)",
+    )
     room_lock_ttl_s: float = Field(
         default=10.0, gt=0, description="a crashed dispatcher's room lock lapses after this (renewed while held)"
     )

@@ -1,9 +1,11 @@
 """What a ``session.status_changed`` does to the dispatcher's own state, and what the handler needs to know of it.
 
 Every status change reads the session's ledger record (its room) and whether the room is watched (lifecycle flow
-events); a change to ``agent_joined`` / ``ready`` starts the room sweep's watch, a terminal one stops it and closes the
-session in the ledger (never dispatched or watched again). :class:`RedisStatusChanges` does all of that in one Lua
-script, one round trip per batch of changes: most (``pending``, ``dispatched`` of an unwatched room) need nothing else.
+events); a change to ``agent_joined`` / ``ready`` disarms the dispatch watchdog (the agent joined: the session store
+read its ``agent.joined``, so the dispatcher needs no subscription of its own to that stream) and starts the room
+sweep's watch, a terminal one stops it and closes the session in the ledger (never dispatched or watched again).
+:class:`RedisStatusChanges` does all of that in one Lua script, one round trip per batch of changes: most
+(``pending``, ``dispatched`` of an unwatched room) need nothing else.
 :class:`PortStatusChanges` does the same through the separate ports (fakes in tests).
 """
 
@@ -91,6 +93,11 @@ for n = 4, #KEYS do
   local watched, locked = 0, 0
   if room ~= '' then watched = redis.call('EXISTS', ARGV[2] .. room) end
   if action == '{TRACK}' then
+    -- the agent joined: the watchdog stops watching (a closed session stays closed; no record is made)
+    if #rec > 0 and redis.call('HGET', key, 'state') ~= '{DispatchState.CLOSED.value}' then
+      redis.call('HSET', key, 'state', '{DispatchState.JOINED.value}')
+    end
+    redis.call('ZREM', KEYS[1], sid)
     if ARGV[3] == '1' and room ~= '' then
       redis.call('HSET', KEYS[3], sid, cjson.encode({{room = room, correlation_id = correlation}}))
       redis.call('ZADD', KEYS[2], 'NX', first_check, sid)
@@ -175,8 +182,11 @@ class PortStatusChanges:
         room = record.room_name if record is not None else ""
         watched = bool(room) and await self._is_watched(room)
         action = action_for(event.to_status)
-        if action == TRACK and room and self._live is not None:
-            await self._live.track(LiveSession(event.session_id, room, event.correlation_id), first_check_at)
+        if action == TRACK:
+            if record is not None:
+                await self._ledger.mark_joined(event.session_id)
+            if room and self._live is not None:
+                await self._live.track(LiveSession(event.session_id, room, event.correlation_id), first_check_at)
         elif action == CLOSE:
             if self._live is not None:
                 await self._live.untrack(event.session_id)

@@ -32,10 +32,9 @@ from redis.asyncio import Redis
 from services.runtime import tracing
 from services.runtime.broker import CONNECTION_OPTIONS
 from services.runtime.dead_letters import FailureLedger, dead_letter
-from services.runtime.tasks import cancel_and_wait
+from services.runtime.leases import BatchLease
 
 log = structlog.get_logger(__name__)
-_LEASE_STOP_TIMEOUT_S = 1.0
 # A blocking read must return before the connection's socket timeout would call it dead.
 _POLLING_MAX_MS = int(CONNECTION_OPTIONS["socket_timeout"] * 1000) - 2000
 
@@ -125,30 +124,15 @@ async def _lease(
     """Keep resetting the message's idle time while the block runs (XCLAIM JUSTID: no delivery counted).
 
     The renewal stops when the block ends, and in any case after ``for_at_most_s``: a renewal that outlived
-    its handler (a cancellation swallowed inside the Redis client while Redis restarts, a handler task
-    dropped) would otherwise hide the message from every claimer forever.
+    its handler would otherwise hide the message from every claimer forever. A timer, not a task per message
+    (:class:`~services.runtime.leases.BatchLease` of one message): a message handled within ``every_s`` (nearly
+    all) costs one timer.
     """
-    released = False
-    loop = asyncio.get_running_loop()
-    until = loop.time() + for_at_most_s
-
-    async def renew() -> None:
-        while loop.time() < until:
-            await asyncio.sleep(every_s)  # the cancellation below normally ends the renewal here
-            if released:  # ... but not if the Redis client swallowed it during the XCLAIM
-                return
-            with contextlib.suppress(redis_errors.RedisError):
-                await redis.xclaim(
-                    where.stream, where.group, where.consumer, min_idle_time=0, message_ids=[message_id], justid=True
-                )
-
-    task = asyncio.create_task(renew())
+    lease = BatchLease(redis, where, [message_id], every_s, for_at_most_s)
     try:
         yield
     finally:
-        released = True
-        # bounded; a renewal that lost its cancellation ends at its next look at ``released``
-        await cancel_and_wait(task, timeout_s=_LEASE_STOP_TIMEOUT_S, what="delivery lease")
+        await lease.release()
 
 
 @dataclass(frozen=True)

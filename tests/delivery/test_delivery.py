@@ -137,3 +137,24 @@ def test_transient_errors_are_told_apart_by_cause() -> None:
 def test_an_idle_claimer_looks_again_after_a_tenth_of_the_claim_idle_time_when_that_is_longer() -> None:
     assert DeliveryPolicy(claim_idle_s=30, polling_ms=1000).claim_every_ms == 3000
     assert DeliveryPolicy(claim_idle_s=0.6, polling_ms=100).claim_every_ms == 100  # the tests' fast claims stay fast
+
+
+async def test_a_message_handled_at_once_starts_no_lease_task(redis_url: str, redis: Redis) -> None:
+    """The lease is a timer until its first renewal is due: no task per message (the renewal of a slow handler is
+    kept: test_a_slow_handler_keeps_its_lease_and_runs_once)."""
+    probe = Probe()
+    renewals: list[str] = []
+
+    async def look(_: Job) -> None:
+        names = [task.get_coro().__qualname__ for task in asyncio.all_tasks()]  # type: ignore[union-attr]
+        renewals.extend(name for name in names if name.startswith(("_lease", "BatchLease")))
+
+    async with consumer_app(redis_url, probe, "c1", look):
+        await publish(redis_url, probe.stream, 1, 2, 3)
+        await wait_until(lambda: _nothing_pending_after(redis, probe, 3), deadline_s=10.0, what="3 handled")
+    assert sorted(probe.calls) == [1, 2, 3]
+    assert renewals == []
+
+
+async def _nothing_pending_after(redis: Redis, probe: Probe, count: int) -> bool:
+    return len(probe.calls) >= count and await _nothing_pending(redis, probe)

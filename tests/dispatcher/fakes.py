@@ -39,6 +39,7 @@ class FakeRooms:
         self.calls = 0
         self.listed = 0  # ListDispatch calls
         self.lost_creations = 0  # CreateDispatch calls that create but fail (the answer lost)
+        self.removed_joined: list[bool] = []  # each remove_room's agent_joined
 
     def _maybe_fail(self) -> None:
         self.calls += 1
@@ -71,8 +72,9 @@ class FakeRooms:
         self.dispatches[room_name] = [f"AD_{uuid.uuid4().hex[:8]}"]
         return self.dispatches[room_name][0]
 
-    async def remove_room(self, room_name: str) -> None:
+    async def remove_room(self, room_name: str, *, agent_joined: bool = False) -> None:
         self._maybe_fail()
+        self.removed_joined.append(agent_joined)
         self.rooms.pop(room_name, None)
         self.dispatches.pop(room_name, None)
 

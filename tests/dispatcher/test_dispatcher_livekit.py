@@ -8,7 +8,7 @@ import pytest
 from livekit import api
 
 from contracts.events import SessionDispatched, SessionDispatchFailed, SessionStatusChanged
-from contracts.streams import SESSION_DISPATCH_FAILED, SESSION_DISPATCHED, SESSION_REQUESTED
+from contracts.streams import SESSION_DISPATCH_FAILED, SESSION_DISPATCHED, SESSION_REQUESTED, SESSION_STATUS_CHANGED
 from devstack.livekit_sim import Simulator
 from devstack.livekit_sim.faults import Fault
 from services.dispatcher.dispatch_dedup import ensure_single_dispatch
@@ -104,6 +104,29 @@ async def test_terminal_status_deletes_dispatch_and_room(
     )
     assert request.room_name not in sim.state.rooms
     assert sim.state.counters["twirp_requests.CreateRoom"] == 1
+
+
+async def test_a_joined_session_is_cleaned_up_with_one_call(
+    sim: Simulator, running: Publish, dispatcher_redis_url: str, agent_name: str
+) -> None:
+    """Its one dispatch's agent joined: DeleteRoom alone removes the room and its dispatch (no ListRooms,
+    ListDispatch, DeleteDispatch); a room already gone is success."""
+    request, gone = session_request(), session_request()
+    for r in (request, gone):
+        await running(r)
+    for r in (request, gone):
+        await wait_for_events(dispatcher_redis_url, SESSION_DISPATCHED, SessionDispatched, _of(r.session_id))
+        await running(SessionStatusChanged(session_id=r.session_id, from_status="dispatched", to_status="agent_joined"))
+    async with api.LiveKitAPI(sim.url, "devkey", "secret") as lk:
+        await lk.room.delete_room(api.DeleteRoomRequest(room=gone.room_name))  # LiveKit closed it meanwhile
+    before = dict(sim.state.counters)
+    for r in (request, gone):
+        await running(SessionStatusChanged(session_id=r.session_id, from_status="agent_joined", to_status="ended"))
+    await wait_consumed(dispatcher_redis_url, SESSION_STATUS_CHANGED)
+    await wait_until(lambda: request.room_name not in sim.state.rooms, deadline_s=10.0, what="room deleted")
+    calls = {k: v - before.get(k, 0) for k, v in sim.state.counters.items() if k.startswith("twirp_requests.")}
+    assert {k: v for k, v in calls.items() if v} == {"twirp_requests.DeleteRoom": 2}
+    assert our_dispatches(sim, request.room_name, agent_name) == []  # went with the room
 
 
 async def test_removing_a_room_that_is_gone_is_success(sim: Simulator, agent_name: str) -> None:

@@ -3,14 +3,15 @@ a request delivered twice still gets one dispatch, and an agent joining stops th
 
 from __future__ import annotations
 
-from contracts.events import AgentJoined, Event, SessionDispatched, SessionStatusChanged
+from contracts.events import Event, SessionDispatched, SessionStatusChanged
 from contracts.flow_events import FlowEvent
+from contracts.streams import AGENT_JOINED
 from services.dispatcher.dispatch_state import DispatchState
 from services.dispatcher.flow_relay import RoomWatchers
 from services.dispatcher.handlers import (
+    BATCH_HANDLERS,
+    HANDLERS,
     Dependencies,
-    on_agent_joined,
-    on_agents_joined,
     on_requested,
     on_status_changes,
 )
@@ -76,12 +77,33 @@ async def test_a_request_delivered_twice_gets_one_dispatch() -> None:
 
 
 async def test_an_agent_joining_stops_the_watch() -> None:
+    """The session store's change to ``agent_joined`` (made of the agent's ``agent.joined``) disarms the watchdog:
+    the dispatcher subscribes to no ``agent.joined`` of its own."""
     rooms, ledger, published = FakeServer(), FakeLedger(), Recorded()
     deps, request = _deps(rooms, ledger, published), session_request()
     await on_requested(request, deps)
-    await on_agent_joined(AgentJoined(session_id=request.session_id, room_name=request.room_name, job_id="AJ_1"), deps)
+    assert await ledger.waiting() == 1
+    await on_status_changes([_change(request.session_id, "dispatched", "agent_joined")], deps)
     assert ledger.records[request.session_id].state == DispatchState.JOINED
     assert await ledger.waiting() == 0
+    assert AGENT_JOINED not in {**HANDLERS, **BATCH_HANDLERS}
+
+
+async def test_the_clean_up_of_a_joined_session_deletes_only_its_room() -> None:
+    """Its one dispatch's agent joined, so nothing of it can start later: the room's deletion is enough. After a
+    re-dispatch, or without an agent, the dispatches are deleted first (a job may still be on offer)."""
+    rooms, ledger, published = FakeServer(), FakeLedger(), Recorded()
+    deps = _deps(rooms, ledger, published)
+    joined, redispatched, never_joined = session_request(), session_request(), session_request()
+    for request in (joined, redispatched, never_joined):
+        await on_requested(request, deps)
+    await ledger.rearm(redispatched.session_id, "AD_second", 2, 1e12)
+    for request in (joined, redispatched):
+        await on_status_changes([_change(request.session_id, "dispatched", "agent_joined")], deps)
+    for request in (joined, redispatched, never_joined):
+        await on_status_changes([_change(request.session_id, "agent_joined", "ended")], deps)
+        assert request.room_name not in rooms.rooms
+    assert rooms.removed_joined == [True, False, False]
 
 
 def _change(sid: str, before: str | None, after: str) -> SessionStatusChanged:
@@ -94,9 +116,6 @@ async def test_a_batch_of_changes_tells_watchers_in_order_and_cleans_up_what_is_
     first, second = session_request(), session_request()
     for request in (first, second):
         await on_requested(request, deps)
-    await on_agents_joined(
-        [AgentJoined(session_id=r.session_id, room_name=r.room_name, job_id="j") for r in (first, second)], deps
-    )
     published.events.clear()
     batch = [
         _change(first.session_id, "dispatched", "agent_joined"),

@@ -7,7 +7,7 @@ import time
 
 from redis.asyncio import Redis
 
-from contracts.events import AgentJoined, SessionRequested
+from contracts.events import SessionRequested, SessionStatusChanged
 from contracts.streams import SESSION_REQUESTED, Groups
 from devstack.livekit_sim import Simulator
 from services.dispatcher.ledger import RedisSessionLedger
@@ -145,7 +145,11 @@ async def test_a_burst_is_dispatched_no_faster_than_agents_join(
                 assert len(dispatched()) <= joined + cap
                 first_waiting = next(r for r in dispatched() if r.session_id not in joined_ids)
                 joined_ids.add(first_waiting.session_id)
-                await publish(AgentJoined(session_id=first_waiting.session_id, room_name="r", job_id="j"))
+                # as the session store announces the agent's agent.joined
+                joined = SessionStatusChanged(
+                    session_id=first_waiting.session_id, from_status="dispatched", to_status="agent_joined"
+                )
+                await publish(joined)
             assert len(dispatched()) == sessions
     finally:
         await redis.aclose()

@@ -52,7 +52,11 @@ async def test_a_session_is_tracked_while_live_and_closed_when_over(
     assert pending.record is not None and (pending.record.room_name, pending.watched) == (room, watched)
     assert await live.watched() == 0  # nothing tracked before the session is live
 
+    assert await ledger.waiting() == 1  # armed by its dispatch
     await changes.apply(_change(sid, "dispatched", "agent_joined"), 100.0)
+    # the agent joined: the watchdog is disarmed by the change (the dispatcher reads no agent.joined of its own)
+    joined = await ledger.get(sid)
+    assert joined is not None and joined.state == "joined" and await ledger.waiting() == 0
     await changes.apply(_change(sid, "agent_joined", "ready"), 500.0)  # keeps the first due time
     assert await live.claim_due(100.0, 200.0, 10) == [LiveSession(sid, room, f"corr-{sid[:6]}")]
 
@@ -60,7 +64,7 @@ async def test_a_session_is_tracked_while_live_and_closed_when_over(
     ended = await changes.apply(_change(sid, "ready", "ended"), 100.0)
     if kind == "redis":
         assert counting.sent == 1  # read, watch check, untrack and close: one round trip
-    assert ended.record is not None and (ended.record.state, ended.watched) == ("watching", watched)  # as it was
+    assert ended.record is not None and (ended.record.state, ended.watched) == ("joined", watched)  # as it was
     closed = await ledger.get(sid)
     assert closed is not None and closed.state == "closed"
     assert await live.watched() == 0 and await ledger.waiting() == 0
@@ -74,6 +78,7 @@ async def test_a_change_of_a_session_never_requested_here_closes_it(counting: Co
         RedisSessionLedger(counting, agent, ttl_s=300),
     )
     assert (await changes.apply(_change(sid, "pending", "agent_joined"), 1.0)).record is None
+    assert await ledger.get(sid) is None  # disarming a session never requested here makes no record
     assert await RedisLiveSessions(counting, agent).watched() == 0  # no room to track
     view = await changes.apply(_change(sid, "pending", "failed"), 1.0)
     assert (view.record, view.watched) == (None, False)
@@ -98,7 +103,8 @@ async def test_a_batch_is_applied_in_order_in_one_round_trip(counting: CountingR
     views = await changes.apply_all(batch, [100.0, 100.0, 100.0])
     assert counting.sent == 1
     assert [v.watched for v in views] == [False, True, False]
-    assert [v.record.state if v.record else None for v in views] == ["watching", "watching", "watching"]
+    # each as it was before its change: the ready before the end disarmed the watchdog (in order, in one batch)
+    assert [v.record.state if v.record else None for v in views] == ["watching", "watching", "joined"]
     assert await live.watched() == 0  # tracked, then untracked by the later change of the same batch
     closed = await ledger.get(one)
     assert closed is not None and closed.state == "closed"

@@ -20,7 +20,7 @@ from livekit.agents import AgentServer, JobContext
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
-from contracts.events import AgentJoined, SessionDispatched, SessionDispatchFailed, SessionEndRequested
+from contracts.events import SessionDispatched, SessionDispatchFailed, SessionEndRequested, SessionStatusChanged
 from contracts.job import AgentJobMetadata
 from contracts.streams import SESSION_DISPATCH_FAILED, SESSION_DISPATCHED
 from devstack.livekit_sim import Simulator
@@ -128,7 +128,8 @@ def _agent_settings(sim: Simulator, redis_url: str, agent_name: str) -> AgentSet
 @dataclass
 class RecordingWorker:
     """An AgentServer whose first job hangs without joining (a worker about to be killed) and whose
-    later jobs publish ``agent.joined`` as the agent service does, then stay until released."""
+    later jobs announce that they joined (the status change the session store makes of the agent service's
+    ``agent.joined``), then stay until released."""
 
     server: AgentServer
     started: list[str] = field(default_factory=list)  # job ids, in order (list.append is thread-safe)
@@ -153,12 +154,13 @@ async def recording_worker(
             broker = RedisBroker(dispatcher_redis_url)
             await broker.connect()
             try:
+                # the dispatcher is disarmed by the status change the session store makes of agent.joined
                 await BrokerPublisher(broker).publish(
-                    AgentJoined(
+                    SessionStatusChanged(
                         session_id=metadata.session_id,
                         correlation_id=metadata.correlation_id,
-                        room_name=metadata.room_name,
-                        job_id=ctx.job.id,
+                        from_status="dispatched",
+                        to_status="agent_joined",
                     )
                 )
             finally:
