@@ -15,7 +15,7 @@ import aiohttp
 from livekit import api
 from livekit.protocol import agent
 
-from contracts.events import AgentJoined, Event
+from contracts.events import AgentJoined, Event, SessionStatusChanged
 from contracts.job import AgentJobMetadata
 
 OFFER_RESERVED_S = 5.0  # a place promised to an offer that is never assigned comes back after this
@@ -85,6 +85,10 @@ class AgentPool:
             session_id=meta.session_id, correlation_id=meta.correlation_id, room_name=job.room.name, job_id=job.id
         )
         await self.publish(joined)
+        # No session store runs here: announce the move it would make, which is what disarms the watchdog.
+        await self.publish(
+            SessionStatusChanged(session_id=meta.session_id, from_status="dispatched", to_status="agent_joined")
+        )
         self.joined.add(meta.session_id)
         await asyncio.sleep(self.hold_s)
         await self._send(agent.WorkerMessage(update_job=agent.UpdateJobStatus(job_id=job.id, status=agent.JS_SUCCESS)))
