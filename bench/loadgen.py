@@ -6,7 +6,8 @@ Open loop: requests start at fixed arrival times whatever the answers; latency i
 At most ``max_in_flight`` requests are outstanding (the connection pool's size): past that bound a request waits
 for a slot, its wait counted in its latency and in ``slot_waits``, so an overloaded server cannot make the
 generator hold an unbounded number of tasks and sockets. Client timeouts are answers of their own (``TimeoutError``).
-``follow`` also opens each new session's SSE stream and records POST -> ``ready``.
+``follow`` also opens each new session's SSE stream and records POST -> ``ready``. The generator's own event loop
+lag (a 10 ms timer's lateness) is reported: a late generator sends late, and its lateness counts in every latency.
 Run: ``python -m bench.loadgen < spec.json > result.json``.
 """
 
@@ -55,6 +56,7 @@ class LoadResult:
     latencies_by_status: dict[str, list[float]] = field(default_factory=dict)
     slot_waits: int = 0  # open loop: requests that waited for a free slot (max_in_flight reached)
     sending_s: float = 0.0  # open loop: from the first scheduled send to the last actual one
+    loop_lag_ms: dict[str, float] = field(default_factory=dict)  # the generator's own lag: p50, p99, max
 
 
 class _Run:
@@ -165,6 +167,8 @@ async def run_load(spec: LoadSpec) -> LoadResult:
     connector = aiohttp.TCPConnector(limit=limit, keepalive_timeout=60)
     sse_connector = aiohttp.TCPConnector(limit=0)
     cpu0, wall0 = _cpu(), time.perf_counter()
+    lags: list[float] = []
+    probe = asyncio.create_task(_probe_lag(lags))
     async with (
         aiohttp.ClientSession(spec.base_url, connector=connector, timeout=timeout) as session,
         aiohttp.ClientSession(spec.base_url, connector=sse_connector, timeout=timeout) as sse,
@@ -175,7 +179,24 @@ async def run_load(spec: LoadSpec) -> LoadResult:
         if run.followers:
             await asyncio.wait(run.followers, timeout=spec.timeout_s)
     run.result.cpu_s = _cpu() - cpu0
+    probe.cancel()
+    lags.sort()
+    if lags:
+        run.result.loop_lag_ms = {q: lags[min(len(lags) - 1, int(f * len(lags)))] for q, f in LAG_QUANTILES.items()}
     return run.result
+
+
+LAG_PROBE_S = 0.01
+LAG_QUANTILES = {"p50": 0.5, "p99": 0.99, "max": 1.0}
+
+
+async def _probe_lag(lags: list[float]) -> None:
+    """How late a ``LAG_PROBE_S`` timer fires in this loop (ms), until cancelled."""
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + LAG_PROBE_S
+        await asyncio.sleep(LAG_PROBE_S)
+        lags.append(max(0.0, loop.time() - due) * 1000)
 
 
 def _cpu() -> float:

@@ -60,6 +60,7 @@ def overload_results(spec: LoadSpec, capacity_rps: float, phase: PhaseResult, lo
         "loadgen_cpu_fraction": phase.loadgen_cpu_fraction,
         "slot_waits": load.slot_waits,
         "max_start_lag_ms": load.max_start_lag_ms,
+        "loadgen_loop_lag_ms": load.loop_lag_ms,
     }
 
 

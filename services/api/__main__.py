@@ -6,11 +6,11 @@ import asyncio
 from typing import Annotated
 
 import typer
-import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
 from services.api import admin
 from services.api.app import SERVICE, create_app
+from services.api.listener import ApiServer
 from services.api.livekit_room_reader import PresenceSettings, presence_check
 from services.api.presence import LiveKitUnavailableError
 from services.api.scopes import ALL_SCOPES, DEFAULT_SCOPES
@@ -37,7 +37,7 @@ def run() -> None:
     settings = ApiSettings()
     configure_logging(SERVICE, settings.log_level, settings.log_json)
     tracing.configure(SERVICE)
-    server = uvicorn.Server(server_config(create_app(settings), settings))
+    server = ApiServer(server_config(create_app(settings), settings))
     server.run()
     if not server.started:  # as uvicorn.run: a failed start-up is an exit code, not a silent 0
         raise typer.Exit(STARTUP_FAILURE)

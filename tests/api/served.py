@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from services.api.admin import KeyRequest, create_key
 from services.api.app import create_app
+from services.api.listener import ApiServer
 from services.api.scopes import ALL_SCOPES
 from services.api.serving import server_config
 from services.api.settings import ApiSettings
@@ -44,7 +45,7 @@ async def serve(settings: ApiSettings, **changes: Any) -> AsyncIterator[Served]:
         config = server_config(
             app, settings, host="127.0.0.1", port=0, lifespan="off", log_level="warning", timeout_graceful_shutdown=2
         )
-        server = uvicorn.Server(config)
+        server = ApiServer(config)
         task = asyncio.create_task(server.serve())
         try:
             await wait_until(lambda: server.started or task.done(), deadline_s=30, what="the API server started")

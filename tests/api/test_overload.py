@@ -135,6 +135,7 @@ async def test_past_half_the_cap_a_request_arriving_while_the_loop_lags_is_refus
         await wait_until(lambda: _in_flight() == 2, deadline_s=5, what="two requests in flight")
         refused_before = _refusals()
 
+        _cap(served).lag.cpu_clock = time.perf_counter  # on a CPU all along, however busy the test machine is
         lagging = await _send(served.port, _get("/api/flows", key))
         _hold_the_loop(0.3)  # the server shares this loop: it reads the request 300 ms late
         status, headers, body = await _answer(lagging)
@@ -148,6 +149,28 @@ async def test_past_half_the_cap_a_request_arriving_while_the_loop_lags_is_refus
         await wait_until(lambda: cap.lag.late_for_s() == 0, deadline_s=5, what="the loop caught up")
         status, _headers, body = await _answer(await _send(served.port, _get("/api/flows", key)))
         assert status == 200, body  # the loop keeps up again: a free slot serves
+        for _reader, writer in held:
+            writer.close()
+        await wait_until(lambda: _in_flight() == 0, deadline_s=5, what="the slots given back")
+
+
+async def test_past_half_the_cap_a_loop_late_because_others_hold_the_cpu_still_serves(
+    api_app: FastAPI, api_settings: ApiSettings, database_url: str
+) -> None:
+    async with serve(api_settings, max_requests_in_flight=4) as served:  # half the cap: 2 always served
+        key = await new_org_key(database_url)
+        held = [  # two requests whose bodies never come: half the cap in flight
+            await _send(served.port, _post_flow(key, "{").replace("Content-Length: 1", "Content-Length: 100"))
+            for _ in range(2)
+        ]
+        await wait_until(lambda: _in_flight() == 2, deadline_s=5, what="two requests in flight")
+        refused_before = _refusals()
+
+        late = await _send(served.port, _get("/api/flows", key))
+        time.sleep(0.3)  # noqa: ASYNC251 - the loop's thread off the CPU for 300 ms, as when other processes hold it
+        status, _headers, body = await _answer(late)
+        assert status == 200, body  # 300 ms late, but not for its own work: not overload
+        assert _refusals() == refused_before
         for _reader, writer in held:
             writer.close()
         await wait_until(lambda: _in_flight() == 0, deadline_s=5, what="the slots given back")

@@ -64,6 +64,8 @@ async def test_open_loop_sends_at_the_fixed_rate(echo_server: str) -> None:
     assert result.statuses == {"202": 30}
     assert 0.25 < result.wall_s < 2.0
     assert 0.25 < result.sending_s <= result.wall_s  # the schedule's span: what the target was offered over
+    assert set(result.loop_lag_ms) == {"p50", "p99", "max"}  # the generator's own lateness, reported
+    assert 0.0 <= result.loop_lag_ms["p50"] <= result.loop_lag_ms["p99"] <= result.loop_lag_ms["max"]
 
 
 async def test_a_request_sent_before_its_scheduled_time_counts_from_its_send(echo_server: str) -> None:

@@ -96,6 +96,17 @@ def test_the_overload_section_shows_each_answer_with_its_latency_and_the_api_mem
     assert "**The generator was at its own limit" in overload_section(saturated)
 
 
+def test_a_generator_whose_own_loop_ran_late_is_flagged_with_its_lag() -> None:
+    on_time = results_v2()
+    on_time["overload"]["loadgen_loop_lag_ms"] = {"p50": 0.5, "p99": 4.0, "max": 9.0}
+    section = overload_section(on_time)
+    assert "Its own event loop ran late by p50 0.5 / p99 4.0 / max 9.0 ms" in section
+    assert "at its own limit" not in section
+    late = results_v2()
+    late["overload"]["loadgen_loop_lag_ms"] = {"p50": 2.0, "p99": 170.0, "max": 600.0}
+    assert "**The generator was at its own limit" in overload_section(late)  # its lateness is in every latency
+
+
 def test_an_older_report_renders_with_n_a_where_figures_are_missing() -> None:
     old = results_v1()
     text = headline(old)
