@@ -10,7 +10,8 @@ admitted work then leaves the loop the time to read and refuse the rest at once.
 ran on a CPU for at least ``BUSY_SHARE`` of the time (``time.thread_time``): a loop late because other processes
 hold the CPUs is not overloaded (the benchmark's end-to-end phase, at a sixth of the API's capacity, was refused
 16%) and is served, the count still bounding it. Below half the cap (64 by default: the closed-loop benchmark's
-clients) requests are always served, and an SSE stream's open only counts.
+clients) requests are always served, and an SSE stream's open and an agent's flow init only count: they finish
+sessions already accepted (a burst's agents refused flow init five times failed their sessions).
 
 A request holds a slot from its head until its answer starts: an SSE stream gives its slot back once it is open
 (its own cap is ``MAX_SSE_STREAMS_PER_ORG``). Probes and ``/metrics`` are never counted nor refused, so a loaded
@@ -34,8 +35,15 @@ RETRY_AFTER_S = 1  # overload passes in moments: a client retries soon, spread b
 MAX_LAG_S = 0.005  # a refusal must leave within 10 ms: the loop may be at most this far behind to admit more
 PROBE_INTERVAL_S = 0.005  # how often the loop's lag is sampled (200 timer callbacks a second)
 STREAM_SUFFIX = "/events"  # an SSE stream's open is cheap and capped per org: the lag does not refuse it
+INTERNAL_PREFIX = "/internal/"  # an agent's flow init completes a session already accepted: only the count refuses it
 SUSTAINED_S = 0.1  # lag that lasts this long is overload, not a burst being drained
 BUSY_SHARE = 0.5  # late with the loop's thread on a CPU at least this share of the time: its own work is the cause
+
+
+def _finishes_accepted_work(path: str) -> bool:
+    """An SSE stream's open or an agent's flow init: work for a session already accepted, refused only by the count
+    (refusing it under lag would fail sessions the API took, not shed new ones)."""
+    return path.endswith(STREAM_SUFFIX) or path.startswith(INTERNAL_PREFIX)
 
 
 class LoopLag:
@@ -113,7 +121,7 @@ class InFlightCap:
         late_s = self.lag.late_for_s()
         in_flight = self.in_flight
         lagging = in_flight >= self.always_served and late_s > self.sustained_s
-        if in_flight >= self.limit or (lagging and not scope["path"].endswith(STREAM_SUFFIX)):
+        if in_flight >= self.limit or (lagging and not _finishes_accepted_work(scope["path"])):
             OVERLOAD_REFUSALS.inc()
             return None
         self.in_flight += 1  # taken now, as the head arrives: requests parsed together cannot all slip in

@@ -145,6 +145,16 @@ async def test_past_half_the_cap_a_request_arriving_while_the_loop_lags_is_refus
         assert _refusals() == refused_before + 1
         assert _in_flight() == 2
 
+        # An agent's flow init finishes a session the API already took: the lag does not refuse it (403 here:
+        # it carries no credential, so it was served).
+        flow_init = await _send(
+            served.port, f"POST /internal/sessions/{'0' * 32}/flow-init HTTP/1.1\r\nHost: api.test\r\n\r\n"
+        )
+        _hold_the_loop(0.3)
+        status, _headers, body = await _answer(flow_init)
+        assert status == 403 and b"agent credential" in body, body
+        assert _refusals() == refused_before + 1
+
         cap = _cap(served)
         await wait_until(lambda: cap.lag.late_for_s() == 0, deadline_s=5, what="the loop caught up")
         status, _headers, body = await _answer(await _send(served.port, _get("/api/flows", key)))
