@@ -25,22 +25,24 @@ if TYPE_CHECKING:
     from redis.asyncio.client import Pipeline
 
 # KEYS: 1 open sessions, 2 idempotency key, 3 stream, 4 snapshot.
-# ARGV: 1 now, 2 cap, 3 session id, 4 slot expiry, 5 lease, 6 has idempotency key, 7 record, 8 its TTL,
-#       9 snapshot, 10 its TTL, 11.. the stream entry's field/value pairs.
+# ARGV: 1 now, 2 session id, 3 record ('' without an idempotency key), 4 snapshot, 5.. the stream entry's
+#       field/value pairs. The policy's numbers are written into the script itself (``_script``): every argument
+#       costs the hot path packing and Redis parsing on each request, and these never change.
 # XADD is the first write that can be refused (OOM, wrong type): an error there leaves no slot and no key behind.
 # No MAXLEN, as in services.runtime.publishing: streams are trimmed below every group's oldest needed entry.
 _ADMIT = """
-if ARGV[6] == '1' then
+local remembered = ARGV[3] ~= ''
+if remembered then
     local existing = redis.call('GET', KEYS[2])
     if existing then return {1, existing} end
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return {2, ''} end
-redis.call('XADD', KEYS[3], '*', unpack(ARGV, 11))
-redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-if ARGV[6] == '1' then redis.call('SET', KEYS[2], ARGV[7], 'EX', ARGV[8]) end
-redis.call('SET', KEYS[4], ARGV[9], 'EX', ARGV[10])
+if redis.call('ZCARD', KEYS[1]) >= {max_open} then return {2, ''} end
+redis.call('XADD', KEYS[3], '*', unpack(ARGV, 5))
+redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + {lease_s}, ARGV[2])
+redis.call('EXPIRE', KEYS[1], {lease_s})
+if remembered then redis.call('SET', KEYS[2], ARGV[3], 'EX', {idempotency_ttl_s}) end
+redis.call('SET', KEYS[4], ARGV[4], 'EX', {snapshot_ttl_s})
 return {0, ''}
 """
 
@@ -83,6 +85,20 @@ class _EncodedEntry:
         return [item for pair in self.fields.items() for item in pair]
 
 
+def _script(policy: AdmissionPolicy, snapshot_ttl_s: int) -> str:
+    """The admission script with the policy's numbers in it (integers: nothing but digits goes into the Lua)."""
+    numbers = {
+        "max_open": policy.max_open,
+        "lease_s": policy.lease_s,
+        "idempotency_ttl_s": policy.idempotency_ttl_s,
+        "snapshot_ttl_s": snapshot_ttl_s,
+    }
+    script = _ADMIT
+    for name, value in numbers.items():
+        script = script.replace("{" + name + "}", str(int(value)))
+    return script
+
+
 class RedisSessionAdmission:
     """:class:`~services.api.session_core.SessionAdmission` in Redis: admission, announcement and snapshots of
     requested sessions."""
@@ -92,29 +108,16 @@ class RedisSessionAdmission:
         self._redis = redis
         self._ttl = snapshot_ttl_s
         self._policy = policy
-        self._admit = redis.register_script(_ADMIT)
+        self._admit = redis.register_script(_script(policy, snapshot_ttl_s))
 
     async def admit(self, request: SessionRequested, idem_key: str | None, record: str) -> Admission:
         """Replay the record remembered for ``idem_key``, or say the organisation is full, or take a slot,
         remember ``record`` and announce ``request``: one script, one round trip."""
         entry = await self._encode(request)
-        now = time.time()
         org_id, session_id = request.org_id, request.session_id
         idem = idempotency_key(org_id, idem_key or "")
         keys = [open_sessions_key(org_id), idem, entry.stream, session_snapshot_key(session_id)]
-        args: list[str | bytes | int | float] = [
-            now,
-            self._policy.max_open,
-            session_id,
-            now + self._policy.lease_s,
-            self._policy.lease_s,
-            "1" if idem_key else "0",
-            record,
-            self._policy.idempotency_ttl_s,
-            request.model_dump_json(),
-            self._ttl,
-            *entry.args(),
-        ]
+        args = [time.time(), session_id, record if idem_key else "", request.model_dump_json(), *entry.args()]
         code, value = await self._admit(keys=keys, args=args)
         if int(code) == 1:
             return Admission("replay", value.decode() if isinstance(value, bytes) else str(value))
