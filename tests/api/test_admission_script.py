@@ -21,6 +21,7 @@ from services.api.admission import AdmissionPolicy, RedisSessionAdmission
 from services.api.app import create_app
 from services.api.dependencies import install
 from services.api.settings import ApiSettings
+from services.runtime.broker import new_broker
 from tests.api.conftest import http_client, new_flow
 
 
@@ -38,7 +39,7 @@ class CountingConnection(Connection):
 async def counted_clients(api_redis_url: str) -> AsyncIterator[tuple[Redis, RedisBroker]]:
     """A Redis client and a broker whose every round trip is counted in ``CountingConnection.sent``."""
     redis = Redis.from_url(api_redis_url, connection_class=CountingConnection)
-    broker = RedisBroker(api_redis_url, connection_class=CountingConnection)
+    broker = new_broker(api_redis_url, connection_class=CountingConnection)  # the services' broker options
     await broker.connect()
     try:
         yield redis, broker
