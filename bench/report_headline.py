@@ -34,7 +34,8 @@ def key_line(results: dict[str, Any]) -> str:
         f"**Sessions ready per second at saturation: {fmt(number(results, 'e2e', 'ready_per_s_saturated'))}** "
         f"(the sustained phase's backlog; burst: {_per_s(number(results, 'burst', 'ready_per_s_saturated'))}; "
         "the middle 80% of the sessions' ready times, without the pipeline filling and draining). "
-        f"API closed loop {fmt(api, 0)} req/s = {share} of the ceiling's {fmt(ceiling, 0)}."
+        f"API closed loop {fmt(api, 0)} req/s = {share} of the ceiling's {fmt(ceiling, 0)}. "
+        "Where the difference goes, measured: docs/performance.md."
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from datetime import timedelta
@@ -13,13 +14,14 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import Connection
 
 from contracts.events import SessionRequested, utc_now
-from contracts.keys import session_snapshot_key
+from contracts.keys import idempotency_key, open_sessions_key, session_snapshot_key
 from contracts.streams import SESSION_REQUESTED
 from services.api.admin import create_key
 from services.api.admission import AdmissionPolicy, RedisSessionAdmission
 from services.api.app import create_app
 from services.api.dependencies import install
 from services.api.settings import ApiSettings
+from services.runtime.broker import new_broker
 from tests.api.conftest import http_client, new_flow
 
 
@@ -37,7 +39,7 @@ class CountingConnection(Connection):
 async def counted_clients(api_redis_url: str) -> AsyncIterator[tuple[Redis, RedisBroker]]:
     """A Redis client and a broker whose every round trip is counted in ``CountingConnection.sent``."""
     redis = Redis.from_url(api_redis_url, connection_class=CountingConnection)
-    broker = RedisBroker(api_redis_url, connection_class=CountingConnection)
+    broker = new_broker(api_redis_url, connection_class=CountingConnection)  # the services' broker options
     await broker.connect()
     try:
         yield redis, broker
@@ -102,3 +104,39 @@ async def test_the_stream_entry_is_what_broker_publish_writes(
         assert await redis.get(session_snapshot_key(session_id)) == request.model_dump_json().encode()
     finally:
         await redis.delete(scratch)
+
+
+async def test_the_policy_numbers_in_the_script_are_the_ones_applied(
+    counted_clients: tuple[Redis, RedisBroker],
+) -> None:
+    redis, broker = counted_clients
+    policy = AdmissionPolicy(max_open=2, lease_s=700, idempotency_ttl_s=500)
+    admission = RedisSessionAdmission(broker, redis, 900, policy)
+    org_id = f"org-{uuid.uuid4().hex[:8]}"
+
+    def request() -> SessionRequested:
+        session_id, now = uuid.uuid4().hex, utc_now()
+        return SessionRequested(
+            session_id=session_id,
+            org_id=org_id,
+            flow_id="flow",
+            room_name=f"session-{session_id}",
+            greeting="Hello",
+            ready_deadline=now + timedelta(seconds=30),
+            occurred_at=now,
+            agent_credential="credential",
+        )
+
+    first, idem = request(), uuid.uuid4().hex
+    assert (await admission.admit(first, idem, '{"remembered": true}')).outcome == "admitted"
+    assert 890 <= await redis.ttl(session_snapshot_key(first.session_id)) <= 900
+    assert 490 <= await redis.ttl(idempotency_key(org_id, idem)) <= 500
+    assert 690 <= await redis.ttl(open_sessions_key(org_id)) <= 700
+    slot_expiry = await redis.zscore(open_sessions_key(org_id), first.session_id)
+    assert slot_expiry is not None and 690 <= slot_expiry - time.time() <= 700
+    replay = await admission.admit(request(), idem, "{}")
+    assert (replay.outcome, replay.record) == ("replay", '{"remembered": true}')
+    no_key = request()
+    assert (await admission.admit(no_key, None, '{"not": "kept"}')).outcome == "admitted"
+    assert await redis.get(idempotency_key(org_id, "")) is None  # without a key nothing is remembered
+    assert (await admission.admit(request(), None, "")).outcome == "full"  # max_open=2

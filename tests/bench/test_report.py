@@ -80,6 +80,7 @@ def test_the_headline_shows_the_rate_at_saturation_and_the_cpu_table() -> None:
     text = headline(results_v2())
     assert "**Sessions ready per second at saturation: 33.3** (the sustained phase's backlog; burst: 35.0/s;" in text
     assert "API closed loop 1700 req/s = 85% of the ceiling's 2000." in text
+    assert "Where the difference goes, measured: docs/performance.md." in text
     assert text.index("Issue #21, done when:") < text.index("| **total** |")
 
 
