@@ -129,6 +129,8 @@ def subscribe_streams_batch(
     ``streams`` for ``group``: one reader for them all (batches span streams, up to ``max_records`` of each),
     one claimer per stream. Otherwise as :func:`~services.runtime.batch.subscribe_batch`."""
     policy = policy if policy is not None else DeliveryPolicy()
+    if linger_ms * 4 > policy.claim_idle_ms:  # a lingering read holds its entries unleased: keep it far from a claim
+        raise ValueError(f"linger_ms {linger_ms} must be at most a quarter of claim_idle_s ({policy.claim_idle_s} s)")
     guard = BatchGuard(broker, StreamPlace(streams[0], group, consumer), handler, policy, claimed=False)
     sub = MultiStreamSub(
         streams, group=group, consumer=consumer, polling_ms=policy.polling_ms, max_records=max_records,
