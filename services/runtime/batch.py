@@ -142,13 +142,38 @@ def _body(fields: dict[bytes, bytes]) -> bytes:
     return body
 
 
+class DeferredAcks:
+    """Acks of handled batches (by stream) that go to Redis with the reader's next read, in the same round trip."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, list[str]] = {}
+
+    def add(self, stream: str, ids: Sequence[str]) -> None:
+        """Ack ``ids`` of ``stream`` with the next read."""
+        self._ids.setdefault(stream, []).extend(ids)
+
+    def take(self) -> dict[str, list[str]]:
+        """The acks to send now (they are forgotten: :meth:`add` them back if sending failed)."""
+        ids, self._ids = self._ids, {}
+        return ids
+
+
 class BatchGuard:
     """The FastStream handler of one batch subscriber: decodes, calls the batch handler, applies the policy."""
 
     def __init__(
-        self, broker: RedisBroker, where: StreamPlace, handler: BatchHandler, policy: DeliveryPolicy, *, claimed: bool
+        self,
+        broker: RedisBroker,
+        where: StreamPlace,
+        handler: BatchHandler,
+        policy: DeliveryPolicy,
+        *,
+        claimed: bool,
+        deferred_acks: DeferredAcks | None = None,
     ) -> None:
-        """``claimed`` marks the claimer's guard: its messages were delivered before, elsewhere or here."""
+        """``claimed`` marks the claimer's guard: its messages were delivered before, elsewhere or here. With
+        ``deferred_acks`` a handled batch is acked by the reader's next read (dead letters still at once)."""
+        self._deferred = deferred_acks
         self._broker = broker
         self._where = where
         self._handler = handler
@@ -246,6 +271,10 @@ class BatchGuard:
         with it."""
         group = self._where.group
         by_stream = _by_stream(done)
+        if self._deferred is not None and not self._claimed:
+            for stream, ms in by_stream.items():
+                self._deferred.add(stream, [m.id for m in ms])
+            return
         if len(by_stream) == 1:
             ((stream, ms),) = by_stream.items()
             await redis.xack(stream, group, *[m.id for m in ms])

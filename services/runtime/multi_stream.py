@@ -7,15 +7,17 @@ streams with one XREADGROUP (it takes several keys for one group), so what arriv
 ``linger_ms`` lets a read that came back small wait that long for more before the batch is handled.
 
 The guarantees are :mod:`services.runtime.batch`'s, per message and per stream: each entry is acked on its own
-stream, a poison entry is isolated (one by one after a failed batch), counted and dead-lettered to its stream's
-``:dead``; each stream keeps its own claimer (XAUTOCLAIM) for what a dead replica held. Entries are handed over in
-id order (ids are Redis's clock, the same for every stream), so each stream keeps its order; handlers must take
-events of different streams in any order, as they must anyway (a claimer may deliver an old one later).
+stream (in the round trip of the reader's next read: one fewer per batch), a poison entry is isolated (one by one
+after a failed batch), counted and dead-lettered to its stream's ``:dead``; each stream keeps its own claimer
+(XAUTOCLAIM) for what a dead replica held. Entries are handed over in id order (ids are Redis's clock, the same
+for every stream), so each stream keeps its order; handlers must take events of different streams in any order, as
+they must anyway (a claimer may deliver an old one later).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -27,8 +29,16 @@ from faststream.redis.subscriber.usecases.stream_subscriber import (
     ReadResponse,
     StreamBatchSubscriber,
 )
+from redis.exceptions import RedisError
 
-from services.runtime.batch import BatchGuard, BatchHandler, not_decoded, raw_batch, subscribe_claimer
+from services.runtime.batch import (
+    BatchGuard,
+    BatchHandler,
+    DeferredAcks,
+    not_decoded,
+    raw_batch,
+    subscribe_claimer,
+)
 from services.runtime.delivery import DeliveryPolicy, StreamPlace
 from services.runtime.streams import FlatStreamSub
 
@@ -48,6 +58,7 @@ class MultiStreamSub(FlatStreamSub):
         )
         self.streams = tuple(streams)
         self.linger_ms = linger_ms
+        self.acks = DeferredAcks()
 
 
 class MultiStreamBatchSubscriber(StreamBatchSubscriber):
@@ -71,15 +82,34 @@ class MultiStreamBatchSubscriber(StreamBatchSubscriber):
         return response
 
     async def _read(self, sub: MultiStreamSub, count: int | None, block: int | None, noack: bool) -> ReadResponse:
-        response = await self._client.xreadgroup(
-            groupname=sub.group,  # type: ignore[arg-type]  # set: a MultiStreamSub always has a group
-            consumername=sub.consumer,  # type: ignore[arg-type]
-            streams=dict.fromkeys(sub.streams, ">"),
-            count=count,
-            block=block,
-            noack=noack,
-        )
+        """XREADGROUP over every stream, preceded in the same round trip by the XACKs of the batches handled since
+        the last read (they are sent before the read blocks, so no ack waits for new messages)."""
+        group, consumer = cast("str", sub.group), cast("str", sub.consumer)  # set: a MultiStreamSub has both
+        acks = sub.acks.take()
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for stream, ids in acks.items():
+                    pipe.xack(stream, group, *ids)
+                pipe.xreadgroup(group, consumer, dict.fromkeys(sub.streams, ">"), count=count, block=block, noack=noack)
+                *_, response = await pipe.execute()
+        except BaseException:
+            for stream, ids in acks.items():  # not known to be acked: again with the next read
+                sub.acks.add(stream, ids)
+            raise
         return cast("ReadResponse", response or ())
+
+    async def stop(self) -> None:
+        """Stop reading (in-flight batches finish), then send the acks still waiting for a read (best effort: an
+        entry not acked is handled again after its claim, which handlers absorb)."""
+        await super().stop()
+        sub = self._multi()
+        acks = sub.acks.take()
+        if acks:
+            with contextlib.suppress(RedisError, OSError):
+                async with self._client.pipeline(transaction=False) as pipe:
+                    for stream, ids in acks.items():
+                        pipe.xack(stream, cast("str", sub.group), *ids)
+                    await pipe.execute()
 
     async def _get_msgs(self, read: ReadCallable) -> None:
         entries = [
@@ -131,11 +161,12 @@ def subscribe_streams_batch(
     policy = policy if policy is not None else DeliveryPolicy()
     if linger_ms * 4 > policy.claim_idle_ms:  # a lingering read holds its entries unleased: keep it far from a claim
         raise ValueError(f"linger_ms {linger_ms} must be at most a quarter of claim_idle_s ({policy.claim_idle_s} s)")
-    guard = BatchGuard(broker, StreamPlace(streams[0], group, consumer), handler, policy, claimed=False)
     sub = MultiStreamSub(
         streams, group=group, consumer=consumer, polling_ms=policy.polling_ms, max_records=max_records,
         linger_ms=linger_ms,
     )  # fmt: skip
+    place = StreamPlace(streams[0], group, consumer)
+    guard = BatchGuard(broker, place, handler, policy, claimed=False, deferred_acks=sub.acks)
     subscriber = broker.subscriber(stream=sub, ack_policy=AckPolicy.MANUAL, parser=raw_batch, decoder=not_decoded)
     # FastStream builds the subscriber from the StreamSub; only its read differs, so it becomes the multi-stream
     # kind in place (same slots, same state).
