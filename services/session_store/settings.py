@@ -27,8 +27,8 @@ class SessionStoreSettings(RuntimeSettings):
         ge=0,
         le=1000,
         description="a read that found fewer than batch_max_records events waits this long for more before they are "
-        "applied: fewer, larger transactions (measured at the pipeline's pace: 0 ms 9.5, 20 ms ~4, 50 ms ~3, 100 ms ~2 ms "
-        "CPU per session) for a status recorded and announced up to this much later (0: at once)",
+        "applied: fewer, larger transactions (at the pipeline's pace, CPU per session: 0 ms 9.5, 20 ms ~4, 50 ms ~3, "
+        "100 ms ~2 ms) for a status recorded and announced up to this much later (0: at once)",
     )
     expiry_interval_s: float = Field(
         default=5.0,
