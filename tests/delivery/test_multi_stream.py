@@ -3,10 +3,13 @@ and every per-message guarantee holds per stream (ack, dead letter, claim, order
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from redis.asyncio import Redis
 
 from services.runtime.delivery import DeliveryPolicy
+from services.runtime.running import RunSettings, serve
 from tests.delivery.harness import FAST, Job, MultiProbe, multi_consumer_app, publish
 from tests.polling import wait_until
 
@@ -122,3 +125,24 @@ async def _pending(redis: Redis, stream: str, group: str) -> bool:
 def test_a_linger_near_the_claim_idle_time_is_refused() -> None:
     with pytest.raises(ValueError, match="linger_ms"):
         multi_consumer_app("redis://unused", MultiProbe(), "c1", _ok, linger_ms=int(FAST.claim_idle_s * 1000))
+
+
+async def test_a_lost_group_of_one_stream_is_recreated_and_every_stream_flows_again(
+    redis_url: str, redis: Redis
+) -> None:
+    probe = MultiProbe()
+    app = multi_consumer_app(redis_url, probe, "c1", _ok)
+    stop = asyncio.Event()
+    running = asyncio.create_task(serve(app, RunSettings(watch_every_s=0.2), stop))
+    try:
+        await publish(redis_url, probe.streams[0], 1)
+        await wait_until(lambda: 1 in probe.done, deadline_s=5, what="first job handled")
+        await redis.delete(probe.streams[1])  # its group is gone (a Redis restart without persistence)
+        await publish(redis_url, probe.streams[1], 2)  # the stream comes back without any group
+        await publish(redis_url, probe.streams[2], 3)
+        await wait_until(lambda: {2, 3} <= set(probe.done), deadline_s=15, what="jobs after the group was lost")
+        assert not running.done(), "the service exited instead of recovering"
+    finally:
+        stop.set()
+        code = await asyncio.wait_for(running, 30)
+    assert code == 0
