@@ -193,7 +193,8 @@ class BatchGuard:
         batch = [_Message(s, i.decode(), fields) for s, i, fields in zip(streams, ids, data, strict=True)]
         redis = await self._broker.connect()
         ledgers = _Ledgers(redis, self._where.group)
-        context = {"stream": batch[0].stream} if len({m.stream for m in batch}) == 1 else {"streams": len(set(streams))}
+        distinct = set(streams)
+        context = {"stream": next(iter(distinct))} if len(distinct) == 1 else {"streams": len(distinct)}
         with structlog.contextvars.bound_contextvars(**context, batch=len(batch)):
             runnable = await self._decoded(redis, ledgers, batch)
             if not runnable:
