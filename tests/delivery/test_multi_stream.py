@@ -136,11 +136,11 @@ async def test_a_lost_group_of_one_stream_is_recreated_and_every_stream_flows_ag
     running = asyncio.create_task(serve(app, RunSettings(watch_every_s=0.2), stop))
     try:
         await publish(redis_url, probe.streams[0], 1)
-        await wait_until(lambda: 1 in probe.done, deadline_s=5, what="first job handled")
+        await wait_until(lambda: 1 in probe.done, deadline_s=15, what="first job handled")
         await redis.delete(probe.streams[1])  # its group is gone (a Redis restart without persistence)
         await publish(redis_url, probe.streams[1], 2)  # the stream comes back without any group
         await publish(redis_url, probe.streams[2], 3)
-        await wait_until(lambda: {2, 3} <= set(probe.done), deadline_s=15, what="jobs after the group was lost")
+        await wait_until(lambda: {2, 3} <= set(probe.done), deadline_s=30, what="jobs after the group was lost")
         assert not running.done(), "the service exited instead of recovering"
     finally:
         stop.set()
