@@ -9,7 +9,10 @@ milliseconds of CPU per session, with the idle cost (empty polls) measured befor
 
 ``--rate 0`` (default) feeds stage by stage, each stage for all sessions at once (a backlog: large batches);
 ``--rate R`` starts R sessions a second, each session's events ``--gap-ms`` apart (small batches, as under light
-load).
+load). ``--trickle`` is the full pipeline's pace (``python -m bench``'s sustained phase makes ~23 sessions ready a
+second): 25 sessions a second, each session's events spread over its ~1.5 s (300 ms apart, +-50% jitter), so the
+events of many sessions interleave one at a time across the streams. For the session store it also reports how long
+after an event was published its status change was announced (entry ids: Redis's clock), the latency a linger adds.
 """
 
 from __future__ import annotations
@@ -19,7 +22,10 @@ import asyncio
 import bisect
 import contextlib
 import os
+import random
+import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,6 +54,7 @@ from contracts.events import (
 )
 from contracts.streams import SESSION_STATUS_CHANGED, Groups, stream_for
 from devstack.servers import postgres_server, redis_server
+from services.runtime.dead_letters import entries
 
 # (how one session's event is made, the column that shows the session store applied it)
 Stage = tuple[Callable[[str], Event], str]
@@ -146,14 +153,19 @@ class Feed:
         return await _count(self.database_url, self.ids[0][:8] + "%", column) >= len(self.ids)
 
 
-async def _feed(feed: Feed, rate: float, gap_ms: float) -> None:
+async def _feed(feed: Feed, rate: float, gap_ms: float, jitter: float = 0.0) -> None:
     stages, ids = feed.stages, feed.ids
     if rate <= 0:
         for stage in stages:
             await _publish(feed.broker, [stage[0](sid) for sid in ids])
             await feed.wait(stage)
         return
-    schedule = sorted((i / rate + k * gap_ms / 1000, k, sid) for i, sid in enumerate(ids) for k in range(len(stages)))
+    shake = random.Random(21)
+    schedule = sorted(
+        (i / rate + offset, k, sid)
+        for i, sid in enumerate(ids)
+        for k, offset in enumerate(_offsets(len(stages), gap_ms / 1000, jitter, shake))
+    )
     started, sent = time.monotonic(), 0
     while sent < len(schedule):
         now = time.monotonic() - started
@@ -164,6 +176,61 @@ async def _feed(feed: Feed, rate: float, gap_ms: float) -> None:
         await asyncio.sleep(0.005)
     for stage in stages:
         await feed.wait(stage)
+
+
+# The status each stage's event moves a session to (the user's presence moves none).
+_MOVES = {"requested_at": "pending", "dispatched_at": "dispatched", "agent_joined_at": "agent_joined",
+          "ready_at": "ready", "ended_at": "ended"}  # fmt: skip
+_SESSION = re.compile(rb'"session_id":"([^"]+)"')
+_TO = re.compile(rb'"to_status":"([^"]+)"')
+
+
+async def _entries(redis: Redis, stream: str) -> list[tuple[bytes, bytes]]:
+    """(id, raw fields) of every entry of ``stream``, in pages."""
+    found: list[tuple[bytes, bytes]] = []
+    start = "-"
+    while page := entries(await redis.xrange(stream, min=start, max="+", count=5000)):
+        found.extend((entry_id, b"".join(fields.values())) for entry_id, fields in page)
+        start = "(" + page[-1][0].decode()
+    return found
+
+
+def _ms(entry_id: bytes) -> int:
+    return int(entry_id.split(b"-")[0])
+
+
+async def status_latency(redis: Redis, prefix: str) -> list[int]:
+    """Milliseconds from each stage's event (of the sessions whose id starts with ``prefix``) to the announcement of
+    the status it moved the session to, from the streams' entry ids."""
+    published: dict[tuple[bytes, bytes], int] = {}
+    for make, column in STAGES:
+        if column not in _MOVES:
+            continue
+        for entry_id, raw in await _entries(redis, stream_for(type(make("x")))):
+            found = _SESSION.search(raw)
+            if found and found.group(1).startswith(prefix.encode()):
+                published[(found.group(1), _MOVES[column].encode())] = _ms(entry_id)
+    latencies = []
+    for entry_id, raw in await _entries(redis, SESSION_STATUS_CHANGED):
+        sid, to = _SESSION.search(raw), _TO.search(raw)
+        if sid and to and (sid.group(1), to.group(1)) in published:
+            latencies.append(_ms(entry_id) - published[(sid.group(1), to.group(1))])
+    return sorted(latencies)
+
+
+def _percentiles(values: list[int]) -> str:
+    if len(values) < 2:
+        return "no status changes seen"
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return f"event -> status announced p50/p95/p99/max {cuts[49]:.0f}/{cuts[94]:.0f}/{cuts[98]:.0f}/{values[-1]} ms"
+
+
+def _offsets(count: int, gap_s: float, jitter: float, shake: random.Random) -> list[float]:
+    """When each of a session's ``count`` events is due after its first: ``gap_s`` apart, each gap +-``jitter``."""
+    offsets = [0.0]
+    for _ in range(count - 1):
+        offsets.append(offsets[-1] + gap_s * (1 + jitter * (2 * shake.random() - 1)))
+    return offsets
 
 
 def _cpu_s(process: psutil.Process) -> float:
@@ -216,7 +283,14 @@ def _profiled(pid: int, out: Path | None) -> Iterator[None]:
 
 
 async def measure(
-    service: str, sessions: int, rate: float, gap_ms: float, redis_url: str, database_url: str, profile: Path | None
+    service: str,
+    sessions: int,
+    rate: float,
+    gap_ms: float,
+    redis_url: str,
+    database_url: str,
+    profile: Path | None,
+    jitter: float = 0.0,
 ) -> None:
     """Run the service, feed it, print its CPU per session."""
     log = Path(tempfile.gettempdir()) / f"consumer_cpu-{service}.log"
@@ -233,17 +307,20 @@ async def measure(
         cpu0, t0 = _cpu_s(process), time.monotonic()
         stages, group = TARGETS[service]
         with _profiled(process.pid, profile):
-            await _feed(Feed(broker, redis, database_url, group, stages, ids), rate, gap_ms)
+            await _feed(Feed(broker, redis, database_url, group, stages, ids), rate, gap_ms, jitter)
         cpu, wall = _cpu_s(process) - cpu0, time.monotonic() - t0
         announced = await redis.xlen(SESSION_STATUS_CHANGED)
+        latency = await status_latency(redis, run) if service == "session_store" else []
     await broker.stop()
     await redis.aclose()
     busy = max(0.0, cpu - idle_rate * wall)
+    pace = f"{rate:g}/s, {gap_ms:g} ms apart" + (f" +-{jitter:.0%}" if jitter else "")
+    pace = "backlog by stage" if rate <= 0 else pace
     print(
-        f"{service}: {sessions} sessions ({'backlog by stage' if rate <= 0 else f'{rate:g}/s, {gap_ms:g} ms apart'}) "
+        f"{service}: {sessions} sessions ({pace}) "
         f"in {wall:.1f} s; CPU {cpu * 1000 / sessions:.2f} ms/session "
         f"({busy * 1000 / sessions:.2f} without the idle {idle_rate * 1000:.1f} ms/s); "
-        + (f"{announced} status changes announced; " if service == "session_store" else "")
+        + (f"{announced} status changes announced, {_percentiles(latency)}; " if service == "session_store" else "")
         + f"log: {log}"
     )
 
@@ -255,10 +332,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sessions", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=0.0, help="sessions started per second (0: backlog)")
     parser.add_argument("--gap-ms", type=float, default=20.0, help="between one session's events (with --rate)")
+    parser.add_argument("--trickle", action="store_true", help="the pipeline's pace: --rate 25 --gap-ms 300, jittered")
     parser.add_argument("--profile", type=Path, help="py-spy's raw stacks of the service while it is fed, to this file")
     args = parser.parse_args(argv)
+    rate, gap_ms, jitter = (25.0, 300.0, 0.5) if args.trickle else (args.rate, args.gap_ms, 0.0)
     with redis_server() as redis, postgres_server() as postgres:
-        asyncio.run(measure(args.service, args.sessions, args.rate, args.gap_ms, redis.url, postgres.url, args.profile))
+        asyncio.run(
+            measure(args.service, args.sessions, rate, gap_ms, redis.url, postgres.url, args.profile, jitter=jitter)
+        )
 
 
 if __name__ == "__main__":

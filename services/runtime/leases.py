@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from services.runtime.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
-    from services.runtime.delivery import StreamPlace
+    from collections.abc import Mapping
 
 _LEASE_STOP_TIMEOUT_S = 1.0
 
@@ -19,10 +19,19 @@ _LEASE_STOP_TIMEOUT_S = 1.0
 class BatchLease:
     """Resets the idle time of the batch's messages every ``every_s`` while it runs (XCLAIM JUSTID), so no claimer
     takes them; stops at ``release`` or after ``for_at_most_s``. A timer, not a task: a batch shorter than
-    ``every_s`` (nearly all) costs one timer."""
+    ``every_s`` (nearly all) costs one timer. ``ids`` are the batch's message ids by stream (a batch may span
+    several streams of ``group``)."""
 
-    def __init__(self, redis: Redis, where: StreamPlace, ids: list[str], every_s: float, for_at_most_s: float) -> None:
-        self._redis, self._where, self._ids, self._every_s = redis, where, ids, every_s
+    def __init__(
+        self,
+        redis: Redis,
+        group: str,
+        consumer: str,
+        ids: Mapping[str, list[str]],
+        every_s: float,
+        for_at_most_s: float,
+    ) -> None:
+        self._redis, self._group, self._consumer, self._ids, self._every_s = redis, group, consumer, ids, every_s
         self._loop = asyncio.get_running_loop()
         self._until = self._loop.time() + for_at_most_s
         self._timer = self._loop.call_later(every_s, self._renew)
@@ -40,14 +49,14 @@ class BatchLease:
         self._timer = self._loop.call_later(self._every_s, self._renew)
 
     async def _claim(self) -> None:
-        where = self._where
-        ids: list[int | bytes | str | memoryview[int]] = list(self._ids)
-        try:
-            await self._redis.xclaim(
-                where.stream, where.group, where.consumer, min_idle_time=0, message_ids=ids, justid=True
-            )
-        except redis_errors.RedisError:
-            return  # best effort: Redis may be what is failing
+        for stream, stream_ids in self._ids.items():
+            ids: list[int | bytes | str | memoryview[int]] = list(stream_ids)
+            try:
+                await self._redis.xclaim(
+                    stream, self._group, self._consumer, min_idle_time=0, message_ids=ids, justid=True
+                )
+            except redis_errors.RedisError:
+                return  # best effort: Redis may be what is failing
 
     async def release(self) -> None:
         """Stop renewing (bounded)."""

@@ -10,10 +10,10 @@ from redis.asyncio import Redis
 
 from contracts.events import LifecycleEvent, SessionRequested
 from contracts.streams import SUBSCRIPTIONS, Groups
-from services.runtime.batch import subscribe_batch
 from services.runtime.broker import CONNECTION_OPTIONS, new_broker
 from services.runtime.database import connection_pool
 from services.runtime.migrations import apply_migrations
+from services.runtime.multi_stream import subscribe_streams_batch
 from services.runtime.streams import consumer_name, ensure_groups
 from services.session_store.announcing import StatusAnnouncer
 from services.session_store.applying import handle_events
@@ -49,17 +49,17 @@ def create_app(settings: SessionStoreSettings) -> FastStream:
             if isinstance(event, SessionRequested):
                 alarm.note(event.ready_deadline)  # the expiry scan wakes for it, however long its interval
 
-    for stream in SUBSCRIPTIONS[Groups.SESSION_STORE]:
-        # One event type per stream, so a batch never reorders one session's events; across streams the
-        # status machine takes them in any order.
-        subscribe_batch(
-            broker,
-            stream,
-            group=Groups.SESSION_STORE,
-            consumer=consumer,
-            handler=on_events,
-            max_records=settings.batch_max_records,
-        )
+    # One reader for all the store's streams: what arrived on any of them is one batch, one transaction (each
+    # stream keeps its order; across streams the status machine takes events in any order).
+    subscribe_streams_batch(
+        broker,
+        SUBSCRIPTIONS[Groups.SESSION_STORE],
+        group=Groups.SESSION_STORE,
+        consumer=consumer,
+        handler=on_events,
+        max_records=settings.batch_max_records,
+        linger_ms=settings.batch_linger_ms,
+    )
 
     async def start() -> None:
         await pool.open(wait=True, timeout=30)

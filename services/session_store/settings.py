@@ -10,6 +10,14 @@ from services.runtime.settings import BatchSettings, DatabaseSettings
 class SessionStoreSettings(DatabaseSettings, BatchSettings):
     """PostgreSQL, consumer and expiry settings."""
 
+    batch_linger_ms: int = Field(
+        default=50,
+        ge=0,
+        le=1000,
+        description="a read that found fewer than batch_max_records events waits this long for more before they are "
+        "applied: fewer, larger transactions (at the pipeline's pace, CPU per session: 0 ms 9.5, 20 ms ~4, 50 ms ~3, "
+        "100 ms ~2 ms) for a status recorded and announced up to this much later (0: at once)",
+    )
     expiry_interval_s: float = Field(
         default=5.0,
         gt=0,

@@ -14,6 +14,7 @@ from services.runtime.batch import subscribe_batch
 from services.runtime.broker import new_broker
 from services.runtime.consuming import subscribe
 from services.runtime.delivery import DeliveryPolicy
+from services.runtime.multi_stream import subscribe_streams_batch
 from services.runtime.streams import ensure_groups
 
 FAST = DeliveryPolicy(max_deliveries=3, claim_idle_s=0.6, polling_ms=100)
@@ -109,5 +110,45 @@ def batch_consumer_app(
 
     async def start() -> None:
         await ensure_groups(await broker.connect(), {probe.group: (probe.stream,)})
+
+    return FastStream(broker, on_startup=[start])
+
+
+@dataclass
+class MultiProbe(BatchProbe):
+    """A batch probe over several streams of one group, read together; ``stream`` is the first of ``streams``."""
+
+    streams: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.streams = self.streams or tuple(f"{self.stream}:{i}" for i in range(3))
+        self.stream = self.streams[0]
+
+
+def multi_consumer_app(
+    redis_url: str,
+    probe: MultiProbe,
+    consumer: str,
+    behaviour: Callable[[list[Job]], Awaitable[None]],
+    *,
+    policy: DeliveryPolicy = FAST,
+    max_records: int = 10,
+    linger_ms: int = 0,
+) -> FastStream:
+    """As :func:`batch_consumer_app`, with one reader over all of ``probe.streams`` (services/runtime/multi_stream)."""
+    broker = new_broker(redis_url, graceful_timeout=3.0)
+
+    async def handle(jobs: list[Job]) -> None:
+        probe.batches.append([job.n for job in jobs])
+        await behaviour(jobs)
+        probe.done.extend(job.n for job in jobs)
+
+    subscribe_streams_batch(
+        broker, probe.streams, group=probe.group, consumer=consumer, handler=handle, max_records=max_records,
+        linger_ms=linger_ms, policy=policy,
+    )  # fmt: skip
+
+    async def start() -> None:
+        await ensure_groups(await broker.connect(), {probe.group: probe.streams})
 
     return FastStream(broker, on_startup=[start])
