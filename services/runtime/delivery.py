@@ -128,7 +128,7 @@ async def _lease(
     (:class:`~services.runtime.leases.BatchLease` of one message): a message handled within ``every_s`` (nearly
     all) costs one timer.
     """
-    lease = BatchLease(redis, where, [message_id], every_s, for_at_most_s)
+    lease = BatchLease(redis, where.group, where.consumer, {where.stream: [message_id]}, every_s, for_at_most_s)
     try:
         yield
     finally:
