@@ -86,6 +86,19 @@ class BatchProbe(Probe):
     done: list[int] = field(default_factory=list)
 
 
+def _recording(
+    probe: BatchProbe, behaviour: Callable[[list[Job]], Awaitable[None]]
+) -> Callable[[list[Job]], Awaitable[None]]:
+    """A batch handler that records each batch, runs ``behaviour``, then records its jobs done."""
+
+    async def handle(jobs: list[Job]) -> None:
+        probe.batches.append([job.n for job in jobs])
+        await behaviour(jobs)
+        probe.done.extend(job.n for job in jobs)
+
+    return handle
+
+
 def batch_consumer_app(
     redis_url: str,
     probe: BatchProbe,
@@ -97,11 +110,7 @@ def batch_consumer_app(
 ) -> FastStream:
     """A FastStream app whose one batch handler records each batch, runs ``behaviour``, then records its jobs done."""
     broker = new_broker(redis_url, graceful_timeout=3.0)
-
-    async def handle(jobs: list[Job]) -> None:
-        probe.batches.append([job.n for job in jobs])
-        await behaviour(jobs)
-        probe.done.extend(job.n for job in jobs)
+    handle = _recording(probe, behaviour)
 
     subscribe_batch(
         broker, probe.stream, group=probe.group, consumer=consumer, handler=handle, max_records=max_records,
@@ -137,11 +146,7 @@ def multi_consumer_app(
 ) -> FastStream:
     """As :func:`batch_consumer_app`, with one reader over all of ``probe.streams`` (services/runtime/multi_stream)."""
     broker = new_broker(redis_url, graceful_timeout=3.0)
-
-    async def handle(jobs: list[Job]) -> None:
-        probe.batches.append([job.n for job in jobs])
-        await behaviour(jobs)
-        probe.done.extend(job.n for job in jobs)
+    handle = _recording(probe, behaviour)
 
     subscribe_streams_batch(
         broker, probe.streams, group=probe.group, consumer=consumer, handler=handle, max_records=max_records,

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import structlog
 from faststream.redis import RedisBroker
 from faststream.redis.parser import BinaryMessageFormatV1
 from livekit import api
@@ -170,3 +172,27 @@ async def counting(redis_url: str) -> AsyncIterator[CountingRedis]:
     client = CountingRedis.from_url(redis_url)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+def quiet_logs() -> Iterator[None]:
+    """Info logs of thousands of sessions cost CPU a burst test is not about: warnings and errors only."""
+    saved = structlog.get_config()
+    access = logging.getLogger("faststream.access.redis")
+    level = access.level
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    access.setLevel(logging.WARNING)
+    yield
+    structlog.configure(**saved)
+    access.setLevel(level)
+
+
+@pytest.fixture
+async def burst_redis_url(redis_url: str) -> AsyncIterator[str]:
+    """A Redis database for one burst test alone, emptied afterwards: its requests must not become another
+    consumer's backlog."""
+    url = with_db(redis_url, BURST_DB)
+    yield url
+    redis = Redis.from_url(url)
+    await redis.flushdb()
+    await redis.aclose()

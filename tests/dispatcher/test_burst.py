@@ -4,12 +4,8 @@ room holds exactly one dispatch of our agent, and LiveKit never sees more reques
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
-from collections.abc import AsyncIterator, Iterator
 
-import pytest
-import structlog
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
 
@@ -19,7 +15,7 @@ from devstack.livekit_sim import Simulator
 from devstack.livekit_sim.faults import Fault
 from services.runtime.publishing import BrokerPublisher
 
-from .conftest import BURST_DB, dispatcher_settings, events_on, running_dispatcher, with_db
+from .conftest import dispatcher_settings, events_on, running_dispatcher
 from .fakes import session_request
 
 SESSIONS = 2_000
@@ -28,30 +24,6 @@ LATENCY_MS = 50
 # About 25 s on an idle 2-core machine (CPU-bound: client, simulator and Redis share it); the bound
 # leaves room for a busy CI runner.
 DEADLINE_S = 120
-
-
-@pytest.fixture
-def quiet_logs() -> Iterator[None]:
-    """Info logs of 2,000 sessions cost CPU this test is not about: warnings and errors only."""
-    saved = structlog.get_config()
-    access = logging.getLogger("faststream.access.redis")
-    level = access.level
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    access.setLevel(logging.WARNING)
-    yield
-    structlog.configure(**saved)
-    access.setLevel(level)
-
-
-@pytest.fixture
-async def burst_redis_url(redis_url: str) -> AsyncIterator[str]:
-    """A Redis database for this test alone, emptied afterwards: 2,000 requests must not become another
-    consumer's backlog."""
-    url = with_db(redis_url, BURST_DB)
-    yield url
-    redis = Redis.from_url(url)
-    await redis.flushdb()
-    await redis.aclose()
 
 
 async def test_burst_of_requests_respects_the_in_flight_cap(

@@ -6,11 +6,7 @@ though some agents start slower than the join timeout."""
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import AsyncIterator, Iterator
 
-import pytest
-import structlog
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
 
@@ -21,7 +17,7 @@ from services.runtime.publishing import BrokerPublisher
 from tests.polling import wait_until
 
 from .agent_pool import AgentPool, agent_pool
-from .conftest import BURST_DB, dispatcher_settings, events_on, running_dispatcher, with_db
+from .conftest import dispatcher_settings, events_on, running_dispatcher
 from .fakes import session_request
 
 SESSIONS = 1_000
@@ -29,29 +25,6 @@ CAPACITY = 10
 JOIN_TIMEOUT_S = 1.0
 READY_IN_S = 240.0  # far beyond the drain: a session may only end up without its agent if it expired
 DEADLINE_S = 180.0
-
-
-@pytest.fixture
-def quiet_logs() -> Iterator[None]:
-    """Info logs of a thousand sessions cost CPU this test is not about: warnings and errors only."""
-    saved = structlog.get_config()
-    access = logging.getLogger("faststream.access.redis")
-    level = access.level
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    access.setLevel(logging.WARNING)
-    yield
-    structlog.configure(**saved)
-    access.setLevel(level)
-
-
-@pytest.fixture
-async def burst_redis_url(redis_url: str) -> AsyncIterator[str]:
-    """A Redis database for this test alone, emptied afterwards."""
-    url = with_db(redis_url, BURST_DB)
-    yield url
-    redis = Redis.from_url(url)
-    await redis.flushdb()
-    await redis.aclose()
 
 
 async def test_a_burst_on_a_saturated_pool_gets_every_session_exactly_one_agent(
