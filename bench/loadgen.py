@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import resource
 import sys
 import time
@@ -39,6 +40,7 @@ class LoadSpec:
     follow: bool = False  # follow each created session's SSE stream until ready
     timeout_s: float = 20.0  # above the polling baseline's 15 s agent timeout + grace
     max_in_flight: int = 1024  # open loop: outstanding requests at most (and connections in the pool)
+    retry_refused: int = 0  # a 503 with Retry-After is sent again after it, this many times at most (a real client)
 
 
 @dataclass
@@ -57,6 +59,7 @@ class LoadResult:
     slot_waits: int = 0  # open loop: requests that waited for a free slot (max_in_flight reached)
     sending_s: float = 0.0  # open loop: from the first scheduled send to the last actual one
     loop_lag_ms: dict[str, float] = field(default_factory=dict)  # the generator's own lag: p50, p99, max
+    retried: int = 0  # 503s with Retry-After sent again (``retry_refused``); each answer is counted in ``statuses``
 
 
 class _Run:
@@ -74,16 +77,17 @@ class _Run:
         """Send one request; latency from ``scheduled`` (a late send counts), or from the send itself when the
         loop's timer woke early (uvloop's timers have millisecond resolution): an early send must not look faster."""
         scheduled = min(scheduled, time.perf_counter())
-        try:
-            async with self.http.post(self.spec.path, headers=self.spec.headers) as response:
-                body = await response.read()
-                status = str(response.status)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            status, body = type(exc).__name__, b""
-        latency_ms = (time.perf_counter() - scheduled) * 1000
-        self.result.latencies_ms.append(latency_ms)
-        self.result.latencies_by_status.setdefault(status, []).append(latency_ms)
-        self._count(self.result.statuses, status)
+        for retries_left in range(self.spec.retry_refused, -1, -1):
+            status, body, retry_after = await self._post()
+            latency_ms = (time.perf_counter() - scheduled) * 1000
+            self.result.latencies_ms.append(latency_ms)
+            self.result.latencies_by_status.setdefault(status, []).append(latency_ms)
+            self._count(self.result.statuses, status)
+            if status != "503" or retry_after is None or retries_left == 0:
+                break
+            self.result.retried += 1
+            await asyncio.sleep(retry_after * random.uniform(1.0, 1.5))  # as the API asks, spread out
+            scheduled = time.perf_counter()  # each answer's latency is its own attempt's
         if status in ("200", "202") and body:
             session_id = json.loads(body)["sessionId"]
             self.result.session_ids.append(session_id)
@@ -91,6 +95,15 @@ class _Run:
                 task = asyncio.create_task(self.follow(session_id, scheduled))
                 self.followers.add(task)
                 task.add_done_callback(self.followers.discard)
+
+    async def _post(self) -> tuple[str, bytes, float | None]:
+        """One POST: its status (or the client error's name), body and Retry-After in seconds (None if absent)."""
+        try:
+            async with self.http.post(self.spec.path, headers=self.spec.headers) as response:
+                body = await response.read()
+                return str(response.status), body, _seconds(response.headers.get("Retry-After"))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return type(exc).__name__, b"", None
 
     async def follow(self, session_id: str, posted: float) -> None:
         """Read the session's SSE stream until a terminal or ready status; record POST -> ready."""
@@ -219,6 +232,14 @@ def main() -> None:
 def spec_json(spec: LoadSpec) -> str:
     """The spec as the generator process reads it."""
     return json.dumps(asdict(spec))
+
+
+def _seconds(header: str | None) -> float | None:
+    """A Retry-After in seconds (the API's form); None when absent or a date."""
+    try:
+        return max(0.0, float(header)) if header else None
+    except ValueError:
+        return None
 
 
 def result_from_json(raw: dict[str, Any]) -> LoadResult:

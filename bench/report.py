@@ -123,7 +123,8 @@ def markdown(results: dict[str, Any], plot_name: str) -> str:
             _e2e_section(results),
             real_section(results),
             f"## Burst of {burst['requested']:,}\n\n"
-            f"accepted {burst['accepted']}, ready {burst['ready']} ({burst['ready_per_s']:.1f}/s; "
+            f"accepted {burst['accepted']} ({burst.get('retried_after_503', 0)} requests sent again after a 503 and "
+            f"its Retry-After), ready {burst['ready']} ({burst['ready_per_s']:.1f}/s; "
             f"{_ms(burst.get('ready_per_s_saturated'))}/s at saturation), "
             f"all ready after {_ms(burst['all_ready_s'])} s, "
             f"statuses {burst['statuses']}, "

@@ -22,6 +22,7 @@ from bench.stack import Stack, StackOptions, pipeline_paused, running_stack
 from bench.stats import summary
 
 log = structlog.get_logger("bench")
+BURST_RETRIES = 5  # a burst client refused with 503 + Retry-After sends again, this many times at most
 
 
 async def run_benchmark(config: BenchConfig, work_dir: Path) -> dict[str, Any]:
@@ -170,7 +171,16 @@ async def _burst(config: BenchConfig, stack: Stack, runner: PhaseRunner, idle: d
     counters0 = await sim_counters(stack.livekit_url)
     cpu0 = runner.monitor.cpu()
     started = time.monotonic()
-    spec = _spec(stack.api_url, stack, "closed", duration_s=3600, concurrency=config.concurrency, count=config.burst)
+    # Its clients do what the API asks of a refused one (503 + Retry-After: come back then), as a real burst's would.
+    spec = _spec(
+        stack.api_url,
+        stack,
+        "closed",
+        duration_s=3600,
+        concurrency=config.concurrency,
+        count=config.burst,
+        retry_refused=BURST_RETRIES,
+    )
     profile = {"dispatcher": stack.pids["dispatcher"], "session_store": stack.pids["session_store"]}
     phase, load = await runner.run("burst", "burst", spec, profile=profile)
     accepted = len(load.session_ids)
@@ -186,6 +196,7 @@ async def _burst(config: BenchConfig, stack: Stack, runner: PhaseRunner, idle: d
     return {
         "requested": config.burst,
         "accepted": accepted,
+        "retried_after_503": load.retried,
         "api_latency_ms": phase.latency_ms,
         "api_throughput_rps": phase.throughput_rps,
         "all_ready_s": all_ready_s,

@@ -92,7 +92,8 @@ def _burst(results: dict[str, Any]) -> Check:
     burst = results["burst"]
     all_ready = burst["all_ready_s"] is not None and burst["lost"] == 0 and burst["accepted"] == burst["requested"]
     measured = (
-        f"{burst['accepted']}/{burst['requested']} accepted, ready after "
+        f"{burst['accepted']}/{burst['requested']} accepted"
+        f"{_retried(burst)}, ready after "
         f"{'never' if burst['all_ready_s'] is None else format(burst['all_ready_s'], '.1f') + ' s'}, "
         f"lost {burst['lost']}, duplicated {burst['duplicated_agent_jobs']}"
     )
@@ -102,6 +103,11 @@ def _burst(results: dict[str, Any]) -> Check:
         all_ready and burst["duplicated_agent_jobs"] == 0,
         f"lost {burst['lost']}, duplicated {burst['duplicated_agent_jobs']}",
     )
+
+
+def _retried(burst: dict[str, Any]) -> str:
+    retried = burst.get("retried_after_503", 0)  # absent from reports before the burst's clients retried
+    return f" ({retried} after a 503 and its Retry-After)" if retried else ""
 
 
 def _or_na(value: float | None) -> str:

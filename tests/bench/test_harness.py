@@ -155,3 +155,34 @@ async def test_a_client_timeout_is_an_answer_of_its_own(slow_server: tuple[str, 
     result = await run_load(spec)
     assert sum(result.statuses.values()) == 3
     assert all("Timeout" in status for status in result.statuses), result.statuses
+
+
+async def test_a_burst_client_comes_back_after_a_503_s_retry_after() -> None:
+    refusals = {"left": 6}  # the first six requests are refused, as an overloaded API does
+
+    async def create(_: web.Request) -> web.Response:
+        if refusals["left"] > 0:
+            refusals["left"] -= 1
+            return web.json_response({"error": "overloaded"}, status=503, headers={"Retry-After": "0"})
+        return web.json_response({"sessionId": uuid.uuid4().hex}, status=202)
+
+    app = web.Application()
+    app.router.add_post("/api/flows/{flow}/sessions", create)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        path, url = "/api/flows/f/sessions", f"http://{host}:{port}"
+        spec = LoadSpec(base_url=url, path=path, mode="closed", concurrency=2, count=4, retry_refused=5)
+        result = await run_load(spec)
+        refusals["left"] = 1
+        without = await run_load(LoadSpec(base_url=url, path=path, mode="closed", concurrency=1, count=1))
+    finally:
+        await runner.cleanup()
+    assert result.statuses == {"503": 6, "202": 4}
+    assert result.retried == 6
+    assert len(set(result.session_ids)) == 4, "every session of the burst accepted in the end"
+    assert without.statuses == {"503": 1} and without.retried == 0, "retried only when asked to"
+    assert without.session_ids == []
