@@ -70,6 +70,38 @@ async def test_a_receiver_that_fails_twice_gets_each_event_once_per_id_signed_pe
         ]
 
 
+async def test_during_a_secret_rotation_both_secrets_verify_and_afterwards_only_the_new_one(
+    hooks_api: FastAPI, database_url: str, hooks_redis_url: str, receiver: Receiver
+) -> None:
+    async with await new_org_client(hooks_api, database_url) as client:
+        org_id = client.headers["x-test-org"]
+        path = f"/ok/{uuid.uuid4().hex}"
+        endpoint = await _register(client, receiver.base_url + path, ["session.ready"])
+        rotated = (await client.post(f"/api/webhooks/{endpoint['id']}/rotate-secret", json={})).json()
+        at_once = await client.post(
+            f"/api/webhooks/{endpoint['id']}/rotate-secret", json={"previousSecretValidForS": 0}
+        )
+        assert at_once.status_code == 200, at_once.text
+        async with running_sender(hooks_redis_url, database_url), publisher(hooks_redis_url) as events:
+            await events.publish(status_change(org_id, uuid.uuid4().hex, "agent_joined", "ready"))
+            await wait_until(lambda: len(receiver.to(path)) == 1, deadline_s=10, what="the first delivery")
+            # The second rotation (no overlap) replaced the first one's secret at once: only its own secret signs.
+            (first,) = receiver.to(path)
+            assert spec_signature_valid(at_once.json()["secret"], first.headers, first.body)
+            assert not spec_signature_valid(rotated["secret"], first.headers, first.body)
+            assert not spec_signature_valid(endpoint["secret"], first.headers, first.body)
+            assert len(first.headers["webhook-signature"].split(" ")) == 1
+
+            overlap = (await client.post(f"/api/webhooks/{endpoint['id']}/rotate-secret", json={})).json()
+            await events.publish(status_change(org_id, uuid.uuid4().hex, "agent_joined", "ready"))
+            await wait_until(lambda: len(receiver.to(path)) == 2, deadline_s=10, what="the second delivery")
+        second = receiver.to(path)[1]
+        assert len(second.headers["webhook-signature"].split(" ")) == 2
+        for secret in (overlap["secret"], at_once.json()["secret"]):  # a receiver on either secret accepts it
+            assert spec_signature_valid(secret, second.headers, second.body)
+            Webhook(secret).verify(second.body, second.headers)
+
+
 async def test_a_retry_is_sent_when_due_without_the_poll(
     hooks_api: FastAPI, database_url: str, hooks_redis_url: str, receiver: Receiver
 ) -> None:
@@ -169,37 +201,3 @@ async def test_a_slow_endpoint_does_not_delay_another_endpoints_delivery(
             assert took < 2.0, f"the fast endpoint waited {took:.2f} s behind the slow one"
             assert receiver.to(fast)[0].at - published < 2.0
             assert len(receiver.to(slow)) == 2  # no more than its share of the slots, still hanging
-
-
-async def test_during_a_secret_rotation_both_secrets_verify_and_afterwards_only_the_new_one(
-    hooks_api: FastAPI, database_url: str, hooks_redis_url: str, receiver: Receiver
-) -> None:
-    async with await new_org_client(hooks_api, database_url) as client:
-        org_id = client.headers["x-test-org"]
-        path = f"/ok/{uuid.uuid4().hex}"
-        endpoint = await _register(client, receiver.base_url + path, ["session.ready"])
-        rotated = (await client.post(f"/api/webhooks/{endpoint['id']}/rotate-secret", json={})).json()
-        at_once = await client.post(
-            f"/api/webhooks/{endpoint['id']}/rotate-secret", json={"previousSecretValidForS": 0}
-        )
-        assert at_once.status_code == 200, at_once.text
-        async with running_sender(hooks_redis_url, database_url), publisher(hooks_redis_url) as events:
-            during = uuid.uuid4().hex
-            await events.publish(status_change(org_id, during, "agent_joined", "ready"))
-            await wait_until(lambda: len(receiver.to(path)) == 1, deadline_s=10, what="the delivery")
-        # The second rotation (no overlap) replaced the first one's secret at once: only its own secret signs.
-        (first,) = receiver.to(path)
-        assert spec_signature_valid(at_once.json()["secret"], first.headers, first.body)
-        assert not spec_signature_valid(rotated["secret"], first.headers, first.body)
-        assert not spec_signature_valid(endpoint["secret"], first.headers, first.body)
-        assert len(first.headers["webhook-signature"].split(" ")) == 1
-
-        overlap = (await client.post(f"/api/webhooks/{endpoint['id']}/rotate-secret", json={})).json()
-        async with running_sender(hooks_redis_url, database_url), publisher(hooks_redis_url) as events:
-            await events.publish(status_change(org_id, uuid.uuid4().hex, "agent_joined", "ready"))
-            await wait_until(lambda: len(receiver.to(path)) == 2, deadline_s=10, what="the delivery")
-        second = receiver.to(path)[1]
-        assert len(second.headers["webhook-signature"].split(" ")) == 2
-        for secret in (overlap["secret"], at_once.json()["secret"]):  # a receiver on either secret accepts it
-            assert spec_signature_valid(secret, second.headers, second.body)
-            Webhook(secret).verify(second.body, second.headers)
