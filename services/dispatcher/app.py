@@ -5,7 +5,6 @@ of :data:`~services.dispatcher.handlers.HANDLERS` and runs the watchdog from sta
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -17,13 +16,13 @@ from faststream import FastStream
 from faststream.redis import RedisBroker
 from livekit import api
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.exceptions import ResponseError
 
 from contracts.keys import watched_room_key
 from contracts.streams import AGENT_JOINED, FLOW_EVENT, Groups
 from services.dispatcher.dispatch_gate import RedisDispatchGate
 from services.dispatcher.flow_relay import RoomWatchers
 from services.dispatcher.flow_seq import RedisFlowSequencer
+from services.dispatcher.group_retirement import RetirementPolicy, retire_forever
 from services.dispatcher.handlers import BATCH_HANDLERS, HANDLERS, Dependencies, Handler, LiveKitServer, settle_due
 from services.dispatcher.ledger import RedisSessionLedger
 from services.dispatcher.live_sessions import RedisLiveSessions
@@ -131,14 +130,6 @@ def bootstrap(
     )
 
 
-async def retire_groups(redis: Redis) -> None:
-    """Remove the dispatcher's group from the streams it no longer reads (``agent.joined``): a group nobody reads
-    would keep its stream from being trimmed (services.runtime.trimming keeps what every group still needs)."""
-    for stream in RETIRED_STREAMS:
-        with contextlib.suppress(ResponseError):  # no such stream or group: nothing to retire
-            await redis.xgroup_destroy(stream, Groups.DISPATCHER)
-
-
 def gathered(
     handler: Handler, window_s: float, max_records: int, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 ) -> Handler:
@@ -187,7 +178,11 @@ def create_app(settings: DispatcherSettings, build: Callable[[RedisBroker], Depe
     async def start() -> None:
         client = await broker.connect()
         await ensure_groups(client)
-        await retire_groups(client)
+        # periodic, once idle: older replicas may still read the group during a rolling deploy (group_retirement)
+        retiring = RetirementPolicy(
+            RETIRED_STREAMS, Groups.DISPATCHER, settings.retire_group_idle_s, settings.retire_group_every_s
+        )
+        background.add(asyncio.create_task(retire_forever(client, retiring), name="group-retirement"))
         scan = partial(scan_once, deps.ledger, partial(settle_due, deps=deps), deps.watchdog)
         # never sleeps past the shortest join wait: a watch armed meanwhile is not due before the next look
         interval_s = min(settings.watchdog_scan_interval_s, deps.watchdog.shortest_wait_s)

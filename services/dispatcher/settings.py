@@ -88,6 +88,14 @@ class DispatcherSettings(BatchSettings, LiveKitSettings):
     )
     room_sweep_batch: int = Field(default=100, ge=1, le=1000, description="room names per ListRooms call")
     room_sweep_max_batches: int = Field(default=10, ge=1, description="ListRooms calls per sweep and replica")
+    retire_group_idle_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="the dispatcher's group on a stream it no longer reads (agent.joined) is removed once none of "
+        "its consumers was seen this long: keep it well above a rolling deploy's duration, older replicas still "
+        "read it until they are gone",
+    )
+    retire_group_every_s: float = Field(default=60.0, gt=0, description="how often each replica looks for it")
     redis_max_connections: int = Field(
         default=64, ge=2, description="pool of the room locks and the ledger (callers wait for a free connection)"
     )

@@ -1,16 +1,12 @@
 """How the dispatcher reads its streams: the status-change reader pauses after a batch that was not full, so the
 changes arriving meanwhile are applied together (one read, one script, one ack) instead of one by one, and a full
-batch (a backlog) is followed at once; a stream it no longer reads keeps no group of it."""
+batch (a backlog) is followed at once."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from redis.asyncio import Redis
-
-from contracts.streams import AGENT_JOINED, Groups
-from services.dispatcher.app import gathered, retire_groups
-from services.runtime.streams import ensure_groups
+from services.dispatcher.app import gathered
 
 
 class Recorded:
@@ -38,16 +34,3 @@ async def test_no_window_reads_again_at_once() -> None:
     seen = Recorded()
     await gathered(seen.handle, 0.0, max_records=3, sleep=seen.sleep)(["a"], deps=None)
     assert seen.steps == [("batch", ["a"])]
-
-
-async def test_the_group_of_a_stream_no_longer_read_is_removed(redis_url: str) -> None:
-    """agent.joined keeps no dispatcher group (it would hold back the stream's trimming); other groups stay."""
-    redis = Redis.from_url(redis_url)
-    try:
-        await ensure_groups(redis, {Groups.DISPATCHER: (AGENT_JOINED,), Groups.SESSION_STORE: (AGENT_JOINED,)})
-        await retire_groups(redis)
-        await retire_groups(redis)  # nothing left to retire: fine
-        groups = {g["name"].decode() for g in await redis.xinfo_groups(AGENT_JOINED)}
-    finally:
-        await redis.aclose()
-    assert Groups.DISPATCHER not in groups and Groups.SESSION_STORE in groups
