@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 log = structlog.get_logger(__name__)
 
@@ -38,7 +38,8 @@ async def retire_idle_group(redis: Redis, stream: str, group: str, idle_s: float
 
     A consumer's ``idle`` is the time since its last read attempt on Redis >= 7.2 (since its last delivery on
     older servers, where an old replica on a silent stream looks idle: it then re-reads the stream once, as before).
-    A group without consumers was never read: nothing pending is lost with it.
+    A group without consumers was never read, so nothing pending is lost with it (an older replica that created
+    it at start-up and reads it a moment later takes the NOGROUP path once: re-created, read from 0).
     """
     try:
         consumers = await redis.xinfo_consumers(stream, group)
@@ -66,6 +67,6 @@ async def retire_forever(redis: Redis, policy: RetirementPolicy) -> None:
     while True:
         try:
             await retire_once(redis, policy)
-        except (RedisError, OSError) as exc:
-            log.warning("consumer_group_retirement_failed", group=policy.group, error=str(exc))
+        except Exception as exc:  # noqa: BLE001 -- a Redis hiccup must not end retirement for good
+            log.warning("consumer_group_retirement_failed", group=policy.group, error=repr(exc))
         await asyncio.sleep(policy.every_s)
