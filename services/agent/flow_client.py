@@ -16,6 +16,7 @@ import aiohttp
 import structlog
 
 from services.agent.metadata import SessionMetadata
+from services.runtime.retry_after import retry_after_seconds
 from services.runtime.retrying import RetryPolicy, with_retries
 
 log = structlog.get_logger(__name__)
@@ -86,7 +87,7 @@ class HttpFlowInitialiser:
         try:
             async with self._client.post(url, headers={"Authorization": f"Bearer {session.credential}"}) as response:
                 status, text = response.status, await response.text()
-                retry_after = _seconds(response.headers.get("Retry-After"))
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
             log.warning("flow_init_unreachable", error=type(exc).__name__)
             raise _Retryable(f"cannot reach the API at {self._api_url} ({type(exc).__name__})") from exc
@@ -104,14 +105,6 @@ class HttpFlowInitialiser:
             definition=dict(body.get("definition") or {}),
             agent_settings=dict(body.get("agentSettings") or {}),
         )
-
-
-def _seconds(header: str | None) -> float | None:
-    """A Retry-After given in seconds (the API's form), else None."""
-    try:
-        return max(0.0, float(header)) if header is not None else None
-    except ValueError:
-        return None
 
 
 def _error_text(text: str) -> str:
