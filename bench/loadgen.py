@@ -24,6 +24,8 @@ from typing import Any
 
 import aiohttp
 
+from services.runtime.retry_after import retry_after_seconds
+
 
 @dataclass
 class LoadSpec:
@@ -101,7 +103,7 @@ class _Run:
         try:
             async with self.http.post(self.spec.path, headers=self.spec.headers) as response:
                 body = await response.read()
-                return str(response.status), body, _seconds(response.headers.get("Retry-After"))
+                return str(response.status), body, retry_after_seconds(response.headers.get("Retry-After"))
         except (aiohttp.ClientError, TimeoutError) as exc:
             return type(exc).__name__, b"", None
 
@@ -232,14 +234,6 @@ def main() -> None:
 def spec_json(spec: LoadSpec) -> str:
     """The spec as the generator process reads it."""
     return json.dumps(asdict(spec))
-
-
-def _seconds(header: str | None) -> float | None:
-    """A Retry-After in seconds (the API's form); None when absent or a date."""
-    try:
-        return max(0.0, float(header)) if header else None
-    except ValueError:
-        return None
 
 
 def result_from_json(raw: dict[str, Any]) -> LoadResult:

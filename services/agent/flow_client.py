@@ -9,18 +9,15 @@ bounded in attempts and total time; a 4xx (refused credential, unknown session) 
 from __future__ import annotations
 
 import json
-import random
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import structlog
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_delay, stop_any
-from tenacity.stop import stop_base
-from tenacity.wait import wait_exponential_jitter
 
 from services.agent.metadata import SessionMetadata
-from services.runtime.retrying import RetryPolicy
+from services.runtime.retry_after import retry_after_seconds
+from services.runtime.retrying import RetryPolicy, with_retries
 
 log = structlog.get_logger(__name__)
 
@@ -41,21 +38,12 @@ class _Overloaded(_Retryable):
         self.retry_after_s = retry_after_s
 
 
-class _AttemptsBesidesOverload(stop_base):
-    """Stop once ``attempts`` tries failed other than by the API's load shedding (which is waited out)."""
-
-    def __init__(self, attempts: int) -> None:
-        self._attempts = attempts
-        self._failures = 0
-
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        error = retry_state.outcome.exception() if retry_state.outcome else None
-        if not isinstance(error, _Overloaded):
-            self._failures += 1
-        return self._failures >= self._attempts
-
-
 MAX_RETRY_AFTER_S = 5.0  # a Retry-After longer than this is not waited in full: the session's deadline is near
+
+
+def _load_shedding_pause(error: BaseException) -> float | None:
+    """The API's Retry-After (capped) when it shed load; None for a failure that counts as an attempt."""
+    return min(error.retry_after_s, MAX_RETRY_AFTER_S) if isinstance(error, _Overloaded) else None
 
 
 @dataclass(frozen=True)
@@ -89,36 +77,17 @@ class HttpFlowInitialiser:
         if not session.credential:
             raise FlowInitError("the dispatch metadata carries no agent credential for the API")
         policy = RetryPolicy(self._policy.attempts, self._policy.max_seconds, self._policy.initial_backoff_s)
-        backoff = wait_exponential_jitter(
-            multiplier=policy.initial_s, max=policy.max_seconds / 4, jitter=policy.initial_s
-        )
-
-        def wait(state: RetryCallState) -> float:
-            error = state.outcome.exception() if state.outcome else None
-            if isinstance(error, _Overloaded):
-                return min(error.retry_after_s, MAX_RETRY_AFTER_S) * random.uniform(0.5, 1.5)
-            return backoff(state)
-
-        retrying = AsyncRetrying(
-            stop=stop_any(_AttemptsBesidesOverload(policy.attempts), stop_after_delay(policy.max_seconds)),
-            wait=wait,
-            retry=retry_if_exception_type(_Retryable),
-            reraise=True,
-        )
         try:
-            async for attempt in retrying:
-                with attempt:
-                    return await self._once(session)
+            return await with_retries(policy, lambda: self._once(session), _Retryable, wait_out=_load_shedding_pause)
         except _Retryable as exc:
             raise FlowInitError(f"flow init failed after {policy.describe()}: {exc}") from exc
-        raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     async def _once(self, session: SessionMetadata) -> FlowConfig:
         url = f"{self._api_url}/internal/sessions/{session.session_id}/flow-init"
         try:
             async with self._client.post(url, headers={"Authorization": f"Bearer {session.credential}"}) as response:
                 status, text = response.status, await response.text()
-                retry_after = _seconds(response.headers.get("Retry-After"))
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
             log.warning("flow_init_unreachable", error=type(exc).__name__)
             raise _Retryable(f"cannot reach the API at {self._api_url} ({type(exc).__name__})") from exc
@@ -136,14 +105,6 @@ class HttpFlowInitialiser:
             definition=dict(body.get("definition") or {}),
             agent_settings=dict(body.get("agentSettings") or {}),
         )
-
-
-def _seconds(header: str | None) -> float | None:
-    """A Retry-After given in seconds (the API's form), else None."""
-    try:
-        return max(0.0, float(header)) if header is not None else None
-    except ValueError:
-        return None
 
 
 def _error_text(text: str) -> str:

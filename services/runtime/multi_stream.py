@@ -31,14 +31,8 @@ from faststream.redis.subscriber.usecases.stream_subscriber import (
 )
 from redis.exceptions import RedisError
 
-from services.runtime.batch import (
-    BatchGuard,
-    BatchHandler,
-    DeferredAcks,
-    not_decoded,
-    raw_batch,
-    subscribe_claimer,
-)
+from services.runtime.batch import not_decoded, raw_batch, subscribe_claimer
+from services.runtime.batch_guard import BatchGuard, BatchHandler, DeferredAcks
 from services.runtime.delivery import DeliveryPolicy, StreamPlace
 from services.runtime.streams import FlatStreamSub
 

@@ -48,6 +48,21 @@ async def counted_clients(api_redis_url: str) -> AsyncIterator[tuple[Redis, Redi
         await redis.aclose()
 
 
+def _requested(org_id: str) -> SessionRequested:
+    """A new session's request for ``org_id``, as the API admits it (a fresh session id)."""
+    session_id, now = uuid.uuid4().hex, utc_now()
+    return SessionRequested(
+        session_id=session_id,
+        org_id=org_id,
+        flow_id="flow",
+        room_name=f"session-{session_id}",
+        greeting="Hello",
+        ready_deadline=now + timedelta(seconds=30),
+        occurred_at=now,
+        agent_credential="credential",
+    )
+
+
 async def test_a_session_post_is_one_redis_round_trip(
     api_settings: ApiSettings, counted_clients: tuple[Redis, RedisBroker]
 ) -> None:
@@ -80,18 +95,8 @@ async def test_the_stream_entry_is_what_broker_publish_writes(
 ) -> None:
     redis, broker = counted_clients
     admission = RedisSessionAdmission(broker, redis, 60, AdmissionPolicy(max_open=5, lease_s=60, idempotency_ttl_s=60))
-    session_id = uuid.uuid4().hex
-    now = utc_now()
-    request = SessionRequested(
-        session_id=session_id,
-        org_id=f"org-{uuid.uuid4().hex[:8]}",
-        flow_id="flow",
-        room_name=f"session-{session_id}",
-        greeting="Hello",
-        ready_deadline=now + timedelta(seconds=30),
-        occurred_at=now,
-        agent_credential="credential",
-    )
+    request = _requested(f"org-{uuid.uuid4().hex[:8]}")
+    session_id = request.session_id
     assert (await admission.admit(request, None, "{}")).outcome == "admitted"
     scratch = f"agentready:test-admission:{uuid.uuid4().hex}"
     await broker.publish(request, stream=scratch, correlation_id=request.correlation_id)
@@ -113,30 +118,16 @@ async def test_the_policy_numbers_in_the_script_are_the_ones_applied(
     policy = AdmissionPolicy(max_open=2, lease_s=700, idempotency_ttl_s=500)
     admission = RedisSessionAdmission(broker, redis, 900, policy)
     org_id = f"org-{uuid.uuid4().hex[:8]}"
-
-    def request() -> SessionRequested:
-        session_id, now = uuid.uuid4().hex, utc_now()
-        return SessionRequested(
-            session_id=session_id,
-            org_id=org_id,
-            flow_id="flow",
-            room_name=f"session-{session_id}",
-            greeting="Hello",
-            ready_deadline=now + timedelta(seconds=30),
-            occurred_at=now,
-            agent_credential="credential",
-        )
-
-    first, idem = request(), uuid.uuid4().hex
+    first, idem = _requested(org_id), uuid.uuid4().hex
     assert (await admission.admit(first, idem, '{"remembered": true}')).outcome == "admitted"
     assert 890 <= await redis.ttl(session_snapshot_key(first.session_id)) <= 900
     assert 490 <= await redis.ttl(idempotency_key(org_id, idem)) <= 500
     assert 690 <= await redis.ttl(open_sessions_key(org_id)) <= 700
     slot_expiry = await redis.zscore(open_sessions_key(org_id), first.session_id)
     assert slot_expiry is not None and 690 <= slot_expiry - time.time() <= 700
-    replay = await admission.admit(request(), idem, "{}")
+    replay = await admission.admit(_requested(org_id), idem, "{}")
     assert (replay.outcome, replay.record) == ("replay", '{"remembered": true}')
-    no_key = request()
+    no_key = _requested(org_id)
     assert (await admission.admit(no_key, None, '{"not": "kept"}')).outcome == "admitted"
     assert await redis.get(idempotency_key(org_id, "")) is None  # without a key nothing is remembered
-    assert (await admission.admit(request(), None, "")).outcome == "full"  # max_open=2
+    assert (await admission.admit(_requested(org_id), None, "")).outcome == "full"  # max_open=2

@@ -52,21 +52,37 @@ def _get(path: str, key: str = "") -> str:
     return f"GET {path} HTTP/1.1\r\nHost: api.test\r\n{auth}\r\n"
 
 
+def _post_flow(key: str, body: str) -> str:
+    return (
+        f"POST /api/flows HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}"
+    )
+
+
+async def _hold(served: Served, key: str, count: int) -> list[Connection]:
+    """``count`` requests whose bodies never come: in flight until their clients leave."""
+    held = [
+        await _send(served.port, _post_flow(key, "{").replace("Content-Length: 1", "Content-Length: 100"))
+        for _ in range(count)
+    ]
+    await wait_until(lambda: _in_flight() == count, deadline_s=5, what=f"{count} requests in flight")
+    return held
+
+
+async def _release(held: list[Connection]) -> None:
+    """Close the held requests' connections and wait for their slots to come back."""
+    for _reader, writer in held:
+        writer.close()
+    await wait_until(lambda: _in_flight() == 0, deadline_s=5, what="the slots given back")
+
+
 async def test_requests_over_the_cap_get_503_with_retry_after_and_probes_still_answer(
     api_app: FastAPI, api_settings: ApiSettings, database_url: str
 ) -> None:
     async with serve(api_settings, max_requests_in_flight=2) as served:
         _cap(served).sustained_s = float("inf")  # the count alone: the second held request is past half the cap
         key = await new_org_key(database_url)
-        held = [  # two requests whose bodies never come: in flight until their clients leave
-            await _send(
-                served.port,
-                f"POST /api/flows HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer {key}\r\n"
-                "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
-            )
-            for _ in range(2)
-        ]
-        await wait_until(lambda: _in_flight() == 2, deadline_s=5, what="two requests in flight")
+        held = await _hold(served, key, 2)
         refused_before = _refusals()
 
         refused = await _send(served.port, _get("/api/flows", key))
@@ -82,9 +98,7 @@ async def test_requests_over_the_cap_get_503_with_retry_after_and_probes_still_a
             assert status == 200, (probe, body)
         assert b"agentready_api_overload_refusals_total" in body
 
-        for _reader, writer in held:
-            writer.close()
-        await wait_until(lambda: _in_flight() == 0, deadline_s=5, what="the slots given back")
+        await _release(held)
         status, _headers, body = await _answer(await _send(served.port, _get("/api/flows", key), refused))
         assert status == 200, body  # the refused client's kept-alive connection is served now
 
@@ -116,23 +130,12 @@ def _cap(served: Served) -> InFlightCap:
     return cap
 
 
-def _post_flow(key: str, body: str) -> str:
-    return (
-        f"POST /api/flows HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer {key}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}"
-    )
-
-
 async def test_past_half_the_cap_a_request_arriving_while_the_loop_lags_is_refused(
     api_app: FastAPI, api_settings: ApiSettings, database_url: str
 ) -> None:
     async with serve(api_settings, max_requests_in_flight=4) as served:  # half the cap: 2 always served
         key = await new_org_key(database_url)
-        held = [  # two requests whose bodies never come: half the cap in flight
-            await _send(served.port, _post_flow(key, "{").replace("Content-Length: 1", "Content-Length: 100"))
-            for _ in range(2)
-        ]
-        await wait_until(lambda: _in_flight() == 2, deadline_s=5, what="two requests in flight")
+        held = await _hold(served, key, 2)  # half the cap in flight
         refused_before = _refusals()
 
         _cap(served).lag.cpu_clock = time.perf_counter  # on a CPU all along, however busy the test machine is
@@ -159,9 +162,7 @@ async def test_past_half_the_cap_a_request_arriving_while_the_loop_lags_is_refus
         await wait_until(lambda: cap.lag.late_for_s() == 0, deadline_s=5, what="the loop caught up")
         status, _headers, body = await _answer(await _send(served.port, _get("/api/flows", key)))
         assert status == 200, body  # the loop keeps up again: a free slot serves
-        for _reader, writer in held:
-            writer.close()
-        await wait_until(lambda: _in_flight() == 0, deadline_s=5, what="the slots given back")
+        await _release(held)
 
 
 async def test_past_half_the_cap_a_loop_late_because_others_hold_the_cpu_still_serves(
@@ -169,11 +170,7 @@ async def test_past_half_the_cap_a_loop_late_because_others_hold_the_cpu_still_s
 ) -> None:
     async with serve(api_settings, max_requests_in_flight=4) as served:  # half the cap: 2 always served
         key = await new_org_key(database_url)
-        held = [  # two requests whose bodies never come: half the cap in flight
-            await _send(served.port, _post_flow(key, "{").replace("Content-Length: 1", "Content-Length: 100"))
-            for _ in range(2)
-        ]
-        await wait_until(lambda: _in_flight() == 2, deadline_s=5, what="two requests in flight")
+        held = await _hold(served, key, 2)  # half the cap in flight
         refused_before = _refusals()
 
         late = await _send(served.port, _get("/api/flows", key))
@@ -181,9 +178,7 @@ async def test_past_half_the_cap_a_loop_late_because_others_hold_the_cpu_still_s
         status, _headers, body = await _answer(late)
         assert status == 200, body  # 300 ms late, but not for its own work: not overload
         assert _refusals() == refused_before
-        for _reader, writer in held:
-            writer.close()
-        await wait_until(lambda: _in_flight() == 0, deadline_s=5, what="the slots given back")
+        await _release(held)
 
 
 async def test_a_refused_request_s_body_is_skipped_and_its_connection_serves_the_next(
@@ -191,15 +186,13 @@ async def test_a_refused_request_s_body_is_skipped_and_its_connection_serves_the
 ) -> None:
     async with serve(api_settings, max_requests_in_flight=1) as served:
         key = await new_org_key(database_url)
-        held = await _send(served.port, _post_flow(key, "{").replace("Content-Length: 1", "Content-Length: 100"))
-        await wait_until(lambda: _in_flight() == 1, deadline_s=5, what="one request in flight")
+        held = await _hold(served, key, 1)
 
         flow = json.dumps({"name": "refused", "greeting": "Hello."})
         refused = await _send(served.port, _post_flow(key, flow))  # answered in the parser; its body follows
         status, _headers, _body = await _answer(refused)
         assert status == 503
-        held[1].close()
-        await wait_until(lambda: _in_flight() == 0, deadline_s=5, what="the slot given back")
+        await _release(held)
 
         status, _headers, body = await _answer(await _send(served.port, _get("/api/flows", key), refused))
         assert status == 200, body  # the refused body was not read as the next request

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -17,6 +18,27 @@ from bench.loadgen import LoadSpec, _Run, run_load
 from bench.profiling import top_functions
 from bench.stats import percentile, summary
 from bench.targets import evaluate
+
+SESSIONS_ROUTE = "/api/flows/{flow}/sessions"
+
+
+@contextlib.asynccontextmanager
+async def _serving(
+    routes: dict[str, Callable[[web.Request], Awaitable[web.Response]]], shutdown_timeout: float = 60.0
+) -> AsyncIterator[str]:
+    """A real HTTP server on a free port answering POST on each of ``routes``; yields its base URL."""
+    app = web.Application()
+    for path, handler in routes.items():
+        app.router.add_post(path, handler)
+    runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
 
 
 def test_percentiles_use_nearest_rank() -> None:
@@ -39,15 +61,8 @@ async def echo_server() -> AsyncIterator[str]:
         await asyncio.sleep(0.002)
         return web.json_response({"sessionId": session_id}, status=202)
 
-    app = web.Application()
-    app.router.add_post("/api/flows/{flow}/sessions", create)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    yield f"http://{host}:{port}"
-    await runner.cleanup()
+    async with _serving({SESSIONS_ROUTE: create}) as url:
+        yield url
 
 
 async def test_closed_loop_stops_after_count(echo_server: str) -> None:
@@ -124,16 +139,8 @@ async def slow_server() -> AsyncIterator[tuple[str, dict[str, int]]]:
         await never.wait()
         return web.Response(status=500)
 
-    app = web.Application()
-    app.router.add_post("/api/flows/{flow}/sessions", create)
-    app.router.add_post("/hang", hang)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    yield f"http://{host}:{port}", seen
-    await runner.cleanup()
+    async with _serving({SESSIONS_ROUTE: create, "/hang": hang}, shutdown_timeout=0.1) as url:
+        yield url, seen
 
 
 async def test_the_open_loop_holds_at_most_max_in_flight_and_counts_the_waits(
@@ -166,21 +173,12 @@ async def test_a_burst_client_comes_back_after_a_503_s_retry_after() -> None:
             return web.json_response({"error": "overloaded"}, status=503, headers={"Retry-After": "0"})
         return web.json_response({"sessionId": uuid.uuid4().hex}, status=202)
 
-    app = web.Application()
-    app.router.add_post("/api/flows/{flow}/sessions", create)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        path, url = "/api/flows/f/sessions", f"http://{host}:{port}"
+    async with _serving({SESSIONS_ROUTE: create}, shutdown_timeout=0.1) as url:
+        path = "/api/flows/f/sessions"
         spec = LoadSpec(base_url=url, path=path, mode="closed", concurrency=2, count=4, retry_refused=5)
         result = await run_load(spec)
         refusals["left"] = 1
         without = await run_load(LoadSpec(base_url=url, path=path, mode="closed", concurrency=1, count=1))
-    finally:
-        await runner.cleanup()
     assert result.statuses == {"503": 6, "202": 4}
     assert result.retried == 6
     assert len(set(result.session_ids)) == 4, "every session of the burst accepted in the end"

@@ -1,4 +1,5 @@
-"""Batch consumption (services/runtime/batch.py) on real Redis: the per-message guarantees hold for batches."""
+"""Batch consumption (services/runtime/batch.py, batch_guard.py) on real Redis: the per-message guarantees hold
+for batches."""
 
 from __future__ import annotations
 

@@ -33,6 +33,16 @@ async def _log(client: httpx.AsyncClient, endpoint_id: str) -> list[dict[str, ob
     return response.json()["deliveries"]  # type: ignore[no-any-return]
 
 
+async def _wait_for_log(client: httpx.AsyncClient, endpoint_id: str, statuses: list[str], what: str) -> None:
+    """Wait (10 s at most) until the endpoint's delivery log shows ``statuses``; the receiver answers before the
+    sender records the answer."""
+
+    async def logged() -> bool:
+        return [d["status"] for d in await _log(client, endpoint_id)] == statuses
+
+    await wait_until(logged, deadline_s=10, what=what)
+
+
 async def test_a_receiver_that_fails_twice_gets_each_event_once_per_id_signed_per_the_spec(
     hooks_api: FastAPI, database_url: str, hooks_redis_url: str, receiver: Receiver
 ) -> None:
@@ -46,11 +56,7 @@ async def test_a_receiver_that_fails_twice_gets_each_event_once_per_id_signed_pe
             await events.publish(status_change(org_id, sid, "agent_joined", "ready"))  # announced twice
             await events.publish(status_change(org_id, sid, "pending", "dispatched"))  # not a webhook event
             await events.publish(status_change(org_id, failed_sid, "pending", "failed"))  # not asked for
-
-            async def delivered() -> bool:  # the receiver answers before the sender records the answer
-                return [d["status"] for d in await _log(client, endpoint["id"])] == ["delivered"]
-
-            await wait_until(delivered, deadline_s=10, what="the delivery recorded as delivered")
+            await _wait_for_log(client, endpoint["id"], ["delivered"], "the delivery recorded as delivered")
             log = await _log(client, endpoint["id"])
         got = receiver.to(path)
         assert [r.answered for r in got] == [503, 503, 204]
@@ -114,11 +120,7 @@ async def test_a_retry_is_sent_when_due_without_the_poll(
             publisher(hooks_redis_url) as events,
         ):
             await events.publish(status_change(client.headers["x-test-org"], uuid.uuid4().hex, "agent_joined", "ready"))
-
-            async def delivered() -> bool:
-                return [d["status"] for d in await _log(client, endpoint["id"])] == ["delivered"]
-
-            await wait_until(delivered, deadline_s=10, what="the delivery retried and delivered")
+            await _wait_for_log(client, endpoint["id"], ["delivered"], "the delivery retried and delivered")
         assert [r.answered for r in receiver.to(path)] == [503, 503, 204]
 
 
@@ -155,11 +157,7 @@ async def test_a_dead_endpoint_ends_dead_after_the_bounded_attempts_and_replay_d
             publisher(hooks_redis_url) as events,
         ):
             await events.publish(status_change(client.headers["x-test-org"], uuid.uuid4().hex, "pending", "expired"))
-
-            async def dead() -> bool:
-                return [d["status"] for d in await _log(client, endpoint["id"])] == ["dead"]
-
-            await wait_until(dead, deadline_s=10, what="the delivery dead")
+            await _wait_for_log(client, endpoint["id"], ["dead"], "the delivery dead")
             (entry,) = await _log(client, endpoint["id"])
             assert (entry["attempts"], entry["lastStatusCode"]) == (3, 500)
             assert "500" in str(entry["lastError"])
@@ -168,11 +166,7 @@ async def test_a_dead_endpoint_ends_dead_after_the_bounded_attempts_and_replay_d
             receiver.heal()
             replayed = await client.post(f"/api/webhooks/{endpoint['id']}/replay")
             assert replayed.status_code == 202 and replayed.json() == {"replayed": 1}
-
-            async def delivered() -> bool:
-                return [d["status"] for d in await _log(client, endpoint["id"])] == ["delivered"]
-
-            await wait_until(delivered, deadline_s=10, what="the replayed delivery delivered")
+            await _wait_for_log(client, endpoint["id"], ["delivered"], "the replayed delivery delivered")
             assert [r.answered for r in receiver.to(path)] == [500, 500, 500, 204]
             assert {r.webhook_id for r in receiver.to(path)} == {entry["id"]}  # a replay keeps the webhook-id
 
