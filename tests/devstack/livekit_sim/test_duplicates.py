@@ -71,6 +71,23 @@ async def test_a_job_after_the_first_ended_is_a_replacement(
     assert (sim.state.counters["jobs_duplicated"], sim.state.counters["jobs_replaced"]) == (0, 2)
 
 
+async def test_a_job_after_its_worker_left_is_a_replacement(
+    sim: Simulator, lkapi: api.LiveKitAPI, room_name: str
+) -> None:
+    agent_name = f"agent-{uuid.uuid4().hex[:8]}"
+    request = api.CreateAgentDispatchRequest(agent_name=agent_name, room=room_name)
+    server = RunningLiveKit(sim.url, API_KEY, API_SECRET)
+    async with raw_worker(server, agent_name) as worker:
+        await lkapi.agent_dispatch.create_dispatch(request)
+        await assigned_job(worker, "first")
+    await wait_until(lambda: not sim.state.workers, deadline_s=DEADLINE_S, what="the worker left")
+    async with raw_worker(server, agent_name) as worker:  # the server forgot the first job with its worker
+        await lkapi.agent_dispatch.create_dispatch(request)
+        await assigned_job(worker, "second")
+    assert sim.state.counters["jobs_lost_with_worker"] == 1
+    assert (sim.state.counters["jobs_duplicated"], sim.state.counters["jobs_replaced"]) == (0, 1)
+
+
 async def test_two_agents_of_one_name_in_a_room_at_once_are_a_duplicate(sim: Simulator, room_name: str) -> None:
     agent_name = f"agent-{uuid.uuid4().hex[:8]}"
     first = await BusClient.connect(sim, agent_token(room_name, "agent-1", agent_name))
