@@ -112,6 +112,8 @@ def key_figures(results: dict[str, Any]) -> list[Figure]:
         Figure("burst: all ready after", "s", True, number(results, "burst", "all_ready_s")),
         Figure("burst: lost", "", True, number(results, "burst", "lost")),
         Figure("burst: duplicated agent jobs", "", True, number(results, "burst", "duplicated_agent_jobs")),
+        Figure("burst: agents duplicated in a room", "", True, number(results, "burst", "duplicated_agents_in_room")),
+        Figure("burst: agent jobs replaced", "", True, number(results, "burst", "replaced_agent_jobs")),
         Figure("burst: jobs dropped by LiveKit", "", True, number(results, "burst", "sim_jobs_dropped")),
         Figure("sustained: jobs dropped by LiveKit", "", True, number(results, "e2e", "sim_jobs_dropped")),
         Figure("sustained: duplicated agent jobs", "", True, number(results, "e2e", "duplicated_agent_jobs")),

@@ -88,7 +88,7 @@ def _e2e_section(results: dict[str, Any]) -> str:
         f"## End to end\n\n**At {e2e['rate']:.0f}/s for {e2e['duration_s']:g} s** (request -> ready from the "
         f"sessions' records, minus the agent's {delay} ms): accepted {e2e['accepted']}, ready {e2e['ready']}, "
         f"statuses {e2e['statuses']}, all settled after {_ms(e2e['settled_after_s'])} s, LiveKit dropped "
-        f"{e2e.get('sim_jobs_dropped', '-')} jobs, duplicated agent jobs {e2e.get('duplicated_agent_jobs', '-')}; "
+        f"{e2e.get('sim_jobs_dropped', '-')} jobs, {_churn(e2e)}; "
         f"the pipeline made "
         f"**{e2e['ready_per_s']:.1f} sessions ready per second** from the first request to the last ready "
         f"({_ms(e2e.get('ready_per_s_saturated'))}/s at saturation, the backlog's middle 80%); "
@@ -100,6 +100,16 @@ def _e2e_section(results: dict[str, Any]) -> str:
         f"**Below capacity, at {below['rate']:.1f}/s for {below['duration_s']:.0f} s** (each session followed "
         f"over SSE): accepted {below['accepted']}, ready {below['ready']}, not ready {below['not_ready'] or 0}; "
         f"overhead p50/p95/p99 {_ms(b.get('p50'))} / {_ms(b.get('p95'))} / {_ms(b.get('p99'))} ms."
+    )
+
+
+def _churn(phase: dict[str, Any]) -> str:
+    """Second agent jobs of one room, told apart: two at once (a duplicate) or one after the first ended."""
+    return (
+        f"duplicated agent jobs {phase.get('duplicated_agent_jobs', '-')} (two jobs of one room at once), agents "
+        f"duplicated in a room {phase.get('duplicated_agents_in_room', '-')}, jobs replaced "
+        f"{phase.get('replaced_agent_jobs', '-')} (a second job once the first had ended: the watchdog's re-dispatch "
+        f"of a job whose agent never joined)"
     )
 
 
@@ -128,7 +138,7 @@ def markdown(results: dict[str, Any], plot_name: str) -> str:
             f"{_ms(burst.get('ready_per_s_saturated'))}/s at saturation), "
             f"all ready after {_ms(burst['all_ready_s'])} s, "
             f"statuses {burst['statuses']}, "
-            f"lost {burst['lost']}, duplicated agent jobs {burst['duplicated_agent_jobs']}, "
+            f"lost {burst['lost']}, {_churn(burst)}, "
             f"jobs dropped by LiveKit {burst.get('sim_jobs_dropped', '-')}, "
             f"API {burst['api_throughput_rps']:.0f}/s with p99 {_ms(burst['api_latency_ms'].get('p99'))} ms.",
             "## Memory and CPU per service\n\n" + _resources(results),

@@ -133,7 +133,9 @@ async def _e2e(config: BenchConfig, stack: Stack, runner: PhaseRunner, idle: dic
 
 def job_churn(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     """The simulator's job counts between two reads: jobs assigned, jobs dropped (no worker took them: each one a
-    re-dispatch later) and jobs assigned to a room that already had one (a second agent for one session)."""
+    re-dispatch later), duplicates (a second job of the agent assigned to a room while its first still ran, or a
+    second agent participant joining while the first was in the room: two agents for one session at once) and
+    replacements (a second job once the first had ended: the watchdog replacing a job that never started)."""
 
     def delta(name: str) -> int:
         return after.get(name, 0) - before.get(name, 0)
@@ -141,7 +143,9 @@ def job_churn(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {
         "agent_jobs_assigned": delta("jobs_assigned"),
         "sim_jobs_dropped": delta("jobs_dropped"),
-        "duplicated_agent_jobs": delta("jobs_assigned_again"),
+        "duplicated_agent_jobs": delta("jobs_duplicated"),
+        "duplicated_agents_in_room": delta("agents_duplicated"),
+        "replaced_agent_jobs": delta("jobs_replaced"),
     }
 
 

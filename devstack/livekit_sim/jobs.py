@@ -145,13 +145,7 @@ class JobLauncher:
         worker.jobs[job.id] = offered
         # The dispatch keeps a snapshot of the job as assigned, as the open-source server does.
         dispatch.state.jobs.add().CopyFrom(offered)
-        self._state.counters["jobs_assigned"] += 1
-        room = self._state.rooms.get(job.room.name)
-        if room is not None:
-            # a second job of one agent in one room: two agents (or one killed at start) for one session
-            if job.agent_name in room.agents_assigned:
-                self._state.counters["jobs_assigned_again"] += 1
-            room.agents_assigned.add(job.agent_name)
+        self._state.job_assigned(offered)
         log.info("job assigned", job_id=job.id, worker_id=worker.id, room=job.room.name, agent_name=job.agent_name)
         return True
 
@@ -196,6 +190,7 @@ class JobLauncher:
                 if not which(job):
                     continue
                 worker.jobs.pop(job_id, None)
+                self._state.job_ended(job)
                 try:
                     await worker.channel.send(agent.ServerMessage(termination=agent.JobTermination(job_id=job_id)))
                 except WorkerClosedError:

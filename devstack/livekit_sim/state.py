@@ -13,6 +13,8 @@ from typing import Any, Protocol
 
 from livekit.protocol import agent, agent_dispatch, models, room
 
+from .auth import AGENT_NAME_ATTRIBUTE
+
 _ALPHABET = string.ascii_letters + string.digits
 
 # livekit-server's defaults (pkg/config/config.go: limit, room.enabled_codecs, agents.target_load)
@@ -114,7 +116,8 @@ class Room:
     dispatches: dict[str, agent_dispatch.AgentDispatch] = field(default_factory=dict)
     first_joined_at: float | None = None
     last_left_at: float | None = None
-    agents_assigned: set[str] = field(default_factory=set)  # agent names a job of this room was assigned for
+    agents_assigned: set[str] = field(default_factory=set)  # agent names a job of this room was ever assigned for
+    live_jobs: dict[str, str] = field(default_factory=dict)  # job id -> agent name: assigned and not ended yet
 
     @property
     def name(self) -> str:
@@ -254,7 +257,15 @@ class SimState:
         return dispatch
 
     def join(self, target: Room, participant: Participant) -> None:
-        """A participant joined (replacing any connection with the same identity)."""
+        """A participant joined (replacing any connection with the same identity); an agent joining while another
+        of its agent name is connected counts as ``agents_duplicated`` (two agents for one session at once)."""
+        if participant.kind == "agent" and any(
+            other.kind == "agent"
+            and other.identity != participant.identity
+            and other.attributes.get(AGENT_NAME_ATTRIBUTE, "") == participant.attributes.get(AGENT_NAME_ATTRIBUTE, "")
+            for other in target.participants.values()
+        ):
+            self.counters["agents_duplicated"] += 1
         target.participants[participant.identity] = participant
         if target.first_joined_at is None and not participant.dependent:  # an agent alone is not "joined"
             target.first_joined_at = participant.joined_at
@@ -267,6 +278,26 @@ class SimState:
             target.last_left_at = time.time()
             self._notify("participant_left", target, gone)
         return gone
+
+    def job_assigned(self, job: agent.Job) -> None:
+        """A worker took ``job``. A second job of one agent in one room is ``jobs_duplicated`` while an earlier one
+        still runs (two agents at once), else ``jobs_replaced`` (the earlier ones ended: a replacement)."""
+        self.counters["jobs_assigned"] += 1
+        target = self.rooms.get(job.room.name)
+        if target is None:
+            return
+        if job.agent_name in target.live_jobs.values():
+            self.counters["jobs_duplicated"] += 1
+        elif job.agent_name in target.agents_assigned:
+            self.counters["jobs_replaced"] += 1
+        target.agents_assigned.add(job.agent_name)
+        target.live_jobs[job.id] = job.agent_name
+
+    def job_ended(self, job: agent.Job) -> None:
+        """The server no longer runs ``job``: its worker ended it, the server terminated it, or its worker left."""
+        target = self.rooms.get(job.room.name)
+        if target is not None:
+            target.live_jobs.pop(job.id, None)
 
     def accepts_jobs(self, job: agent.Job) -> bool:
         """``JobRequestAffinity`` > 0: some available worker for this job is below the target load (0.7).

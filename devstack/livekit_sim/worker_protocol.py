@@ -173,6 +173,8 @@ class WorkerEndpoint:
             self._state.workers.pop(worker.id, None)
             # The server forgets a closed worker's jobs: they are not re-assigned anywhere.
             self._state.counters["jobs_lost_with_worker"] += len(worker.jobs)
+            for job in worker.jobs.values():
+                self._state.job_ended(job)
             log.info("worker deregistered", worker_id=worker.id, running_jobs=len(worker.jobs))
 
     async def _dispatch(self, conn: WorkerConnection, worker: Worker, msg: agent.WorkerMessage) -> None:
@@ -208,6 +210,7 @@ def _update_job(state: SimState, worker: Worker, update: agent.UpdateJobStatus) 
     if update.status in (agent.JS_SUCCESS, agent.JS_FAILED):
         job.state.ended_at = now
         worker.jobs.pop(update.job_id, None)
+        state.job_ended(job)
         state.counters["jobs_ended"] += 1
         state.counters[f"jobs_ended.{agent.JobStatus.Name(update.status)}"] += 1
         log.info("job ended", job_id=update.job_id, status=agent.JobStatus.Name(update.status), error=update.error)

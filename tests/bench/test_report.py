@@ -66,6 +66,19 @@ def test_a_lost_or_duplicated_session_in_the_burst_is_missed() -> None:
         assert not _verdicts(results)["burst of 150: all ready, 0 lost, 0 duplicated"].met
 
 
+def test_two_agents_in_a_room_at_once_miss_the_burst_target_a_replacement_does_not() -> None:
+    results = results_v2()
+    results["burst"]["replaced_agent_jobs"] = 1
+    check = _verdicts(results)["burst of 150: all ready, 0 lost, 0 duplicated"]
+    assert check.met
+    assert check.measured.endswith("lost 0, duplicated 0 (1 jobs replaced after the first had ended)")
+    assert "duplicated agent jobs 0 (two jobs of one room at once), agents duplicated in a room -, jobs replaced 1" in (
+        markdown(results, "plot.png")
+    )
+    results["burst"]["duplicated_agents_in_room"] = 1
+    assert not _verdicts(results)["burst of 150: all ready, 0 lost, 0 duplicated"].met
+
+
 def test_the_cpu_table_has_every_process_and_a_total_with_the_webhook_sender() -> None:
     table = cpu_table(results_v2())
     assert "| process | sustained (200/s, 100 sessions) | burst (150 sessions) | idle, ms per s |" in table

@@ -1,7 +1,8 @@
 """A saturable agent pool on the simulator's ``/agent`` WebSocket: one worker that runs at most ``capacity`` jobs at
 once and refuses offers beyond (as livekit-agents does at its load threshold; the simulator then drops the job, as
 LiveKit does). Each job it takes says ``agent.joined`` after ``start_s`` and holds its place ``hold_s`` longer (the
-agent getting ready and serving), so a burst larger than the pool keeps it full for a while."""
+agent getting ready and serving), so a burst larger than the pool keeps it full for a while. Optionally it loses
+every n-th job it took without a word, as livekit-agents did once in a benchmark burst."""
 
 from __future__ import annotations
 
@@ -32,7 +33,12 @@ class AgentPool:
     publish: Callable[[Event], Awaitable[None]]
     slow_every: int = 0  # every n-th job starts in ``slow_start_s`` instead (a new job process on a busy machine)
     slow_start_s: float = 0.0
+    # every n-th job is accepted, assigned and then never run nor reported (as livekit-agents does when no job
+    # process becomes available: "no process became available after 3 attempts"); the server keeps it as running.
+    # A room loses one job at most.
+    lose_every: int = 0
     assigned: Counter[str] = field(default_factory=Counter)
+    lost: set[str] = field(default_factory=set)  # rooms whose job was lost that way
     joined: set[str] = field(default_factory=set)
     terminated: int = 0
     _busy: set[str] = field(default_factory=set)  # job ids reserved by an answered offer or running
@@ -74,6 +80,11 @@ class AgentPool:
 
     def _assigned(self, job: agent.Job) -> None:
         self.assigned[job.room.name] += 1
+        count = sum(self.assigned.values())
+        if self.lose_every > 0 and count % self.lose_every == 0 and job.room.name not in self.lost:
+            self.lost.add(job.room.name)
+            self._busy.discard(job.id)  # its place is free again, as the worker's reserved slot is
+            return
         self._busy.add(job.id)
         self._tasks[job.id] = asyncio.get_running_loop().create_task(self._run(job))
 
