@@ -6,6 +6,8 @@ the ceiling (``python -m bench.serve ceiling``), creates a flow, then sends each
 closed loop (bench.loadgen, ``--concurrency``) and reports per request: CPU µs of the server (psutil), of Redis, and
 Redis's own time per command (INFO commandstats ``usec``), plus the served rate (wall time: noisy on shared cores).
 ``--py-spy DIR`` records a raw py-spy profile of each server meanwhile (its CPU then counts in the figures).
+``--overload-s N`` then offers the API twice its measured rate for N seconds in an open loop (the benchmark's overload
+phase without the rest of the benchmark): each answer class's count and latency percentiles, and the generator's lag.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from redis.asyncio import Redis
 
 from bench import profiling
 from bench.loadgen import LoadSpec
+from bench.overload import by_class
 from bench.phases import path_for, run_loadgen
+from bench.stats import summary
 from devstack.profiles import BENCH
 from devstack.readiness import wait_for_tcp
 from devstack.server_process import free_tcp_port
@@ -90,6 +94,23 @@ async def measure(
     }
 
 
+async def overload(api_url: str, headers: dict[str, str], closed: dict[str, Any], args: argparse.Namespace) -> Any:
+    """Twice the closed loop's served rate, open loop, for ``args.overload_s``: answers and latency per class."""
+    rate = 2 * closed["served_per_s"]
+    spec = LoadSpec(api_url, path_for(args.flow_id), "open", args.overload_s, rate=rate, headers=headers, timeout_s=10)
+    load = await run_loadgen(spec)
+    keep = ("count", "p50", "p90", "p99", "max")
+    return {
+        "rate": round(rate),
+        "latency_ms": {
+            answer: {k: round(v, 1) for k, v in summary(latencies).items() if k in keep}
+            for answer, latencies in by_class(load.latencies_by_status).items()
+        },
+        "loadgen_lag_ms": load.loop_lag_ms,
+        "max_start_lag_ms": round(load.max_start_lag_ms, 1),
+    }
+
+
 async def create_flow(api_url: str, headers: dict[str, str]) -> str:
     """Create the flow the requests are for (as bench.stack.create_flow does); return its id."""
     async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=10) as client:
@@ -123,6 +144,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     "ceiling": await measure("ceiling", f"http://127.0.0.1:{port}", stack.headers, pids, redis, args)
                 }
                 results["api"] = await measure("api", stack.api_url, stack.headers, pids, redis, args)
+                if args.overload_s:
+                    results["overload"] = await overload(stack.api_url, stack.headers, results["api"], args)
             finally:
                 await redis.aclose()
     return results
@@ -135,6 +158,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--py-spy", type=Path, default=None)
+    parser.add_argument("--overload-s", type=float, default=0.0, help="then 2x the API's rate for this long")
     args = parser.parse_args()
     if args.py_spy:
         args.py_spy.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from redis.asyncio import Redis
 
 from services.api.tokens import participant_token
+from services.runtime.heap import freeze_start_up_heap
 
 CEILING_STREAM = "bench.ceiling"
 
@@ -28,6 +29,7 @@ def create_ceiling_app() -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = Redis.from_url(os.environ["REDIS_URL"])
         app.state.redis = redis
+        freeze_start_up_heap()  # as the API's process does: the comparison is of per-request work, not of GC pauses
         try:
             yield
         finally:

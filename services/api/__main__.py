@@ -37,7 +37,7 @@ def run() -> None:
     settings = ApiSettings()
     configure_logging(SERVICE, settings.log_level, settings.log_json)
     tracing.configure(SERVICE)
-    server = ApiServer(server_config(create_app(settings), settings))
+    server = ApiServer(server_config(create_app(settings), settings), freeze_heap=True)
     server.run()
     if not server.started:  # as uvicorn.run: a failed start-up is an exit code, not a silent 0
         raise typer.Exit(STARTUP_FAILURE)

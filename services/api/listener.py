@@ -17,7 +17,10 @@ import errno
 import logging
 import socket
 
+import structlog
 import uvicorn
+
+from services.runtime.heap import freeze_start_up_heap
 
 log = logging.getLogger("uvicorn.error")
 
@@ -86,14 +89,23 @@ class PendingAcceptor:
 
 
 class ApiServer(uvicorn.Server):
-    """uvicorn's server listening on a host and port through :class:`PendingAcceptor` (sockets, fd, uds: uvicorn's)."""
+    """uvicorn's server listening on a host and port through :class:`PendingAcceptor` (sockets, fd, uds: uvicorn's).
+
+    ``freeze_heap``: once started, the start-up heap leaves the collector's view (:mod:`services.runtime.heap`); the
+    process's entrypoint asks for it, a test serving in its own process does not."""
+
+    def __init__(self, config: uvicorn.Config, *, freeze_heap: bool = False) -> None:
+        super().__init__(config)
+        self.freeze_heap = freeze_heap
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         """Start the lifespan as uvicorn does, then listen with every pending connection accepted per loop turn."""
         config = self.config
         if sockets is not None or config.fd is not None or config.uds is not None:
             await super().startup(sockets)
-            return
-        await super().startup(sockets=[])  # the lifespan (exits on its failure), no listener yet
-        sock = config.bind_socket()  # uvicorn's: SO_REUSEADDR, bound, "Uvicorn running on ..." logged
-        self.servers = [PendingAcceptor(sock, self, config.backlog)]  # type: ignore[list-item]
+        else:
+            await super().startup(sockets=[])  # the lifespan (exits on its failure), no listener yet
+            sock = config.bind_socket()  # uvicorn's: SO_REUSEADDR, bound, "Uvicorn running on ..." logged
+            self.servers = [PendingAcceptor(sock, self, config.backlog)]  # type: ignore[list-item]
+        if self.freeze_heap and not self.should_exit:
+            structlog.get_logger(__name__).info("start_up_heap_frozen", objects=freeze_start_up_heap())

@@ -16,7 +16,9 @@ sessions already accepted (a burst's agents refused flow init five times failed 
 A request holds a slot from its head until its answer starts: an SSE stream gives its slot back once it is open
 (its own cap is ``MAX_SSE_STREAMS_PER_ORG``). Probes and ``/metrics`` are never counted nor refused, so a loaded
 replica is not restarted for failing liveness, and its overload stays visible. Counted per process, across
-connections, by :class:`services.api.serving.BoundedHeadProtocol`, which writes the refusal's bytes itself.
+connections, by :class:`services.api.serving.BoundedHeadProtocol`, which writes the refusal's bytes itself. An
+admitted request begins when :class:`services.api.start_pacing.StartPacer` lets it: a few per loop turn, so the turns
+stay short and a refusal is written within milliseconds even with the cap's worth of requests admitted.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api.metrics import OVERLOAD_REFUSALS, REQUESTS_IN_FLIGHT
+from services.api.start_pacing import StartPacer
 
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 RETRY_AFTER_S = 1  # overload passes in moments: a client retries soon, spread by its own backoff
@@ -104,6 +107,7 @@ class InFlightCap:
         self.always_served = max(1, limit // 2)  # served however late the loop runs: a lagging process progresses
         self.sustained_s = sustained_s
         self.lag = LoopLag()
+        self.pacer = StartPacer()  # admitted requests begin a few per loop turn: the loop reads (and refuses) often
         self.in_flight = 0
         error = f"the API is overloaded ({limit} requests in flight at most); retry after {RETRY_AFTER_S} s"
         body = json.dumps({"error": error}).encode()
@@ -139,6 +143,7 @@ class InFlightCap:
                 await send(message)
 
             try:
+                await self.pacer.start()
                 await app(scope, receive, sending)
             finally:
                 if held:  # no answer started: the client left, or the app failed

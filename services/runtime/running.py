@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from contracts.streams import SUBSCRIPTIONS
+from services.runtime.heap import freeze_start_up_heap
 from services.runtime.metrics_server import MetricsOptions, MetricsServer, start_metrics_server
 from services.runtime.stream_metrics import StreamStatsCollector
 from services.runtime.streams import ensure_groups
@@ -49,7 +50,7 @@ class RunSettings(BaseSettings):
 
 def run_app(app: FastStream, settings: RunSettings | None = None, metrics: MetricsOptions | None = None) -> None:
     """Run ``app`` until SIGTERM/SIGINT (serving its metrics if asked); exit non-zero if it failed."""
-    code = uvloop.run(serve(app, settings or RunSettings(), metrics=metrics))
+    code = uvloop.run(serve(app, settings or RunSettings(), metrics=metrics, freeze_heap=True))
     if code:
         sys.exit(code)
 
@@ -74,10 +75,17 @@ def _own_places(broker: RedisBroker) -> set[tuple[str, str, str]]:
 
 
 async def serve(
-    app: FastStream, settings: RunSettings, stop: asyncio.Event | None = None, metrics: MetricsOptions | None = None
+    app: FastStream,
+    settings: RunSettings,
+    stop: asyncio.Event | None = None,
+    metrics: MetricsOptions | None = None,
+    *,
+    freeze_heap: bool = False,
 ) -> int:
     """Start ``app``, supervise it until ``stop`` is set (default: SIGTERM/SIGINT), stop it; return the exit code.
-    With ``metrics``, serve this process's Prometheus metrics (and its groups' stream statistics) meanwhile."""
+    With ``metrics``, serve this process's Prometheus metrics (and its groups' stream statistics) meanwhile. With
+    ``freeze_heap`` (the process's own entrypoint), the start-up heap then leaves the collector's view
+    (:mod:`services.runtime.heap`)."""
     broker = app.broker
     if not isinstance(broker, RedisBroker):
         raise TypeError("run_app needs a FastStream app built on a RedisBroker")
@@ -101,7 +109,8 @@ async def serve(
     trimmer = asyncio.create_task(
         run_trimmer(redis, streams, every_s=settings.stream_trim_every_s, retention_s=settings.stream_retention_s)
     )
-    log.info("service_running", subscribers=len(broker.subscribers))
+    frozen = freeze_start_up_heap() if freeze_heap else 0
+    log.info("service_running", subscribers=len(broker.subscribers), frozen_objects=frozen)
     await asyncio.wait({watchdog, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
     code = 1 if watchdog.done() and not stop.is_set() else 0
     for task in (watchdog, trimmer):

@@ -6,6 +6,7 @@ seconds to reach a connection that is queued behind hundreds of others. Counted 
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 
 import uvicorn
@@ -66,3 +67,16 @@ def test_connections_queued_together_are_served_within_a_few_turns_of_the_loop()
 async def test_the_listener_serves_on_asyncio_loops_too() -> None:
     turns = await _turns_until_all_answered(ApiServer(_config()))  # pytest-asyncio's loop: asyncio's own
     assert turns < CLIENTS // 4
+
+
+async def test_the_entrypoints_server_freezes_the_start_up_heap_once_started() -> None:
+    """``python -m services.api`` asks for it (``freeze_heap=True``): the collector's full passes then skip what
+    start-up built (services.runtime.heap); a server built without it, as tests build theirs, leaves the heap be."""
+    assert gc.get_freeze_count() == 0
+    try:
+        await _turns_until_all_answered(ApiServer(_config()))
+        assert gc.get_freeze_count() == 0
+        await _turns_until_all_answered(ApiServer(_config(), freeze_heap=True))
+        assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()  # the rest of the test session's heap stays collectable
