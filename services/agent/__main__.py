@@ -39,7 +39,7 @@ async def main(settings: AgentSettings) -> None:
         await ensure_groups(redis)
     finally:
         await redis.aclose()
-    await serve(settings, stop)
+    await serve(settings, stop, freeze_heap=True)
 
 
 LOOP_MONITOR_ENV = "LIVEKIT_AGENTS_LOOP_BLOCK_WARN_MS"

@@ -32,6 +32,7 @@ from services.agent.shared_io import SharedIO, close_shared_io, shared_io
 from services.agent.speech_models import Defaults, ProviderError, build_models
 from services.agent.voice import PlayingRoom, SimulatedVoice, Voice
 from services.runtime import tracing
+from services.runtime.heap import freeze_start_up_heap
 from services.runtime.logging import configure_logging
 
 log = structlog.get_logger(__name__)
@@ -233,12 +234,15 @@ async def running_worker(settings: AgentSettings) -> AsyncIterator[RunningWorker
             await close_shared_io()  # the jobs are done: the clients they shared go
 
 
-async def serve(settings: AgentSettings, stop: asyncio.Event) -> None:
+async def serve(settings: AgentSettings, stop: asyncio.Event, *, freeze_heap: bool = False) -> None:
     """Run the worker until ``stop`` is set, then drain running jobs (bounded) and shut down.
 
-    Raises if the worker stops on its own (e.g. it cannot reach the server after its retries).
+    Raises if the worker stops on its own (e.g. it cannot reach the server after its retries). ``freeze_heap`` (the
+    process's entrypoint): once the worker runs, its start-up heap leaves the collector's view (services.runtime.heap).
     """
     async with running_worker(settings) as worker:
+        if freeze_heap:
+            log.info("start_up_heap_frozen", objects=freeze_start_up_heap())
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({worker.task, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
