@@ -20,6 +20,7 @@ from services.session_store.applying import handle_events
 from services.session_store.expiry import EndRules, ExpiryAlarm, run_expiry
 from services.session_store.metrics import SessionMetrics
 from services.session_store.migrations import MIGRATIONS
+from services.session_store.outbox import run_sweep
 from services.session_store.repository import PostgresSessionRepository
 from services.session_store.settings import SessionStoreSettings
 
@@ -87,6 +88,10 @@ def create_app(settings: SessionStoreSettings) -> FastStream:
                 )
             )
         )
+        sweep = run_sweep(
+            repo, publisher.publish_all, settings.announce_sweep_interval_s, settings.announce_sweep_after_s
+        )
+        background.add(asyncio.create_task(sweep))
 
     async def stop() -> None:
         for task in background:
