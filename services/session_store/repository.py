@@ -136,6 +136,10 @@ WHERE s.id = v.id
     )
     .as_string(None)
 )  # composed once: psycopg caches the conversion of a plain query string
+# The same statements carrying the outbox's work, so that it costs no statement of its own: the lock deletes the rows
+# announced since the last transaction, the update stores this one's announcements.
+_LOCK_ROWS_DELETING = f"WITH announced AS ({DELETE_ANNOUNCED}) {_LOCK_ROWS}"
+_UPDATE_PLANNED_STORING = f"WITH announcements AS ({INSERT}) {_UPDATE_PLANNED}"
 
 
 Announce = Callable[[list[Transition | None]], list[SessionStatusChanged]]
@@ -170,39 +174,42 @@ class PostgresSessionRepository:
         planned, events, row_id = None, [], new_id()
         done = self._announced.take()
         try:
-            # Pipelined: BEGIN, the deletion of what was announced since and the lock go together; the writes, the
-            # outbox row and COMMIT together: 2 round trips besides the pool's check.
+            # Pipelined: BEGIN and the lock (deleting what was announced since) go together; the writes (storing the
+            # announcements) and COMMIT together: 2 round trips besides the pool's check.
             async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
-                if done:
-                    await conn.execute(DELETE_ANNOUNCED, (done,))
                 if changes:
                     first = {c.session_id: c for c in reversed(changes)}  # each session's first change inserts its row
                     ids = sorted(first)
-                    cur = await conn.execute(
-                        _LOCK_ROWS, (ids, [first[i].target.value for i in ids], [first[i].reason for i in ids])
+                    lock = (ids, [first[i].target.value for i in ids], [first[i].reason for i in ids])
+                    cur = (
+                        await conn.execute(_LOCK_ROWS_DELETING, (done, *lock))
+                        if done
+                        else await conn.execute(_LOCK_ROWS, lock)
                     )
                     locked = await cur.fetchall()
                     created = {row[0] for row in locked if row[1]}
                     stored = {row[0]: dict(zip(STORED_COLUMNS, row[2:], strict=True)) for row in locked}
                     planned = plan(changes, stored, created)
+                    if announce is not None and publish is not None and any(planned.transitions):
+                        events = announce(planned.transitions)
                     rows = planned.rows
-                    await conn.execute(
-                        _UPDATE_PLANNED,
-                        (
-                            [r.session_id for r in rows],
-                            [r.status.value if r.status is not None else None for r in rows],
-                            [r.reason for r in rows],
-                            [r.end_code for r in rows],
-                            *([r.values.get(column) for r in rows] for column in _PLANNED),
-                        ),
+                    update = (
+                        [r.session_id for r in rows],
+                        [r.status.value if r.status is not None else None for r in rows],
+                        [r.reason for r in rows],
+                        [r.end_code for r in rows],
+                        *([r.values.get(column) for r in rows] for column in _PLANNED),
                     )
+                    if events:
+                        await conn.execute(_UPDATE_PLANNED_STORING, (row_id, dumped(events), *update))
+                    else:
+                        await conn.execute(_UPDATE_PLANNED, update)
+                elif done:
+                    await conn.execute(DELETE_ANNOUNCED, (done,))
                 for p in sorted(presences, key=lambda p: p.session_id):  # in id order; stable: stream order
                     await conn.execute(
                         _PRESENCE_QUERIES[p.present], {"id": p.session_id, "at": p.at, "sid": p.participant_sid or None}
                     )
-                if planned is not None and announce is not None and publish is not None and any(planned.transitions):
-                    events = announce(planned.transitions)
-                    await conn.execute(INSERT, (row_id, dumped(events)))
         except BaseException:
             self._announced.give_back(done)
             raise
