@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import structlog
 from faststream import FastStream
@@ -98,6 +99,8 @@ def create_app(settings: SessionStoreSettings) -> FastStream:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         background.clear()
+        with contextlib.suppress(Exception):  # best effort: what stays is announced again by a sweep (at least once)
+            await repo.forget_announced()
         await pool.close()
         await redis.aclose()
 

@@ -308,6 +308,19 @@ class PostgresSessionRepository:
         await self._published(row_id, events, publish)
         return transitions
 
+    async def forget_announced(self) -> None:
+        """Delete the rows announced since the last transaction now (at shutdown: else the sweep announces them
+        again once they are old)."""
+        done = self._announced.take()
+        if not done:
+            return
+        try:
+            async with self._pool.connection() as conn:
+                await conn.execute(DELETE_ANNOUNCED, (done,))
+        except BaseException:
+            self._announced.give_back(done)
+            raise
+
     async def sweep_announcements(self, older_than_s: float, limit: int, publish: Publish) -> int:
         """Delete the rows announced since the last transaction; publish, then delete, up to ``limit`` rows older than
         ``older_than_s`` (never announced: their process died or the broker refused); return how many of those."""

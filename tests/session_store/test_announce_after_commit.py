@@ -139,3 +139,14 @@ async def test_the_sweep_never_announces_again_what_was_announced(
     async with pool.connection() as conn:
         cur = await conn.execute("SELECT count(*) FROM session_announcements WHERE events LIKE %s", (f"%{sid}%",))
         assert await cur.fetchone() == (0,)  # the outbox keeps nothing that was announced
+
+
+async def test_a_replica_that_stops_leaves_nothing_announced_for_the_sweep(
+    pool: AsyncConnectionPool, announcer: StatusAnnouncer, store_redis_url: str
+) -> None:
+    sid = uuid.uuid4().hex
+    stopping = PostgresSessionRepository(pool)
+    await handle_events([_requested(sid)], stopping, announcer)
+    await stopping.forget_announced()  # its shutdown
+    await PostgresSessionRepository(pool).sweep_announcements(0.0, 1000, announcer.publish_all)  # another replica
+    assert await _announced(store_redis_url, sid) == [(None, "pending")]
