@@ -2,10 +2,11 @@
 
 Commit first, announce after, through an outbox:
 
-1. A transaction that moves sessions also stores the moves' ``session.status_changed`` events (one row of
-   ``session_announcements`` per transaction, in the same pipeline round trip as its COMMIT).
+1. A transaction that moves sessions also stores the moves' ``session.status_changed`` events: one row of
+   ``session_announcements`` per transaction, written by its update statement (a data-modifying CTE).
 2. Once it committed, the events are published (one Redis MULTI) and the row's id is noted as announced; the row is
-   deleted in the next transaction's pipeline (no round trip of its own), or by the sweep's next tick when idle.
+   deleted by the next transaction's lock statement (no statement, no round trip of its own), by the sweep's next
+   tick when idle, or at shutdown.
 3. A row older than ``older_than_s`` was never announced (the process died, or Redis refused, between the commit and
    the publish): the sweep of any replica publishes it, then deletes it in the same transaction.
 
