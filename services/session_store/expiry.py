@@ -55,13 +55,17 @@ class EndRules:
 class ExpiringRepository(Protocol):
     """The storage port for expiry and the end scan."""
 
-    async def expire_due(self, limit: int, reason: str, publish: Publish | None = None) -> list[Transition]:
+    async def expire_due(
+        self, limit: int, reason: str, publish: Publish | None = None, committed: Committed | None = None
+    ) -> list[Transition]:
         """Move up to ``limit`` open sessions past their deadline to ``expired``; return the moves made. Their
         announcements are stored with them and given to ``publish`` once committed (if that fails, the outbox's
-        sweep publishes them)."""
+        sweep publishes them); ``committed`` sees the moves once committed, before they are published."""
         ...
 
-    async def end_overdue(self, limit: int, rules: EndRules, publish: Publish | None = None) -> list[Transition]:
+    async def end_overdue(
+        self, limit: int, rules: EndRules, publish: Publish | None = None, committed: Committed | None = None
+    ) -> list[Transition]:
         """Move up to ``limit`` sessions that ``rules`` say are over to ``ended``; like ``expire_due``."""
         ...
 
@@ -81,8 +85,7 @@ async def expire_due_sessions(
     to the outbox's sweep); return how many sessions expired."""
     total = 0
     while True:
-        transitions = await repo.expire_due(batch, EXPIRED_REASON, publish=_announcer(publisher))
-        committed(transitions)
+        transitions = await repo.expire_due(batch, EXPIRED_REASON, _announcer(publisher), committed)
         for transition in transitions:
             log.info("session_expired", session_id=transition.session_id, from_status=transition.from_status)
         total += len(transitions)
@@ -96,8 +99,7 @@ async def end_overdue_sessions(
     """End what the rules say is over (in batches), announced like expiries; return how many sessions ended."""
     total = 0
     while True:
-        transitions = await repo.end_overdue(batch, rules, publish=_announcer(publisher))
-        committed(transitions)
+        transitions = await repo.end_overdue(batch, rules, _announcer(publisher), committed)
         for transition in transitions:
             log.info("session_ended", session_id=transition.session_id, code=transition.code)
         total += len(transitions)

@@ -144,6 +144,7 @@ _UPDATE_PLANNED_STORING = f"WITH announcements AS ({INSERT}) {_UPDATE_PLANNED}"
 
 Announce = Callable[[list[Transition | None]], list[SessionStatusChanged]]
 """The announcements of a batch's moves (each change's move, or None), to store with them and publish once stored."""
+ScanCommitted = Callable[[list[Transition]], None]  # sees a scan's moves once committed (the metrics)
 Committed = Callable[[list[Transition | None], list[StageTimes]], None]
 """Sees each change's move and recorded stage times once the batch committed (before its announcements go out)."""
 
@@ -256,7 +257,9 @@ class PostgresSessionRepository:
         async with self._pool.connection() as conn:
             await conn.execute(_PRESENCE_QUERIES[present], {"id": session_id, "at": at, "sid": participant_sid or None})
 
-    async def end_overdue(self, limit: int, rules: EndRules, publish: Publish | None = None) -> list[Transition]:
+    async def end_overdue(
+        self, limit: int, rules: EndRules, publish: Publish | None = None, committed: ScanCommitted | None = None
+    ) -> list[Transition]:
         """End up to ``limit`` sessions that ``rules`` say are over; like :meth:`expire_due` otherwise."""
         params = {
             "limit": limit,
@@ -273,9 +276,11 @@ class PostgresSessionRepository:
                 for sid, org_id, corr, from_status, code, reason, *times in rows
             ]  # fmt: skip
 
-        return await self._scan(_END_OVERDUE, params, moves, publish)
+        return await self._scan(_END_OVERDUE, params, moves, publish, committed)
 
-    async def expire_due(self, limit: int, reason: str, publish: Publish | None = None) -> list[Transition]:
+    async def expire_due(
+        self, limit: int, reason: str, publish: Publish | None = None, committed: ScanCommitted | None = None
+    ) -> list[Transition]:
         """Expire open sessions past their deadline; SKIP LOCKED lets several replicas share the work. The moves'
         announcements are stored with them and given to ``publish`` once committed (else the sweep publishes them)."""
         code = EndCode.NOT_READY_IN_TIME
@@ -287,7 +292,8 @@ class PostgresSessionRepository:
                 for sid, org_id, correlation_id, from_status, *times in rows
             ]  # fmt: skip
 
-        return await self._scan(_EXPIRE_DUE, (limit, SessionStatus.EXPIRED.value, reason, code.value), moves, publish)
+        params = (limit, SessionStatus.EXPIRED.value, reason, code.value)
+        return await self._scan(_EXPIRE_DUE, params, moves, publish, committed)
 
     async def _scan(
         self,
@@ -295,6 +301,7 @@ class PostgresSessionRepository:
         params: Any,
         moves: Callable[[list[Any]], list[Transition]],
         publish: Publish | None,
+        committed: ScanCommitted | None,
     ) -> list[Transition]:
         """Run a scan's UPDATE and store its moves' announcements in one transaction; publish them once committed."""
         events: list[SessionStatusChanged] = []
@@ -305,6 +312,8 @@ class PostgresSessionRepository:
             if transitions and publish is not None:
                 events = [t.announcement(t.session_id) for t in transitions]
                 await conn.execute(INSERT, (row_id, dumped(events)))
+        if committed is not None:
+            committed(transitions)
         await self._published(row_id, events, publish)
         return transitions
 

@@ -28,7 +28,7 @@ from contracts.status import SessionStatus, can_transition
 from services.session_store.announcing import StatusAnnouncer
 from services.session_store.app import create_app
 from services.session_store.expiry import EXPIRED_REASON, EndRules, expire_due_sessions
-from services.session_store.lifecycle import STAGE_TIMES, handle_event
+from services.session_store.lifecycle import STAGE_TIMES, Transition, handle_event
 from services.session_store.repository import PostgresSessionRepository
 from services.session_store.settings import SessionStoreSettings
 
@@ -199,9 +199,11 @@ async def test_an_expiry_is_recorded_first_and_announced_even_if_the_broker_refu
         async def publish(self, event: Event) -> None:
             raise ConnectionError("redis unavailable")
 
+    seen: list[Transition] = []
     with pytest.raises(ConnectionError):
-        await expire_due_sessions(repo, BrokerDown(), batch=100)
+        await expire_due_sessions(repo, BrokerDown(), batch=100, committed=seen.extend)
     assert await _status(repo, sid) is SessionStatus.EXPIRED  # committed before announcing
+    assert sid in {t.session_id for t in seen}  # and counted (the metrics) though its announcement failed
     publisher = RecordingPublisher()
     await expire_due_sessions(repo, publisher, batch=100)  # nothing left to expire
     assert [e for e in publisher.events if e.session_id == sid] == []
