@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import structlog
 from faststream import FastStream
@@ -20,6 +21,7 @@ from services.session_store.applying import handle_events
 from services.session_store.expiry import EndRules, ExpiryAlarm, run_expiry
 from services.session_store.metrics import SessionMetrics
 from services.session_store.migrations import MIGRATIONS
+from services.session_store.outbox import run_sweep
 from services.session_store.repository import PostgresSessionRepository
 from services.session_store.settings import SessionStoreSettings
 
@@ -87,12 +89,18 @@ def create_app(settings: SessionStoreSettings) -> FastStream:
                 )
             )
         )
+        sweep = run_sweep(
+            repo, publisher.publish_all, settings.announce_sweep_interval_s, settings.announce_sweep_after_s
+        )
+        background.add(asyncio.create_task(sweep))
 
     async def stop() -> None:
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         background.clear()
+        with contextlib.suppress(Exception):  # best effort: what stays is announced again by a sweep (at least once)
+            await repo.forget_announced()
         await pool.close()
         await redis.aclose()
 

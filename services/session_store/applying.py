@@ -1,8 +1,8 @@
-"""How a batch of lifecycle events moves sessions: one transaction, its moves announced together before it commits."""
+"""How a batch of lifecycle events moves sessions: one transaction, its moves announced together once committed."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -18,6 +18,7 @@ from services.session_store.lifecycle import (
     Transition,
     change_for,
 )
+from services.session_store.outbox import Publish
 
 log = structlog.get_logger(__name__)
 
@@ -39,11 +40,13 @@ class BatchRepository(Protocol):
         self,
         changes: Sequence[StatusChange],
         presences: Sequence[Presence] = (),
-        before_commit: Callable[[list[Transition | None]], Awaitable[None]] | None = None,
-        on_stages: Callable[[list[StageTimes]], None] | None = None,
+        announce: Callable[[list[Transition | None]], list[SessionStatusChanged]] | None = None,
+        publish: Publish | None = None,
+        on_committed: Callable[[list[Transition | None], list[StageTimes]], None] | None = None,
     ) -> list[Transition | None]:
         """Apply the changes (in order) and the presences in one transaction; return each change's move or None.
-        ``before_commit`` runs inside the transaction when something moved: if it raises, nothing is recorded."""
+        ``announce``'s events are stored with the moves and given to ``publish`` once they committed (if that fails,
+        the outbox's sweep publishes them: :mod:`services.session_store.outbox`)."""
         ...
 
 
@@ -58,10 +61,11 @@ class Announcer(Protocol):
 async def handle_events(
     events: Sequence[Event], repo: BatchRepository, announcer: Announcer, observer: LifecycleObserver | None = None
 ) -> list[Transition | None]:
-    """Apply a batch of events in stream order, in one transaction; announce its moves before it commits.
+    """Apply a batch of events in stream order, in one transaction; announce its moves once it committed.
 
-    As for one event (``lifecycle.handle_event``): if announcing fails, the whole batch rolls back and stays pending
-    for a retry, so a status change is never recorded without being announced (at worst twice).
+    A failed commit announces nothing (the batch stays pending for a retry). A failed announcement leaves the moves
+    recorded and their announcements in the outbox, which its sweep publishes: every recorded move is announced at
+    least once, and only recorded moves are (:mod:`services.session_store.outbox`).
     """
     moving = [e for e in events if not isinstance(e, UserPresenceChanged)]
     presences = [
@@ -71,17 +75,29 @@ async def handle_events(
     ]
     changes = [change_for(e) for e in moving]
 
-    async def announce(transitions: list[Transition | None]) -> None:
-        await announcer.publish_all(
-            [
-                _announcement(transition, event)
-                for transition, event in zip(transitions, moving, strict=True)
-                if transition is not None
-            ]
-        )
+    def announce(transitions: list[Transition | None]) -> list[SessionStatusChanged]:
+        return [
+            _announcement(transition, event)
+            for transition, event in zip(transitions, moving, strict=True)
+            if transition is not None
+        ]
 
-    on_stages = _observe_stages(observer) if observer is not None else None
-    transitions = await repo.apply_batch(changes, presences, before_commit=announce, on_stages=on_stages)
+    def committed(transitions: list[Transition | None], times: list[StageTimes]) -> None:
+        if observer is not None:
+            for each in times:
+                observer.stages_recorded(each)
+        _committed(events, moving, transitions, observer)
+
+    return await repo.apply_batch(changes, presences, announce, announcer.publish_all, committed)
+
+
+def _committed(
+    events: Sequence[Event],
+    moving: Sequence[Event],
+    transitions: list[Transition | None],
+    observer: LifecycleObserver | None,
+) -> None:
+    """Log (and show the observer) what a committed batch did."""
     for event in events:
         if isinstance(event, UserPresenceChanged):
             log.debug("user_presence", session_id=event.session_id, correlation_id=event.correlation_id,
@@ -98,7 +114,6 @@ async def handle_events(
         moves.append(f"{event.session_id}:{transition.from_status or ''}>{transition.to_status}")
     if moves:  # one line per batch at info (a line per move cost more CPU than the move): session:from>to each
         log.info("statuses_changed", moves=moves)
-    return transitions
 
 
 def _announcement(transition: Transition, event: Event) -> SessionStatusChanged:
@@ -107,11 +122,3 @@ def _announcement(transition: Transition, event: Event) -> SessionStatusChanged:
     if tracing.enabled() and event.traceparent:
         return announcement.model_copy(update={"traceparent": event.traceparent})
     return announcement
-
-
-def _observe_stages(observer: LifecycleObserver) -> Callable[[list[StageTimes]], None]:
-    def observe(times: list[StageTimes]) -> None:
-        for each in times:
-            observer.stages_recorded(each)
-
-    return observe

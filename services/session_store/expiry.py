@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -14,6 +14,7 @@ from typing import Protocol
 import structlog
 
 from contracts.endings import EndCode, sentence
+from contracts.events import SessionStatusChanged
 from services.runtime.publishing import EventPublisher
 from services.session_store.lifecycle import Transition
 
@@ -23,7 +24,7 @@ EXPIRED_REASON = "the agent was not ready by the session's readiness deadline"
 LEAST_PAUSE_S = 1.0
 """Scans are at least this far apart (or ``interval_s``, when shorter), however many deadlines fall due meanwhile."""
 
-BeforeCommit = Callable[[list[Transition]], Awaitable[None]]
+Publish = Callable[[Sequence[SessionStatusChanged]], Awaitable[None]]  # a scan's announcements, once committed
 Committed = Callable[[list[Transition]], None]  # sees each committed batch (the metrics)
 
 
@@ -54,22 +55,25 @@ class EndRules:
 class ExpiringRepository(Protocol):
     """The storage port for expiry and the end scan."""
 
-    async def expire_due(self, limit: int, reason: str, before_commit: BeforeCommit | None = None) -> list[Transition]:
-        """Move up to ``limit`` open sessions past their deadline to ``expired``; return the moves made.
-        ``before_commit`` runs before they are committed; if it raises, none of them is."""
+    async def expire_due(
+        self, limit: int, reason: str, publish: Publish | None = None, committed: Committed | None = None
+    ) -> list[Transition]:
+        """Move up to ``limit`` open sessions past their deadline to ``expired``; return the moves made. Their
+        announcements are stored with them and given to ``publish`` once committed (if that fails, the outbox's
+        sweep publishes them); ``committed`` sees the moves once committed, before they are published."""
         ...
 
     async def end_overdue(
-        self, limit: int, rules: EndRules, before_commit: BeforeCommit | None = None
+        self, limit: int, rules: EndRules, publish: Publish | None = None, committed: Committed | None = None
     ) -> list[Transition]:
         """Move up to ``limit`` sessions that ``rules`` say are over to ``ended``; like ``expire_due``."""
         ...
 
 
-def _announcer(publisher: EventPublisher) -> BeforeCommit:
-    async def announce(transitions: list[Transition]) -> None:
-        for transition in transitions:
-            await publisher.publish(transition.announcement(transition.session_id))
+def _announcer(publisher: EventPublisher) -> Publish:
+    async def announce(events: Sequence[SessionStatusChanged]) -> None:
+        for event in events:
+            await publisher.publish(event)
 
     return announce
 
@@ -77,12 +81,11 @@ def _announcer(publisher: EventPublisher) -> BeforeCommit:
 async def expire_due_sessions(
     repo: ExpiringRepository, publisher: EventPublisher, batch: int, committed: Committed = _ignore
 ) -> int:
-    """Expire what is due now (in batches) and announce each move before it commits (a failed announcement
-    rolls the batch back for the next scan); return how many sessions expired."""
+    """Expire what is due now (in batches) and announce each move once it committed (a failed announcement is left
+    to the outbox's sweep); return how many sessions expired."""
     total = 0
     while True:
-        transitions = await repo.expire_due(batch, EXPIRED_REASON, before_commit=_announcer(publisher))
-        committed(transitions)
+        transitions = await repo.expire_due(batch, EXPIRED_REASON, _announcer(publisher), committed)
         for transition in transitions:
             log.info("session_expired", session_id=transition.session_id, from_status=transition.from_status)
         total += len(transitions)
@@ -96,8 +99,7 @@ async def end_overdue_sessions(
     """End what the rules say is over (in batches), announced like expiries; return how many sessions ended."""
     total = 0
     while True:
-        transitions = await repo.end_overdue(batch, rules, before_commit=_announcer(publisher))
-        committed(transitions)
+        transitions = await repo.end_overdue(batch, rules, _announcer(publisher), committed)
         for transition in transitions:
             log.info("session_ended", session_id=transition.session_id, code=transition.code)
         total += len(transitions)

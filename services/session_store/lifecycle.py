@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -116,12 +116,13 @@ class SessionRepository(Protocol):
     async def apply(
         self,
         change: StatusChange,
-        before_commit: Callable[[Transition], Awaitable[None]] | None = None,
+        announce: Callable[[Transition], SessionStatusChanged] | None = None,
+        publish: Callable[[Sequence[SessionStatusChanged]], Awaitable[None]] | None = None,
         on_stages: StagesObserver | None = None,
     ) -> Transition | None:
-        """Record the change's stage time and facts; move the status if the machine allows it. ``before_commit``
-        runs inside the transaction when the status moves: if it raises, nothing is recorded. ``on_stages`` gets
-        the stage times once the change committed."""
+        """Record the change's stage time and facts; move the status if the machine allows it. When it moves, its
+        ``announce`` event is stored with it and given to ``publish`` once committed (if that fails, the outbox's
+        sweep publishes it). ``on_stages`` gets the stage times once the change committed."""
         ...
 
     async def record_presence(self, session_id: str, present: bool, at: datetime, participant_sid: str) -> None:
@@ -193,22 +194,23 @@ class LifecycleObserver(Protocol):
 async def handle_event(
     event: Event, repo: SessionRepository, publisher: EventPublisher, observer: LifecycleObserver | None = None
 ) -> Transition | None:
-    """Apply one event; announce the transition when the status really moved (duplicates change nothing).
+    """Apply one event; announce the transition, once committed, when the status really moved (duplicates change
+    nothing). A failed commit announces nothing; a failed announcement is published by the outbox's sweep
+    (:mod:`services.session_store.outbox`): every recorded move is announced at least once, and only those are."""
 
-    The announcement is published before the status change commits: if publishing fails, the change rolls back
-    and the event stays pending for a retry, so a status change is never recorded without being announced
-    (at worst it is announced twice, which every consumer of ``session.status_changed`` tolerates).
-    """
+    async def publish(events: Sequence[SessionStatusChanged]) -> None:
+        for announcement in events:
+            await publisher.publish(announcement)
 
-    async def announce(transition: Transition) -> None:
-        await publisher.publish(transition.announcement(event.correlation_id))
+    def announce(transition: Transition) -> SessionStatusChanged:
+        return transition.announcement(event.correlation_id)
 
     if isinstance(event, UserPresenceChanged):
         await repo.record_presence(event.session_id, event.present, event.occurred_at, event.participant_sid)
         log.info("user_presence", present=event.present, source=event.source, identity=event.identity)
         return None
     on_stages = observer.stages_recorded if observer is not None else None
-    transition = await repo.apply(change_for(event), before_commit=announce, on_stages=on_stages)
+    transition = await repo.apply(change_for(event), announce, publish, on_stages)
     if transition is not None and observer is not None:
         observer.status_moved(transition)
     if transition is None:

@@ -62,4 +62,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX sessions_requested_at ON sessions (requested_at);
         """,
     ),
+    Migration(
+        version=5,
+        name="the outbox of status changes stored but not announced yet",
+        sql="""
+        CREATE TABLE session_announcements (
+            id uuid PRIMARY KEY,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            events text NOT NULL
+        );
+        """,
+    ),
 )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +13,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.endings import EndCode
-from contracts.events import SessionStageTimes
+from contracts.events import SessionStageTimes, SessionStatusChanged
 from contracts.status import SessionStatus
 from services.session_store.applying import Presence
 from services.session_store.batching import STORED_COLUMNS, plan
@@ -24,6 +25,16 @@ from services.session_store.lifecycle import (
     StageTimes,
     StatusChange,
     Transition,
+)
+from services.session_store.outbox import (
+    DELETE_ANNOUNCED,
+    INSERT,
+    TAKE_UNANNOUNCED,
+    Announced,
+    Publish,
+    dumped,
+    loaded,
+    new_id,
 )
 
 _FACT_COLUMNS = frozenset(
@@ -125,86 +136,119 @@ WHERE s.id = v.id
     )
     .as_string(None)
 )  # composed once: psycopg caches the conversion of a plain query string
+# The same statements carrying the outbox's work, so that it costs no statement of its own: the lock deletes the rows
+# announced since the last transaction, the update stores this one's announcements.
+_LOCK_ROWS_DELETING = f"WITH announced AS ({DELETE_ANNOUNCED}) {_LOCK_ROWS}"
+_UPDATE_PLANNED_STORING = f"WITH announcements AS ({INSERT}) {_UPDATE_PLANNED}"
+
+
+Announce = Callable[[list[Transition | None]], list[SessionStatusChanged]]
+"""The announcements of a batch's moves (each change's move, or None), to store with them and publish once stored."""
+ScanCommitted = Callable[[list[Transition]], None]  # sees a scan's moves once committed (the metrics)
+Committed = Callable[[list[Transition | None], list[StageTimes]], None]
+"""Sees each change's move and recorded stage times once the batch committed (before its announcements go out)."""
 
 
 class PostgresSessionRepository:
-    """Session rows in PostgreSQL; each change runs in one transaction holding the row lock."""
+    """Session rows in PostgreSQL; each change runs in one transaction holding the row lock, and what it announces is
+    stored with it and published once it committed (:mod:`services.session_store.outbox`)."""
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
+        self._announced = Announced()
 
     async def apply_batch(
         self,
         changes: Sequence[StatusChange],
         presences: Sequence[Presence] = (),
-        before_commit: Callable[[list[Transition | None]], Awaitable[None]] | None = None,
-        on_stages: Callable[[list[StageTimes]], None] | None = None,
+        announce: Announce | None = None,
+        publish: Publish | None = None,
+        on_committed: Committed | None = None,
     ) -> list[Transition | None]:
         """Apply ``changes`` (in stream order) and ``presences`` in one transaction, as :meth:`apply` and
-        :meth:`record_presence` would one after the other; return the move (or None) of each change.
-        ``before_commit`` gets them inside the transaction (its failure rolls the batch back); ``on_stages`` the
-        stage times each change recorded, once committed."""
+        :meth:`record_presence` would one after the other; return the move (or None) of each change. ``announce``'s
+        events are stored in the same transaction and, once it committed, given to ``publish``."""
         for change in changes:
             unknown = set(change.facts) - _FACT_COLUMNS
             if unknown or (change.stage is not None and change.stage not in _STAGE_COLUMNS):
                 raise ValueError(f"unknown session columns: {sorted(unknown)} {change.stage}")
-        planned = None
-        # Pipelined: BEGIN goes with the first statement, the UPDATE with the presences; a sync before announcing
-        # makes sure they succeeded: 3 round trips (BEGIN + lock, writes, COMMIT) besides the pool's check.
-        async with self._pool.connection() as conn, conn.pipeline() as pipeline, conn.transaction():
-            if changes:
-                first = {c.session_id: c for c in reversed(changes)}  # each session's first change inserts its row
-                ids = sorted(first)
-                cur = await conn.execute(
-                    _LOCK_ROWS, (ids, [first[i].target.value for i in ids], [first[i].reason for i in ids])
-                )
-                locked = await cur.fetchall()
-                created = {row[0] for row in locked if row[1]}
-                stored = {row[0]: dict(zip(STORED_COLUMNS, row[2:], strict=True)) for row in locked}
-                planned = plan(changes, stored, created)
-                rows = planned.rows
-                await conn.execute(
-                    _UPDATE_PLANNED,
-                    (
+        planned, events, row_id = None, [], new_id()
+        done = self._announced.take()
+        try:
+            # Pipelined: BEGIN and the lock (deleting what was announced since) go together; the writes (storing the
+            # announcements) and COMMIT together: 2 round trips besides the pool's check.
+            async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
+                if changes:
+                    first = {c.session_id: c for c in reversed(changes)}  # each session's first change inserts its row
+                    ids = sorted(first)
+                    lock = (ids, [first[i].target.value for i in ids], [first[i].reason for i in ids])
+                    cur = (
+                        await conn.execute(_LOCK_ROWS_DELETING, (done, *lock))
+                        if done
+                        else await conn.execute(_LOCK_ROWS, lock)
+                    )
+                    locked = await cur.fetchall()
+                    created = {row[0] for row in locked if row[1]}
+                    stored = {row[0]: dict(zip(STORED_COLUMNS, row[2:], strict=True)) for row in locked}
+                    planned = plan(changes, stored, created)
+                    if announce is not None and publish is not None and any(planned.transitions):
+                        events = announce(planned.transitions)
+                    rows = planned.rows
+                    update = (
                         [r.session_id for r in rows],
                         [r.status.value if r.status is not None else None for r in rows],
                         [r.reason for r in rows],
                         [r.end_code for r in rows],
                         *([r.values.get(column) for r in rows] for column in _PLANNED),
-                    ),
-                )
-            for p in sorted(presences, key=lambda p: p.session_id):  # in id order; stable: stream order
-                await conn.execute(
-                    _PRESENCE_QUERIES[p.present], {"id": p.session_id, "at": p.at, "sid": p.participant_sid or None}
-                )
-            await pipeline.sync()
-            if planned is not None and before_commit is not None and any(planned.transitions):
-                await before_commit(planned.transitions)
+                    )
+                    if events:
+                        await conn.execute(_UPDATE_PLANNED_STORING, (row_id, dumped(events), *update))
+                    else:
+                        await conn.execute(_UPDATE_PLANNED, update)
+                elif done:
+                    await conn.execute(DELETE_ANNOUNCED, (done,))
+                for p in sorted(presences, key=lambda p: p.session_id):  # in id order; stable: stream order
+                    await conn.execute(
+                        _PRESENCE_QUERIES[p.present], {"id": p.session_id, "at": p.at, "sid": p.participant_sid or None}
+                    )
+        except BaseException:
+            self._announced.give_back(done)
+            raise
         if planned is None:
             return []
-        if on_stages is not None:
-            on_stages(planned.stages)
+        if on_committed is not None:
+            on_committed(planned.transitions, planned.stages)
+        await self._published(row_id, events, publish)
         return planned.transitions
+
+    async def _published(
+        self, row_id: uuid.UUID, events: Sequence[SessionStatusChanged], publish: Publish | None
+    ) -> None:
+        """Publish a committed transaction's events; its outbox row goes with the next transaction. If this raises,
+        the row stays for the sweep."""
+        if events and publish is not None:
+            await publish(events)
+            self._announced.add(row_id)
 
     async def apply(
         self,
         change: StatusChange,
-        before_commit: Callable[[Transition], Awaitable[None]] | None = None,
+        announce: Callable[[Transition], SessionStatusChanged] | None = None,
+        publish: Publish | None = None,
         on_stages: StagesObserver | None = None,
     ) -> Transition | None:
-        """Record stage time and facts (first value wins), then move the status if allowed; ``before_commit``
-        runs inside the transaction (holding the row lock) when the status moves, and its failure rolls back.
-        ``on_stages`` gets the start-up stage times before and after the change, once it committed."""
+        """Record stage time and facts (first value wins), then move the status if allowed; when it moves, its
+        ``announce`` event is stored with it and given to ``publish`` once committed. ``on_stages`` gets the
+        start-up stage times before and after the change, once it committed."""
 
-        async def moved(transitions: list[Transition | None]) -> None:
-            if before_commit is not None and transitions[0] is not None:
-                await before_commit(transitions[0])
-
-        def observe(times: list[StageTimes]) -> None:
+        def observe(_: list[Transition | None], times: list[StageTimes]) -> None:
             if on_stages is not None:
                 on_stages(times[0])
 
-        (transition,) = await self.apply_batch([change], before_commit=moved, on_stages=observe)
+        def announced(transitions: list[Transition | None]) -> list[SessionStatusChanged]:
+            return [announce(t) for t in transitions if t is not None and announce is not None]
+
+        (transition,) = await self.apply_batch([change], (), announced, publish, observe)
         return transition
 
     async def record_presence(self, session_id: str, present: bool, at: datetime, participant_sid: str) -> None:
@@ -214,10 +258,7 @@ class PostgresSessionRepository:
             await conn.execute(_PRESENCE_QUERIES[present], {"id": session_id, "at": at, "sid": participant_sid or None})
 
     async def end_overdue(
-        self,
-        limit: int,
-        rules: EndRules,
-        before_commit: Callable[[list[Transition]], Awaitable[None]] | None = None,
+        self, limit: int, rules: EndRules, publish: Publish | None = None, committed: ScanCommitted | None = None
     ) -> list[Transition]:
         """End up to ``limit`` sessions that ``rules`` say are over; like :meth:`expire_due` otherwise."""
         params = {
@@ -227,54 +268,84 @@ class PostgresSessionRepository:
             "no_user_s": rules.no_user_timeout_s,
             "reasons": Jsonb(rules.reasons()),
         }
-        async with self._pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(_END_OVERDUE, params)
-            rows = await cur.fetchall()
-            transitions = [
-                Transition(
-                    sid,
-                    org_id,
-                    SessionStatus(from_status),
-                    SessionStatus.ENDED,
-                    reason,
-                    corr,
-                    EndCode(code),
-                    _stages(times),
-                )
+
+        def moves(rows: list[Any]) -> list[Transition]:
+            return [
+                Transition(sid, org_id, SessionStatus(from_status), SessionStatus.ENDED, reason, corr, EndCode(code),
+                           _stages(times))
                 for sid, org_id, corr, from_status, code, reason, *times in rows
-            ]
-            if transitions and before_commit is not None:
-                await before_commit(transitions)
-        return transitions
+            ]  # fmt: skip
+
+        return await self._scan(_END_OVERDUE, params, moves, publish, committed)
 
     async def expire_due(
-        self,
-        limit: int,
-        reason: str,
-        before_commit: Callable[[list[Transition]], Awaitable[None]] | None = None,
+        self, limit: int, reason: str, publish: Publish | None = None, committed: ScanCommitted | None = None
     ) -> list[Transition]:
-        """Expire open sessions past their deadline; SKIP LOCKED lets several replicas share the work.
-        ``before_commit`` runs inside the transaction; its failure rolls the batch back for the next scan."""
+        """Expire open sessions past their deadline; SKIP LOCKED lets several replicas share the work. The moves'
+        announcements are stored with them and given to ``publish`` once committed (else the sweep publishes them)."""
         code = EndCode.NOT_READY_IN_TIME
-        async with self._pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(_EXPIRE_DUE, (limit, SessionStatus.EXPIRED.value, reason, code.value))
-            rows = await cur.fetchall()
-            transitions = [
-                Transition(
-                    session_id=sid,
-                    org_id=org_id,
-                    from_status=SessionStatus(from_status),
-                    to_status=SessionStatus.EXPIRED,
-                    reason=reason,
-                    correlation_id=correlation_id,
-                    code=code,
-                    stages=_stages(times),
-                )
+
+        def moves(rows: list[Any]) -> list[Transition]:
+            return [
+                Transition(sid, org_id, SessionStatus(from_status), SessionStatus.EXPIRED, reason, correlation_id, code,
+                           _stages(times))
                 for sid, org_id, correlation_id, from_status, *times in rows
-            ]
-            if transitions and before_commit is not None:
-                await before_commit(transitions)
+            ]  # fmt: skip
+
+        params = (limit, SessionStatus.EXPIRED.value, reason, code.value)
+        return await self._scan(_EXPIRE_DUE, params, moves, publish, committed)
+
+    async def _scan(
+        self,
+        query: sql.Composed,
+        params: Any,
+        moves: Callable[[list[Any]], list[Transition]],
+        publish: Publish | None,
+        committed: ScanCommitted | None,
+    ) -> list[Transition]:
+        """Run a scan's UPDATE and store its moves' announcements in one transaction; publish them once committed."""
+        events: list[SessionStatusChanged] = []
+        row_id = new_id()
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(query, params)
+            transitions = moves(await cur.fetchall())
+            if transitions and publish is not None:
+                events = [t.announcement(t.session_id) for t in transitions]
+                await conn.execute(INSERT, (row_id, dumped(events)))
+        if committed is not None:
+            committed(transitions)
+        await self._published(row_id, events, publish)
         return transitions
+
+    async def forget_announced(self) -> None:
+        """Delete the rows announced since the last transaction now (at shutdown: else the sweep announces them
+        again once they are old)."""
+        done = self._announced.take()
+        if not done:
+            return
+        try:
+            async with self._pool.connection() as conn:
+                await conn.execute(DELETE_ANNOUNCED, (done,))
+        except BaseException:
+            self._announced.give_back(done)
+            raise
+
+    async def sweep_announcements(self, older_than_s: float, limit: int, publish: Publish) -> int:
+        """Delete the rows announced since the last transaction; publish, then delete, up to ``limit`` rows older than
+        ``older_than_s`` (never announced: their process died or the broker refused); return how many of those."""
+        done = self._announced.take()
+        try:
+            async with self._pool.connection() as conn, conn.transaction():
+                if done:
+                    await conn.execute(DELETE_ANNOUNCED, (done,))
+                cur = await conn.execute(TAKE_UNANNOUNCED, (older_than_s, limit))
+                rows = sorted(await cur.fetchall(), key=lambda row: row[0])
+                if rows:  # published before the deletion commits: if this fails, they stay for the next sweep
+                    await publish([event for _, text in rows for event in loaded(text)])
+        except BaseException:
+            self._announced.give_back(done)
+            raise
+        return len(rows)
 
     async def get(self, session_id: str) -> dict[str, Any] | None:
         """Return one session row as a dict, or None."""

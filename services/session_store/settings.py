@@ -40,6 +40,15 @@ class SessionStoreSettings(DatabaseSettings, BatchSettings):
         description="a ready session nobody was ever seen joining ends after this long (keep it above the agent's "
         "AGENT_USER_WAIT_SECONDS: the agent ends such a job itself first)",
     )
+    announce_sweep_interval_s: float = Field(
+        default=5.0, gt=0, description="how often the outbox of status changes stored but not announced is swept"
+    )
+    announce_sweep_after_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="a stored status change not announced this long after it committed (its replica died, or Redis "
+        "refused, in between) is announced by the sweep of any replica",
+    )
     metrics_org_labels: int = Field(
         default=100, ge=0, description="organisations with a label of their own in the stage histograms (then _other)"
     )

@@ -70,10 +70,14 @@ async def test_one_sessions_events_in_one_batch_move_it_in_stream_order(pool: As
     assert row_b is not None and row_b["status"] == "pending" and row_b["user_joined_at"] is not None
 
 
-async def test_a_failed_announcement_records_nothing_of_the_batch(pool: AsyncConnectionPool) -> None:
+async def test_a_failed_announcement_keeps_the_batch_and_the_sweep_announces_it_once(
+    pool: AsyncConnectionPool,
+) -> None:
+    """Announced only once committed: if the broker refuses, the batch stays recorded and its announcements wait in
+    the outbox for the sweep (the redelivered batch moves nothing and announces nothing)."""
     a, b = uuid.uuid4().hex, uuid.uuid4().hex
-    repo = PostgresSessionRepository(pool)
-    await handle_events([_requested(a)], repo, RecordingAnnouncer())
+    repo, announcer = PostgresSessionRepository(pool), RecordingAnnouncer()
+    await handle_events([_requested(a)], repo, announcer)
     events = [
         SessionDispatched(session_id=a, room_name=f"session-{a}", dispatch_id="AD_a"),
         _requested(b),
@@ -82,9 +86,15 @@ async def test_a_failed_announcement_records_nothing_of_the_batch(pool: AsyncCon
     with pytest.raises(ConnectionError):
         await handle_events(events, repo, RecordingAnnouncer(fail=True))
     row_a = await repo.get(a)
-    assert row_a is not None and row_a["status"] == "pending" and row_a["dispatched_at"] is None
-    assert row_a["user_joined_at"] is None
-    assert await repo.get(b) is None
+    assert row_a is not None and row_a["status"] == "dispatched" and row_a["dispatched_at"] is not None
+    assert row_a["user_joined_at"] is not None
+    assert await repo.get(b) is not None
+    assert await handle_events(events, repo, announcer) == [None, None]  # the redelivery: applied already
+    await repo.sweep_announcements(0.0, 1000, announcer.publish_all)
+    await repo.sweep_announcements(0.0, 1000, announcer.publish_all)
+    mine = [(e.session_id, e.from_status, e.to_status) for batch in announcer.batches for e in batch
+            if e.session_id in (a, b)]  # fmt: skip
+    assert mine == [(a, None, "pending"), (a, "pending", "dispatched"), (b, None, "pending")]
 
 
 async def test_concurrent_batches_over_the_same_sessions_in_any_order_do_not_deadlock(

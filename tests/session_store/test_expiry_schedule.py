@@ -7,7 +7,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from services.runtime.publishing import EventPublisher
-from services.session_store.expiry import BeforeCommit, EndRules, ExpiryAlarm, run_expiry
+from services.session_store.expiry import Committed, EndRules, ExpiryAlarm, Publish, run_expiry
 from services.session_store.lifecycle import Transition
 from tests.polling import wait_until
 
@@ -21,12 +21,14 @@ class Scans:
         self.expiry = 0
         self.end = 0
 
-    async def expire_due(self, limit: int, reason: str, before_commit: BeforeCommit | None = None) -> list[Transition]:
+    async def expire_due(
+        self, limit: int, reason: str, publish: Publish | None = None, committed: Committed | None = None
+    ) -> list[Transition]:
         self.expiry += 1
         return []
 
     async def end_overdue(
-        self, limit: int, rules: EndRules, before_commit: BeforeCommit | None = None
+        self, limit: int, rules: EndRules, publish: Publish | None = None, committed: Committed | None = None
     ) -> list[Transition]:
         self.end += 1
         return []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -36,6 +37,10 @@ class RecordingPublisher:
 
     async def publish(self, event: Event) -> None:
         self.events.append(event)
+
+    async def publish_all(self, events: Sequence[Event]) -> None:
+        for event in events:
+            await self.publish(event)
 
 
 def _sid() -> str:
@@ -170,7 +175,9 @@ class FailingOncePublisher(RecordingPublisher):
         await super().publish(event)
 
 
-async def test_a_change_is_never_recorded_without_its_announcement(pool: AsyncConnectionPool) -> None:
+async def test_a_change_is_never_announced_before_it_is_recorded_nor_left_unannounced(
+    pool: AsyncConnectionPool,
+) -> None:
     sid = _sid()
     repo, publisher = PostgresSessionRepository(pool), FailingOncePublisher()
     await handle_event(_requested(sid), repo, RecordingPublisher())
@@ -178,11 +185,12 @@ async def test_a_change_is_never_recorded_without_its_announcement(pool: AsyncCo
     with pytest.raises(ConnectionError):
         await handle_event(ready, repo, publisher)
     row = await repo.get(sid)
-    assert row is not None and row["status"] == "pending" and row["ready_at"] is None  # rolled back
-    await handle_event(ready, repo, publisher)  # the redelivery
-    row = await repo.get(sid)
-    assert row is not None and row["status"] == "ready"
-    assert [(e.from_status, e.to_status) for e in publisher.events] == [("pending", "ready")]  # type: ignore[attr-defined]
+    assert row is not None and row["status"] == "ready" and row["ready_at"] is not None  # committed first
+    assert await handle_event(ready, repo, publisher) is None  # the redelivery: applied already
+    assert publisher.events == []
+    await repo.sweep_announcements(0.0, 1000, publisher.publish_all)  # the outbox: announced after all
+    mine = [(e.from_status, e.to_status) for e in publisher.events if e.session_id == sid]
+    assert mine == [("pending", "ready")]
 
 
 async def test_ready_keeps_when_the_user_could_hear_the_greeting(pool: AsyncConnectionPool) -> None:

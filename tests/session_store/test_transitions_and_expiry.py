@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -27,7 +28,7 @@ from contracts.status import SessionStatus, can_transition
 from services.session_store.announcing import StatusAnnouncer
 from services.session_store.app import create_app
 from services.session_store.expiry import EXPIRED_REASON, EndRules, expire_due_sessions
-from services.session_store.lifecycle import STAGE_TIMES, handle_event
+from services.session_store.lifecycle import STAGE_TIMES, Transition, handle_event
 from services.session_store.repository import PostgresSessionRepository
 from services.session_store.settings import SessionStoreSettings
 
@@ -189,7 +190,7 @@ async def test_the_running_store_expires_sessions_by_itself(
         await asyncio.wait_for(app.stop(), timeout=30)
 
 
-async def test_an_expiry_is_never_recorded_without_its_announcement(pool: AsyncConnectionPool) -> None:
+async def test_an_expiry_is_recorded_first_and_announced_even_if_the_broker_refused(pool: AsyncConnectionPool) -> None:
     repo = PostgresSessionRepository(pool)
     sid = uuid.uuid4().hex
     await handle_event(_requested(sid, deadline_s=-1), repo, RecordingPublisher())
@@ -198,10 +199,18 @@ async def test_an_expiry_is_never_recorded_without_its_announcement(pool: AsyncC
         async def publish(self, event: Event) -> None:
             raise ConnectionError("redis unavailable")
 
+    seen: list[Transition] = []
     with pytest.raises(ConnectionError):
-        await expire_due_sessions(repo, BrokerDown(), batch=100)
-    assert await _status(repo, sid) is SessionStatus.PENDING  # rolled back with its announcement
+        await expire_due_sessions(repo, BrokerDown(), batch=100, committed=seen.extend)
+    assert await _status(repo, sid) is SessionStatus.EXPIRED  # committed before announcing
+    assert sid in {t.session_id for t in seen}  # and counted (the metrics) though its announcement failed
     publisher = RecordingPublisher()
-    await expire_due_sessions(repo, publisher, batch=100)
-    assert await _status(repo, sid) is SessionStatus.EXPIRED
+    await expire_due_sessions(repo, publisher, batch=100)  # nothing left to expire
+    assert [e for e in publisher.events if e.session_id == sid] == []
+
+    async def publish_all(events: Sequence[SessionStatusChanged]) -> None:
+        for event in events:
+            await publisher.publish(event)
+
+    await repo.sweep_announcements(0.0, 1000, publish_all)  # the outbox: announced after all
     assert [(e.from_status, e.to_status) for e in publisher.events if e.session_id == sid] == [("pending", "expired")]

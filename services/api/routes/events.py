@@ -70,8 +70,8 @@ async def status_stream(
             try:
                 change = await asyncio.wait_for(listener.queue.get(), timeout=wait_s)
             except TimeoutError:
-                # The session store announces a change just before committing it: a client that subscribed in
-                # between read the old status and heard nothing. Re-reading the status closes that gap.
+                # The session store announces a change once committed, but one whose announcement failed is
+                # announced only by its outbox's sweep, much later. Re-reading the status closes that gap.
                 wait_s = settings.sse_heartbeat_s
                 latest = await find_session(org_id, session_id, repo, admission)
                 if latest is not None and _moves(status, SessionStatus(latest.status)):
