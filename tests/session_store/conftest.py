@@ -6,9 +6,12 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from faststream.redis import RedisBroker
 from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
 
 from services.runtime.migrations import apply_migrations
+from services.session_store.announcing import StatusAnnouncer
 from services.session_store.migrations import MIGRATIONS
 from tests.stack_fixtures import separate_database
 
@@ -34,3 +37,15 @@ async def pool(database_url: str) -> AsyncIterator[AsyncConnectionPool]:
 def store_redis_url(redis_url: str) -> str:
     """A Redis database of its own: an end-to-end stack still running on the default one never takes its events."""
     return urlunsplit(urlsplit(redis_url)._replace(path="/2"))
+
+
+@pytest.fixture
+async def announcer(store_redis_url: str) -> AsyncIterator[StatusAnnouncer]:
+    """The store's real announcer on a real Redis."""
+    broker, redis = RedisBroker(store_redis_url), Redis.from_url(store_redis_url)
+    await broker.connect()
+    try:
+        yield StatusAnnouncer(broker, redis)
+    finally:
+        await broker.stop()
+        await redis.aclose()

@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from faststream.redis import RedisBroker
 from faststream.redis.parser import BinaryMessageFormatV1
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
@@ -19,18 +18,6 @@ from contracts.streams import SESSION_STATUS_CHANGED
 from services.session_store.announcing import StatusAnnouncer
 from services.session_store.applying import handle_events
 from services.session_store.repository import PostgresSessionRepository
-
-
-@pytest.fixture
-async def announcer(store_redis_url: str) -> AsyncIterator[StatusAnnouncer]:
-    """The store's real announcer on a real Redis."""
-    broker, redis = RedisBroker(store_redis_url), Redis.from_url(store_redis_url)
-    await broker.connect()
-    try:
-        yield StatusAnnouncer(broker, redis)
-    finally:
-        await broker.stop()
-        await redis.aclose()
 
 
 async def _announced(redis_url: str, session_id: str) -> list[tuple[str | None, str]]:

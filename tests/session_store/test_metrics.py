@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -15,7 +14,6 @@ import pytest
 from faststream.redis import RedisBroker
 from prometheus_client import REGISTRY
 from psycopg_pool import AsyncConnectionPool
-from redis.asyncio import Redis
 
 from contracts.endings import EndCode
 from contracts.events import (
@@ -39,17 +37,6 @@ from services.session_store.settings import SessionStoreSettings
 from tests.polling import wait_until
 
 STAGES = {"dispatched": 0.2, "agent_joined": 0.3, "listener_subscribed": 0.5, "ready": 1.0}
-
-
-@pytest.fixture
-async def announcer(store_redis_url: str) -> AsyncIterator[StatusAnnouncer]:
-    broker, redis = RedisBroker(store_redis_url), Redis.from_url(store_redis_url)
-    await broker.connect()
-    try:
-        yield StatusAnnouncer(broker, redis)
-    finally:
-        await broker.stop()
-        await redis.aclose()
 
 
 def _session(org: str) -> list[Event]:
