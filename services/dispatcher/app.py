@@ -97,11 +97,15 @@ def bootstrap(
 
     ledger = RedisSessionLedger(redis, settings.livekit_agent_name, settings.ledger_ttl_s)
     locks = RedisRoomLocks(redis, ttl_s=settings.room_lock_ttl_s, wait_s=settings.room_lock_wait_s)
+    publisher = publisher or BrokerPublisher(broker)
+    # the gate XADDs a session.dispatched in its last round trip (a pipeline of the gate's client): a publisher
+    # given by a test (not the broker's) is called instead
+    publish_in = publisher.publish_in if isinstance(publisher, BrokerPublisher) else None
     return Dependencies(
         rooms=rooms,
         locks=locks,
         ledger=ledger,
-        publisher=publisher or BrokerPublisher(broker),
+        publisher=publisher,
         watchers=RoomWatchers(rooms.room_watchers, settings.flow_watchers_cache_s, is_watched=is_watched),
         sequencer=RedisFlowSequencer(redis),
         pacer=DispatchPacer(
@@ -120,7 +124,7 @@ def bootstrap(
         ),
         closers=tuple(closers),
         live=RedisLiveSessions(redis, settings.livekit_agent_name),
-        gate=RedisDispatchGate(redis, locks, settings.livekit_agent_name, settings.ledger_ttl_s),
+        gate=RedisDispatchGate(redis, locks, settings.livekit_agent_name, settings.ledger_ttl_s, publish_in),
         changes=RedisStatusChanges(redis, locks, settings.livekit_agent_name, settings.ledger_ttl_s),
         sweep=SweepPolicy(
             settings.room_sweep_interval_s,
