@@ -6,7 +6,9 @@ status change; once a session is dispatched, ``agent.joined`` (the dispatcher no
 ``agent_joined`` disarms its watchdog) and the changes to ``dispatched``, ``agent_joined`` and ``ready``; a moment later
 ``ended``. It waits (bounded) until every session was dispatched once and cleaned up (its
 room gone) and the dispatcher's group consumed every message, then reports the dispatcher's CPU seconds (psutil) per
-session, its idle CPU, Redis commands per session (INFO commandstats), LiveKit calls per session (the simulator's
+session (and the system part), its idle CPU, Redis commands per session (INFO commandstats: a pipelined command counts
+as one, so these do not show round trips), its read and write system calls per session (each Redis round trip, HTTP
+call or log line writes once: the round trips), Redis connections opened, LiveKit calls per session (the simulator's
 counters) and TCP connections it opened to LiveKit. ``--py-spy FILE`` records a raw py-spy profile meanwhile.
 Paced: ``--rate 10`` plays sessions as the pipeline delivers them in the benchmark's sustained phase (batches of about
 one event); ``--sessions 0 --idle-s 60`` measures the idle dispatcher only (CPU and Redis commands per second).
