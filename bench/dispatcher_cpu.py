@@ -6,7 +6,9 @@ status change; once a session is dispatched, ``agent.joined`` (the dispatcher no
 ``agent_joined`` disarms its watchdog) and the changes to ``dispatched``, ``agent_joined`` and ``ready``; a moment later
 ``ended``. It waits (bounded) until every session was dispatched once and cleaned up (its
 room gone) and the dispatcher's group consumed every message, then reports the dispatcher's CPU seconds (psutil) per
-session, its idle CPU, Redis commands per session (INFO commandstats), LiveKit calls per session (the simulator's
+session (and the system part), its idle CPU, Redis commands per session (INFO commandstats: a pipelined command counts
+as one, so these do not show round trips), its read and write system calls per session (each Redis round trip, HTTP
+call or log line writes once: the round trips), Redis connections opened, LiveKit calls per session (the simulator's
 counters) and TCP connections it opened to LiveKit. ``--py-spy FILE`` records a raw py-spy profile meanwhile.
 Paced: ``--rate 10`` plays sessions as the pipeline delivers them in the benchmark's sustained phase (batches of about
 one event); ``--sessions 0 --idle-s 60`` measures the idle dispatcher only (CPU and Redis commands per second).
@@ -62,6 +64,22 @@ def cpu_s(process: psutil.Process) -> float:
     """User plus system CPU seconds of ``process`` so far."""
     times = process.cpu_times()
     return float(times.user + times.system)
+
+
+def syscalls(process: psutil.Process) -> tuple[int, int]:
+    """Read and write system calls of ``process`` so far (each Redis round trip or HTTP call writes once)."""
+    io = process.io_counters()
+    return int(io.read_count), int(io.write_count)
+
+
+def system_s(process: psutil.Process) -> float:
+    """System (kernel) CPU seconds of ``process`` so far: mostly its socket writes and reads."""
+    return float(process.cpu_times().system)
+
+
+async def connections_received(redis: Redis) -> int:
+    """Connections Redis accepted so far (every client's)."""
+    return int((await redis.info("stats"))["total_connections_received"])
 
 
 @contextlib.contextmanager
@@ -229,8 +247,10 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             await broker.stop()
             await redis.aclose()
             return idle_figures | {"idle_s": args.idle_s, "logs": str(workdir)}
-        spy = _py_spy(process.pid, args.py_spy) if args.py_spy else None
+        spy = _py_spy(process.pid, args.py_spy, args.py_spy_rate) if args.py_spy else None
         commands_before, cpu_before, started = await commandstats(redis), cpu_s(process), time.monotonic()
+        system_before, connections_before = system_s(process), await connections_received(redis)
+        io_before = syscalls(process)
         peers: set[int] = set()
         sampler = asyncio.create_task(_sample_connections(process, int(sim_url.rsplit(":", 1)[1]), peers))
         dispatched = await feed(publish, redis, args.sessions, args.rate, args.end_after_s, args.deadline_s)
@@ -240,7 +260,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
 
         await wait_for("every message consumed and every room removed", settled, args.deadline_s)
         cpu, elapsed = cpu_s(process) - cpu_before, time.monotonic() - started
-        commands_after = await commandstats(redis)
+        system, commands_after = system_s(process) - system_before, await commandstats(redis)
+        connections = await connections_received(redis) - connections_before
+        io_after = syscalls(process)
         sampler.cancel()
         if spy is not None:
             spy.send_signal(2)
@@ -255,11 +277,15 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "dispatched_once": sum(1 for count in dispatched.values() if count == 1),
         "dispatched_more": sum(1 for count in dispatched.values() if count > 1),
         "cpu_ms_per_session": round(cpu * 1000 / n, 2),
+        "system_cpu_ms_per_session": round(system * 1000 / n, 2),
         **idle_figures,  # the idle Redis commands include the bench's own INFO calls
         "cpu_ms_per_session_less_idle": round((cpu - idle * elapsed) * 1000 / n, 2),
         "elapsed_s": round(elapsed, 1),
         "redis_commands_per_session": round(sum(commands.values()), 1),
         "redis_commands": commands,
+        "read_syscalls_per_session": round((io_after[0] - io_before[0]) / n, 2),
+        "write_syscalls_per_session": round((io_after[1] - io_before[1]) / n, 2),  # round trips: Redis and LiveKit
+        "redis_connections_opened": connections,  # the dispatcher's, and the few the bench's publisher adds
         "livekit_calls_per_session": {
             k.removeprefix("twirp_requests."): round(v / n, 2) for k, v in counters.items() if k.startswith("twirp_")
         },
@@ -290,8 +316,8 @@ async def _sample_connections(process: psutil.Process, port: int, seen: set[int]
         await asyncio.sleep(0.05)
 
 
-def _py_spy(pid: int, out: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(["py-spy", "record", "-f", "raw", "-r", "200", "-o", out, "--pid", str(pid)])
+def _py_spy(pid: int, out: str, rate: int = 200) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(["py-spy", "record", "-f", "raw", "-r", str(rate), "-o", out, "--pid", str(pid)])
 
 
 def main() -> None:
@@ -303,6 +329,7 @@ def main() -> None:
     parser.add_argument("--deadline-s", type=float, default=180.0)
     parser.add_argument("--idle-s", type=float, default=5.0, help="idle CPU measured this long before feeding")
     parser.add_argument("--py-spy", default="", help="record a raw py-spy profile into this file")
+    parser.add_argument("--py-spy-rate", type=int, default=200, help="py-spy's samples per second")
     parser.add_argument("--workdir", default="")
     parser.add_argument("--code-dir", default="", help="run the dispatcher of this checkout (e.g. a previous commit)")
     args = parser.parse_args()

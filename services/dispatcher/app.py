@@ -5,10 +5,8 @@ of :data:`~services.dispatcher.handlers.HANDLERS` and runs the watchdog from sta
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
 
 import aiohttp
 import structlog
@@ -23,7 +21,7 @@ from services.dispatcher.dispatch_gate import RedisDispatchGate
 from services.dispatcher.flow_relay import RoomWatchers
 from services.dispatcher.flow_seq import RedisFlowSequencer
 from services.dispatcher.group_retirement import RetirementPolicy, retire_forever
-from services.dispatcher.handlers import BATCH_HANDLERS, HANDLERS, Dependencies, Handler, LiveKitServer, settle_due
+from services.dispatcher.handlers import BATCH_HANDLERS, HANDLERS, Dependencies, LiveKitServer, settle_due
 from services.dispatcher.ledger import RedisSessionLedger
 from services.dispatcher.live_sessions import RedisLiveSessions
 from services.dispatcher.livekit_rooms import LiveKitRoomsClient
@@ -34,10 +32,11 @@ from services.dispatcher.room_sweep import SweepPolicy, sweep_forever, sweep_onc
 from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.status_changes import RedisStatusChanges
 from services.dispatcher.watchdog import WatchdogPolicy, scan_once, watch_forever
-from services.runtime.batch import subscribe_batch
 from services.runtime.broker import CONNECTION_OPTIONS, new_broker
 from services.runtime.consuming import subscribe
+from services.runtime.multi_stream import subscribe_streams_batch
 from services.runtime.publishing import BrokerPublisher, EventPublisher
+from services.runtime.redis_connection import DirectSendConnection
 from services.runtime.streams import consumer_name, ensure_groups
 from services.runtime.tasks import cancel_and_wait
 
@@ -85,6 +84,7 @@ def bootstrap(
                 settings.redis_url,
                 max_connections=settings.redis_max_connections,
                 timeout=settings.livekit_timeout_s,
+                connection_class=DirectSendConnection,
                 **CONNECTION_OPTIONS,
             )
         )
@@ -96,11 +96,15 @@ def bootstrap(
 
     ledger = RedisSessionLedger(redis, settings.livekit_agent_name, settings.ledger_ttl_s)
     locks = RedisRoomLocks(redis, ttl_s=settings.room_lock_ttl_s, wait_s=settings.room_lock_wait_s)
+    publisher = publisher or BrokerPublisher(broker)
+    # the gate XADDs a session.dispatched in its last round trip (a pipeline of the gate's client): a publisher
+    # given by a test (not the broker's) is called instead
+    publish_in = publisher.publish_in if isinstance(publisher, BrokerPublisher) else None
     return Dependencies(
         rooms=rooms,
         locks=locks,
         ledger=ledger,
-        publisher=publisher or BrokerPublisher(broker),
+        publisher=publisher,
         watchers=RoomWatchers(rooms.room_watchers, settings.flow_watchers_cache_s, is_watched=is_watched),
         sequencer=RedisFlowSequencer(redis),
         pacer=DispatchPacer(
@@ -119,7 +123,7 @@ def bootstrap(
         ),
         closers=tuple(closers),
         live=RedisLiveSessions(redis, settings.livekit_agent_name),
-        gate=RedisDispatchGate(redis, locks, settings.livekit_agent_name, settings.ledger_ttl_s),
+        gate=RedisDispatchGate(redis, locks, settings.livekit_agent_name, settings.ledger_ttl_s, publish_in),
         changes=RedisStatusChanges(redis, locks, settings.livekit_agent_name, settings.ledger_ttl_s),
         sweep=SweepPolicy(
             settings.room_sweep_interval_s,
@@ -130,27 +134,11 @@ def bootstrap(
     )
 
 
-def gathered(
-    handler: Handler, window_s: float, max_records: int, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-) -> Handler:
-    """``handler`` of a batch, then a pause of ``window_s`` before the next read when the batch was not full.
-
-    Why: a read, a script call and an ack cost the same for one change as for a hundred, and at the pipeline's pace
-    a read that follows at once finds about one change. Nothing here is urgent to the second (clean-up, watchers'
-    lifecycle events, the watchdog's disarming), so each change waits at most ``window_s`` to share the costs."""
-
-    @functools.wraps(handler)
-    async def handle(events: list[Any], /, deps: Dependencies) -> None:
-        await handler(events, deps=deps)
-        if window_s > 0 and len(events) < max_records:
-            await sleep(window_s)
-
-    return handle
 
 
 def create_app(settings: DispatcherSettings, build: Callable[[RedisBroker], Dependencies] | None = None) -> FastStream:
     """The dispatcher's FastStream app; ``build`` (default: :func:`bootstrap`) makes its dependencies."""
-    broker = new_broker(settings.redis_url)
+    broker = new_broker(settings.redis_url, connection_class=DirectSendConnection)
     deps = build(broker) if build is not None else bootstrap(settings, broker)
     consumer = consumer_name(SERVICE, settings.consumer_name)
     for stream, handler in HANDLERS.items():
@@ -164,14 +152,17 @@ def create_app(settings: DispatcherSettings, build: Callable[[RedisBroker], Depe
             max_workers=settings.flow_relay_workers if stream == FLOW_EVENT else settings.max_workers,
         )
     for stream, handler in BATCH_HANDLERS.items():
-        gathering = gathered(handler, settings.status_batch_window_s, settings.batch_max_records)
-        subscribe_batch(
+        # after a batch smaller than batch_max_records the next read rests status_batch_window_s first, so the
+        # changes arriving meanwhile share one read, one script and one ack (sent with the next read); nothing
+        # here is urgent to the second (clean-up, watchers' lifecycle events, the watchdog's disarming)
+        subscribe_streams_batch(
             broker,
-            stream,
+            [stream],
             group=Groups.DISPATCHER,
             consumer=consumer,
-            handler=partial(gathering, deps=deps),
+            handler=partial(handler, deps=deps),
             max_records=settings.batch_max_records,
+            rest_ms=round(settings.status_batch_window_s * 1000),
         )
     background: set[asyncio.Task[None]] = set()  # the watchdog and the room sweep, from start-up to shutdown
 

@@ -2,24 +2,27 @@
 (counting the try), and on the way out arm the watchdog and release the lock.
 
 :class:`RedisDispatchGate` takes the lock and remembers in one Lua script, and arms and releases in another: two round
-trips instead of four. The lock is the same key and token protocol as :class:`~services.dispatcher.room_locks.
-RedisRoomLocks` (redis-py's Lock), renewed the same way while held, so the watchdog and clean-up exclude it as
-before. :class:`LockedLedgerGate` does the same through the separate ports (fakes in tests).
+trips instead of four; an announcement asked for inside (the ``session.dispatched``) is XADDed in the second round
+trip. The lock is the same key and token protocol as :class:`~services.dispatcher.room_locks.RedisRoomLocks`
+(redis-py's Lock), renewed the same way while held, so the watchdog and clean-up exclude it as before.
+:class:`LockedLedgerGate` does the same through the separate ports (fakes in tests).
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import LockError
+from redis.asyncio.client import Pipeline
+from redis.exceptions import LockError, NoScriptError
 
+from contracts.events import Event
 from contracts.keys import dispatch_lock_key, ledger_session_key, ledger_watchdog_key
 from services.dispatcher.dispatch_state import DispatchState
 from services.dispatcher.ledger import REMEMBER_LUA, WATCH_LUA
@@ -47,11 +50,18 @@ class Entry:
     state: DispatchState
     tries_before: int
     watch: tuple[str, int, float] | None = None  # dispatch id, attempt, deadline
+    announcement: Event | None = None
     armed: bool = field(default=False)  # set on the way out
+    announced: bool = field(default=False)  # set on the way out: the announcement was published
 
     def arm(self, dispatch_id: str, attempt: int, deadline: float) -> None:
         """Watch the session (if still ``requested``) until ``deadline``, as the lock is released."""
         self.watch = (dispatch_id, attempt, deadline)
+
+    def announce(self, event: Event) -> None:
+        """Publish ``event`` as the gate is left (if the block ends without error and the gate can; else
+        :attr:`announced` stays False and the caller publishes it)."""
+        self.announcement = event
 
 
 class DispatchGate(Protocol):
@@ -100,10 +110,19 @@ _LEAVE = (
 )
 
 
-class RedisDispatchGate:
-    """:class:`DispatchGate` in two Lua scripts; waits for a busy room like redis-py's Lock (every 0.1 s)."""
+PublishIn = Callable[[Pipeline, Event], Awaitable[None]]
+"""Queues an event's XADD in a pipeline (:meth:`services.runtime.publishing.BrokerPublisher.publish_in`)."""
 
-    def __init__(self, redis: Redis, locks: RedisRoomLocks, agent_name: str, ttl_s: int) -> None:
+
+class RedisDispatchGate:
+    """:class:`DispatchGate` in two Lua scripts; waits for a busy room like redis-py's Lock (every 0.1 s). With
+    ``publish_in``, an announcement goes in the same round trip as the second script (a pipeline)."""
+
+    def __init__(
+        self, redis: Redis, locks: RedisRoomLocks, agent_name: str, ttl_s: int, publish_in: PublishIn | None = None
+    ) -> None:
+        self._redis = redis
+        self._publish_in = publish_in
         self._locks = locks
         self._agent_name = agent_name
         self._watchdog = ledger_watchdog_key(agent_name)
@@ -131,15 +150,38 @@ class RedisDispatchGate:
         lock.local.token = token.encode()  # the renewal's proof of ownership
         entry = Entry(DispatchState(state.decode() if isinstance(state, bytes) else state), int(tries))
         watch: tuple[str, int, float] | None = None
+        announcement: Event | None = None
         try:
             async with self._locks.kept(lock, seen.room_name):
                 yield entry
-            watch = entry.watch
+            watch, announcement = entry.watch, entry.announcement
         finally:
             dispatch_id, attempt, deadline = watch or ("", 0, 0.0)
             leave: list[str | int] = [DispatchState.REQUESTED.value, seen.session_id, dispatch_id, attempt]
             leave += [repr(deadline), self._ttl_s, token, "1" if watch else "0"]
-            armed, released = await self._leave(keys=[record, self._watchdog, lock_key], args=leave)
+            keys = [record, self._watchdog, lock_key]
+            if announcement is not None and self._publish_in is not None:
+                armed, released = await self._leave_announcing(self._publish_in, keys, leave, announcement)
+                entry.announced = True
+            else:
+                armed, released = await self._leave(keys=keys, args=leave)
             entry.armed = bool(armed)
             if not released:
                 log.warning("room_lock_lost", room=seen.room_name)
+
+    async def _leave_announcing(
+        self, publish_in: PublishIn, keys: list[str], args: list[str | int], event: Event
+    ) -> list[int]:
+        """The leave script and the event's XADD in one pipeline (one round trip); the script by its hash, and once
+        more on its own (loading it) if Redis does not know it yet (a first call, a restarted Redis)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.evalsha(self._leave.sha, len(keys), *keys, *args)
+            await publish_in(pipe, event)
+            left, *published = await pipe.execute(raise_on_error=False)
+        if isinstance(left, NoScriptError):
+            left = await self._leave(keys=keys, args=args)
+        elif isinstance(left, Exception):
+            raise left
+        for failed in (result for result in published if isinstance(result, Exception)):
+            raise failed  # not published: the request is handled again (its redelivery lists the dispatch made)
+        return [int(value) for value in left]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import structlog
 
@@ -42,6 +43,14 @@ def job_metadata(request: SessionRequested) -> AgentJobMetadata:
     )
 
 
+@dataclass(frozen=True)
+class Dispatched:
+    """How a dispatch went: the event that tells it (None: nothing to tell), and whether the gate published it."""
+
+    event: Event | None
+    published: bool = False
+
+
 async def dispatch_session(
     request: SessionRequested,
     rooms: LiveKitRooms,
@@ -55,6 +64,21 @@ async def dispatch_session(
     """Create the room and the dispatch under the room's lock and arm the watchdog before the lock goes; return the
     event that tells how it went (None for a session already over: nothing is created for it). ``gate`` (default: the
     lock and the ledger, one step each) takes the lock and remembers the session."""
+    return (await dispatch_and_announce(request, rooms, locks, ledger, retry, watchdog, clock, gate)).event
+
+
+async def dispatch_and_announce(
+    request: SessionRequested,
+    rooms: LiveKitRooms,
+    locks: RoomLocks,
+    ledger: SessionLedger,
+    retry: RetryPolicy,
+    watchdog: WatchdogPolicy,
+    clock: Callable[[], float] = time.time,
+    gate: DispatchGate | None = None,
+) -> Dispatched:
+    """:func:`dispatch_session`, asking the gate to publish the ``session.dispatched`` as it releases the lock (one
+    round trip for the watch, the release and the XADD); the caller publishes what the gate did not."""
     metadata = job_metadata(request).to_json()
     deadline = request.ready_deadline.timestamp()
     seen = SessionSeen(request.session_id, request.room_name, metadata, request.correlation_id, deadline)
@@ -63,13 +87,13 @@ async def dispatch_session(
             # Under the lock, so a clean-up that closed the session has finished, or will see our dispatch.
             if entry.state == DispatchState.CLOSED:
                 log.info("dispatch_skipped", reason="session already over")
-                return None
+                return Dispatched(None)
             late_s = clock() - deadline
             if late_s >= 0:
                 # read late (a backlog): the session store expires it; an agent sent now would only be cleaned up.
                 # A warning, not info: the session expires without an agent, and this dispatcher fell behind its stream.
                 log.warning("dispatch_skipped", reason="past its readiness deadline", late_s=round(late_s, 3))
-                return None
+                return Dispatched(None)
             # Nobody tried before (the count is kept under this lock): no dispatch of ours can exist, so the first
             # CreateDispatch goes without ListDispatch. Any later one lists first: a CreateDispatch whose answer was
             # lost may have created one. (An empty agent name would match the dispatch every new room gets.)
@@ -86,20 +110,22 @@ async def dispatch_session(
             dispatch_id = await with_retries(retry, create)
             now = clock()
             entry.arm(dispatch_id, 1, now + watchdog.join_timeout(1, now, deadline))
+            dispatched = SessionDispatched(
+                session_id=request.session_id,
+                correlation_id=request.correlation_id,
+                room_name=request.room_name,
+                dispatch_id=dispatch_id,
+            )
+            entry.announce(dispatched)
     except PermanentLiveKitError as exc:
         log.warning("dispatch_failed", reason=str(exc), permanent=True)
-        return _failed(request, str(exc))
+        return Dispatched(_failed(request, str(exc)))
     except TransientLiveKitError as exc:
         reason = f"LiveKit still unavailable after {retry.describe()}: {exc}"
         log.warning("dispatch_failed", reason=reason, permanent=False)
-        return _failed(request, reason)
+        return Dispatched(_failed(request, reason))
     log.info("dispatched", room=request.room_name, dispatch_id=dispatch_id, watchdog_armed=entry.armed)
-    return SessionDispatched(
-        session_id=request.session_id,
-        correlation_id=request.correlation_id,
-        room_name=request.room_name,
-        dispatch_id=dispatch_id,
-    )
+    return Dispatched(dispatched, published=entry.announced)
 
 
 def _failed(request: SessionRequested, reason: str) -> SessionDispatchFailed:

@@ -16,7 +16,7 @@ from contracts.flow_events import FlowEvent
 from contracts.streams import FLOW_EVENT, SESSION_REQUESTED, SESSION_STATUS_CHANGED
 from services.dispatcher.cleanup import is_over, remove_room_of
 from services.dispatcher.dispatch_gate import DispatchGate
-from services.dispatcher.dispatching import dispatch_session
+from services.dispatcher.dispatching import dispatch_and_announce
 from services.dispatcher.failure_notices import tell_if_dispatch_failed, tell_on_change
 from services.dispatcher.flow_relay import DataSender, FlowSequencer, RoomWatchers, lifecycle_event, relay_flow_event
 from services.dispatcher.metrics import count_outcome
@@ -75,12 +75,13 @@ async def on_requested(request: SessionRequested, deps: Dependencies) -> None:
     with structlog.contextvars.bound_contextvars(session_id=request.session_id, correlation_id=request.correlation_id):
         # no longer than the session may wait for its agent at all
         async with deps.pacer.slot(max_wait_s=request.ready_deadline.timestamp() - time.time()):
-            outcome = await dispatch_session(
+            dispatched = await dispatch_and_announce(
                 request, deps.rooms, deps.locks, deps.ledger, deps.retry, deps.watchdog, gate=deps.gate
             )
+        outcome = dispatched.event
         count_outcome(outcome)
         await tell_if_dispatch_failed(outcome, request.room_name, deps.rooms, deps.ledger, deps.tell_once)
-        if outcome is not None:
+        if outcome is not None and not dispatched.published:  # the gate publishes a dispatch as it leaves
             await deps.publisher.publish(outcome)
 
 

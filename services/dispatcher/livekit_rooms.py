@@ -15,7 +15,7 @@ from contracts.flow_events import watcher_role
 from contracts.job import room_metadata
 from services.dispatcher.livekit_tokens import reuse_tokens
 from services.dispatcher.metrics import LIVEKIT_ERRORS
-from services.dispatcher.ports import LiveKitNotFoundError, PermanentLiveKitError, TransientLiveKitError
+from services.dispatcher.ports import JobState, LiveKitNotFoundError, PermanentLiveKitError, TransientLiveKitError
 from services.runtime import tracing
 
 T = TypeVar("T")
@@ -118,11 +118,12 @@ class LiveKitRoomsClient:
         )
         await self._call(self._lk.room.send_data(request), f"send {topic} data in {room_name}")
 
-    async def replace_dispatch(self, room_name: str, metadata: str) -> str:
-        """Delete our stale dispatches (their jobs end with them), then create one; the room may have
-        closed meanwhile, so it is ensured first (ListDispatch on a missing room answers ``unavailable``)."""
+    async def replace_dispatch(self, room_name: str, metadata: str, listed: tuple[str, ...] | None = None) -> str:
+        """Delete our stale dispatches (their jobs end with them; ``listed``: as listed just before, else listed
+        now), then create one; the room may have closed meanwhile, so it is ensured first (ListDispatch on a missing
+        room answers ``unavailable``; a dispatch listed before it closed is gone with it: not found is fine)."""
         await self.ensure_room(room_name, metadata)
-        await self._delete_our_dispatches(room_name)
+        await self._delete_our_dispatches(room_name, listed)
         return await self.create_dispatch(room_name, metadata)
 
     async def remove_room(self, room_name: str, *, agent_joined: bool = False) -> None:
@@ -148,8 +149,9 @@ class LiveKitRoomsClient:
                 self._lk.room.delete_room(api.DeleteRoomRequest(room=room_name)), f"delete room {room_name}"
             )
 
-    async def job_started_at(self, room_name: str, dispatch_id: str) -> float | None:
-        """From ListDispatch: the dispatch's newest job a worker accepted, as the server snapshots it (0: unknown)."""
+    async def job_state(self, room_name: str, dispatch_id: str) -> JobState:
+        """From one ListDispatch: the dispatch's newest job a worker accepted, as the server snapshots it (0:
+        unknown), and our dispatches."""
         listed = await self._call(self._lk.agent_dispatch.list_dispatch(room_name), f"list dispatches of {room_name}")
         started = [
             job.state.started_at / 1e9
@@ -158,7 +160,8 @@ class LiveKitRoomsClient:
             for job in dispatch.state.jobs
             if job.state.status in _LIVE_JOB and job.state.started_at > 0
         ]
-        return max(started) if started else None
+        ours = tuple(str(dispatch.id) for dispatch in listed if dispatch.agent_name == self._agent_name)
+        return JobState(max(started) if started else None, ours)
 
     async def existing_rooms(self, names: list[str]) -> set[str]:
         """ListRooms filtered by name: the open ones among ``names``."""
@@ -167,8 +170,8 @@ class LiveKitRoomsClient:
         listed = await self._call(self._lk.room.list_rooms(api.ListRoomsRequest(names=names)), "list rooms")
         return {room.name for room in listed.rooms}
 
-    async def _delete_our_dispatches(self, room_name: str) -> None:
-        for dispatch_id in await self.our_dispatches(room_name):
+    async def _delete_our_dispatches(self, room_name: str, listed: tuple[str, ...] | None = None) -> None:
+        for dispatch_id in await self.our_dispatches(room_name) if listed is None else listed:
             with contextlib.suppress(LiveKitNotFoundError):
                 await self._call(
                     self._lk.agent_dispatch.delete_dispatch(dispatch_id, room_name),

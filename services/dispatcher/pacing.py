@@ -7,7 +7,9 @@ join timeout after the last, and a session can run out of attempts. Paced, a new
 fewer than ``max_waiting`` dispatched sessions (every replica's: the ledger's watch set) wait for their agent; its
 message waits meanwhile (later ones stay unread in the stream, visible as lag). The wait is bounded: after
 ``max_wait_s`` the session is dispatched anyway, and the watchdog covers it as before. The cap is soft: replicas
-share one count, so each may overshoot it by what it admitted since its last look.
+share one count, so each may overshoot it by what it admitted since its last look. Far below the cap (under half of
+it, counting this replica's own dispatches since) a look stays good for ``relaxed_look_s``: at a steady pace a
+dispatch then costs no count read of its own; near the cap the count is read every ``look_every_s``.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True)
 class PacingPolicy:
-    """``max_waiting`` 0 turns pacing off; ``look_every_s`` is how often the shared count is read."""
+    """``max_waiting`` 0 turns pacing off; ``look_every_s`` is how often the shared count is read near the cap,
+    ``relaxed_look_s`` how often under half of it."""
 
     max_waiting: int
     max_wait_s: float
     look_every_s: float = 0.05
+    relaxed_look_s: float = 1.0
 
 
 class DispatchPacer:
@@ -80,8 +84,10 @@ class DispatchPacer:
     async def _take(self) -> bool:
         """Count this dispatch in if there is room."""
         async with self._lock:  # one count read at a time; the others use its result
-            now = self._clock()
-            if now - self._looked_at >= self._policy.look_every_s:
+            now, policy = self._clock(), self._policy
+            age = now - self._looked_at
+            far_below = (self._waiting + self._dispatching) * 2 < policy.max_waiting and age < policy.relaxed_look_s
+            if age >= policy.look_every_s and not far_below:
                 self._waiting = await self._count_waiting()
                 self._looked_at = now
             if self._waiting + self._dispatching >= self._policy.max_waiting:

@@ -27,6 +27,15 @@ class LiveKitNotFoundError(PermanentLiveKitError):
     """The room, dispatch or participant does not exist (``not_found``)."""
 
 
+@dataclass(frozen=True)
+class JobState:
+    """One ListDispatch of a room: when (epoch s) a worker took the dispatch's job (None: dropped, never offered,
+    or ended), and the ids of every dispatch of our agent in the room."""
+
+    started_at: float | None
+    ours: tuple[str, ...] = ()
+
+
 class LiveKitRooms(Protocol):
     """Room and dispatch operations the dispatcher needs; implementations must be idempotent."""
 
@@ -51,9 +60,10 @@ class LiveKitRooms(Protocol):
         """Whether an agent of ours is in the room right now (a missing room has none)."""
         ...
 
-    async def replace_dispatch(self, room_name: str, metadata: str) -> str:
+    async def replace_dispatch(self, room_name: str, metadata: str, listed: tuple[str, ...] | None = None) -> str:
         """Delete every dispatch of our agent in the room (creating the room if it closed), then
-        create one; return its id."""
+        create one; return its id. ``listed``: our dispatches as listed just before under the room's lock (nothing
+        of ours changes there meanwhile), so they need not be listed again."""
         ...
 
     async def remove_room(self, room_name: str, *, agent_joined: bool = False) -> None:
@@ -61,9 +71,9 @@ class LiveKitRooms(Protocol):
         only dispatch of ours has its agent in the room (no job of it can start later): deleting the room suffices."""
         ...
 
-    async def job_started_at(self, room_name: str, dispatch_id: str) -> float | None:
-        """When (epoch s) a worker took the dispatch's job, if one did and the job has not ended; None for a
-        job that was dropped or never offered (no worker, every worker full)."""
+    async def job_state(self, room_name: str, dispatch_id: str) -> JobState:
+        """When (epoch s) a worker took the dispatch's job, if one did and the job has not ended (None for a
+        job that was dropped or never offered: no worker, every worker full); and our dispatches in the room."""
         ...
 
     async def existing_rooms(self, names: list[str]) -> set[str]:

@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 import structlog
 
@@ -131,7 +132,7 @@ async def handle_due(
     """
     ids = {"session_id": record.session_id, "correlation_id": record.correlation_id}
     if not should_redispatch(record, policy, clock()):
-        if await _job_starting(record, rooms, ledger, retry, policy, clock):
+        if (await _job_starting(record, rooms, ledger, retry, policy, clock)).starting:
             return None
         await ledger.close(record.session_id)
         reason = give_up_reason(record.attempt, rooms.agent_name)
@@ -147,9 +148,12 @@ async def handle_due(
                 await ledger.mark_joined(record.session_id)
                 log.info("watchdog_found_agent", room=record.room_name)
                 return None
-            if await _job_starting(record, rooms, ledger, retry, policy, clock):
+            job = await _job_starting(record, rooms, ledger, retry, policy, clock)
+            if job.starting:
                 return None
-            dispatch_id = await with_retries(retry, lambda: rooms.replace_dispatch(record.room_name, record.metadata))
+            # the listing that showed no job starting names our stale dispatches: no second ListDispatch
+            replace = partial(rooms.replace_dispatch, record.room_name, record.metadata, job.ours)
+            dispatch_id = await with_retries(retry, replace)
     except PermanentLiveKitError as exc:
         await ledger.close(record.session_id)
         log.warning("redispatch_failed", reason=str(exc), permanent=True)
@@ -166,6 +170,14 @@ async def handle_due(
     return SessionDispatched(**ids, room_name=record.room_name, dispatch_id=dispatch_id, attempt=attempt)
 
 
+@dataclass(frozen=True)
+class _Job:
+    """Whether the session's job is starting (the watch extended), and our dispatches as listed (None: unknown)."""
+
+    starting: bool
+    ours: tuple[str, ...] | None = None
+
+
 async def _job_starting(
     record: SessionRecord,
     rooms: LiveKitRooms,
@@ -173,23 +185,25 @@ async def _job_starting(
     retry: RetryPolicy,
     policy: WatchdogPolicy,
     clock: Callable[[], float],
-) -> bool:
+) -> _Job:
     """A worker took the job but its agent has not said ``agent.joined`` yet (a slow start: a new job process on
     a busy machine): wait until ``started_job_wait_s`` after it took the job instead of killing the job with a
-    re-dispatch (which would give the room a second agent job); True when the job is starting (the watch extended,
-    or the session joined or closed meanwhile). Only a dropped job is re-dispatched at the shorter wait. Best effort:
-    when LiveKit cannot say, the watchdog goes on as if no job had started."""
+    re-dispatch (which would give the room a second agent job). ``starting`` when the job is starting (the watch
+    extended, or the session joined or closed meanwhile), else our dispatches as the same ListDispatch showed them.
+    Only a dropped job is re-dispatched at the shorter wait. Best effort: when LiveKit cannot say, the watchdog goes
+    on as if no job had started."""
     try:
-        started = await with_retries(retry, lambda: rooms.job_started_at(record.room_name, record.dispatch_id))
+        state = await with_retries(retry, lambda: rooms.job_state(record.room_name, record.dispatch_id))
     except LiveKitError as exc:
         log.info("watchdog_job_state_unknown", reason=str(exc))
-        return False
+        return _Job(starting=False)
+    started = state.started_at
     if started is None or clock() >= started + policy.started_job_wait_s:
-        return False
+        return _Job(starting=False, ours=state.ours)
     wait_until = started + policy.started_job_wait_s
     await ledger.rearm(record.session_id, record.dispatch_id, record.attempt, wait_until)
     log.info("watchdog_waits_for_starting_job", room=record.room_name, job_started_s_ago=round(clock() - started, 2))
-    return True
+    return _Job(starting=True)
 
 
 async def scan_once(

@@ -4,7 +4,9 @@ A consumer of many streams (the session store reads nine) with one batch subscri
 stream with a new entry: under a steady trickle each batch holds about one event, and the per-batch work (the read,
 the handler's transaction, the ack, the logs) is paid per event. :func:`subscribe_streams_batch` reads all the
 streams with one XREADGROUP (it takes several keys for one group), so what arrived on any of them is one batch; and
-``linger_ms`` lets a read that came back small wait that long for more before the batch is handled.
+``linger_ms`` lets a read that came back small wait that long for more before the batch is handled; ``rest_ms``
+instead lets the read *after* a small batch wait that long first (a lone event is handled at once, what follows it
+gathers meanwhile: one read per batch, not two).
 
 The guarantees are :mod:`services.runtime.batch`'s, per message and per stream: each entry is acked on its own
 stream (in the round trip of the reader's next read: one fewer per batch), a poison entry is isolated (one by one
@@ -39,10 +41,19 @@ from services.runtime.streams import FlatStreamSub
 
 class MultiStreamSub(FlatStreamSub):
     """A batch ``StreamSub`` over ``streams`` (its ``name`` is the first): read with one XREADGROUP, each stream up
-    to ``max_records``; a read that returned fewer than that waits ``linger_ms`` and takes what came meanwhile."""
+    to ``max_records``; a read that returned fewer than that waits ``linger_ms`` and takes what came meanwhile, and
+    the read after it first waits ``rest_ms``."""
 
     def __init__(
-        self, streams: Sequence[str], *, group: str, consumer: str, polling_ms: int, max_records: int, linger_ms: int
+        self,
+        streams: Sequence[str],
+        *,
+        group: str,
+        consumer: str,
+        polling_ms: int,
+        max_records: int,
+        linger_ms: int,
+        rest_ms: int = 0,
     ) -> None:
         """As ``StreamSub(streams[0], group=..., consumer=..., batch=True, ...)``, for every stream of ``streams``."""
         if not streams:
@@ -52,6 +63,8 @@ class MultiStreamSub(FlatStreamSub):
         )
         self.streams = tuple(streams)
         self.linger_ms = linger_ms
+        self.rest_ms = rest_ms
+        self.rest_first = False  # the last read brought a small batch: the next one waits rest_ms first
         self.acks = DeferredAcks()
 
 
@@ -69,10 +82,15 @@ class MultiStreamBatchSubscriber(StreamBatchSubscriber):
 
     async def _xreadgroup(self, *, count: int | None, block: int | None, noack: bool = False) -> ReadResponse:
         sub = self._multi()
+        if sub.rest_first:
+            sub.rest_first = False
+            await asyncio.sleep(sub.rest_ms / 1000)  # after a small batch: let the next one gather, one read for it
         response = await self._read(sub, count, block, noack)
         if sub.linger_ms > 0 and response and count and _size(response) < count:
             await asyncio.sleep(sub.linger_ms / 1000)  # a small batch: let more arrive, one handling for them all
             response = (*response, *await self._read(sub, count, None, noack))
+        # a full batch (a backlog) is followed at once; an empty read (blocked until its timeout) too
+        sub.rest_first = sub.rest_ms > 0 and 0 < _size(response) < (count or 0)
         return response
 
     async def _read(self, sub: MultiStreamSub, count: int | None, block: int | None, noack: bool) -> ReadResponse:
@@ -148,6 +166,7 @@ def subscribe_streams_batch(
     max_records: int = 100,
     linger_ms: int = 0,
     policy: DeliveryPolicy | None = None,
+    rest_ms: int = 0,
 ) -> None:
     """Register ``handler`` (its first parameter is ``list[Model]``, a union for several streams) on all
     ``streams`` for ``group``: one reader for them all (batches span streams, up to ``max_records`` of each),
@@ -155,9 +174,11 @@ def subscribe_streams_batch(
     policy = policy if policy is not None else DeliveryPolicy()
     if linger_ms * 4 > policy.claim_idle_ms:  # a lingering read holds its entries unleased: keep it far from a claim
         raise ValueError(f"linger_ms {linger_ms} must be at most a quarter of claim_idle_s ({policy.claim_idle_s} s)")
+    if rest_ms * 4 > policy.claim_idle_ms:  # a resting reader holds its last batch's acks back: far from a claim too
+        raise ValueError(f"rest_ms {rest_ms} must be at most a quarter of claim_idle_s ({policy.claim_idle_s} s)")
     sub = MultiStreamSub(
         streams, group=group, consumer=consumer, polling_ms=policy.polling_ms, max_records=max_records,
-        linger_ms=linger_ms,
+        linger_ms=linger_ms, rest_ms=rest_ms,
     )  # fmt: skip
     place = StreamPlace(streams[0], group, consumer)
     guard = BatchGuard(broker, place, handler, policy, claimed=False, deferred_acks=sub.acks)

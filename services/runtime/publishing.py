@@ -11,6 +11,7 @@ from services.runtime import tracing
 
 if TYPE_CHECKING:
     from faststream.redis import RedisBroker
+    from redis.asyncio.client import Pipeline
 
 # No MAXLEN on any publish: MAXLEN ~ can overtake a lagging group and silently drop entries it never read.
 # Streams are trimmed by services.runtime.trimming, only below every group's oldest needed entry.
@@ -34,3 +35,11 @@ class BrokerPublisher:
         """Publish one event (one XADD), carrying the current trace context."""
         event = tracing.stamped(event)
         await self._broker.publish(event, stream=stream_for(type(event)), correlation_id=event.correlation_id)
+
+    async def publish_in(self, pipeline: Pipeline, event: Event) -> None:
+        """Queue :meth:`publish`'s XADD of ``event`` in ``pipeline`` (sent when the caller executes it, with whatever
+        else it holds: one round trip)."""
+        event = tracing.stamped(event)
+        await self._broker.publish(
+            event, stream=stream_for(type(event)), correlation_id=event.correlation_id, pipeline=pipeline
+        )

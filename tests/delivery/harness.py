@@ -143,6 +143,7 @@ def multi_consumer_app(
     policy: DeliveryPolicy = FAST,
     max_records: int = 10,
     linger_ms: int = 0,
+    rest_ms: int = 0,
 ) -> FastStream:
     """As :func:`batch_consumer_app`, with one reader over all of ``probe.streams`` (services/runtime/multi_stream)."""
     broker = new_broker(redis_url, graceful_timeout=3.0)
@@ -150,7 +151,7 @@ def multi_consumer_app(
 
     subscribe_streams_batch(
         broker, probe.streams, group=probe.group, consumer=consumer, handler=handle, max_records=max_records,
-        linger_ms=linger_ms, policy=policy,
+        linger_ms=linger_ms, policy=policy, rest_ms=rest_ms,
     )  # fmt: skip
 
     async def start() -> None:

@@ -118,6 +118,40 @@ async def test_what_arrives_while_a_small_read_lingers_joins_its_batch(redis_url
     assert probe.batches == [[1, 2]]  # ... is handled with it, in one batch
 
 
+async def test_after_a_small_batch_the_next_read_rests_so_what_follows_is_one_batch(
+    redis_url: str, redis: Redis
+) -> None:
+    """rest_ms (the dispatcher's status changes): a lone event is handled at once, and the read after its small batch
+    waits first, so the events that follow it are handled together (one read, one handling, one ack)."""
+    probe = MultiProbe()
+    policy = DeliveryPolicy(claim_idle_s=30, polling_ms=100)
+    async with multi_consumer_app(redis_url, probe, "c1", _ok, rest_ms=1500, policy=policy):
+        await publish(redis_url, probe.streams[0], 1)
+        await wait_until(lambda: probe.done == [1], deadline_s=10, what="the lone event handled")
+        await publish(redis_url, probe.streams[0], 2)  # two publishes, two round trips: without the rest, the
+        await publish(redis_url, probe.streams[1], 3)  # blocking read would wake for the first alone
+        await wait_until(lambda: sorted(probe.done) == [1, 2, 3], deadline_s=10, what="all handled")
+        await wait_until(lambda: _nothing_pending(redis, probe), deadline_s=10, what="all acked")
+    assert probe.batches == [[1], [2, 3]]
+
+
+async def test_a_full_batch_is_followed_by_the_next_read_at_once(redis_url: str, redis: Redis) -> None:
+    """A backlog (a full batch) is read on without resting: with a rest far longer than the deadline, the entries
+    behind a full batch are still handled in time."""
+    probe = MultiProbe()
+    policy = DeliveryPolicy(claim_idle_s=600, polling_ms=100)
+    await _groups(redis, probe)
+    await publish(redis_url, probe.streams[0], *range(5))  # waiting before the consumer starts: a full first read
+    async with multi_consumer_app(redis_url, probe, "c1", _ok, max_records=3, rest_ms=120_000, policy=policy):
+        await wait_until(lambda: sorted(probe.done) == [0, 1, 2, 3, 4], deadline_s=10, what="the backlog handled")
+    assert probe.batches == [[0, 1, 2], [3, 4]]
+
+
+def test_a_rest_near_the_claim_idle_time_is_refused() -> None:
+    with pytest.raises(ValueError, match="rest_ms"):
+        multi_consumer_app("redis://unused", MultiProbe(), "c1", _ok, rest_ms=int(FAST.claim_idle_s * 1000))
+
+
 async def _pending(redis: Redis, stream: str, group: str) -> bool:
     return int((await redis.xpending(stream, group))["pending"]) == 1
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from contracts.events import SessionRequested
 from services.dispatcher.dispatch_state import DispatchState
-from services.dispatcher.ports import LiveKitError, SessionRecord, TransientLiveKitError
+from services.dispatcher.ports import JobState, LiveKitError, SessionRecord, TransientLiveKitError
 from services.dispatcher.retries import RetryPolicy
 
 FAST = RetryPolicy(attempts=4, max_seconds=5, initial_s=0.001)
@@ -36,6 +36,7 @@ class FakeRooms:
         self.dispatches: dict[str, list[str]] = {}
         self.agents_in: set[str] = set()  # rooms with an agent participant
         self.jobs_started: dict[str, float] = {}  # dispatch id -> when a worker took its job
+        self.replaced_listed: list[tuple[str, ...] | None] = []  # what each replace_dispatch was told was listed
         self.calls = 0
         self.listed = 0  # ListDispatch calls
         self.lost_creations = 0  # CreateDispatch calls that create but fail (the answer lost)
@@ -66,8 +67,9 @@ class FakeRooms:
     async def agent_present(self, room_name: str) -> bool:
         return room_name in self.agents_in
 
-    async def replace_dispatch(self, room_name: str, metadata: str) -> str:
+    async def replace_dispatch(self, room_name: str, metadata: str, listed: tuple[str, ...] | None = None) -> str:
         self._maybe_fail()
+        self.replaced_listed.append(listed)
         self.rooms.setdefault(room_name, metadata)
         self.dispatches[room_name] = [f"AD_{uuid.uuid4().hex[:8]}"]
         return self.dispatches[room_name][0]
@@ -78,8 +80,8 @@ class FakeRooms:
         self.rooms.pop(room_name, None)
         self.dispatches.pop(room_name, None)
 
-    async def job_started_at(self, room_name: str, dispatch_id: str) -> float | None:
-        return self.jobs_started.get(dispatch_id)
+    async def job_state(self, room_name: str, dispatch_id: str) -> JobState:
+        return JobState(self.jobs_started.get(dispatch_id), tuple(self.dispatches.get(room_name, [])))
 
     async def existing_rooms(self, names: list[str]) -> set[str]:
         self._maybe_fail()

@@ -8,7 +8,7 @@ from typing import Any
 from livekit import api
 
 from devstack.livekit_sim import Simulator
-from services.dispatcher.livekit_tokens import ReusedTokens, reuse_tokens
+from services.dispatcher.livekit_tokens import FastSigner, ReusedTokens, reuse_tokens
 
 
 class Signer:
@@ -42,6 +42,28 @@ def test_only_so_many_grant_sets_are_kept() -> None:
         tokens(api.VideoGrants(room_admin=True, room=room))
     tokens(api.VideoGrants(room_admin=True, room="a"))  # the oldest was dropped
     assert sign.signed == 4
+
+
+def _claims(header: dict[str, str]) -> dict[str, Any]:
+    token = header["authorization"].removeprefix("Bearer ")
+    claims = api.TokenVerifier("devkey", "secret").verify(token)  # the signature checks out
+    return {"identity": claims.identity, "video": claims.video, "sip": claims.sip}
+
+
+def test_the_fast_signer_signs_the_claims_access_token_does() -> None:
+    library = Signer()
+    fast = FastSigner("devkey", "secret", library)
+    for grants in (
+        api.VideoGrants(room_admin=True, room="room-a"),
+        api.VideoGrants(room_admin=True, room="room-b"),  # same shape, another room
+        api.VideoGrants(room_create=True),
+        api.VideoGrants(room_list=True),
+    ):
+        expected = api.AccessToken("devkey", "secret").with_grants(grants).to_jwt()
+        assert _claims(fast(grants)) == _claims({"authorization": f"Bearer {expected}"})
+    assert library.signed == 0
+    fast(None, api.SIPGrants(admin=True))  # SIP grants: livekit-api's own signer
+    assert library.signed == 1
 
 
 async def test_reused_tokens_are_accepted_by_the_server(sim: Simulator) -> None:

@@ -54,6 +54,16 @@ async def test_a_finished_dispatch_still_counts_until_the_count_shows_it() -> No
     await asyncio.wait_for(second, timeout=5)
 
 
+async def test_far_below_the_cap_a_look_is_trusted_longer() -> None:
+    waiting = Waiting()
+    pacer = DispatchPacer(waiting, PacingPolicy(max_waiting=10, max_wait_s=30, look_every_s=0.0, relaxed_look_s=60))
+    for _ in range(5):  # its own dispatches count: 0..4 waiting, each under half the cap
+        await _enter(pacer)
+    assert waiting.reads == 1
+    await _enter(pacer)  # 5 of 10: half the cap, the count is read again (every look_every_s)
+    assert waiting.reads == 2
+
+
 async def test_releases_its_slot_when_the_dispatch_fails() -> None:
     pacer = DispatchPacer(Waiting(), PacingPolicy(max_waiting=1, max_wait_s=30, look_every_s=0.01))
     try:

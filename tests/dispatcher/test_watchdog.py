@@ -54,6 +54,15 @@ def test_attempts_are_bounded() -> None:
     assert not should_redispatch(SessionRecord("s", "r", "{}", "c", DispatchState.WATCHING, "AD_3", attempt=3), POLICY)
 
 
+async def test_a_redispatch_deletes_the_stale_dispatches_the_job_look_listed() -> None:
+    rooms, ledger, clock = FakeRooms(), FakeLedger(), Clock()
+    first = await _dispatched(rooms, ledger, clock)
+    clock.now += 10
+    [again] = await _scan(rooms, ledger, clock)
+    assert isinstance(again, SessionDispatched) and again.dispatch_id != first.dispatch_id
+    assert rooms.replaced_listed == [(first.dispatch_id,)]  # not listed a second time
+
+
 async def test_nothing_is_due_before_the_join_timeout() -> None:
     rooms, ledger, clock = FakeRooms(), FakeLedger(), Clock()
     await _dispatched(rooms, ledger, clock)

@@ -232,6 +232,9 @@ async def test_no_worker_ever_fails_the_session_with_an_actionable_reason(
         f"is a worker registered under LIVEKIT_AGENT_NAME={agent_name!r}?"
     )
     assert len(our_dispatches(sim, request.room_name, agent_name)) == 1
+    # one ListDispatch per look of the watchdog (each re-dispatch, and the last look before giving up): the listing
+    # that shows no job starting names the stale dispatch to delete; the first dispatch lists nothing
+    assert sim.state.counters["twirp_requests.ListDispatch"] == len(attempts)
 
 
 async def test_a_job_a_worker_took_is_not_replaced_before_the_full_wait(
