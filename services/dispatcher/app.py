@@ -134,8 +134,6 @@ def bootstrap(
     )
 
 
-
-
 def create_app(settings: DispatcherSettings, build: Callable[[RedisBroker], Dependencies] | None = None) -> FastStream:
     """The dispatcher's FastStream app; ``build`` (default: :func:`bootstrap`) makes its dependencies."""
     broker = new_broker(settings.redis_url, connection_class=DirectSendConnection)
