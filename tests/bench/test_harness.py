@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bench.loadgen import LoadSpec, _Run, run_load
+from bench.loadgen import WARM_MIN, LoadSpec, _Run, run_load
 from bench.profiling import top_functions
 from bench.stats import percentile, summary
 from bench.targets import evaluate
@@ -26,10 +26,10 @@ SESSIONS_ROUTE = "/api/flows/{flow}/sessions"
 async def _serving(
     routes: dict[str, Callable[[web.Request], Awaitable[web.Response]]], shutdown_timeout: float = 60.0
 ) -> AsyncIterator[str]:
-    """A real HTTP server on a free port answering POST on each of ``routes``; yields its base URL."""
+    """A real HTTP server on a free port answering any method on each of ``routes``; yields its base URL."""
     app = web.Application()
     for path, handler in routes.items():
-        app.router.add_post(path, handler)
+        app.router.add_route("*", path, handler)
     runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -184,3 +184,21 @@ async def test_a_burst_client_comes_back_after_a_503_s_retry_after() -> None:
     assert len(set(result.session_ids)) == 4, "every session of the burst accepted in the end"
     assert without.statuses == {"503": 1} and without.retried == 0, "retried only when asked to"
     assert without.session_ids == []
+
+
+async def test_the_open_loop_opens_its_connections_before_its_clock_starts() -> None:
+    """Warm connections: every POST of the phase goes on a connection its warm-up GET opened (none opens its own)."""
+    seen: list[tuple[str, int]] = []
+
+    async def record(request: web.Request) -> web.Response:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        seen.append((request.method, peer[1] if peer else 0))
+        return web.json_response({"sessionId": uuid.uuid4().hex}, status=202)
+
+    async with _serving({"/healthz": record, "/s": record}) as url:
+        result = await run_load(LoadSpec(base_url=url, path="/s", mode="open", rate=200, duration_s=0.2))
+    methods = [method for method, _ in seen]
+    warmed = methods.index("POST")
+    assert warmed >= WARM_MIN and set(methods[:warmed]) == {"GET"} and set(methods[warmed:]) == {"POST"}
+    assert {port for method, port in seen if method == "POST"} <= {port for method, port in seen[:warmed]}
+    assert result.statuses == {"202": 40}
