@@ -22,7 +22,7 @@ class DispatcherSettings(BatchSettings, LiveKitSettings):
         default=64, ge=1, description="session requests read at once (a batch) and dispatched concurrently per replica"
     )
     status_batch_window_s: float = Field(
-        default=0.1,
+        default=0.25,
         ge=0,
         description="after a batch of status changes smaller than batch_max_records, the next read waits this long, "
         "so the changes arriving meanwhile are applied together (one read, one script, one ack) instead of one by one; "
