@@ -19,7 +19,6 @@ from services.session_store.applying import Presence
 from services.session_store.batching import STORED_COLUMNS, plan
 from services.session_store.expiry import EndRules
 from services.session_store.lifecycle import (
-    GREETING_STAGES,
     STAGE_TIMES,
     StagesObserver,
     StageTimes,
@@ -36,111 +35,18 @@ from services.session_store.outbox import (
     loaded,
     new_id,
 )
-
-_FACT_COLUMNS = frozenset(
-    {
-        "org_id", "flow_id", "room_name", "ready_deadline", "correlation_id", "end_deadline",
-        *GREETING_STAGES,
-    }
-)  # fmt: skip
-_STAGE_COLUMNS = frozenset({"requested_at", "dispatched_at", "agent_joined_at", "ready_at", "ended_at"})
-_RETURN_STAGES = sql.SQL(", ").join(sql.Identifier("s", column) for column in STAGE_TIMES)  # returned last
-
-_EXPIRE_DUE = sql.SQL("""
-WITH due AS (
-    SELECT id, status FROM sessions
-    WHERE status IN ('pending', 'dispatched', 'agent_joined') AND ready_deadline <= now()
-    ORDER BY ready_deadline
-    LIMIT %s
-    FOR UPDATE SKIP LOCKED
+from services.session_store.statements import (
+    END_OVERDUE,
+    EXPIRE_DUE,
+    FACT_COLUMNS,
+    LOCK_ROWS,
+    LOCK_ROWS_DELETING,
+    PLANNED,
+    PRESENCE,
+    STAGE_COLUMNS,
+    UPDATE_PLANNED,
+    UPDATE_PLANNED_STORING,
 )
-UPDATE sessions AS s
-SET status = %s, reason = %s, end_code = %s, ended_at = COALESCE(s.ended_at, now()), updated_at = now()
-FROM due WHERE s.id = due.id
-RETURNING s.id, s.org_id, s.correlation_id, due.status, {stages}
-""").format(stages=_RETURN_STAGES)
-
-# Sessions past their maximum duration; whose user left more than the grace period ago and did not come back (the
-# connection that left is the last one seen joining, and no join was seen after it); or ready this long with
-# nobody ever seen joining. The first rule that applies names the end.
-_END_OVERDUE = sql.SQL("""
-WITH due AS (
-    SELECT id, status, CASE
-        WHEN COALESCE(end_deadline, COALESCE(requested_at, created_at) + make_interval(secs => %(max_s)s)) <= now()
-            THEN 'max_duration'
-        WHEN user_left_at <= now() - make_interval(secs => %(grace_s)s) THEN 'user_left'
-        ELSE 'no_user_joined'
-    END AS code
-    FROM sessions
-    WHERE status IN ('pending', 'dispatched', 'agent_joined', 'ready') AND (
-        COALESCE(end_deadline, COALESCE(requested_at, created_at) + make_interval(secs => %(max_s)s)) <= now()
-        OR (user_left_at <= now() - make_interval(secs => %(grace_s)s)
-            AND user_left_sid = user_sid AND user_joined_at <= user_left_at)
-        OR (status = 'ready' AND user_joined_at IS NULL AND user_left_at IS NULL
-            AND ready_at <= now() - make_interval(secs => %(no_user_s)s))
-    )
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE sessions AS s
-SET status = 'ended', end_code = due.code, reason = (%(reasons)s::jsonb) ->> due.code,
-    ended_at = COALESCE(s.ended_at, now()), updated_at = now()
-FROM due WHERE s.id = due.id
-RETURNING s.id, s.org_id, s.correlation_id, due.status, due.code, s.reason, {stages}
-""").format(stages=_RETURN_STAGES)
-
-# The latest sighting wins (webhooks and agent reports arrive out of order); a connection id comes only from
-# LiveKit's webhooks, so the agent's report ("the user is here") never replaces one.
-_PRESENCE = """
-INSERT INTO sessions (id, status, {at}, {sid}) VALUES (%(id)s, 'pending', %(at)s, %(sid)s)
-ON CONFLICT (id) DO UPDATE SET
-    {sid} = CASE WHEN EXCLUDED.{sid} IS NOT NULL AND (sessions.{at} IS NULL OR EXCLUDED.{at} >= sessions.{at})
-        THEN EXCLUDED.{sid} ELSE sessions.{sid} END,
-    {at} = GREATEST(sessions.{at}, EXCLUDED.{at}),
-    updated_at = now()
-"""
-
-
-_TYPES = {
-    **dict.fromkeys(("org_id", "flow_id", "room_name", "correlation_id"), "text"),
-    **dict.fromkeys(("ready_deadline", "end_deadline", *GREETING_STAGES, *_STAGE_COLUMNS), "timestamptz"),
-}
-_PLANNED = tuple(_TYPES)  # the fact and stage columns a batch writes, first value wins
-
-# Every row a batch touches, made if missing, locked and read in one pass in id order (the no-op update takes the row
-# lock; xmax = 0 marks a row this statement inserted). Every writer that locks several rows does it in id order (the
-# presence upserts too) or skips locked rows (the scans): two batches that share sessions never deadlock.
-_LOCK_ROWS = (
-    sql.SQL("""
-INSERT INTO sessions (id, status, reason)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) AS v(id, status, reason) ORDER BY id
-ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id
-RETURNING id, xmax = 0, {}
-""")
-    .format(sql.SQL(", ").join(map(sql.Identifier, STORED_COLUMNS)))
-    .as_string(None)
-)
-_UPDATE_PLANNED = (
-    sql.SQL("""
-UPDATE sessions AS s SET {assign}, status = v.status, reason = COALESCE(v.reason, s.reason),
-    end_code = COALESCE(v.end_code, s.end_code), updated_at = now()
-FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], {arrays}) AS v(id, status, reason, end_code, {columns})
-WHERE s.id = v.id
-""")
-    .format(
-        assign=sql.SQL(", ").join(
-            sql.SQL("{c} = COALESCE(s.{c}, v.{c})").format(c=sql.Identifier(column)) for column in _PLANNED
-        ),
-        arrays=sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(_TYPES[column])) for column in _PLANNED),
-        columns=sql.SQL(", ").join(map(sql.Identifier, _PLANNED)),
-    )
-    .as_string(None)
-)  # composed once: psycopg caches the conversion of a plain query string
-# The same statements carrying the outbox's work, so that it costs no statement of its own: the lock deletes the rows
-# announced since the last transaction, the update stores this one's announcements.
-_LOCK_ROWS_DELETING = f"WITH announced AS ({DELETE_ANNOUNCED}) {_LOCK_ROWS}"
-_UPDATE_PLANNED_STORING = f"WITH announcements AS ({INSERT}) {_UPDATE_PLANNED}"
-
 
 Announce = Callable[[list[Transition | None]], list[SessionStatusChanged]]
 """The announcements of a batch's moves (each change's move, or None), to store with them and publish once stored."""
@@ -169,8 +75,8 @@ class PostgresSessionRepository:
         :meth:`record_presence` would one after the other; return the move (or None) of each change. ``announce``'s
         events are stored in the same transaction and, once it committed, given to ``publish``."""
         for change in changes:
-            unknown = set(change.facts) - _FACT_COLUMNS
-            if unknown or (change.stage is not None and change.stage not in _STAGE_COLUMNS):
+            unknown = set(change.facts) - FACT_COLUMNS
+            if unknown or (change.stage is not None and change.stage not in STAGE_COLUMNS):
                 raise ValueError(f"unknown session columns: {sorted(unknown)} {change.stage}")
         planned, events, row_id = None, [], new_id()
         done = self._announced.take()
@@ -183,9 +89,9 @@ class PostgresSessionRepository:
                     ids = sorted(first)
                     lock = (ids, [first[i].target.value for i in ids], [first[i].reason for i in ids])
                     cur = (
-                        await conn.execute(_LOCK_ROWS_DELETING, (done, *lock))
+                        await conn.execute(LOCK_ROWS_DELETING, (done, *lock))
                         if done
-                        else await conn.execute(_LOCK_ROWS, lock)
+                        else await conn.execute(LOCK_ROWS, lock)
                     )
                     locked = await cur.fetchall()
                     created = {row[0] for row in locked if row[1]}
@@ -199,12 +105,12 @@ class PostgresSessionRepository:
                         [r.status.value if r.status is not None else None for r in rows],
                         [r.reason for r in rows],
                         [r.end_code for r in rows],
-                        *([r.values.get(column) for r in rows] for column in _PLANNED),
+                        *([r.values.get(column) for r in rows] for column in PLANNED),
                     )
                     if events:
-                        await conn.execute(_UPDATE_PLANNED_STORING, (row_id, dumped(events), *update))
+                        await conn.execute(UPDATE_PLANNED_STORING, (row_id, dumped(events), *update))
                     else:
-                        await conn.execute(_UPDATE_PLANNED, update)
+                        await conn.execute(UPDATE_PLANNED, update)
                 elif done:
                     await conn.execute(DELETE_ANNOUNCED, (done,))
                 for p in sorted(presences, key=lambda p: p.session_id):  # in id order; stable: stream order
@@ -276,7 +182,7 @@ class PostgresSessionRepository:
                 for sid, org_id, corr, from_status, code, reason, *times in rows
             ]  # fmt: skip
 
-        return await self._scan(_END_OVERDUE, params, moves, publish, committed)
+        return await self._scan(END_OVERDUE, params, moves, publish, committed)
 
     async def expire_due(
         self, limit: int, reason: str, publish: Publish | None = None, committed: ScanCommitted | None = None
@@ -293,7 +199,7 @@ class PostgresSessionRepository:
             ]  # fmt: skip
 
         params = (limit, SessionStatus.EXPIRED.value, reason, code.value)
-        return await self._scan(_EXPIRE_DUE, params, moves, publish, committed)
+        return await self._scan(EXPIRE_DUE, params, moves, publish, committed)
 
     async def _scan(
         self,
@@ -357,7 +263,7 @@ class PostgresSessionRepository:
 
 def _presence_query(present: bool) -> str:
     at_col, sid_col = ("user_joined_at", "user_sid") if present else ("user_left_at", "user_left_sid")
-    return sql.SQL(_PRESENCE).format(at=sql.Identifier(at_col), sid=sql.Identifier(sid_col)).as_string(None)
+    return sql.SQL(PRESENCE).format(at=sql.Identifier(at_col), sid=sql.Identifier(sid_col)).as_string(None)
 
 
 _PRESENCE_QUERIES = {present: _presence_query(present) for present in (True, False)}
