@@ -9,12 +9,14 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 from redis.asyncio import ConnectionPool, Redis
+from starlette.types import Receive, Scope, Send
 
 from services.api.body_limit import BodyLimitMiddleware
 from services.api.cors import allowed_origins, install_cors
 from services.api.dependencies import install
 from services.api.errors import ERROR_RESPONSES, install_error_handlers
 from services.api.fanout import StatusFanout
+from services.api.hot_lane import HotLane
 from services.api.migrations import MIGRATIONS
 from services.api.openapi import install_openapi
 from services.api.routes import (
@@ -45,6 +47,22 @@ DESCRIPTION = (
     f"NUL character, no unpaired surrogate); a flow's free-form `definition` is limited to {FREE_JSON_RULES}."
 )
 REDIS_MAX_CONNECTIONS = 512
+
+
+class ApiApp(FastAPI):
+    """FastAPI, with the session POST's hot lane in front of its middleware stack (:mod:`services.api.hot_lane`)."""
+
+    hot_lane: HotLane | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A plainly valid session POST goes to the lane; everything else to FastAPI."""
+        lane = self.hot_lane
+        if lane is not None:
+            args = lane.takes(scope)
+            if args is not None:
+                await lane.serve(scope, receive, send, *args)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -82,7 +100,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             await redis.aclose()
             await pool.close()
 
-    app = FastAPI(
+    app = ApiApp(
         title="agentready",
         version="0.1.0",
         description=DESCRIPTION,
@@ -91,10 +109,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
         redirect_slashes=False,  # its redirect echoed the Host header; /api/flows/ is a 404 instead
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
-    install_cors(app, allowed_origins(settings.cors_allow_origins, settings.dev_mode), settings.dev_mode)  # outermost
+    cors = install_cors(app, allowed_origins(settings.cors_allow_origins, settings.dev_mode), settings.dev_mode)
     install_error_handlers(app)
     install_openapi(app)
-    sessions.add_create_route(app)  # first: routes are matched in order, and this is the hot path
+    create_route = sessions.add_create_route(app)  # first: routes are matched in order, and this is the hot path
+    app.hot_lane = HotLane(app, create_route, vary_origin=cors)
     app.include_router(sessions.router)
     app.include_router(health.router)
     app.include_router(flows.router)

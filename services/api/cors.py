@@ -112,11 +112,12 @@ def with_vary_origin(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes
     return [item for i, item in enumerate(raw) if i not in found[1:]]
 
 
-def install_cors(app: FastAPI, origins: tuple[str, ...], dev_mode: bool) -> None:
-    """Answer preflights and add CORS headers for ``origins`` (plus local origins in dev mode); nothing when none."""
+def install_cors(app: FastAPI, origins: tuple[str, ...], dev_mode: bool) -> bool:
+    """Answer preflights and add CORS headers for ``origins`` (plus local origins in dev mode); nothing when none.
+    Whether it was installed."""
     regex = DEV_ORIGIN_REGEX if dev_mode else None
     if not origins and regex is None:
-        return
+        return False
     # Outermost (added last): error answers (401, 403, 413, 429) carry the headers too, so a page can read them.
     app.add_middleware(
         _Cors,
@@ -128,3 +129,4 @@ def install_cors(app: FastAPI, origins: tuple[str, ...], dev_mode: bool) -> None
         allow_credentials=False,  # bearer credentials, never cookies
         max_age=PREFLIGHT_MAX_AGE_S,
     )
+    return True

@@ -4,21 +4,18 @@ The rules behind them are in :mod:`services.api.session_core`."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Header, Request, Response
+from fastapi import APIRouter, FastAPI, Header, Request
 from fastapi.routing import APIRoute
-from starlette._exception_handler import wrap_app_handling_exceptions  # as FastAPI's own handler wraps a request
-from starlette.types import Receive, Scope, Send
 
 from contracts.events import SessionEndRequested
 from contracts.status import TERMINAL, SessionStatus
-from services.api.access import ApiKeyDep, SessionOrgDep, get_api_key
+from services.api.access import ApiKeyDep, SessionOrgDep
 from services.api.cached_flows import CachedFlows
 from services.api.dependencies import AdmissionDep, FlowsDep, MintingDep, PublisherDep, RepoDep
 from services.api.errors import NotFoundError
-from services.api.params import ID_MAX, FlowId, SessionId
+from services.api.params import FlowId, SessionId
 from services.api.publishable_keys import PublishableGate
 from services.api.repository import Flow
 from services.api.routes.flows import require_usable
@@ -61,53 +58,6 @@ async def _flow(flows: CachedFlows, org_id: str, flow_id: str) -> Flow:
     return require_usable(flow)
 
 
-_PLAIN_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{ID_MAX}}}")  # params.FlowId's rule
-_PLAIN_IDEMPOTENCY_KEY = re.compile(rb"[\x21-\x7e]{1,200}")  # IdempotencyKey's rule
-
-
-class SessionCreateRoute(APIRoute):
-    """The hot path's route (README "Benchmark"): FastAPI documents it and, for anything unusual, serves it; a
-    plainly valid request skips FastAPI's per-request dependency solving, its exit stacks and the response-model
-    round trip.
-
-    Plainly valid: a POST whose path id and at most one Idempotency-Key pass the same rules as the declared
-    parameters, with no dependency overrides. Every other request goes to FastAPI's handler, which answers it exactly
-    as before (405, 422 with the same detail). The credential and everything after it are checked by the same code
-    either way, and errors become the same answers (the app's exception handlers)."""
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve a plainly valid request here, anything else as FastAPI does."""
-        request = Request(scope, receive, send)
-        args = _plain_args(request) if scope["method"] == "POST" else None
-        if args is None:
-            await super().handle(scope, receive, send)
-            return
-
-        async def answer(scope: Scope, receive: Receive, send: Send) -> None:
-            state = request.app.state
-            key = await get_api_key(request, None)
-            created = await create_session(args[0], request, key, state.flows, state.admission, state.minting, args[1])
-            response = Response(created.model_dump_json(by_alias=True), 202, media_type="application/json")
-            await response(scope, receive, send)
-
-        await wrap_app_handling_exceptions(answer, request)(scope, receive, send)
-
-
-def _plain_args(request: Request) -> tuple[str, str | None] | None:
-    """``(flow id, Idempotency-Key)`` when both are plainly valid; None when FastAPI should look at the request."""
-    if request.app.dependency_overrides:
-        return None
-    flow_id: str = request.path_params["flow_id"]
-    if not _PLAIN_ID.fullmatch(flow_id):
-        return None
-    keys = [value for name, value in request.scope["headers"] if name == b"idempotency-key"]
-    if not keys:
-        return flow_id, None
-    if len(keys) > 1 or not _PLAIN_IDEMPOTENCY_KEY.fullmatch(keys[0]):
-        return None
-    return flow_id, keys[0].decode("ascii")
-
-
 async def create_session(
     flow_id: FlowId,
     request: Request,
@@ -132,9 +82,9 @@ async def create_session(
     return await request_session(flow, idempotency_key, admission, minting)
 
 
-def add_create_route(app: FastAPI) -> None:
+def add_create_route(app: FastAPI) -> APIRoute:
     """Add ``POST /api/flows/{flow_id}/sessions`` to the app itself, as :data:`router`'s first route would be: matched
-    first, without the per-request look-ups of an included router (README "Benchmark")."""
+    first (plainly valid requests are served by :mod:`services.api.hot_lane` before any route)."""
     app.router.add_api_route(
         "/api/flows/{flow_id}/sessions",
         create_session,
@@ -143,8 +93,10 @@ def add_create_route(app: FastAPI) -> None:
         response_model=SessionCreated,
         responses={**router.responses, **_CREATE_RESPONSES},
         tags=list(router.tags),
-        route_class_override=SessionCreateRoute,
     )
+    route = app.router.routes[-1]
+    assert isinstance(route, APIRoute)
+    return route
 
 
 @router.post(
