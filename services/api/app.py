@@ -17,6 +17,7 @@ from services.api.dependencies import install
 from services.api.errors import ERROR_RESPONSES, install_error_handlers
 from services.api.fanout import StatusFanout
 from services.api.hot_lane import HotLane
+from services.api.lanes import Lane
 from services.api.migrations import MIGRATIONS
 from services.api.openapi import install_openapi
 from services.api.routes import (
@@ -34,6 +35,7 @@ from services.api.routes import (
 )
 from services.api.settings import ApiSettings
 from services.api.storable import FREE_JSON_RULES
+from services.api.webhook_lane import WebhookLane
 from services.runtime.broker import CONNECTION_OPTIONS, new_broker
 from services.runtime.database import connection_pool
 from services.runtime.migrations import apply_migrations
@@ -50,17 +52,16 @@ REDIS_MAX_CONNECTIONS = 512
 
 
 class ApiApp(FastAPI):
-    """FastAPI, with the session POST's hot lane in front of its middleware stack (:mod:`services.api.hot_lane`)."""
+    """FastAPI, with lanes for its hot paths in front of its middleware stack (:mod:`services.api.lanes`)."""
 
-    hot_lane: HotLane | None = None
+    lanes: tuple[Lane, ...] = ()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """A plainly valid session POST goes to the lane; everything else to FastAPI."""
-        lane = self.hot_lane
-        if lane is not None:
+        """A request a lane takes goes to it; everything else (the lifespan too) to FastAPI."""
+        for lane in self.lanes if scope["type"] == "http" else ():
             args = lane.takes(scope)
             if args is not None:
-                await lane.serve(scope, receive, send, *args)
+                await lane.serve(scope, receive, send, args)
                 return
         await super().__call__(scope, receive, send)
 
@@ -113,7 +114,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     install_error_handlers(app)
     install_openapi(app)
     create_route = sessions.add_create_route(app)  # first: routes are matched in order, and this is the hot path
-    app.hot_lane = HotLane(app, create_route, vary_origin=cors)
+    app.lanes = (HotLane(app, create_route, vary_origin=cors), WebhookLane(app, settings, vary_origin=cors))
     app.include_router(sessions.router)
     app.include_router(health.router)
     app.include_router(flows.router)

@@ -42,26 +42,13 @@ class BodyLimitMiddleware:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._too_large(send)
             return
-        chunks: list[bytes] = []
-        size = 0
-        more = True
         try:
-            async with asyncio.timeout(self.timeout_s):  # a client trickling its body must not hold a task for good
-                while more and size <= self.max_bytes:
-                    message = await receive()
-                    if message["type"] != "http.request":  # the client went away
-                        return
-                    chunk = message.get("body", b"")
-                    size += len(chunk)
-                    chunks.append(chunk)
-                    more = message.get("more_body", False)
-        except TimeoutError:
-            await self._refuse(send, 408, f"request body not received within {self.timeout_s:g} s; send it at once")
+            body = await read_body(receive, self.max_bytes, self.timeout_s)
+        except BodyRefusedError as refused:
+            await refuse(send, refused.status, str(refused))
             return
-        if size > self.max_bytes:
-            await self._too_large(send)
+        if body is None:  # the client went away
             return
-        body = b"".join(chunks)
         replayed = False
 
         async def replay() -> Message:
@@ -74,12 +61,50 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
     async def _too_large(self, send: Send) -> None:
-        await self._refuse(send, 413, f"request body too large: at most {self.max_bytes} bytes")
+        await refuse(send, 413, too_large(self.max_bytes))
 
-    async def _refuse(self, send: Send, status: int, error: str) -> None:
-        payload = json.dumps({"error": error}).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-        if status == 408:  # the rest of the body may still come: this connection cannot carry another request
-            headers.append((b"connection", b"close"))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+
+class BodyRefusedError(Exception):
+    """A body over the limit (413) or not received in time (408); the message is the answer's error."""
+
+    def __init__(self, status: int, error: str) -> None:
+        super().__init__(error)
+        self.status = status
+
+
+def too_large(max_bytes: int) -> str:
+    """The 413's error."""
+    return f"request body too large: at most {max_bytes} bytes"
+
+
+async def read_body(receive: Receive, max_bytes: int, timeout_s: float) -> bytes | None:
+    """The whole request body, received within ``timeout_s`` and at most ``max_bytes`` long (whatever Content-Length
+    says: :class:`BodyRefusedError` otherwise); None when the client went away."""
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    try:
+        async with asyncio.timeout(timeout_s):  # a client trickling its body must not hold a task for good
+            while more and size <= max_bytes:
+                message = await receive()
+                if message["type"] != "http.request":  # the client went away
+                    return None
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                chunks.append(chunk)
+                more = message.get("more_body", False)
+    except TimeoutError:
+        raise BodyRefusedError(408, f"request body not received within {timeout_s:g} s; send it at once") from None
+    if size > max_bytes:
+        raise BodyRefusedError(413, too_large(max_bytes))
+    return b"".join(chunks)
+
+
+async def refuse(send: Send, status: int, error: str) -> None:
+    """Answer ``status`` with the API's error body before any route ran (408 closes the connection)."""
+    payload = json.dumps({"error": error}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    if status == 408:  # the rest of the body may still come: this connection cannot carry another request
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})

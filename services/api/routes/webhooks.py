@@ -27,6 +27,8 @@ from contracts.flow_events import is_watcher
 from contracts.routes import LIVEKIT_WEBHOOK_PATH
 from services.api.dependencies import PublisherDep, SettingsDep
 from services.api.schemas import ErrorBody
+from services.api.settings import ApiSettings
+from services.runtime.publishing import EventPublisher
 
 log = structlog.get_logger(__name__)
 
@@ -120,7 +122,14 @@ async def livekit_webhook(
     authorization: Annotated[str | None, Header(description="the JWT LiveKit signed the body with")] = None,
 ) -> WebhookAck:
     """Receive one LiveKit webhook: verify it, then publish what it means for the session."""
-    received = verify(await request.body(), authorization, settings.livekit_api_key, settings.livekit_api_secret)
+    return await acknowledge(await request.body(), authorization, settings, publisher)
+
+
+async def acknowledge(
+    body: bytes, authorization: str | None, settings: ApiSettings, publisher: EventPublisher
+) -> WebhookAck:
+    """Verify the webhook, publish its events, say what was done (the route's work, also the webhook lane's)."""
+    received = verify(body, authorization, settings.livekit_api_key, settings.livekit_api_secret)
     events, ignored = events_for(received)
     for event in events:
         await publisher.publish(event)

@@ -4,6 +4,7 @@ FastAPI's (the same 422s), whichever way it went."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -13,9 +14,13 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.api.app import ApiApp
+from contracts.routes import LIVEKIT_WEBHOOK_PATH
+from devstack.livekit_sim.webhooks import sign
+from services.api.app import ApiApp, create_app
 from services.api.dependencies import get_flows
 from services.api.hot_lane import HotLane
+from services.api.settings import ApiSettings
+from services.api.webhook_lane import WebhookLane
 from tests.api.conftest import new_flow
 
 
@@ -138,7 +143,7 @@ async def test_an_unexpected_error_gets_the_same_500_and_reaches_the_server(
         args = lane.takes(scope)
         assert args is not None
         with pytest.raises(RuntimeError, match="broken on purpose"):  # as ServerErrorMiddleware re-raises: logged
-            await lane.serve(scope, receive, send, *args)
+            await lane.serve(scope, receive, send, args)
     finally:
         api_app.state.minting = minting
     assert shortcut.status_code == 500
@@ -149,8 +154,7 @@ async def test_an_unexpected_error_gets_the_same_500_and_reaches_the_server(
 
 def _lane(app: FastAPI) -> HotLane:
     assert isinstance(app, ApiApp)
-    assert app.hot_lane is not None
-    return app.hot_lane
+    return next(lane for lane in app.lanes if isinstance(lane, HotLane))
 
 
 def _scope(path: str, headers: list[tuple[bytes, bytes]], method: str = "POST", root_path: str = "") -> dict[str, Any]:
@@ -186,3 +190,104 @@ def test_the_lane_leaves_to_fastapi_what_its_middleware_must_see(
     assert lane.takes(_scope("/api/flows/f1/sessions", [(b"content-length", b"0")])) == ("f1", None)
     assert lane.takes(_scope("/api/flows/f1/sessions", headers, method, root_path)) is None
     assert lane.takes(_scope("/api/flows/f1/sessions/x", [])) is None  # another path
+
+
+async def test_the_lifespan_runs_through_the_app_with_its_lanes(api_settings: ApiSettings) -> None:
+    """uvicorn sends the lifespan through the app itself: no lane may take (or break on) a scope that is not HTTP."""
+    app = create_app(api_settings)
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    await inbox.put({"type": "lifespan.startup"})
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    serving = asyncio.create_task(app(scope, inbox.get, outbox.put))
+    try:
+        started = await asyncio.wait_for(outbox.get(), timeout=30)
+        assert started["type"] == "lifespan.startup.complete", started
+        assert app.state.settings is api_settings  # what the lanes read
+        await inbox.put({"type": "lifespan.shutdown"})
+        stopped = await asyncio.wait_for(outbox.get(), timeout=30)
+        assert stopped["type"] == "lifespan.shutdown.complete", stopped
+    finally:
+        await asyncio.wait_for(serving, timeout=30)
+
+
+def _webhook_lane(app: FastAPI) -> WebhookLane:
+    assert isinstance(app, ApiApp)
+    return next(lane for lane in app.lanes if isinstance(lane, WebhookLane))
+
+
+def _ack_shape(response: httpx.Response) -> tuple[int, str, str | None, Any]:
+    return response.status_code, response.headers["content-type"], response.headers.get("vary"), response.json()
+
+
+@pytest.mark.parametrize(
+    ("body", "auth"),
+    [
+        ('{"event": "room_finished", "room": {"name": "session-%s"}}', "signed"),
+        ('{"event": "room_started", "room": {"name": "session-%s"}}', "signed"),
+        ('{"event": "room_finished", "room": {"name": "session-%s"}}', "forged"),
+        ('{"event": "room_finished", "room": {"name": "session-%s"}}', None),
+        ("not json %s", "signed"),
+    ],
+    ids=["acted_on", "ignored", "forged", "unsigned", "not_a_webhook"],
+)
+async def test_a_webhook_gets_fastapis_answer(
+    api_app: FastAPI, anonymous: httpx.AsyncClient, body: str, auth: str | None
+) -> None:
+    text = body % uuid.uuid4().hex
+    headers = {"Content-Type": "application/webhook+json"}
+    if auth is not None:
+        headers["Authorization"] = sign(text, "devkey", "secret" if auth == "signed" else "not-the-secret")
+    lane, solved = await _both(api_app, lambda: anonymous.post(LIVEKIT_WEBHOOK_PATH, content=text, headers=headers))
+    assert _ack_shape(lane) == _ack_shape(solved), (lane.text, solved.text)
+    assert lane.status_code == {"signed": 400 if text.startswith("not") else 200, "forged": 401, None: 401}[auth]
+
+
+def _webhook_scope(headers: list[tuple[bytes, bytes]], path: str = LIVEKIT_WEBHOOK_PATH) -> dict[str, Any]:
+    return _scope(path, headers)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"content-length", b"10"), (b"origin", b"http://localhost:5173")],  # a browser's call: CORS
+        [(b"transfer-encoding", b"chunked")],  # a body of unknown length
+        [],  # no Content-Length at all
+        [(b"content-length", b"99999999")],  # over the limit: the body limit's 413
+        [(b"content-length", b"10"), (b"authorization", b"a"), (b"authorization", b"b")],  # which one?
+    ],
+    ids=["origin", "chunked", "no_length", "too_large", "two_authorizations"],
+)
+def test_the_webhook_lane_leaves_to_fastapi_what_its_middleware_must_see(
+    api_app: FastAPI, headers: list[tuple[bytes, bytes]]
+) -> None:
+    lane = _webhook_lane(api_app)
+    assert lane.takes(_webhook_scope([(b"content-length", b"10"), (b"authorization", b"t")])) == ("t",)
+    assert lane.takes(_webhook_scope(headers)) is None
+    assert lane.takes(_webhook_scope([(b"content-length", b"10")], path="/api/livekit/webhooks")) is None
+
+
+async def test_a_body_that_does_not_arrive_in_time_gets_the_body_limits_408(api_app: FastAPI) -> None:
+    lane = _webhook_lane(api_app)
+    lane.timeout_s, timeout_s = 0.05, lane.timeout_s
+    sent: list[dict[str, Any]] = []
+    never = asyncio.Event()
+
+    async def receive() -> Any:
+        await never.wait()  # the client never sends its body
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    try:
+        scope = _webhook_scope([(b"content-length", b"10")])
+        args = lane.takes(scope)
+        assert args is not None
+        await asyncio.wait_for(lane.serve(scope, receive, send, args), timeout=5)
+    finally:
+        lane.timeout_s = timeout_s
+    assert sent[0]["status"] == 408
+    headers = dict(sent[0]["headers"])
+    assert headers[b"connection"] == b"close"
+    assert headers[b"vary"] == b"Origin"
+    assert b"not received within 0.05 s" in sent[1]["body"]
