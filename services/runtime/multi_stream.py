@@ -66,6 +66,11 @@ class MultiStreamSub(FlatStreamSub):
         self.rest_ms = rest_ms
         self.rest_first = False  # the last read brought a small batch: the next one waits rest_ms first
         self.acks = DeferredAcks()
+        self.reading = False  # a read is on its way (or blocked): acks added now wait for the read after it
+
+    async def drain(self) -> None:
+        """At shutdown, once reading stopped: wait for what the subscription still handles (nothing here: a batch is
+        handled before the next read)."""
 
 
 class MultiStreamBatchSubscriber(StreamBatchSubscriber):
@@ -98,6 +103,7 @@ class MultiStreamBatchSubscriber(StreamBatchSubscriber):
         the last read (they are sent before the read blocks, so no ack waits for new messages)."""
         group, consumer = cast("str", sub.group), cast("str", sub.consumer)  # set: a MultiStreamSub has both
         acks = sub.acks.take()
+        sub.reading = True
         try:
             async with self._client.pipeline(transaction=False) as pipe:
                 for stream, ids in acks.items():
@@ -108,6 +114,8 @@ class MultiStreamBatchSubscriber(StreamBatchSubscriber):
             for stream, ids in acks.items():  # not known to be acked: again with the next read
                 sub.acks.add(stream, ids)
             raise
+        finally:
+            sub.reading = False
         return cast("ReadResponse", response or ())
 
     async def stop(self) -> None:
@@ -115,6 +123,7 @@ class MultiStreamBatchSubscriber(StreamBatchSubscriber):
         entry not acked is handled again after its claim, which handlers absorb)."""
         await super().stop()
         sub = self._multi()
+        await sub.drain()
         acks = sub.acks.take()
         if acks:
             with contextlib.suppress(RedisError, OSError):

@@ -1,0 +1,126 @@
+"""Each message of a stream handled on its own, without FastStream's per-message path: one XREADGROUP takes what
+arrived (up to the free workers), and every entry becomes a task of its own.
+
+:func:`~services.runtime.consuming.subscribe` with ``max_workers`` hands each message through FastStream's consume
+path (parse, decode, middlewares, context, its ack middleware's XACK): most of what a cheap handler costs. Here the
+reader starts a task per entry and reads again at once, so the messages stay independent: a slow one (held by a
+pacer or a retry) holds neither the others' acks nor the reads, up to ``max_workers`` in flight. Each task is the
+:class:`~services.runtime.delivery.DeliveryGuard` of one entry, as before: its lease, its deadline, its trace span,
+its failures counted, a poison message dead-lettered; a handled entry is acked with the reader's next read when one
+is due (the workers are all busy, or a read is being prepared), else (the reader waits for new messages) at once.
+The claimer is :func:`~services.runtime.consuming.subscribe_claimer`'s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.redis import RedisBroker
+from faststream.redis.subscriber.usecases.stream_subscriber import ReadCallable, ReadResponse
+
+from services.runtime.batch import not_decoded, raw_batch
+from services.runtime.consuming import subscribe_claimer
+from services.runtime.delivery import DeliveryGuard, DeliveryPolicy, StreamPlace
+from services.runtime.multi_stream import MultiStreamBatchSubscriber, MultiStreamSub
+
+
+class ConcurrentStreamSub(MultiStreamSub):
+    """A :class:`MultiStreamSub` of one stream whose entries are handled by ``guard``, up to ``workers`` at once."""
+
+    def __init__(self, where: StreamPlace, guard: DeliveryGuard, workers: int, polling_ms: int) -> None:
+        """Read ``where`` for ``guard``: one XREADGROUP for up to the free workers."""
+        if workers < 1:
+            raise ValueError("a concurrent subscription needs at least one worker")
+        super().__init__(
+            [where.stream], group=where.group, consumer=where.consumer, polling_ms=polling_ms, max_records=workers,
+            linger_ms=0,
+        )  # fmt: skip
+        self.where, self.guard, self.free = where, guard, workers
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._freed = asyncio.Event()
+
+    async def free_workers(self) -> int:
+        """Wait until a worker is free; the number free."""
+        while self.free < 1:
+            self._freed.clear()
+            await self._freed.wait()
+        return self.free
+
+    def start(self, message_id: str, fields: dict[bytes, bytes]) -> None:
+        """Handle one entry in a task of its own."""
+        self.free -= 1
+        task = asyncio.create_task(self._handle(message_id, fields), name=f"{self.where.stream} {message_id}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _handle(self, message_id: str, fields: dict[bytes, bytes]) -> None:
+        try:
+            try:
+                await self.guard.handle_entry(message_id, fields)
+            except Exception:  # noqa: BLE001 -- counted (or not, when transient) by the guard: left for a claimer
+                return
+            if self.reading:  # the reader waits for new messages: its next read may be seconds away
+                await self.guard.ack(message_id)
+            else:
+                self.acks.add(self.where.stream, [message_id])
+        finally:
+            self.free += 1
+            self._freed.set()
+
+    async def drain(self) -> None:
+        """At shutdown: let the entries in flight finish (each within the handler's deadline)."""
+        if self.tasks:
+            await asyncio.wait(set(self.tasks))
+
+
+class ConcurrentStreamSubscriber(MultiStreamBatchSubscriber):
+    """The reader of a :class:`ConcurrentStreamSub`: reads what the free workers can take and starts them."""
+
+    __slots__ = ()
+
+    def _concurrent(self) -> ConcurrentStreamSub:
+        sub = self._stream_sub
+        if not isinstance(sub, ConcurrentStreamSub):
+            raise TypeError("a ConcurrentStreamSubscriber reads a ConcurrentStreamSub")
+        return sub
+
+    async def _xreadgroup(self, *, count: int | None, block: int | None, noack: bool = False) -> ReadResponse:
+        free = await self._concurrent().free_workers()
+        return await super()._xreadgroup(count=min(count or free, free), block=block, noack=noack)
+
+    async def _get_msgs(self, read: ReadCallable) -> None:
+        sub = self._concurrent()
+        for _, messages in await read(self.last_id):
+            for message_id, fields, *_ in messages:
+                sub.start(message_id.decode(), fields)
+
+
+def subscribe_concurrent(
+    broker: RedisBroker,
+    stream: str,
+    *,
+    group: str,
+    consumer: str,
+    handler: Callable[..., Awaitable[Any]],
+    max_workers: int,
+    policy: DeliveryPolicy | None = None,
+) -> None:
+    """As :func:`~services.runtime.consuming.subscribe` (the same guarantees, per message), the reader without
+    FastStream's per-message path."""
+    policy = policy if policy is not None else DeliveryPolicy()
+    where = StreamPlace(stream, group, consumer)
+    sub = ConcurrentStreamSub(where, DeliveryGuard(broker, where, handler, policy, claimed=False), max_workers,
+                              policy.polling_ms)  # fmt: skip
+    subscriber = broker.subscriber(stream=sub, ack_policy=AckPolicy.MANUAL, parser=raw_batch, decoder=not_decoded)
+    # FastStream builds the subscriber from the StreamSub; only its read differs (as in multi_stream)
+    subscriber.__class__ = ConcurrentStreamSubscriber
+    subscriber(_never_called)
+    subscribe_claimer(broker, where, handler, policy, max_workers)
+
+
+async def _never_called(_message: Any = None) -> None:
+    """FastStream starts a subscriber only with a handler; this reader hands its entries to its tasks instead."""
+    raise RuntimeError("a concurrent stream reader hands its entries to its own tasks")
