@@ -6,8 +6,10 @@ path (parse, decode, middlewares, context, its ack middleware's XACK): most of w
 reader starts a task per entry and reads again at once, so the messages stay independent: a slow one (held by a
 pacer or a retry) holds neither the others' acks nor the reads, up to ``max_workers`` in flight. Each task is the
 :class:`~services.runtime.delivery.DeliveryGuard` of one entry, as before: its lease, its deadline, its trace span,
-its failures counted, a poison message dead-lettered; a handled entry is acked with the reader's next read when one
-is due (the workers are all busy, or a read is being prepared), else (the reader waits for new messages) at once.
+its failures counted, a poison message dead-lettered. A handled entry is acked in the round trip of the reader's next
+read (the XACKs go before its XREADGROUP): when the reader waits for new messages, that is when the next one arrives
+or its block (``polling_ms``) ends, so an ack waits at most that long, far below ``claim_idle_s`` (a policy whose
+``polling_ms`` is not at most a quarter of it acks a handled entry at once while the reader waits).
 The claimer is :func:`~services.runtime.consuming.subscribe_claimer`'s.
 """
 
@@ -30,8 +32,9 @@ from services.runtime.multi_stream import MultiStreamBatchSubscriber, MultiStrea
 class ConcurrentStreamSub(MultiStreamSub):
     """A :class:`MultiStreamSub` of one stream whose entries are handled by ``guard``, up to ``workers`` at once."""
 
-    def __init__(self, where: StreamPlace, guard: DeliveryGuard, workers: int, polling_ms: int) -> None:
+    def __init__(self, where: StreamPlace, guard: DeliveryGuard, workers: int, policy: DeliveryPolicy) -> None:
         """Read ``where`` for ``guard``: one XREADGROUP for up to the free workers."""
+        polling_ms = policy.polling_ms
         if workers < 1:
             raise ValueError("a concurrent subscription needs at least one worker")
         super().__init__(
@@ -41,6 +44,8 @@ class ConcurrentStreamSub(MultiStreamSub):
         self.where, self.guard, self.free = where, guard, workers
         self.tasks: set[asyncio.Task[None]] = set()
         self._freed = asyncio.Event()
+        # an ack waiting for the next read waits at most polling_ms: far enough from a claim?
+        self.ack_with_next_read = polling_ms * 4 <= policy.claim_idle_ms
 
     async def free_workers(self) -> int:
         """Wait until a worker is free; the number free."""
@@ -62,7 +67,7 @@ class ConcurrentStreamSub(MultiStreamSub):
                 await self.guard.handle_entry(message_id, fields)
             except Exception:  # noqa: BLE001 -- counted (or not, when transient) by the guard: left for a claimer
                 return
-            if self.reading:  # the reader waits for new messages: its next read may be seconds away
+            if self.reading and not self.ack_with_next_read:
                 await self.guard.ack(message_id)
             else:
                 self.acks.add(self.where.stream, [message_id])
@@ -112,8 +117,7 @@ def subscribe_concurrent(
     FastStream's per-message path."""
     policy = policy if policy is not None else DeliveryPolicy()
     where = StreamPlace(stream, group, consumer)
-    sub = ConcurrentStreamSub(where, DeliveryGuard(broker, where, handler, policy, claimed=False), max_workers,
-                              policy.polling_ms)  # fmt: skip
+    sub = ConcurrentStreamSub(where, DeliveryGuard(broker, where, handler, policy, claimed=False), max_workers, policy)
     subscriber = broker.subscriber(stream=sub, ack_policy=AckPolicy.MANUAL, parser=raw_batch, decoder=not_decoded)
     # FastStream builds the subscriber from the StreamSub; only its read differs (as in multi_stream)
     subscriber.__class__ = ConcurrentStreamSubscriber
