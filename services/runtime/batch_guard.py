@@ -105,8 +105,14 @@ class BatchGuard:
         in its raw message's ``streams``; every other batch is of the subscriber's one stream."""
         message: StreamMessage[Any] = self._broker.context.get_local("message")
         raw = message.raw_message
-        ids, data = raw["message_ids"], raw["data"]
-        streams = raw.get("streams") or [self._where.stream] * len(ids)
+        await self.handle_read(raw["message_ids"], raw["data"], raw.get("streams"))
+
+    async def handle_read(
+        self, ids: Sequence[bytes], data: Sequence[dict[bytes, bytes]], streams: Sequence[str] | None = None
+    ) -> None:
+        """Handle the entries of one read (``streams``: each entry's stream, default this guard's); ack what was
+        handled or dead-lettered, leave the rest pending."""
+        streams = streams or [self._where.stream] * len(ids)
         batch = [_Message(s, i.decode(), fields) for s, i, fields in zip(streams, ids, data, strict=True)]
         redis = await self._broker.connect()
         ledgers = _Ledgers(redis, self._where.group)

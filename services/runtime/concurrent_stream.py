@@ -19,6 +19,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import structlog
 from faststream import AckPolicy
 from faststream.redis import RedisBroker
 from faststream.redis.subscriber.usecases.stream_subscriber import ReadCallable, ReadResponse
@@ -26,7 +27,9 @@ from faststream.redis.subscriber.usecases.stream_subscriber import ReadCallable,
 from services.runtime.batch import not_decoded, raw_batch
 from services.runtime.consuming import subscribe_claimer
 from services.runtime.delivery import DeliveryGuard, DeliveryPolicy, StreamPlace
-from services.runtime.multi_stream import MultiStreamBatchSubscriber, MultiStreamSub
+from services.runtime.multi_stream import MultiStreamBatchSubscriber, MultiStreamSub, never_called
+
+log = structlog.get_logger(__name__)
 
 
 class ConcurrentStreamSub(MultiStreamSub):
@@ -41,7 +44,7 @@ class ConcurrentStreamSub(MultiStreamSub):
             [where.stream], group=where.group, consumer=where.consumer, polling_ms=polling_ms, max_records=workers,
             linger_ms=0,
         )  # fmt: skip
-        self.where, self.guard, self.free = where, guard, workers
+        self.where, self.entry_guard, self.free = where, guard, workers
         self.tasks: set[asyncio.Task[None]] = set()
         self._freed = asyncio.Event()
         # an ack waiting for the next read waits at most polling_ms: far enough from a claim?
@@ -64,11 +67,14 @@ class ConcurrentStreamSub(MultiStreamSub):
     async def _handle(self, message_id: str, fields: dict[bytes, bytes]) -> None:
         try:
             try:
-                await self.guard.handle_entry(message_id, fields)
+                await self.entry_guard.handle_entry(message_id, fields)
             except Exception:  # noqa: BLE001 -- counted (or not, when transient) by the guard: left for a claimer
                 return
             if self.reading and not self.ack_with_next_read:
-                await self.guard.ack(message_id)
+                try:
+                    await self.entry_guard.ack(message_id)
+                except Exception as exc:  # noqa: BLE001 -- not acked: claimed and handled again (handlers absorb it)
+                    log.warning("ack_failed", stream=self.where.stream, stream_message_id=message_id, error=str(exc))
             else:
                 self.acks.add(self.where.stream, [message_id])
         finally:
@@ -121,10 +127,5 @@ def subscribe_concurrent(
     subscriber = broker.subscriber(stream=sub, ack_policy=AckPolicy.MANUAL, parser=raw_batch, decoder=not_decoded)
     # FastStream builds the subscriber from the StreamSub; only its read differs (as in multi_stream)
     subscriber.__class__ = ConcurrentStreamSubscriber
-    subscriber(_never_called)
+    subscriber(never_called)
     subscribe_claimer(broker, where, handler, policy, max_workers)
-
-
-async def _never_called(_message: Any = None) -> None:
-    """FastStream starts a subscriber only with a handler; this reader hands its entries to its tasks instead."""
-    raise RuntimeError("a concurrent stream reader hands its entries to its own tasks")

@@ -25,7 +25,6 @@ from typing import Any, cast
 
 from faststream import AckPolicy
 from faststream.redis import RedisBroker
-from faststream.redis.message import BatchStreamMessage
 from faststream.redis.subscriber.usecases.stream_subscriber import (
     ReadCallable,
     ReadResponse,
@@ -66,6 +65,7 @@ class MultiStreamSub(FlatStreamSub):
         self.rest_ms = rest_ms
         self.rest_first = False  # the last read brought a small batch: the next one waits rest_ms first
         self.acks = DeferredAcks()
+        self.guard: BatchGuard | None = None  # what handles each read (set by subscribe_streams_batch)
         self.reading = False  # a read is on its way (or blocked): acks added now wait for the read after it
 
     async def drain(self) -> None:
@@ -141,14 +141,18 @@ class MultiStreamBatchSubscriber(StreamBatchSubscriber):
         if not entries:
             return
         entries.sort(key=lambda entry: entry[0])
-        message = BatchStreamMessage(
-            type="bstream",
-            channel=self._stream_sub.name,
-            data=[fields for _, _, fields, _ in entries],
-            message_ids=[message_id for _, message_id, _, _ in entries],
-        )
-        message["streams"] = [_text(stream) for _, _, _, stream in entries]  # type: ignore[typeddict-unknown-key]
-        await self.consume_one(message)
+        guard = self._multi().guard
+        if guard is None:
+            raise RuntimeError("a multi-stream subscription without its guard")
+        # straight to the guard: FastStream's consume path (context, middlewares, parser, decoder) would only hand
+        # it the same entries, at a cost per read
+        ids, data = [message_id for _, message_id, _, _ in entries], [fields for _, _, fields, _ in entries]
+        await guard.handle_read(ids, data, [_text(stream) for _, _, _, stream in entries])
+
+
+async def never_called(_message: Any = None) -> None:
+    """FastStream starts a subscriber only with a handler; these readers hand their entries to their guards."""
+    raise RuntimeError("a reader of this module hands its entries to its guard")
 
 
 def _size(response: ReadResponse) -> int:
@@ -195,6 +199,7 @@ def subscribe_streams_batch(
     # FastStream builds the subscriber from the StreamSub; only its read differs, so it becomes the multi-stream
     # kind in place (same slots, same state).
     subscriber.__class__ = MultiStreamBatchSubscriber
-    subscriber(guard.handle)
+    sub.guard = guard
+    subscriber(never_called)
     for stream in streams:
         subscribe_claimer(broker, StreamPlace(stream, group, consumer), handler, policy)
