@@ -82,9 +82,15 @@ class ConcurrentStreamSub(MultiStreamSub):
             self._freed.set()
 
     async def drain(self) -> None:
-        """At shutdown: let the entries in flight finish (each within the handler's deadline)."""
-        if self.tasks:
+        """At shutdown: let the entries in flight finish (each within the handler's deadline); those still running
+        when the wait is cancelled (the service's shutdown bound) are cancelled, their entries left pending."""
+        if not self.tasks:
+            return
+        try:
             await asyncio.wait(set(self.tasks))
+        finally:
+            for task in self.tasks:
+                task.cancel()
 
 
 class ConcurrentStreamSubscriber(MultiStreamBatchSubscriber):
