@@ -3,6 +3,8 @@ reader (the guarantees both keep are tests/delivery/test_delivery.py's, run with
 
 from __future__ import annotations
 
+import asyncio
+
 from redis.asyncio import Redis
 
 from services.runtime.delivery import DeliveryPolicy, entry_body
@@ -40,3 +42,21 @@ async def _pending_ids(redis: Redis, probe: Probe) -> list[int]:
 
 async def _pending_after(redis: Redis, probe: Probe, done: list[int], pending: list[int]) -> bool:
     return done == [1, 2] and await _pending_ids(redis, probe) == pending
+
+
+async def test_it_reads_no_more_than_its_free_workers_take(redis_url: str, redis: Redis) -> None:
+    """A read message waits in memory for nothing: with every worker held, the rest stay unread in the stream."""
+    probe = Probe()
+    release = asyncio.Event()
+
+    async def held(_: Job) -> None:
+        await release.wait()
+
+    async with consumer_app(redis_url, probe, "c1", held, policy=SLOW_READS, max_workers=2, concurrent=True):
+        await publish(redis_url, probe.stream, *range(6))
+        await wait_until(lambda: len(probe.calls) == 2, deadline_s=10.0, what="both workers busy")
+        assert int((await redis.xpending(probe.stream, probe.group))["pending"]) == 2  # the other 4 not read
+        release.set()
+        await wait_until(lambda: len(probe.calls) == 6, deadline_s=10.0, what="the rest read as workers free up")
+    assert sorted(probe.calls) == list(range(6))
+    assert int((await redis.xpending(probe.stream, probe.group))["pending"]) == 0
