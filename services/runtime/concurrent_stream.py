@@ -81,16 +81,18 @@ class ConcurrentStreamSub(MultiStreamSub):
             self.free += 1
             self._freed.set()
 
-    async def drain(self) -> None:
-        """At shutdown: let the entries in flight finish (each within the handler's deadline); those still running
-        when the wait is cancelled (the service's shutdown bound) are cancelled, their entries left pending."""
+    async def drain(self, timeout_s: float | None) -> None:
+        """At shutdown: let the entries in flight finish within ``timeout_s`` (the broker's graceful timeout; none:
+        no wait, as FastStream's own readers), then cancel the rest (left pending: claimed, or released by serve)."""
         if not self.tasks:
             return
         try:
-            await asyncio.wait(set(self.tasks))
+            if timeout_s:
+                await asyncio.wait(set(self.tasks), timeout=timeout_s)
         finally:
             for task in self.tasks:
                 task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
 class ConcurrentStreamSubscriber(MultiStreamBatchSubscriber):

@@ -68,9 +68,9 @@ class MultiStreamSub(FlatStreamSub):
         self.guard: BatchGuard | None = None  # what handles each read (set by subscribe_streams_batch)
         self.reading = False  # a read is on its way (or blocked): acks added now wait for the read after it
 
-    async def drain(self) -> None:
-        """At shutdown, once reading stopped: wait for what the subscription still handles (nothing here: a batch is
-        handled before the next read)."""
+    async def drain(self, timeout_s: float | None) -> None:
+        """At shutdown, once reading stopped: wait (at most ``timeout_s``, the broker's graceful timeout) for what the
+        subscription still handles (nothing here: a batch is handled before the next read)."""
 
 
 class MultiStreamBatchSubscriber(StreamBatchSubscriber):
@@ -123,7 +123,7 @@ class MultiStreamBatchSubscriber(StreamBatchSubscriber):
         entry not acked is handled again after its claim, which handlers absorb)."""
         await super().stop()
         sub = self._multi()
-        await sub.drain()
+        await sub.drain(self._outer_config.graceful_timeout)
         acks = sub.acks.take()
         if acks:
             with contextlib.suppress(RedisError, OSError):
@@ -147,7 +147,8 @@ class MultiStreamBatchSubscriber(StreamBatchSubscriber):
         # straight to the guard: FastStream's consume path (context, middlewares, parser, decoder) would only hand
         # it the same entries, at a cost per read
         ids, data = [message_id for _, message_id, _, _ in entries], [fields for _, _, fields, _ in entries]
-        await guard.handle_read(ids, data, [_text(stream) for _, _, _, stream in entries])
+        with self.lock:  # as FastStream's consume does: a graceful stop waits for the batch in hand
+            await guard.handle_read(ids, data, [_text(stream) for _, _, _, stream in entries])
 
 
 async def never_called(_message: Any = None) -> None:
