@@ -33,6 +33,7 @@ from services.dispatcher.settings import DispatcherSettings
 from services.dispatcher.status_changes import RedisStatusChanges
 from services.dispatcher.watchdog import WatchdogPolicy, scan_once, watch_forever
 from services.runtime.broker import CONNECTION_OPTIONS, new_broker
+from services.runtime.concurrent_stream import subscribe_concurrent
 from services.runtime.consuming import subscribe
 from services.runtime.multi_stream import subscribe_streams_batch
 from services.runtime.publishing import BrokerPublisher, EventPublisher
@@ -140,15 +141,13 @@ def create_app(settings: DispatcherSettings, build: Callable[[RedisBroker], Depe
     deps = build(broker) if build is not None else bootstrap(settings, broker)
     consumer = consumer_name(SERVICE, settings.consumer_name)
     for stream, handler in HANDLERS.items():
-        subscribe(
-            broker,
-            stream,
-            group=Groups.DISPATCHER,
-            consumer=consumer,
-            handler=partial(handler, deps=deps),
-            # flow events get few workers (one by default) so a session's events reach watchers in order
-            max_workers=settings.flow_relay_workers if stream == FLOW_EVENT else settings.max_workers,
-        )
+        if stream == FLOW_EVENT:  # few workers (one by default) so a session's events reach watchers in order
+            subscribe(broker, stream, group=Groups.DISPATCHER, consumer=consumer, handler=partial(handler, deps=deps),
+                      max_workers=settings.flow_relay_workers)  # fmt: skip
+            continue
+        # each request in a task of its own, without FastStream's per-message path (services.runtime.concurrent_stream)
+        subscribe_concurrent(broker, stream, group=Groups.DISPATCHER, consumer=consumer,
+                             handler=partial(handler, deps=deps), max_workers=settings.max_workers)  # fmt: skip
     for stream, handler in BATCH_HANDLERS.items():
         # after a batch smaller than batch_max_records the next read rests status_batch_window_s first, so the
         # changes arriving meanwhile share one read, one script and one ack (sent with the next read); nothing

@@ -4,7 +4,7 @@ LiveKit's ``CreateDispatch`` is not de-duplicated (every call adds another agent
 delivered twice (redelivery after a crash, XAUTOCLAIM) or to two replicas at once. Three layers keep it to one:
 
 1. the room's lock (:mod:`services.dispatcher.room_locks`), held by :func:`~services.dispatcher.dispatching.
-   dispatch_session` around everything below, so two replicas never both see "no dispatch yet";
+   dispatch_and_announce` around everything below, so two replicas never both see "no dispatch yet";
 2. the session ledger's state (:class:`~services.dispatcher.dispatch_state.DispatchState`): a closed session is never
    dispatched again, and only a ``requested`` session arms the watchdog;
 3. :func:`ensure_single_dispatch`: list the room's dispatches of our agent before creating one. Only the very first

@@ -51,22 +51,6 @@ class Dispatched:
     published: bool = False
 
 
-async def dispatch_session(
-    request: SessionRequested,
-    rooms: LiveKitRooms,
-    locks: RoomLocks,
-    ledger: SessionLedger,
-    retry: RetryPolicy,
-    watchdog: WatchdogPolicy,
-    clock: Callable[[], float] = time.time,
-    gate: DispatchGate | None = None,
-) -> Event | None:
-    """Create the room and the dispatch under the room's lock and arm the watchdog before the lock goes; return the
-    event that tells how it went (None for a session already over: nothing is created for it). ``gate`` (default: the
-    lock and the ledger, one step each) takes the lock and remembers the session."""
-    return (await dispatch_and_announce(request, rooms, locks, ledger, retry, watchdog, clock, gate)).event
-
-
 async def dispatch_and_announce(
     request: SessionRequested,
     rooms: LiveKitRooms,
@@ -77,8 +61,11 @@ async def dispatch_and_announce(
     clock: Callable[[], float] = time.time,
     gate: DispatchGate | None = None,
 ) -> Dispatched:
-    """:func:`dispatch_session`, asking the gate to publish the ``session.dispatched`` as it releases the lock (one
-    round trip for the watch, the release and the XADD); the caller publishes what the gate did not."""
+    """Create the room and the dispatch under the room's lock and arm the watchdog before the lock goes; tell how it
+    went (event None for a session already over: nothing is created for it). ``gate`` (default: the lock and the
+    ledger, one step each) takes the lock and remembers the session; it publishes the ``session.dispatched`` as it
+    releases the lock when it can (one round trip for the watch, the release and the XADD): the caller publishes an
+    event it did not."""
     metadata = job_metadata(request).to_json()
     deadline = request.ready_deadline.timestamp()
     seen = SessionSeen(request.session_id, request.room_name, metadata, request.correlation_id, deadline)

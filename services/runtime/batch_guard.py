@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import typing
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -18,17 +17,15 @@ from typing import Any
 import structlog
 from faststream.message import StreamMessage
 from faststream.redis import RedisBroker
-from faststream.redis.parser import BinaryMessageFormatV1
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
 
 from services.runtime import tracing
 from services.runtime.dead_letters import FailureLedger, dead_letter
-from services.runtime.delivery import DeliveryPolicy, StreamPlace, first_parameter_type, is_transient
+from services.runtime.delivery import DeliveryPolicy, StreamPlace, entry_body, first_parameter_type, is_transient
 from services.runtime.leases import BatchLease
 
 log = structlog.get_logger(__name__)
-_DATA = b"__data__"
 _TOO_OFTEN = "delivered too often without finishing: its consumer crashed or hung each time"
 
 BatchHandler = Callable[[list[Any]], Awaitable[Any]]
@@ -60,15 +57,6 @@ def _by_stream(messages: Sequence[_Message]) -> dict[str, list[_Message]]:
     for m in messages:
         found.setdefault(m.stream, []).append(m)
     return found
-
-
-def _body(fields: dict[bytes, bytes]) -> bytes:
-    """The event's JSON from FastStream's envelope (an entry without one is read as its plain fields)."""
-    raw = fields.get(_DATA)
-    if raw is None:
-        raw = json.dumps({k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items()}).encode()
-    body, _ = BinaryMessageFormatV1.parse(raw)
-    return body
 
 
 class DeferredAcks:
@@ -117,8 +105,14 @@ class BatchGuard:
         in its raw message's ``streams``; every other batch is of the subscriber's one stream."""
         message: StreamMessage[Any] = self._broker.context.get_local("message")
         raw = message.raw_message
-        ids, data = raw["message_ids"], raw["data"]
-        streams = raw.get("streams") or [self._where.stream] * len(ids)
+        await self.handle_read(raw["message_ids"], raw["data"], raw.get("streams"))
+
+    async def handle_read(
+        self, ids: Sequence[bytes], data: Sequence[dict[bytes, bytes]], streams: Sequence[str] | None = None
+    ) -> None:
+        """Handle the entries of one read (``streams``: each entry's stream, default this guard's); ack what was
+        handled or dead-lettered, leave the rest pending."""
+        streams = streams or [self._where.stream] * len(ids)
         batch = [_Message(s, i.decode(), fields) for s, i, fields in zip(streams, ids, data, strict=True)]
         redis = await self._broker.connect()
         ledgers = _Ledgers(redis, self._where.group)
@@ -151,7 +145,7 @@ class BatchGuard:
                     await self._dead_letter(redis, m, error, attempts - 1)
                     continue
             try:
-                m.event = self._adapter.validate_json(_body(m.fields))
+                m.event = self._adapter.validate_json(entry_body(m.fields))
             except Exception as exc:  # noqa: BLE001 -- a message that cannot be read is counted like any failure
                 await self._failed(redis, ledgers, [m], exc)
                 continue

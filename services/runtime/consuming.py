@@ -37,18 +37,41 @@ def subscribe(
     """
     policy = policy if policy is not None else DeliveryPolicy()
     where = StreamPlace(stream, group, consumer)
-    for claimed in (False, True):
-        guard = DeliveryGuard(broker, where, handler, policy, claimed=claimed)
-        sub = FlatStreamSub(
-            stream,
-            group=group,
-            consumer=consumer,
-            polling_interval=policy.claim_every_ms if claimed else policy.polling_ms,
-            # read no more than can be worked on soon: a read message waiting in memory ages toward a claim
-            max_records=None if claimed else max_workers,
-            min_idle_time=policy.claim_idle_ms if claimed else None,
-        )
-        if max_workers > 1:
-            broker.subscriber(stream=sub, ack_policy=AckPolicy.NACK_ON_ERROR, max_workers=max_workers)(guard.handle)
-        else:
-            broker.subscriber(stream=sub, ack_policy=AckPolicy.NACK_ON_ERROR)(guard.handle)
+    guard = DeliveryGuard(broker, where, handler, policy, claimed=False)
+    sub = FlatStreamSub(
+        stream,
+        group=group,
+        consumer=consumer,
+        polling_interval=policy.polling_ms,
+        max_records=max_workers,  # read no more than can be worked on soon: a read message waiting in memory ages
+    )
+    _register(broker, sub, guard, max_workers)
+    subscribe_claimer(broker, where, handler, policy, max_workers)
+
+
+def subscribe_claimer(
+    broker: RedisBroker,
+    where: StreamPlace,
+    handler: Callable[..., Awaitable[Any]],
+    policy: DeliveryPolicy,
+    max_workers: int = 1,
+) -> None:
+    """Register the claimer of ``where``: one message per XAUTOCLAIM of those idle longer than ``claim_idle_s``,
+    handled up to ``max_workers`` at once."""
+    guard = DeliveryGuard(broker, where, handler, policy, claimed=True)
+    sub = FlatStreamSub(
+        where.stream,
+        group=where.group,
+        consumer=where.consumer,
+        polling_interval=policy.claim_every_ms,
+        max_records=None,
+        min_idle_time=policy.claim_idle_ms,
+    )
+    _register(broker, sub, guard, max_workers)
+
+
+def _register(broker: RedisBroker, sub: FlatStreamSub, guard: DeliveryGuard, max_workers: int) -> None:
+    if max_workers > 1:
+        broker.subscriber(stream=sub, ack_policy=AckPolicy.NACK_ON_ERROR, max_workers=max_workers)(guard.handle)
+    else:
+        broker.subscriber(stream=sub, ack_policy=AckPolicy.NACK_ON_ERROR)(guard.handle)

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import json
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ import psycopg_pool
 import structlog
 from faststream.message import StreamMessage
 from faststream.redis import RedisBroker
+from faststream.redis.parser import BinaryMessageFormatV1
 from pydantic import Field, TypeAdapter
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis import exceptions as redis_errors
@@ -35,6 +37,7 @@ from services.runtime.dead_letters import FailureLedger, dead_letter
 from services.runtime.leases import BatchLease
 
 log = structlog.get_logger(__name__)
+_DATA = b"__data__"  # the field of FastStream's envelope
 # A blocking read must return before the connection's socket timeout would call it dead.
 _POLLING_MAX_MS = int(CONNECTION_OPTIONS["socket_timeout"] * 1000) - 2000
 
@@ -100,6 +103,15 @@ def is_transient(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def entry_body(fields: dict[bytes, bytes]) -> bytes:
+    """The event's JSON from FastStream's envelope (an entry without one is read as its plain fields)."""
+    raw = fields.get(_DATA)
+    if raw is None:
+        raw = json.dumps({k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items()}).encode()
+    body, _ = BinaryMessageFormatV1.parse(raw)
+    return body
 
 
 def first_parameter_type(handler: Callable[..., Awaitable[Any]]) -> Any:
@@ -172,7 +184,11 @@ class DeliveryGuard:
         """
         message: StreamMessage[Any] = self._broker.context.get_local("message")
         message_id = message.raw_message["message_ids"][0].decode()
-        fields: dict[bytes, bytes] = message.raw_message["data"]
+        await self.handle_entry(message_id, message.raw_message["data"], message.body)
+
+    async def handle_entry(self, message_id: str, fields: dict[bytes, bytes], body: bytes | None = None) -> None:
+        """Handle one stream entry (``body``: its event's JSON, else read from ``fields``); return to ack it, raise to
+        leave it pending for a claimer (the failure counted, or not when transient)."""
         redis = await self._broker.connect()
         ledger = FailureLedger(redis, self._where.stream, self._where.group)
         attempts, last_error = (await ledger.attempts(message_id)) if self._claimed else (1, None)
@@ -186,7 +202,7 @@ class DeliveryGuard:
                     _lease(redis, self._where, message_id, self._policy.lease_every_s, self._policy.handler_timeout_s),
                     asyncio.timeout(self._policy.handler_timeout_s),
                 ):
-                    event = self._adapter.validate_json(message.body)
+                    event = self._adapter.validate_json(body if body is not None else entry_body(fields))
                     with tracing.consumed(self._where.stream, self._where.group, message_id, event):
                         await self._handler(event)  # what it publishes carries this span's context
             except Exception as exc:  # noqa: BLE001 -- every failure is counted or re-raised, never dropped
@@ -194,6 +210,11 @@ class DeliveryGuard:
                 return
             if self._claimed:
                 await ledger.forget(message_id)
+
+    async def ack(self, message_id: str) -> None:
+        """Ack a handled message of this guard's stream."""
+        redis = await self._broker.connect()
+        await redis.xack(self._where.stream, self._where.group, message_id)
 
     async def _failed(
         self,

@@ -25,7 +25,6 @@ from typing import Any, cast
 
 from faststream import AckPolicy
 from faststream.redis import RedisBroker
-from faststream.redis.message import BatchStreamMessage
 from faststream.redis.subscriber.usecases.stream_subscriber import (
     ReadCallable,
     ReadResponse,
@@ -66,6 +65,12 @@ class MultiStreamSub(FlatStreamSub):
         self.rest_ms = rest_ms
         self.rest_first = False  # the last read brought a small batch: the next one waits rest_ms first
         self.acks = DeferredAcks()
+        self.guard: BatchGuard | None = None  # what handles each read (set by subscribe_streams_batch)
+        self.reading = False  # a read is on its way (or blocked): acks added now wait for the read after it
+
+    async def drain(self, timeout_s: float | None) -> None:
+        """At shutdown, once reading stopped: wait (at most ``timeout_s``, the broker's graceful timeout) for what the
+        subscription still handles (nothing here: a batch is handled before the next read)."""
 
 
 class MultiStreamBatchSubscriber(StreamBatchSubscriber):
@@ -98,6 +103,7 @@ class MultiStreamBatchSubscriber(StreamBatchSubscriber):
         the last read (they are sent before the read blocks, so no ack waits for new messages)."""
         group, consumer = cast("str", sub.group), cast("str", sub.consumer)  # set: a MultiStreamSub has both
         acks = sub.acks.take()
+        sub.reading = True
         try:
             async with self._client.pipeline(transaction=False) as pipe:
                 for stream, ids in acks.items():
@@ -108,6 +114,8 @@ class MultiStreamBatchSubscriber(StreamBatchSubscriber):
             for stream, ids in acks.items():  # not known to be acked: again with the next read
                 sub.acks.add(stream, ids)
             raise
+        finally:
+            sub.reading = False
         return cast("ReadResponse", response or ())
 
     async def stop(self) -> None:
@@ -115,6 +123,7 @@ class MultiStreamBatchSubscriber(StreamBatchSubscriber):
         entry not acked is handled again after its claim, which handlers absorb)."""
         await super().stop()
         sub = self._multi()
+        await sub.drain(self._outer_config.graceful_timeout)
         acks = sub.acks.take()
         if acks:
             with contextlib.suppress(RedisError, OSError):
@@ -132,14 +141,19 @@ class MultiStreamBatchSubscriber(StreamBatchSubscriber):
         if not entries:
             return
         entries.sort(key=lambda entry: entry[0])
-        message = BatchStreamMessage(
-            type="bstream",
-            channel=self._stream_sub.name,
-            data=[fields for _, _, fields, _ in entries],
-            message_ids=[message_id for _, message_id, _, _ in entries],
-        )
-        message["streams"] = [_text(stream) for _, _, _, stream in entries]  # type: ignore[typeddict-unknown-key]
-        await self.consume_one(message)
+        guard = self._multi().guard
+        if guard is None:
+            raise RuntimeError("a multi-stream subscription without its guard")
+        # straight to the guard: FastStream's consume path (context, middlewares, parser, decoder) would only hand
+        # it the same entries, at a cost per read
+        ids, data = [message_id for _, message_id, _, _ in entries], [fields for _, _, fields, _ in entries]
+        with self.lock:  # as FastStream's consume does: a graceful stop waits for the batch in hand
+            await guard.handle_read(ids, data, [_text(stream) for _, _, _, stream in entries])
+
+
+async def never_called(_message: Any = None) -> None:
+    """FastStream starts a subscriber only with a handler; these readers hand their entries to their guards."""
+    raise RuntimeError("a reader of this module hands its entries to its guard")
 
 
 def _size(response: ReadResponse) -> int:
@@ -186,6 +200,7 @@ def subscribe_streams_batch(
     # FastStream builds the subscriber from the StreamSub; only its read differs, so it becomes the multi-stream
     # kind in place (same slots, same state).
     subscriber.__class__ = MultiStreamBatchSubscriber
-    subscriber(guard.handle)
+    sub.guard = guard
+    subscriber(never_called)
     for stream in streams:
         subscribe_claimer(broker, StreamPlace(stream, group, consumer), handler, policy)

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from services.runtime.batch import subscribe_batch
 from services.runtime.broker import new_broker
+from services.runtime.concurrent_stream import subscribe_concurrent
 from services.runtime.consuming import subscribe
 from services.runtime.delivery import DeliveryPolicy
 from services.runtime.multi_stream import subscribe_streams_batch
@@ -48,15 +49,17 @@ def consumer_app(
     *,
     policy: DeliveryPolicy = FAST,
     max_workers: int = 4,
+    concurrent: bool = False,
 ) -> FastStream:
-    """A FastStream app whose one handler records the job then runs ``behaviour``."""
+    """A FastStream app whose one handler records the job then runs ``behaviour``; ``concurrent``: read by
+    :func:`~services.runtime.concurrent_stream.subscribe_concurrent` instead of ``subscribe``."""
     broker = new_broker(redis_url, graceful_timeout=3.0)  # as the services build theirs
 
     async def handle(job: Job) -> None:
         probe.calls.append(job.n)
         await behaviour(job)
 
-    subscribe(
+    (subscribe_concurrent if concurrent else subscribe)(
         broker, probe.stream, group=probe.group, consumer=consumer, handler=handle, max_workers=max_workers,
         policy=policy,
     )  # fmt: skip

@@ -10,7 +10,7 @@ from structlog.testing import capture_logs
 from contracts.events import Event, SessionDispatched, SessionDispatchFailed, SessionRequested
 from contracts.job import AgentJobMetadata
 from contracts.providers import ProviderChoice
-from services.dispatcher.dispatching import dispatch_session
+from services.dispatcher.dispatching import dispatch_and_announce
 from services.dispatcher.ports import PermanentLiveKitError, TransientLiveKitError
 from services.dispatcher.watchdog import WatchdogPolicy
 
@@ -20,7 +20,7 @@ WATCH = WatchdogPolicy(join_timeout_s=10, min_join_timeout_s=10, max_attempts=3)
 
 
 async def _dispatch(rooms: FakeRooms, ledger: FakeLedger, request: SessionRequested) -> Event | None:
-    return await dispatch_session(request, rooms, NoLocks(), ledger, FAST, WATCH, clock=lambda: 1000.0)
+    return (await dispatch_and_announce(request, rooms, NoLocks(), ledger, FAST, WATCH, clock=lambda: 1000.0)).event
 
 
 async def test_dispatches_with_the_session_metadata_and_arms_the_watchdog() -> None:

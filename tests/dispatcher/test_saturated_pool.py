@@ -106,7 +106,7 @@ async def test_a_job_the_pool_lost_without_a_word_is_replaced_never_doubled(
         burst_redis_url,
         agent_name,
         requests,
-        {"start_s": 0.02, "hold_s": 0.1, "lose_every": 20},
+        {"start_s": 0.02, "hold_s": 0.1, "lose_every": 15},
         dispatch_join_timeout_s=JOIN_TIMEOUT_S,
         dispatch_join_timeout_min_s=0.5,
         dispatch_started_job_timeout_s=2.0,

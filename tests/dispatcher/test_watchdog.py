@@ -9,7 +9,7 @@ import time
 from contracts.events import SessionDispatched, SessionDispatchFailed, SessionStatusChanged
 from services.dispatcher.cleanup import clean_up_session
 from services.dispatcher.dispatch_state import DispatchState
-from services.dispatcher.dispatching import dispatch_session
+from services.dispatcher.dispatching import dispatch_and_announce
 from services.dispatcher.ports import PermanentLiveKitError, SessionRecord, TransientLiveKitError
 from services.dispatcher.watchdog import WatchdogPolicy, handle_due, scan_once, should_redispatch
 
@@ -31,7 +31,7 @@ class Clock:
 
 async def _dispatched(rooms: FakeRooms, ledger: FakeLedger, clock: Clock, ready_in_s: float = 30) -> SessionDispatched:
     request = session_request(ready_in_s=ready_in_s)
-    outcome = await dispatch_session(request, rooms, NoLocks(), ledger, FAST, POLICY, clock)
+    outcome = (await dispatch_and_announce(request, rooms, NoLocks(), ledger, FAST, POLICY, clock)).event
     assert isinstance(outcome, SessionDispatched)
     return outcome
 
@@ -165,7 +165,7 @@ async def test_session_ended_before_its_request_is_never_dispatched() -> None:
     rooms, ledger, clock = FakeRooms(), FakeLedger(), Clock()
     request = session_request()
     assert await clean_up_session(_changed(request.session_id, "ended"), rooms, NoLocks(), ledger, FAST)
-    assert await dispatch_session(request, rooms, NoLocks(), ledger, FAST, POLICY, clock) is None
+    assert (await dispatch_and_announce(request, rooms, NoLocks(), ledger, FAST, POLICY, clock)).event is None
     assert rooms.rooms == {}
 
 

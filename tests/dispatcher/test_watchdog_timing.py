@@ -8,7 +8,7 @@ import pytest
 
 from contracts.events import Event, SessionDispatched, SessionDispatchFailed
 from services.dispatcher.dispatch_state import DispatchState
-from services.dispatcher.dispatching import dispatch_session
+from services.dispatcher.dispatching import dispatch_and_announce
 from services.dispatcher.ports import SessionRecord
 from services.dispatcher.watchdog import WatchdogPolicy, handle_due, scan_once, should_redispatch
 
@@ -97,7 +97,7 @@ async def test_the_dispatcher_and_the_watchdog_arm_by_the_session_deadline() -> 
     deadline = request.ready_deadline.timestamp()
     clock = _Clock(deadline - 30)
     rooms, ledger = FakeRooms(), FakeLedger()
-    first = await dispatch_session(request, rooms, NoLocks(), ledger, FAST, STEADY, clock)
+    first = (await dispatch_and_announce(request, rooms, NoLocks(), ledger, FAST, STEADY, clock)).event
     assert isinstance(first, SessionDispatched)
     assert ledger.deadlines[request.session_id] == pytest.approx(deadline - 25)  # due 5 s after the dispatch
     published: list[Event] = []
@@ -122,7 +122,7 @@ async def test_a_job_a_worker_took_gets_the_full_wait_before_it_is_replaced() ->
     start = request.ready_deadline.timestamp() - 120
     clock = _Clock(start)
     rooms, ledger = FakeRooms(), FakeLedger()
-    first = await dispatch_session(request, rooms, NoLocks(), ledger, FAST, DEFAULTS, clock)
+    first = (await dispatch_and_announce(request, rooms, NoLocks(), ledger, FAST, DEFAULTS, clock)).event
     assert isinstance(first, SessionDispatched)
     rooms.jobs_started[first.dispatch_id] = clock.now + 0.5  # a worker took the job; its agent starts slowly
     published: list[Event] = []
@@ -151,7 +151,7 @@ async def test_the_last_attempt_waits_for_a_starting_job_before_giving_up() -> N
     deadline = request.ready_deadline.timestamp()
     clock = _Clock(deadline - 30)
     rooms, ledger = FakeRooms(), FakeLedger()
-    first = await dispatch_session(request, rooms, NoLocks(), ledger, FAST, policy, clock)
+    first = (await dispatch_and_announce(request, rooms, NoLocks(), ledger, FAST, policy, clock)).event
     assert isinstance(first, SessionDispatched)
     rooms.jobs_started[first.dispatch_id] = deadline - 20
     record = await ledger.get(request.session_id)
