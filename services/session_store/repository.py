@@ -36,6 +36,7 @@ from services.session_store.outbox import (
     new_id,
 )
 from services.session_store.statements import (
+    COMMIT,
     END_OVERDUE,
     EXPIRE_DUE,
     FACT_COLUMNS,
@@ -81,9 +82,11 @@ class PostgresSessionRepository:
         planned, events, row_id = None, [], new_id()
         done = self._announced.take()
         try:
-            # Pipelined: BEGIN and the lock (deleting what was announced since) go together; the writes (storing the
-            # announcements) and COMMIT together: 2 round trips besides the pool's check.
-            async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
+            # Pipelined, 2 round trips besides the pool's check: the transaction psycopg opens (BEGIN) and the lock
+            # (deleting what was announced since) go together; the writes (storing the announcements) and COMMIT
+            # together, with the pipeline's closing sync. Not ``conn.transaction()``: in a pipeline it syncs twice
+            # more (after BEGIN and before COMMIT). Whatever fails before COMMIT rolls back (the connection's exit).
+            async with self._pool.connection() as conn, conn.pipeline():
                 if changes:
                     first = {c.session_id: c for c in reversed(changes)}  # each session's first change inserts its row
                     ids = sorted(first)
@@ -117,6 +120,8 @@ class PostgresSessionRepository:
                     await conn.execute(
                         _PRESENCE_QUERIES[p.present], {"id": p.session_id, "at": p.at, "sid": p.participant_sid or None}
                     )
+                if changes or done or presences:  # a statement ran: psycopg began a transaction
+                    await conn.execute(COMMIT)
         except BaseException:
             self._announced.give_back(done)
             raise

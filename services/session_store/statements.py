@@ -114,3 +114,6 @@ WHERE s.id = v.id
 # announced since the last transaction, the update stores this one's announcements.
 LOCK_ROWS_DELETING = f"WITH announced AS ({DELETE_ANNOUNCED}) {LOCK_ROWS}"
 UPDATE_PLANNED_STORING = f"WITH announcements AS ({INSERT}) {UPDATE_PLANNED}"
+# A batch's last statement, sent with its writes in the pipeline's closing sync (not a sync of its own, as
+# ``conn.commit()`` in a pipeline would).
+COMMIT = "COMMIT"

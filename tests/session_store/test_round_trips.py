@@ -1,0 +1,86 @@
+"""A batch's transaction costs two round trips to PostgreSQL (the lock, then the writes with COMMIT) and stays one
+transaction: what fails before COMMIT leaves nothing (services/session_store/repository.py), on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from psycopg import AsyncConnection, pq
+from psycopg_pool import AsyncConnectionPool
+
+from contracts.events import SessionDispatched, SessionRequested, SessionStatusChanged, UserPresenceChanged
+from services.session_store.applying import handle_events
+from services.session_store.lifecycle import Transition, change_for
+from services.session_store.repository import PostgresSessionRepository
+from tests.session_store.test_batches import RecordingAnnouncer
+
+
+@pytest.fixture
+async def traced(pool: AsyncConnectionPool, database_url: str) -> AsyncIterator[tuple[AsyncConnectionPool, Path]]:
+    """A one-connection pool (schema made by ``pool``) whose connection writes libpq's protocol trace to a file."""
+    with tempfile.TemporaryDirectory() as folder:
+        trace = Path(folder) / "trace.txt"
+        with trace.open("w") as out:
+
+            async def configure(conn: AsyncConnection[Any]) -> None:
+                conn.pgconn.trace(out.fileno())
+                conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+
+            async with AsyncConnectionPool(database_url, min_size=1, max_size=1, configure=configure) as one:
+                yield one, trace
+
+
+def _syncs(trace: Path) -> int:
+    """The Sync messages the client sent: each is a round trip in pipeline mode."""
+    return sum(1 for line in trace.read_text().splitlines() if line.startswith("F") and line.rstrip().endswith("Sync"))
+
+
+def _requested(sid: str) -> SessionRequested:
+    return SessionRequested(
+        session_id=sid, org_id="org-r", flow_id="flow-r", room_name=f"session-{sid}", greeting="Hi",
+        ready_deadline=datetime.now(UTC) + timedelta(seconds=30),
+    )  # fmt: skip
+
+
+async def test_a_batch_with_moves_and_presences_takes_two_round_trips(
+    traced: tuple[AsyncConnectionPool, Path],
+) -> None:
+    one, trace = traced
+    a, b = uuid.uuid4().hex, uuid.uuid4().hex
+    repo, announcer = PostgresSessionRepository(one), RecordingAnnouncer()
+    await handle_events([_requested(a)], repo, announcer)  # the connection is checked out and warm
+    before = _syncs(trace)
+    events = [
+        SessionDispatched(session_id=a, room_name=f"session-{a}", dispatch_id="AD_r"),
+        _requested(b),
+        UserPresenceChanged(session_id=b, room_name=f"session-{b}", identity="u", present=True, source="agent"),
+    ]
+    transitions = await handle_events(events, repo, announcer)
+    assert _syncs(trace) - before == 2  # BEGIN + the lock; the update, the presence and COMMIT
+    assert [(t.from_status, t.to_status) if t else None for t in transitions] == [("pending", "dispatched"),
+                                                                                 (None, "pending")]  # fmt: skip
+    row_a, row_b = await repo.get(a), await repo.get(b)
+    assert row_a is not None and row_a["status"] == "dispatched"
+    assert row_b is not None and row_b["status"] == "pending" and row_b["user_joined_at"] is not None
+
+
+async def test_a_batch_that_fails_after_its_lock_leaves_no_row_and_announces_nothing(pool: AsyncConnectionPool) -> None:
+    sid = uuid.uuid4().hex
+    repo, announcer = PostgresSessionRepository(pool), RecordingAnnouncer()
+
+    def fails(_: list[Transition | None]) -> list[SessionStatusChanged]:
+        raise RuntimeError("planned, then failed before the writes")
+
+    change = SessionDispatched(session_id=sid, room_name=f"session-{sid}", dispatch_id="AD_f")
+    with pytest.raises(RuntimeError, match="before the writes"):
+        await repo.apply_batch([change_for(change)], (), fails, announcer.publish_all)
+    assert await repo.get(sid) is None  # the row the lock made was rolled back with it
+    assert announcer.batches == []
+    (transition,) = await repo.apply_batch([change_for(change)], (), None, None)  # the connection is usable again
+    assert transition is not None and transition.to_status == "dispatched"
