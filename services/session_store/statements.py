@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from services.session_store.batching import STORED_COLUMNS
+from services.session_store.batching import PRESENCE_COLUMNS, STORED_COLUMNS
 from services.session_store.lifecycle import GREETING_STAGES, STAGE_TIMES
 from services.session_store.outbox import DELETE_ANNOUNCED, INSERT
 
@@ -64,7 +64,8 @@ RETURNING s.id, s.org_id, s.correlation_id, due.status, due.code, s.reason, {sta
 """).format(stages=RETURN_STAGES)
 
 # The latest sighting wins (webhooks and agent reports arrive out of order); a connection id comes only from
-# LiveKit's webhooks, so the agent's report ("the user is here") never replaces one.
+# LiveKit's webhooks, so the agent's report ("the user is here") never replaces one. A batch applies the same rule
+# to the rows it locked (batching._sighted) and writes them with its update: no statement per sighting.
 PRESENCE = """
 INSERT INTO sessions (id, status, {at}, {sid}) VALUES (%(id)s, 'pending', %(at)s, %(sid)s)
 ON CONFLICT (id) DO UPDATE SET
@@ -80,6 +81,9 @@ TYPES = {
     **dict.fromkeys(("ready_deadline", "end_deadline", *GREETING_STAGES, *STAGE_COLUMNS), "timestamptz"),
 }
 PLANNED = tuple(TYPES)  # the fact and stage columns a batch writes, first value wins
+# The user's sightings: a row sighted in the batch gets them as planned (the latest sighting wins, batching._sighted).
+PRESENCE_TYPES = {"user_joined_at": "timestamptz", "user_sid": "text", "user_left_at": "timestamptz",
+                  "user_left_sid": "text"}  # fmt: skip
 
 # Every row a batch touches, made if missing, locked and read in one pass in id order (the no-op update takes the row
 # lock; xmax = 0 marks a row this statement inserted). Every writer that locks several rows does it in id order (the
@@ -96,17 +100,26 @@ RETURNING id, xmax = 0, {}
 )
 UPDATE_PLANNED = (
     sql.SQL("""
-UPDATE sessions AS s SET {assign}, status = v.status, reason = COALESCE(v.reason, s.reason),
-    end_code = COALESCE(v.end_code, s.end_code), updated_at = now()
-FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], {arrays}) AS v(id, status, reason, end_code, {columns})
+UPDATE sessions AS s SET {assign}, {sighted}, status = COALESCE(v.status, s.status),
+    reason = COALESCE(v.reason, s.reason), end_code = COALESCE(v.end_code, s.end_code), updated_at = now()
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], {arrays}, %s::boolean[], {presence_arrays})
+    AS v(id, status, reason, end_code, {columns}, sighted, {presence_columns})
 WHERE s.id = v.id
 """)
     .format(
         assign=sql.SQL(", ").join(
             sql.SQL("{c} = COALESCE(s.{c}, v.{c})").format(c=sql.Identifier(column)) for column in PLANNED
         ),
+        sighted=sql.SQL(", ").join(
+            sql.SQL("{c} = CASE WHEN v.sighted THEN v.{c} ELSE s.{c} END").format(c=sql.Identifier(column))
+            for column in PRESENCE_COLUMNS
+        ),
         arrays=sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(TYPES[column])) for column in PLANNED),
         columns=sql.SQL(", ").join(map(sql.Identifier, PLANNED)),
+        presence_arrays=sql.SQL(", ").join(
+            sql.SQL("%s::{}[]").format(sql.SQL(PRESENCE_TYPES[column])) for column in PRESENCE_COLUMNS
+        ),
+        presence_columns=sql.SQL(", ").join(map(sql.Identifier, PRESENCE_COLUMNS)),
     )
     .as_string(None)
 )  # composed once: psycopg caches the conversion of a plain query string

@@ -1,5 +1,6 @@
-"""A batch's transaction costs two round trips to PostgreSQL (the lock, then the writes with COMMIT) and stays one
-transaction: what fails before COMMIT leaves nothing (services/session_store/repository.py), on a real PostgreSQL."""
+"""A batch's transaction costs two round trips and four statements on PostgreSQL (BEGIN with the lock, then the update
+with COMMIT), whatever it holds, and stays one transaction: what fails before COMMIT leaves nothing; its sightings of
+the user follow the rule of the one-event upsert (services/session_store/repository.py), on a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -36,9 +37,14 @@ async def traced(pool: AsyncConnectionPool, database_url: str) -> AsyncIterator[
                 yield one, trace
 
 
+def _sent(trace: Path, message: str) -> int:
+    """How many ``message`` (protocol message type) the client sent."""
+    return sum(1 for line in trace.read_text().splitlines() if line.startswith("F") and line.split()[2] == message)
+
+
 def _syncs(trace: Path) -> int:
     """The Sync messages the client sent: each is a round trip in pipeline mode."""
-    return sum(1 for line in trace.read_text().splitlines() if line.startswith("F") and line.rstrip().endswith("Sync"))
+    return _sent(trace, "Sync")
 
 
 def _requested(sid: str) -> SessionRequested:
@@ -84,3 +90,59 @@ async def test_a_batch_that_fails_after_its_lock_leaves_no_row_and_announces_not
     assert announcer.batches == []
     (transition,) = await repo.apply_batch([change_for(change)], (), None, None)  # the connection is usable again
     assert transition is not None and transition.to_status == "dispatched"
+
+
+def _seen(sid: str, present: bool, at: datetime, participant_sid: str = "") -> UserPresenceChanged:
+    source = "livekit" if participant_sid else "agent"
+    return UserPresenceChanged(session_id=sid, room_name=f"session-{sid}", identity="u", present=present,
+                               source=source, participant_sid=participant_sid, occurred_at=at)  # fmt: skip
+
+
+async def test_a_batchs_sightings_cost_no_statement_of_their_own(traced: tuple[AsyncConnectionPool, Path]) -> None:
+    one, trace = traced
+    a, b = uuid.uuid4().hex, uuid.uuid4().hex
+    repo, announcer = PostgresSessionRepository(one), RecordingAnnouncer()
+    await handle_events([_requested(a)], repo, announcer)
+    before = _sent(trace, "Execute")
+    now = datetime.now(UTC)
+    events = [
+        _seen(a, True, now, "PA_1"), _seen(b, True, now), _seen(a, False, now + timedelta(seconds=1), "PA_1"),
+        SessionDispatched(session_id=a, room_name=f"session-{a}", dispatch_id="AD_s"), _seen(a, True, now, "PA_2"),
+    ]  # fmt: skip
+    await handle_events(events, repo, announcer)
+    assert _sent(trace, "Execute") - before == 4  # BEGIN, the lock, the update, COMMIT
+    row_a, row_b = await repo.get(a), await repo.get(b)
+    assert row_a is not None and row_a["status"] == "dispatched"
+    assert (row_a["user_joined_at"], row_a["user_sid"], row_a["user_left_at"], row_a["user_left_sid"]) == (
+        now, "PA_2", now + timedelta(seconds=1), "PA_1")  # fmt: skip
+    assert row_b is not None and row_b["status"] == "pending" and row_b["user_joined_at"] == now
+
+
+_PRESENCE = ("user_joined_at", "user_sid", "user_left_at", "user_left_sid")
+
+
+@pytest.mark.parametrize("batched", ["one_batch", "a_batch_each"])
+async def test_a_batchs_sightings_end_as_the_one_event_upserts_would(pool: AsyncConnectionPool, batched: str) -> None:
+    """Out of order, agent reports (no connection id) among LiveKit's, a rejoin, ties: the batch's rule (in Python,
+    on the locked row) leaves the row as :meth:`record_presence` (SQL) one sighting after the other does."""
+    repo, announcer = PostgresSessionRepository(pool), RecordingAnnouncer()
+    t = datetime.now(UTC).replace(microsecond=123456)
+    s = timedelta(seconds=1)
+    story = [  # (present, seconds after t, connection id)
+        (True, 5, ""), (True, 3, "PA_1"), (False, 9, "PA_1"), (True, 9, "PA_2"), (False, 7, ""),
+        (True, 12, ""), (True, 12, "PA_3"), (False, 8, "PA_2"), (True, 11, "PA_4"), (False, 20, ""),
+    ]  # fmt: skip
+    expected, actual = uuid.uuid4().hex, uuid.uuid4().hex
+    await handle_events([_requested(expected), _requested(actual)], repo, announcer)
+    for present, after, sid in story:
+        await repo.record_presence(expected, present, t + after * s, sid)
+    sightings = [_seen(actual, present, t + after * s, sid) for present, after, sid in story]
+    if batched == "one_batch":
+        await handle_events(sightings, repo, announcer)
+    else:
+        for sighting in sightings:
+            await handle_events([sighting], repo, announcer)
+    want, got = await repo.get(expected), await repo.get(actual)
+    assert want is not None and got is not None
+    assert [got[c] for c in _PRESENCE] == [want[c] for c in _PRESENCE]
+    assert [got[c] for c in _PRESENCE] == [t + 12 * s, "PA_3", t + 20 * s, "PA_1"]  # the story's end, spelled out
