@@ -16,7 +16,7 @@ from contracts.endings import EndCode
 from contracts.events import SessionStageTimes, SessionStatusChanged
 from contracts.status import SessionStatus
 from services.session_store.applying import Presence
-from services.session_store.batching import PRESENCE_COLUMNS, STORED_COLUMNS, BatchPlan, plan
+from services.session_store.batching import STORED_COLUMNS, BatchPlan, plan
 from services.session_store.expiry import EndRules
 from services.session_store.lifecycle import (
     STAGE_TIMES,
@@ -42,11 +42,11 @@ from services.session_store.statements import (
     FACT_COLUMNS,
     LOCK_ROWS,
     LOCK_ROWS_DELETING,
-    PLANNED,
     PRESENCE,
     STAGE_COLUMNS,
     UPDATE_PLANNED,
     UPDATE_PLANNED_STORING,
+    rows_document,
 )
 
 Announce = Callable[[list[Transition | None]], list[SessionStatusChanged]]
@@ -92,20 +92,11 @@ class PostgresSessionRepository:
             async with self._pool.connection() as conn, conn.pipeline():
                 if changes or presences:
                     planned, events = await self._locked_and_planned(conn, changes, presences, done, announce, publish)
-                    rows = planned.rows
-                    update = (
-                        [r.session_id for r in rows],
-                        [r.status.value if r.status is not None else None for r in rows],
-                        [r.reason for r in rows],
-                        [r.end_code for r in rows],
-                        *([r.values.get(column) for r in rows] for column in PLANNED),
-                        [bool(r.presence) for r in rows],
-                        *([r.presence.get(column) for r in rows] for column in PRESENCE_COLUMNS),
-                    )
+                    update = rows_document(planned.rows)
                     if events:
-                        await conn.execute(UPDATE_PLANNED_STORING, (row_id, dumped(events), *update))
+                        await conn.execute(UPDATE_PLANNED_STORING, (row_id, dumped(events), update))
                     else:
-                        await conn.execute(UPDATE_PLANNED, update)
+                        await conn.execute(UPDATE_PLANNED, (update,))
                 elif done:
                     await conn.execute(DELETE_ANNOUNCED, (done,))
                 if changes or presences or done:  # a statement ran: psycopg began a transaction

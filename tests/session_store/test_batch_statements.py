@@ -39,7 +39,8 @@ async def traced(pool: AsyncConnectionPool, database_url: str) -> AsyncIterator[
 
 def _sent(trace: Path, message: str) -> int:
     """How many ``message`` (protocol message type) the client sent."""
-    return sum(1 for line in trace.read_text().splitlines() if line.startswith("F") and line.split()[2] == message)
+    parts = (line.split() for line in trace.read_text().splitlines())
+    return sum(1 for words in parts if len(words) > 2 and words[0] == "F" and words[2] == message)
 
 
 def _syncs(trace: Path) -> int:
