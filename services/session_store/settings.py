@@ -10,21 +10,22 @@ from services.runtime.settings import BatchSettings, DatabaseSettings
 class SessionStoreSettings(DatabaseSettings, BatchSettings):
     """PostgreSQL, consumer and expiry settings."""
 
-    batch_rest_ms: int = Field(
+    batch_linger_ms: int = Field(
         default=50,
         ge=0,
         le=1000,
-        description="after a read that found fewer than batch_max_records events, the next read waits this long first: "
-        "a lone event is applied at once and what follows it gathers meanwhile, one read and one transaction for it "
-        "(at the pipeline's pace ~6% less CPU per session than the same batch_linger_ms, which reads twice per batch); "
-        "a status is recorded and announced up to this much later (0: read again at once)",
+        description="a read that found fewer than batch_max_records events waits this long for more before they are "
+        "applied: fewer, larger transactions (at the pipeline's pace, CPU per session: 0 ms 9.5, 20 ms ~4, 50 ms ~3, "
+        "100 ms ~2 ms) for a status recorded and announced up to this much later (0: at once)",
     )
-    batch_linger_ms: int = Field(
+    batch_rest_ms: int = Field(
         default=0,
         ge=0,
         le=1000,
-        description="a read that found fewer than batch_max_records events waits this long for more before they are "
-        "applied (a second read each time; batch_rest_ms batches as well for less CPU): kept for comparison, 0 is off",
+        description="instead of lingering, the read after one that found fewer than batch_max_records events waits "
+        "this long first (a lone event is applied at once; one read per batch, its acks go later). Measured at the "
+        "pipeline's pace against the same linger: ~2% less session store CPU but ~10% more PostgreSQL CPU (smaller "
+        "batches), so off (0) by default",
     )
     expiry_interval_s: float = Field(
         default=5.0,

@@ -73,7 +73,7 @@ async def test_events_published_before_start_are_consumed(store_redis_url: str, 
         assert moves[0][0] is None and moves[-1][1] == "ready", moves
         assert all(prev[1] == nxt[0] for prev, nxt in pairwise(moves)), moves
 
-        async def acked() -> bool:  # the acks go with the reader's next read, after its rest (BATCH_REST_MS)
+        async def acked() -> bool:  # the acks go with the reader's next read (after its rest, with BATCH_REST_MS)
             return (await redis.xpending("agentready:session.dispatched", "session_store"))["pending"] == 0
 
         await wait_until(acked, deadline_s=5, what="every handled event acked")
@@ -115,11 +115,12 @@ async def test_a_requested_sessions_deadline_wakes_the_expiry_scan(
 
 
 def test_the_reader_rests_after_a_small_batch_as_configured() -> None:
-    """BATCH_REST_MS reaches the store's one reader of all its streams; lingering is off unless asked for."""
+    """BATCH_REST_MS and BATCH_LINGER_MS reach the store's one reader of all its streams; it lingers by default."""
     urls = {"redis_url": "redis://unused", "database_url": "postgresql://unused/db"}
-    app = create_app(SessionStoreSettings(**urls, batch_rest_ms=123))
+    app = create_app(SessionStoreSettings(**urls, batch_rest_ms=123, batch_linger_ms=0))
     assert app.broker is not None
     subs = [getattr(s, "_stream_sub", None) for s in app.broker.subscribers]
     readers = [sub for sub in subs if isinstance(sub, MultiStreamSub)]
     assert [(r.rest_ms, r.linger_ms) for r in readers] == [(123, 0)]
-    assert SessionStoreSettings(**urls).batch_rest_ms > 0
+    defaults = SessionStoreSettings(**urls)
+    assert (defaults.batch_rest_ms, defaults.batch_linger_ms) == (0, 50)
