@@ -238,6 +238,22 @@ def _cpu_s(process: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
+def _tree_cpu_s(pid: int | None) -> float | None:
+    """CPU seconds of a server and its children (PostgreSQL's backends), those ended included; None if not ours."""
+    if pid is None:
+        return None
+    try:
+        root = psutil.Process(pid)
+        times = root.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        for child in root.children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                total += _cpu_s(child)
+    except psutil.NoSuchProcess:
+        return None
+    return float(total)
+
+
 @contextlib.contextmanager
 def _service(name: str, redis_url: str, database_url: str, log: Path) -> Iterator[psutil.Process]:
     env = {
@@ -291,8 +307,9 @@ async def measure(
     database_url: str,
     profile: Path | None,
     jitter: float = 0.0,
+    postgres_pid: int | None = None,
 ) -> None:
-    """Run the service, feed it, print its CPU per session."""
+    """Run the service, feed it, print its CPU per session (and PostgreSQL's, when it runs embedded here)."""
     log = Path(tempfile.gettempdir()) / f"consumer_cpu-{service}.log"
     redis, broker = Redis.from_url(redis_url), RedisBroker(redis_url)
     await broker.connect()
@@ -304,11 +321,11 @@ async def measure(
         idle_rate = (_cpu_s(process) - idle0) / (time.monotonic() - t0)
         run = uuid.uuid4().hex[:8]
         ids = [f"{run}{i:06d}" for i in range(sessions)]
-        cpu0, t0 = _cpu_s(process), time.monotonic()
+        cpu0, t0, pg0 = _cpu_s(process), time.monotonic(), _tree_cpu_s(postgres_pid)
         stages, group = TARGETS[service]
         with _profiled(process.pid, profile):
             await _feed(Feed(broker, redis, database_url, group, stages, ids), rate, gap_ms, jitter)
-        cpu, wall = _cpu_s(process) - cpu0, time.monotonic() - t0
+        cpu, wall, pg1 = _cpu_s(process) - cpu0, time.monotonic() - t0, _tree_cpu_s(postgres_pid)
         announced = await redis.xlen(SESSION_STATUS_CHANGED)
         latency = await status_latency(redis, run) if service == "session_store" else []
     await broker.stop()
@@ -321,6 +338,11 @@ async def measure(
         f"in {wall:.1f} s; CPU {cpu * 1000 / sessions:.2f} ms/session "
         f"({busy * 1000 / sessions:.2f} without the idle {idle_rate * 1000:.1f} ms/s); "
         + (f"{announced} status changes announced, {_percentiles(latency)}; " if service == "session_store" else "")
+        + (
+            f"PostgreSQL CPU {(pg1 - pg0) * 1000 / sessions:.2f} ms/session (the harness's checks included); "
+            if pg0 is not None and pg1 is not None
+            else ""
+        )
         + f"log: {log}"
     )
 
@@ -338,7 +360,17 @@ def main(argv: list[str] | None = None) -> None:
     rate, gap_ms, jitter = (25.0, 300.0, 0.5) if args.trickle else (args.rate, args.gap_ms, 0.0)
     with redis_server() as redis, postgres_server() as postgres:
         asyncio.run(
-            measure(args.service, args.sessions, rate, gap_ms, redis.url, postgres.url, args.profile, jitter=jitter)
+            measure(
+                args.service,
+                args.sessions,
+                rate,
+                gap_ms,
+                redis.url,
+                postgres.url,
+                args.profile,
+                jitter=jitter,
+                postgres_pid=postgres.pid,
+            )
         )
 
 

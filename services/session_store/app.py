@@ -61,6 +61,7 @@ def create_app(settings: SessionStoreSettings) -> FastStream:
         handler=on_events,
         max_records=settings.batch_max_records,
         linger_ms=settings.batch_linger_ms,
+        rest_ms=settings.batch_rest_ms,
     )
 
     async def start() -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from psycopg import sql
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
@@ -16,7 +16,7 @@ from contracts.endings import EndCode
 from contracts.events import SessionStageTimes, SessionStatusChanged
 from contracts.status import SessionStatus
 from services.session_store.applying import Presence
-from services.session_store.batching import STORED_COLUMNS, plan
+from services.session_store.batching import STORED_COLUMNS, BatchPlan, plan
 from services.session_store.expiry import EndRules
 from services.session_store.lifecycle import (
     STAGE_TIMES,
@@ -36,16 +36,17 @@ from services.session_store.outbox import (
     new_id,
 )
 from services.session_store.statements import (
+    COMMIT,
     END_OVERDUE,
     EXPIRE_DUE,
     FACT_COLUMNS,
     LOCK_ROWS,
     LOCK_ROWS_DELETING,
-    PLANNED,
     PRESENCE,
     STAGE_COLUMNS,
     UPDATE_PLANNED,
     UPDATE_PLANNED_STORING,
+    rows_document,
 )
 
 Announce = Callable[[list[Transition | None]], list[SessionStatusChanged]]
@@ -78,45 +79,28 @@ class PostgresSessionRepository:
             unknown = set(change.facts) - FACT_COLUMNS
             if unknown or (change.stage is not None and change.stage not in STAGE_COLUMNS):
                 raise ValueError(f"unknown session columns: {sorted(unknown)} {change.stage}")
-        planned, events, row_id = None, [], new_id()
+        planned: BatchPlan | None = None
+        events: list[SessionStatusChanged] = []
+        row_id = new_id()
         done = self._announced.take()
         try:
-            # Pipelined: BEGIN and the lock (deleting what was announced since) go together; the writes (storing the
-            # announcements) and COMMIT together: 2 round trips besides the pool's check.
-            async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
-                if changes:
-                    first = {c.session_id: c for c in reversed(changes)}  # each session's first change inserts its row
-                    ids = sorted(first)
-                    lock = (ids, [first[i].target.value for i in ids], [first[i].reason for i in ids])
-                    cur = (
-                        await conn.execute(LOCK_ROWS_DELETING, (done, *lock))
-                        if done
-                        else await conn.execute(LOCK_ROWS, lock)
-                    )
-                    locked = await cur.fetchall()
-                    created = {row[0] for row in locked if row[1]}
-                    stored = {row[0]: dict(zip(STORED_COLUMNS, row[2:], strict=True)) for row in locked}
-                    planned = plan(changes, stored, created)
-                    if announce is not None and publish is not None and any(planned.transitions):
-                        events = announce(planned.transitions)
-                    rows = planned.rows
-                    update = (
-                        [r.session_id for r in rows],
-                        [r.status.value if r.status is not None else None for r in rows],
-                        [r.reason for r in rows],
-                        [r.end_code for r in rows],
-                        *([r.values.get(column) for r in rows] for column in PLANNED),
-                    )
+            # Pipelined, 2 round trips besides the pool's check: the transaction psycopg opens (BEGIN) and the lock
+            # (deleting what was announced since) go together; the update (storing the announcements, the sightings
+            # too) and COMMIT together, with the pipeline's closing sync. Not ``conn.transaction()``: in a pipeline it
+            # syncs twice more (after BEGIN and before COMMIT). Whatever fails before COMMIT rolls back (the
+            # connection's exit).
+            async with self._pool.connection() as conn, conn.pipeline():
+                if changes or presences:
+                    planned, events = await self._locked_and_planned(conn, changes, presences, done, announce, publish)
+                    update = rows_document(planned.rows)
                     if events:
-                        await conn.execute(UPDATE_PLANNED_STORING, (row_id, dumped(events), *update))
+                        await conn.execute(UPDATE_PLANNED_STORING, (row_id, dumped(events), update))
                     else:
-                        await conn.execute(UPDATE_PLANNED, update)
+                        await conn.execute(UPDATE_PLANNED, (update,))
                 elif done:
                     await conn.execute(DELETE_ANNOUNCED, (done,))
-                for p in sorted(presences, key=lambda p: p.session_id):  # in id order; stable: stream order
-                    await conn.execute(
-                        _PRESENCE_QUERIES[p.present], {"id": p.session_id, "at": p.at, "sid": p.participant_sid or None}
-                    )
+                if changes or presences or done:  # a statement ran: psycopg began a transaction
+                    await conn.execute(COMMIT)
         except BaseException:
             self._announced.give_back(done)
             raise
@@ -126,6 +110,30 @@ class PostgresSessionRepository:
             on_committed(planned.transitions, planned.stages)
         await self._published(row_id, events, publish)
         return planned.transitions
+
+    @staticmethod
+    async def _locked_and_planned(
+        conn: AsyncConnection[Any],
+        changes: Sequence[StatusChange],
+        presences: Sequence[Presence],
+        done: list[uuid.UUID],
+        announce: Announce | None,
+        publish: Publish | None,
+    ) -> tuple[BatchPlan, list[SessionStatusChanged]]:
+        """Lock (or make) every row the batch touches, in id order, and plan the batch on them; its announcements."""
+        first = {c.session_id: c for c in reversed(changes)}  # each session's first change inserts its row
+        ids = sorted({*first, *(p.session_id for p in presences)})  # a sighting alone inserts it pending, as before
+        statuses = [first[i].target.value if i in first else SessionStatus.PENDING.value for i in ids]
+        lock = (ids, statuses, [first[i].reason if i in first else None for i in ids])
+        cur = await conn.execute(LOCK_ROWS_DELETING, (done, *lock)) if done else await conn.execute(LOCK_ROWS, lock)
+        locked = await cur.fetchall()
+        created = {row[0] for row in locked if row[1]}
+        stored = {row[0]: dict(zip(STORED_COLUMNS, row[2:], strict=True)) for row in locked}
+        planned = plan(changes, stored, created, presences)
+        events: list[SessionStatusChanged] = []
+        if announce is not None and publish is not None and any(planned.transitions):
+            events = announce(planned.transitions)
+        return planned, events
 
     async def _published(
         self, row_id: uuid.UUID, events: Sequence[SessionStatusChanged], publish: Publish | None

@@ -18,6 +18,15 @@ class SessionStoreSettings(DatabaseSettings, BatchSettings):
         "applied: fewer, larger transactions (at the pipeline's pace, CPU per session: 0 ms 9.5, 20 ms ~4, 50 ms ~3, "
         "100 ms ~2 ms) for a status recorded and announced up to this much later (0: at once)",
     )
+    batch_rest_ms: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="instead of lingering, the read after one that found fewer than batch_max_records events waits "
+        "this long first (a lone event is applied at once; one read per batch, its acks go later). Measured at the "
+        "pipeline's pace against the same linger: ~2% less session store CPU but ~10% more PostgreSQL CPU (smaller "
+        "batches), so off (0) by default",
+    )
     expiry_interval_s: float = Field(
         default=5.0,
         gt=0,

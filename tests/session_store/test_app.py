@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from contracts.events import AgentReady, SessionDispatched, SessionRequested, SessionStatusChanged
 from contracts.streams import SESSION_STATUS_CHANGED
+from services.runtime.multi_stream import MultiStreamSub
 from services.runtime.publishing import BrokerPublisher
 from services.session_store.app import create_app
 from services.session_store.repository import PostgresSessionRepository
@@ -71,8 +72,11 @@ async def test_events_published_before_start_are_consumed(store_redis_url: str, 
         moves = [(c.from_status, c.to_status) for c in changes]
         assert moves[0][0] is None and moves[-1][1] == "ready", moves
         assert all(prev[1] == nxt[0] for prev, nxt in pairwise(moves)), moves
-        pending = await redis.xpending("agentready:session.dispatched", "session_store")
-        assert pending["pending"] == 0
+
+        async def acked() -> bool:  # the acks go with the reader's next read (after its rest, with BATCH_REST_MS)
+            return (await redis.xpending("agentready:session.dispatched", "session_store"))["pending"] == 0
+
+        await wait_until(acked, deadline_s=5, what="every handled event acked")
     finally:
         await app.stop()
         await broker.stop()
@@ -108,3 +112,15 @@ async def test_a_requested_sessions_deadline_wakes_the_expiry_scan(
     finally:
         await app.stop()
         await broker.stop()
+
+
+def test_the_reader_rests_after_a_small_batch_as_configured() -> None:
+    """BATCH_REST_MS and BATCH_LINGER_MS reach the store's one reader of all its streams; it lingers by default."""
+    urls = {"redis_url": "redis://unused", "database_url": "postgresql://unused/db"}
+    app = create_app(SessionStoreSettings(**urls, batch_rest_ms=123, batch_linger_ms=0))
+    assert app.broker is not None
+    subs = [getattr(s, "_stream_sub", None) for s in app.broker.subscribers]
+    readers = [sub for sub in subs if isinstance(sub, MultiStreamSub)]
+    assert [(r.rest_ms, r.linger_ms) for r in readers] == [(123, 0)]
+    defaults = SessionStoreSettings(**urls)
+    assert (defaults.batch_rest_ms, defaults.batch_linger_ms) == (0, 50)
