@@ -23,7 +23,7 @@ from fastapi.routing import APIRoute
 from starlette.types import Receive, Scope, Send
 
 from services.api.access import get_api_key
-from services.api.lanes import answer_error, plain_post, send_json
+from services.api.lanes import answer, plain_post
 from services.api.params import ID_MAX
 from services.api.routes.sessions import create_session
 
@@ -64,16 +64,14 @@ class HotLane:
     async def serve(self, scope: Scope, receive: Receive, send: Send, args: tuple[Any, ...]) -> None:
         """Answer the request :meth:`takes` accepted: 202 with the session, or the app's answer to the error."""
         flow_id, idempotency_key = args
-        scope["app"] = self.app
         scope["path_params"] = {"flow_id": flow_id}
-        request = Request(scope, receive, send)
         state = self.app.state
-        try:
+
+        async def created(request: Request) -> bytes:
             key = await get_api_key(request, None)  # the route's own dependency, called as FastAPI would
-            created = await create_session(
+            session = await create_session(
                 flow_id, request, key, state.flows, state.admission, state.minting, idempotency_key
             )
-        except Exception as exc:  # noqa: BLE001 - every error gets the app's answer; nothing was sent yet: the error's answer is the whole answer
-            await answer_error(self.app, request, exc, send, self.vary_origin)
-            return
-        await send_json(send, 202, created.model_dump_json(by_alias=True).encode(), self.vary_origin)
+            return session.model_dump_json(by_alias=True).encode()
+
+        await answer(self.app, scope, receive, send, self.vary_origin, 202, created)

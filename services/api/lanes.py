@@ -7,7 +7,7 @@ gets the app's exception handler's answer, and ``Vary: Origin`` is added as the 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, cast
 
 from fastapi import FastAPI, Request
@@ -16,8 +16,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-JSON = (b"content-type", b"application/json")
-VARY_ORIGIN = (b"vary", b"Origin")
+_JSON = (b"content-type", b"application/json")
+_VARY_ORIGIN = (b"vary", b"Origin")
 Handler = Callable[[Request, Exception], Any]
 
 
@@ -42,16 +42,37 @@ def plain_post(app: FastAPI, scope: Scope) -> bool:
     )
 
 
-async def send_json(send: Send, status: int, body: bytes, vary_origin: bool) -> None:
+async def answer(
+    app: FastAPI,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    vary_origin: bool,
+    status: int,
+    work: Callable[[Request], Awaitable[bytes]],
+) -> None:
+    """Run ``work`` (the route's own, on the request; its JSON answer's body) and answer ``status`` with what it
+    returned, or the app's answer to what it raised (nothing was sent yet)."""
+    scope["app"] = app
+    request = Request(scope, receive, send)
+    try:
+        body = await work(request)
+    except Exception as exc:  # noqa: BLE001 - every error gets the app's answer
+        await _answer_error(app, request, exc, send, vary_origin)
+        return
+    await _send_json(send, status, body, vary_origin)
+
+
+async def _send_json(send: Send, status: int, body: bytes, vary_origin: bool) -> None:
     """A JSON answer, as the route's response would be (``Vary: Origin`` when CORS is on)."""
-    headers = [(b"content-length", str(len(body)).encode()), JSON]
+    headers = [(b"content-length", str(len(body)).encode()), _JSON]
     if vary_origin:
-        headers.append(VARY_ORIGIN)
+        headers.append(_VARY_ORIGIN)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-async def answer_error(app: FastAPI, request: Request, exc: Exception, send: Send, vary_origin: bool) -> None:
+async def _answer_error(app: FastAPI, request: Request, exc: Exception, send: Send, vary_origin: bool) -> None:
     """The app's answer to ``exc``, as its middleware would give it; nothing was sent yet. An unexpected error is
     re-raised after its 500, as Starlette's ``ServerErrorMiddleware`` does, so uvicorn logs it."""
     handler, unexpected = _handler(app, exc)

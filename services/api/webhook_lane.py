@@ -20,7 +20,8 @@ from starlette.types import Message, Receive, Scope, Send
 
 from contracts.routes import LIVEKIT_WEBHOOK_PATH
 from services.api.body_limit import BodyRefusedError, read_body, refuse
-from services.api.lanes import VARY_ORIGIN, answer_error, plain_post, send_json
+from services.api.cors import with_vary_origin
+from services.api.lanes import answer, plain_post
 from services.api.routes.webhooks import acknowledge
 from services.api.settings import ApiSettings
 
@@ -61,15 +62,13 @@ class WebhookLane:
             return
         if body is None:  # the client went away
             return
-        scope["app"] = self.app
-        request = Request(scope, receive, send)
         state = self.app.state
-        try:
+
+        async def acknowledged(_: Request) -> bytes:
             ack = await acknowledge(body, authorization, state.settings, state.publisher)
-        except Exception as exc:  # noqa: BLE001 - every error gets the app's answer; nothing was sent yet
-            await answer_error(self.app, request, exc, send, self.vary_origin)
-            return
-        await send_json(send, 200, ack.model_dump_json().encode(), self.vary_origin)
+            return ack.model_dump_json().encode()
+
+        await answer(self.app, scope, receive, send, self.vary_origin, 200, acknowledged)
 
     def _with_vary(self, send: Send) -> Send:
         if not self.vary_origin:
@@ -77,7 +76,7 @@ class WebhookLane:
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message["headers"], VARY_ORIGIN]
+                message["headers"] = with_vary_origin(message["headers"])  # as the CORS middleware adds it
             await send(message)
 
         return sending

@@ -243,10 +243,6 @@ async def test_a_webhook_gets_fastapis_answer(
     assert lane.status_code == {"signed": 400 if text.startswith("not") else 200, "forged": 401, None: 401}[auth]
 
 
-def _webhook_scope(headers: list[tuple[bytes, bytes]], path: str = LIVEKIT_WEBHOOK_PATH) -> dict[str, Any]:
-    return _scope(path, headers)
-
-
 @pytest.mark.parametrize(
     "headers",
     [
@@ -262,9 +258,9 @@ def test_the_webhook_lane_leaves_to_fastapi_what_its_middleware_must_see(
     api_app: FastAPI, headers: list[tuple[bytes, bytes]]
 ) -> None:
     lane = _webhook_lane(api_app)
-    assert lane.takes(_webhook_scope([(b"content-length", b"10"), (b"authorization", b"t")])) == ("t",)
-    assert lane.takes(_webhook_scope(headers)) is None
-    assert lane.takes(_webhook_scope([(b"content-length", b"10")], path="/api/livekit/webhooks")) is None
+    assert lane.takes(_scope(LIVEKIT_WEBHOOK_PATH, [(b"content-length", b"10"), (b"authorization", b"t")])) == ("t",)
+    assert lane.takes(_scope(LIVEKIT_WEBHOOK_PATH, headers)) is None
+    assert lane.takes(_scope("/api/livekit/webhooks", [(b"content-length", b"10")])) is None
 
 
 async def test_a_body_that_does_not_arrive_in_time_gets_the_body_limits_408(api_app: FastAPI) -> None:
@@ -280,7 +276,7 @@ async def test_a_body_that_does_not_arrive_in_time_gets_the_body_limits_408(api_
         sent.append(message)
 
     try:
-        scope = _webhook_scope([(b"content-length", b"10")])
+        scope = _scope(LIVEKIT_WEBHOOK_PATH, [(b"content-length", b"10")])
         args = lane.takes(scope)
         assert args is not None
         await asyncio.wait_for(lane.serve(scope, receive, send, args), timeout=5)
