@@ -27,7 +27,7 @@ import psutil
 from redis.asyncio import Redis
 
 from bench import profiling
-from bench.loadgen import LoadSpec
+from bench.load_spec import ENGINES, LoadSpec
 from bench.overload import by_class
 from bench.phases import path_for, run_loadgen
 from bench.stats import summary
@@ -98,7 +98,7 @@ async def overload(api_url: str, headers: dict[str, str], closed: dict[str, Any]
     """Twice the closed loop's served rate, open loop, for ``args.overload_s``: answers and latency per class."""
     rate = 2 * closed["served_per_s"]
     spec = LoadSpec(api_url, path_for(args.flow_id), "open", args.overload_s, rate=rate, headers=headers, timeout_s=10)
-    load = await run_loadgen(spec)
+    load = await run_loadgen(replace(spec, engine=args.engine))
     keep = ("count", "p50", "p90", "p99", "max")
     return {
         "rate": round(rate),
@@ -107,6 +107,7 @@ async def overload(api_url: str, headers: dict[str, str], closed: dict[str, Any]
             for answer, latencies in by_class(load.latencies_by_status).items()
         },
         "loadgen_lag_ms": load.loop_lag_ms,
+        "loadgen_cpu_us_per_request": round(1e6 * load.cpu_s / max(1, len(load.latencies_ms)), 1),
         "max_start_lag_ms": round(load.max_start_lag_ms, 1),
     }
 
@@ -159,6 +160,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--py-spy", type=Path, default=None)
     parser.add_argument("--overload-s", type=float, default=0.0, help="then 2x the API's rate for this long")
+    parser.add_argument("--engine", choices=ENGINES, default="auto", help="the overload's load generator")
     args = parser.parse_args()
     if args.py_spy:
         args.py_spy.mkdir(parents=True, exist_ok=True)

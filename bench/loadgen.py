@@ -19,50 +19,14 @@ import random
 import resource
 import sys
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict
 
 import aiohttp
 
+from bench.lean_loop import LeanOpenLoop
+from bench.load_spec import LoadResult, LoadSpec, lean_applies
 from services.runtime.heap import freeze_start_up_heap
 from services.runtime.retry_after import retry_after_seconds
-
-
-@dataclass
-class LoadSpec:
-    """What to send."""
-
-    base_url: str
-    path: str
-    mode: str  # "closed" | "open"
-    duration_s: float = 10.0
-    concurrency: int = 32
-    rate: float = 0.0  # open loop: requests per second
-    count: int = 0  # closed loop: stop after this many requests (0: run for duration_s)
-    headers: dict[str, str] = field(default_factory=dict)
-    follow: bool = False  # follow each created session's SSE stream until ready
-    timeout_s: float = 20.0  # above the polling baseline's 15 s agent timeout + grace
-    max_in_flight: int = 1024  # open loop: outstanding requests at most (and connections in the pool)
-    retry_refused: int = 0  # a 503 with Retry-After is sent again after it, this many times at most (a real client)
-
-
-@dataclass
-class LoadResult:
-    """What happened; times in milliseconds, ``cpu_s`` is the generator's own CPU time."""
-
-    latencies_ms: list[float] = field(default_factory=list)
-    statuses: dict[str, int] = field(default_factory=dict)
-    session_ids: list[str] = field(default_factory=list)
-    ready_ms: list[float] = field(default_factory=list)
-    follow_failures: dict[str, int] = field(default_factory=dict)
-    wall_s: float = 0.0
-    cpu_s: float = 0.0
-    max_start_lag_ms: float = 0.0
-    latencies_by_status: dict[str, list[float]] = field(default_factory=dict)
-    slot_waits: int = 0  # open loop: requests that waited for a free slot (max_in_flight reached)
-    sending_s: float = 0.0  # open loop: from the first scheduled send to the last actual one
-    loop_lag_ms: dict[str, float] = field(default_factory=dict)  # the generator's own lag: p50, p99, max
-    retried: int = 0  # 503s with Retry-After sent again (``retry_refused``); each answer is counted in ``statuses``
 
 
 class _Run:
@@ -150,7 +114,7 @@ class _Run:
         outstanding (a request past the bound starts when a slot frees, late, its lateness in its latency)."""
         total = int(self.spec.rate * self.spec.duration_s)
         slots = asyncio.Semaphore(self.spec.max_in_flight)
-        await self._warm_connections(min(self.spec.max_in_flight, max(WARM_MIN, int(self.spec.rate * WARM_S))))
+        await self._warm_connections(warm_count(self.spec))
         t0 = time.perf_counter() + 0.05
         pending: set[asyncio.Task[None]] = set()
         for i in range(total):
@@ -193,14 +157,29 @@ class _Run:
 
 
 async def run_load(spec: LoadSpec) -> LoadResult:
-    """Run ``spec`` in this process's event loop and return what happened."""
+    """Run ``spec`` in this process's event loop (on the lean open loop where it applies) and return what happened,
+    with the generator's CPU time and its loop's lag."""
+    cpu0, wall0 = _cpu(), time.perf_counter()
+    lags: list[float] = []
+    probe = asyncio.create_task(_probe_lag(lags))
+    if lean_applies(spec):
+        result = await LeanOpenLoop(spec, WARM_PATH).run(warm_count(spec))
+        result.wall_s = time.perf_counter() - wall0
+    else:
+        result = await _run_aiohttp(spec, wall0)
+    result.cpu_s = _cpu() - cpu0
+    probe.cancel()
+    lags.sort()
+    if lags:
+        result.loop_lag_ms = {q: lags[min(len(lags) - 1, int(f * len(lags)))] for q, f in LAG_QUANTILES.items()}
+    return result
+
+
+async def _run_aiohttp(spec: LoadSpec, wall0: float) -> LoadResult:
     timeout = aiohttp.ClientTimeout(total=spec.timeout_s)
     limit = spec.concurrency if spec.mode == "closed" else spec.max_in_flight
     connector = aiohttp.TCPConnector(limit=limit, keepalive_timeout=60)
     sse_connector = aiohttp.TCPConnector(limit=0)
-    cpu0, wall0 = _cpu(), time.perf_counter()
-    lags: list[float] = []
-    probe = asyncio.create_task(_probe_lag(lags))
     async with (
         aiohttp.ClientSession(spec.base_url, connector=connector, timeout=timeout) as session,
         aiohttp.ClientSession(spec.base_url, connector=sse_connector, timeout=timeout) as sse,
@@ -210,12 +189,12 @@ async def run_load(spec: LoadSpec) -> LoadResult:
         run.result.wall_s = time.perf_counter() - wall0  # the sending phase: what throughput is measured over
         if run.followers:
             await asyncio.wait(run.followers, timeout=spec.timeout_s)
-    run.result.cpu_s = _cpu() - cpu0
-    probe.cancel()
-    lags.sort()
-    if lags:
-        run.result.loop_lag_ms = {q: lags[min(len(lags) - 1, int(f * len(lags)))] for q, f in LAG_QUANTILES.items()}
     return run.result
+
+
+def warm_count(spec: LoadSpec) -> int:
+    """How many connections an open loop opens before its clock starts."""
+    return min(spec.max_in_flight, max(WARM_MIN, int(spec.rate * WARM_S)))
 
 
 LAG_PROBE_S = 0.01
@@ -250,16 +229,6 @@ def main() -> None:
     except ImportError:
         result = asyncio.run(run_load(spec))
     json.dump(asdict(result), sys.stdout)
-
-
-def spec_json(spec: LoadSpec) -> str:
-    """The spec as the generator process reads it."""
-    return json.dumps(asdict(spec))
-
-
-def result_from_json(raw: dict[str, Any]) -> LoadResult:
-    """Parse the generator's output."""
-    return LoadResult(**raw)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from typing import Any
 import structlog
 
 from bench.config import BenchConfig
-from bench.loadgen import LoadResult, LoadSpec
+from bench.load_spec import LoadResult, LoadSpec
 from bench.measure import wait_quiet
 from bench.phases import PhaseResult, PhaseRunner, path_for
 from bench.stats import summary

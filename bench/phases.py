@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.loadgen import LoadResult, LoadSpec, result_from_json, spec_json
+from bench.load_spec import LoadResult, LoadSpec, result_from_json, spec_json
 from bench.measure import ResourceMonitor, cpu_delta
 from bench.profiling import Recording, top_functions
 from bench.stats import summary

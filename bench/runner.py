@@ -11,7 +11,7 @@ import structlog
 
 from bench.config import BenchConfig
 from bench.figures import SCHEMA
-from bench.loadgen import LoadSpec
+from bench.load_spec import LoadSpec
 from bench.measure import ResourceMonitor, cpu_delta, machine
 from bench.observe import ready_delays_ms, sim_counters, status_counts, statuses_of, wait_settled
 from bench.overload import overload_phase

@@ -73,10 +73,17 @@ async def test_closed_loop_stops_after_count(echo_server: str) -> None:
     assert all(ms >= 2.0 for ms in result.latencies_ms)
 
 
-async def test_open_loop_sends_at_the_fixed_rate(echo_server: str) -> None:
-    spec = LoadSpec(base_url=echo_server, path="/api/flows/f/sessions", mode="open", rate=100, duration_s=0.3)
+ENGINES = pytest.mark.parametrize("engine", ["lean", "aiohttp"])
+
+
+@ENGINES
+async def test_open_loop_sends_at_the_fixed_rate(echo_server: str, engine: str) -> None:
+    spec = LoadSpec(
+        base_url=echo_server, path="/api/flows/f/sessions", mode="open", rate=100, duration_s=0.3, engine=engine
+    )
     result = await run_load(spec)
     assert result.statuses == {"202": 30}
+    assert len(set(result.session_ids)) == 30
     assert 0.25 < result.wall_s < 2.0
     assert 0.25 < result.sending_s <= result.wall_s  # the schedule's span: what the target was offered over
     assert set(result.loop_lag_ms) == {"p50", "p99", "max"}  # the generator's own lateness, reported
@@ -143,12 +150,13 @@ async def slow_server() -> AsyncIterator[tuple[str, dict[str, int]]]:
         yield url, seen
 
 
+@ENGINES
 async def test_the_open_loop_holds_at_most_max_in_flight_and_counts_the_waits(
-    slow_server: tuple[str, dict[str, int]],
+    slow_server: tuple[str, dict[str, int]], engine: str
 ) -> None:
     url, seen = slow_server
     path = "/api/flows/f/sessions"
-    spec = LoadSpec(base_url=url, path=path, mode="open", rate=1000, duration_s=0.03, max_in_flight=4)
+    spec = LoadSpec(base_url=url, path=path, mode="open", rate=1000, duration_s=0.03, max_in_flight=4, engine=engine)
     result = await run_load(spec)
     assert result.statuses == {"202": 30}
     assert seen["max_in_flight"] <= 4
@@ -156,9 +164,10 @@ async def test_the_open_loop_holds_at_most_max_in_flight_and_counts_the_waits(
     assert len(result.latencies_by_status["202"]) == 30
 
 
-async def test_a_client_timeout_is_an_answer_of_its_own(slow_server: tuple[str, dict[str, int]]) -> None:
+@ENGINES
+async def test_a_client_timeout_is_an_answer_of_its_own(slow_server: tuple[str, dict[str, int]], engine: str) -> None:
     url, _ = slow_server
-    spec = LoadSpec(base_url=url, path="/hang", mode="open", rate=100, duration_s=0.03, timeout_s=0.2)
+    spec = LoadSpec(base_url=url, path="/hang", mode="open", rate=100, duration_s=0.03, timeout_s=0.2, engine=engine)
     result = await run_load(spec)
     assert sum(result.statuses.values()) == 3
     assert all("Timeout" in status for status in result.statuses), result.statuses
@@ -186,7 +195,8 @@ async def test_a_burst_client_comes_back_after_a_503_s_retry_after() -> None:
     assert without.session_ids == []
 
 
-async def test_the_open_loop_opens_its_connections_before_its_clock_starts() -> None:
+@ENGINES
+async def test_the_open_loop_opens_its_connections_before_its_clock_starts(engine: str) -> None:
     """Warm connections: every POST of the phase goes on a connection its warm-up GET opened (none opens its own)."""
     seen: list[tuple[str, int]] = []
 
@@ -196,7 +206,8 @@ async def test_the_open_loop_opens_its_connections_before_its_clock_starts() -> 
         return web.json_response({"sessionId": uuid.uuid4().hex}, status=202)
 
     async with _serving({"/healthz": record, "/s": record}) as url:
-        result = await run_load(LoadSpec(base_url=url, path="/s", mode="open", rate=200, duration_s=0.2))
+        spec = LoadSpec(base_url=url, path="/s", mode="open", rate=200, duration_s=0.2, engine=engine)
+        result = await run_load(spec)
     methods = [method for method, _ in seen]
     warmed = methods.index("POST")
     assert warmed >= WARM_MIN and set(methods[:warmed]) == {"GET"} and set(methods[warmed:]) == {"POST"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 
-from bench.loadgen import LoadResult, LoadSpec
+from bench.load_spec import LoadResult, LoadSpec
 from bench.overload import answer_class, by_class, overload_results
 from bench.phases import PhaseResult
 from bench.report import headline, markdown
