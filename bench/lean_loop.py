@@ -15,6 +15,7 @@ POST. SSE following and retries after a 503 stay aiohttp's (bench.loadgen).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections import deque
@@ -27,7 +28,7 @@ from bench.load_spec import LoadResult, LoadSpec
 
 SWEEP_S = 0.05  # how often outstanding requests are checked against the client timeout
 USER_AGENT = "agentready-bench"
-LOST_TRACK_S = 10.0  # past the client timeout, the last requests must have been answered
+LOST_TRACK_S = 10.0  # no answer for the client timeout and this long: the loop lost track of its requests
 
 
 def request_bytes(spec: LoadSpec, method: str, path: str) -> bytes:
@@ -130,17 +131,23 @@ class LeanOpenLoop:
                 self.submit(scheduled)
             self.result.sending_s = time.perf_counter() - t0
             self.sending_done = True
-            if self.outstanding:
-                try:  # every request is answered, fails or times out within timeout_s: this bounds a bug's hang
-                    await asyncio.wait_for(asyncio.shield(self.finished), self.spec.timeout_s + LOST_TRACK_S)
-                except TimeoutError:
-                    raise RuntimeError(f"the lean open loop lost track of {self.outstanding} requests") from None
+            await self._answers(self.finished)
         finally:
             if self.sweeper is not None:
                 self.sweeper.cancel()
             for connection in [*self.idle, *self.busy]:
                 connection.close()
         return self.result
+
+    async def _answers(self, finished: asyncio.Future[None]) -> None:
+        """Until every request is answered. A request on a connection is answered, fails or times out within
+        ``timeout_s``, so no answer for longer than that is the generator's own bug: raise instead of hanging."""
+        while self.outstanding:
+            answered = len(self.result.latencies_ms)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(finished), self.spec.timeout_s + LOST_TRACK_S)
+            if self.outstanding and len(self.result.latencies_ms) == answered:
+                raise RuntimeError(f"the lean open loop lost track of {self.outstanding} requests")
 
     async def _warm(self, count: int) -> None:
         """``count`` connections, each with one answered GET of the warm path, before the clock starts."""

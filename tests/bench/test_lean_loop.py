@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from aiohttp import web
 
+from bench import lean_loop
 from bench.lean_loop import LeanOpenLoop
 from bench.load_spec import LoadSpec, lean_applies
 from bench.loadgen import run_load
@@ -147,3 +148,28 @@ async def test_the_generator_process_runs_it_on_uvloop() -> None:
         result = await asyncio.wait_for(run_loadgen(_spec(url, "auto")), timeout=30)
     assert result.statuses == {"202": 20}
     assert len(set(result.session_ids)) == 20
+
+
+async def test_requests_waiting_longer_than_the_timeout_for_a_connection_are_not_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As the polling baseline's open loop: slow answers, few connections, a queue outlasting timeout + grace."""
+    monkeypatch.setattr(lean_loop, "LOST_TRACK_S", 0.1)
+
+    async def slow(_: web.Request) -> web.Response:
+        await asyncio.sleep(0.25)
+        return web.json_response({"sessionId": uuid.uuid4().hex}, status=202)
+
+    async with _serving(slow) as (url, _):
+        spec = _spec(url, rate=100, duration_s=0.1, max_in_flight=2, timeout_s=0.4)
+        result = await asyncio.wait_for(run_load(spec), timeout=10)
+    assert result.statuses == {"202": 10}  # ~1.25 s of answers, past timeout_s + LOST_TRACK_S = 0.5 s
+    assert result.slot_waits > 0
+
+
+async def test_a_loop_without_progress_raises_instead_of_hanging(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lean_loop, "LOST_TRACK_S", 0.05)
+    loop = LeanOpenLoop(_spec("http://127.0.0.1:1", timeout_s=0.05), "/healthz")
+    loop.outstanding = 3  # as if three requests were dropped by a bug: never answered, failed or timed out
+    with pytest.raises(RuntimeError, match="lost track of 3 requests"):
+        await asyncio.wait_for(loop._answers(asyncio.get_running_loop().create_future()), timeout=5)
