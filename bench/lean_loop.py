@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from bench.load_spec import LoadResult, LoadSpec
+from bench.schedule import Schedule
 
 SWEEP_S = 0.05  # how often outstanding requests are checked against the client timeout
 USER_AGENT = "agentready-bench"
@@ -121,15 +122,10 @@ class LeanOpenLoop:
         await self._warm(min(warm, self.spec.max_in_flight))
         self.sweeper = loop.call_later(SWEEP_S, self._sweep)
         try:
-            total = int(self.spec.rate * self.spec.duration_s)
-            t0 = time.perf_counter() + 0.05
-            for i in range(total):
-                scheduled = t0 + i / self.spec.rate
-                delay = scheduled - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+            schedule = Schedule(self.spec.rate, self.spec.duration_s)
+            async for scheduled in schedule.due_times():
                 self.submit(scheduled)
-            self.result.sending_s = time.perf_counter() - t0
+            self.result.sending_s = schedule.elapsed_s()
             self.sending_done = True
             await self._answers(self.finished)
         finally:
@@ -202,10 +198,8 @@ class LeanOpenLoop:
             return
         if scheduled is None:
             connection.warming = True
-            connection.scheduled = connection.sent_at = time.perf_counter()
             self.busy.add(connection)
-            assert connection.transport is not None
-            connection.transport.write(self.warm_request)
+            connection.send(self.warm_request, time.perf_counter())
         else:
             self._send(connection, scheduled)
 
@@ -214,8 +208,8 @@ class LeanOpenLoop:
         if self.warming == 0 and self.warmed is not None and not self.warmed.done():
             self.warmed.set_result(None)
 
-    def answered(self, connection: _Connection, status: str, body: bytes, keep_alive: bool) -> None:
-        """The request on ``connection`` got its answer."""
+    def _finish(self, connection: _Connection, status: str, body: bytes) -> None:
+        """Take the request off ``connection`` and record how it ended (a warm-up GET only counts as warmed)."""
         scheduled, connection.scheduled = connection.scheduled, None
         self.busy.discard(connection)
         if connection.warming:
@@ -223,6 +217,10 @@ class LeanOpenLoop:
             self._warm_one_done()
         elif scheduled is not None:
             self._record(scheduled, status, body)
+
+    def answered(self, connection: _Connection, status: str, body: bytes, keep_alive: bool) -> None:
+        """The request on ``connection`` got its answer."""
+        self._finish(connection, status, body)
         if not keep_alive:
             connection.close()  # lost() frees its slot
             return
@@ -233,12 +231,7 @@ class LeanOpenLoop:
 
     def failed(self, connection: _Connection, error: str) -> None:
         """The request on ``connection`` failed (an unreadable answer, a timeout): record it, drop the connection."""
-        scheduled, connection.scheduled = connection.scheduled, None
-        if connection.warming:
-            connection.warming = False
-            self._warm_one_done()
-        elif scheduled is not None:
-            self._record(scheduled, error, b"")
+        self._finish(connection, error, b"")
         connection.close()
 
     def lost(self, connection: _Connection) -> None:

@@ -25,6 +25,7 @@ import aiohttp
 
 from bench.lean_loop import LeanOpenLoop
 from bench.load_spec import LoadResult, LoadSpec, lean_applies
+from bench.schedule import Schedule
 from services.runtime.heap import freeze_start_up_heap
 from services.runtime.retry_after import retry_after_seconds
 
@@ -112,16 +113,11 @@ class _Run:
     async def open(self) -> None:
         """Start request i at ``t0 + i / rate``, never waiting for earlier answers, with at most ``max_in_flight``
         outstanding (a request past the bound starts when a slot frees, late, its lateness in its latency)."""
-        total = int(self.spec.rate * self.spec.duration_s)
         slots = asyncio.Semaphore(self.spec.max_in_flight)
         await self._warm_connections(warm_count(self.spec))
-        t0 = time.perf_counter() + 0.05
+        schedule = Schedule(self.spec.rate, self.spec.duration_s)
         pending: set[asyncio.Task[None]] = set()
-        for i in range(total):
-            scheduled = t0 + i / self.spec.rate
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        async for scheduled in schedule.due_times():
             if slots.locked():
                 self.result.slot_waits += 1
             await slots.acquire()
@@ -131,7 +127,7 @@ class _Run:
             task = asyncio.create_task(self._in_slot(scheduled, slots))
             pending.add(task)
             task.add_done_callback(pending.discard)
-        self.result.sending_s = time.perf_counter() - t0
+        self.result.sending_s = schedule.elapsed_s()
         await asyncio.gather(*pending)
 
     async def _warm_connections(self, count: int) -> None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -18,27 +17,9 @@ from bench.loadgen import WARM_MIN, LoadSpec, _Run, run_load
 from bench.profiling import top_functions
 from bench.stats import percentile, summary
 from bench.targets import evaluate
+from tests.bench.serving import serving
 
 SESSIONS_ROUTE = "/api/flows/{flow}/sessions"
-
-
-@contextlib.asynccontextmanager
-async def _serving(
-    routes: dict[str, Callable[[web.Request], Awaitable[web.Response]]], shutdown_timeout: float = 60.0
-) -> AsyncIterator[str]:
-    """A real HTTP server on a free port answering any method on each of ``routes``; yields its base URL."""
-    app = web.Application()
-    for path, handler in routes.items():
-        app.router.add_route("*", path, handler)
-    runner = web.AppRunner(app, shutdown_timeout=shutdown_timeout)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        await runner.cleanup()
 
 
 def test_percentiles_use_nearest_rank() -> None:
@@ -61,7 +42,7 @@ async def echo_server() -> AsyncIterator[str]:
         await asyncio.sleep(0.002)
         return web.json_response({"sessionId": session_id}, status=202)
 
-    async with _serving({SESSIONS_ROUTE: create}) as url:
+    async with serving({SESSIONS_ROUTE: create}) as url:
         yield url
 
 
@@ -146,7 +127,7 @@ async def slow_server() -> AsyncIterator[tuple[str, dict[str, int]]]:
         await never.wait()
         return web.Response(status=500)
 
-    async with _serving({SESSIONS_ROUTE: create, "/hang": hang}, shutdown_timeout=0.1) as url:
+    async with serving({SESSIONS_ROUTE: create, "/hang": hang}, shutdown_timeout=0.1) as url:
         yield url, seen
 
 
@@ -182,7 +163,7 @@ async def test_a_burst_client_comes_back_after_a_503_s_retry_after() -> None:
             return web.json_response({"error": "overloaded"}, status=503, headers={"Retry-After": "0"})
         return web.json_response({"sessionId": uuid.uuid4().hex}, status=202)
 
-    async with _serving({SESSIONS_ROUTE: create}, shutdown_timeout=0.1) as url:
+    async with serving({SESSIONS_ROUTE: create}, shutdown_timeout=0.1) as url:
         path = "/api/flows/f/sessions"
         spec = LoadSpec(base_url=url, path=path, mode="closed", concurrency=2, count=4, retry_refused=5)
         result = await run_load(spec)
@@ -205,7 +186,7 @@ async def test_the_open_loop_opens_its_connections_before_its_clock_starts(engin
         seen.append((request.method, peer[1] if peer else 0))
         return web.json_response({"sessionId": uuid.uuid4().hex}, status=202)
 
-    async with _serving({"/healthz": record, "/s": record}) as url:
+    async with serving({"/healthz": record, "/s": record}) as url:
         spec = LoadSpec(base_url=url, path="/s", mode="open", rate=200, duration_s=0.2, engine=engine)
         result = await run_load(spec)
     methods = [method for method, _ in seen]

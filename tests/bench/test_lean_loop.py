@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
@@ -18,14 +18,15 @@ from bench.load_spec import LoadSpec, lean_applies
 from bench.loadgen import run_load
 from bench.phases import run_loadgen
 from devstack.server_process import free_tcp_port
+from tests.bench.serving import Handler, serving
 
 PATH = "/api/flows/f/sessions"
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @contextlib.asynccontextmanager
 async def _serving(handler: Handler | None = None) -> AsyncIterator[tuple[str, list[web.Request]]]:
-    """A real aiohttp server answering every path with ``handler``; yields its URL and the requests it saw."""
+    """A real server answering every path with ``handler`` (default: 202 with a new session id); yields its URL and
+    the requests it saw."""
     seen: list[web.Request] = []
 
     async def record(request: web.Request) -> web.StreamResponse:
@@ -34,17 +35,8 @@ async def _serving(handler: Handler | None = None) -> AsyncIterator[tuple[str, l
             return await handler(request)
         return web.json_response({"sessionId": uuid.uuid4().hex}, status=202)
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", record)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}", seen
-    finally:
-        await runner.cleanup()
+    async with serving({"/{tail:.*}": record}, shutdown_timeout=0.1) as url:
+        yield url, seen
 
 
 def _spec(url: str, engine: str = "lean", **kwargs: float) -> LoadSpec:
