@@ -103,8 +103,8 @@ async def on_status_changes(events: list[SessionStatusChanged], deps: Dependenci
     # one round trip for the batch: records, rooms' watches, the sweep's tracking, terminal sessions' closes
     firsts = [event.occurred_at.timestamp() + deps.sweep.grace_s for event in events]
     views = await deps.status_changes.apply_all(events, firsts)
-    over: list[tuple[SessionStatusChanged, ChangeView]] = []
     try:
+        over: list[tuple[SessionStatusChanged, ChangeView]] = []
         for event, view in zip(events, views, strict=True):
             # watchers see status changes as lifecycle flow events; unwatched rooms (most) skip it
             if view.watched and view.record is not None:
@@ -113,14 +113,11 @@ async def on_status_changes(events: list[SessionStatusChanged], deps: Dependenci
                 await deps.publisher.publish(flow.model_copy(update={"traceparent": event.traceparent}))
             if is_over(event):
                 over.append((event, view))
-    except Exception:
-        for view in views:  # release the room locks the changes took (the batch is retried)
-            if view.room_lock is not None:
-                async with view.room_lock:
-                    pass
-        raise
-    # the batch is retried if one fails (each step is idempotent); the others' clean-ups are done
-    await _all([_clean_up(event, view, deps) for event, view in over])
+        # the batch is retried if one fails (each step is idempotent); the others' clean-ups are done
+        await _all([_clean_up(event, view, deps) for event, view in over])
+    finally:
+        # the room locks the changes took, in one round trip (also when the batch failed: it is retried)
+        await deps.status_changes.release(views)
 
 
 async def _clean_up(event: SessionStatusChanged, view: ChangeView, deps: Dependencies) -> None:

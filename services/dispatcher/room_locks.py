@@ -7,8 +7,8 @@ at most ``ttl_s``, while a live holder working through slow LiveKit retries neve
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import structlog
 from redis.asyncio import Redis
@@ -19,6 +19,15 @@ from contracts.keys import dispatch_lock_key
 
 log = structlog.get_logger(__name__)
 
+# KEYS: the lock keys; ARGV: their tokens. Deletes each key still holding its token (redis-py's release, for many).
+_RELEASE_ALL = """
+local released = 0
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[i] then released = released + redis.call('DEL', KEYS[i]) end
+end
+return released
+"""
+
 
 class RedisRoomLocks:
     """One lock per room, renewed every ``ttl_s / 3`` while held; a waiter gives up after ``wait_s``."""
@@ -27,6 +36,7 @@ class RedisRoomLocks:
         self._redis = redis
         self._ttl_s = ttl_s
         self._wait_s = wait_s
+        self._release = redis.register_script(_RELEASE_ALL)
 
     def lock_for(self, room_name: str) -> Lock:
         """The room's lock object (not yet acquired), with this holder's TTL and wait."""
@@ -49,20 +59,21 @@ class RedisRoomLocks:
         async with lock, self.kept(lock, room_name):
             yield
 
-    @asynccontextmanager
-    async def held(self, room_name: str, token: str) -> AsyncIterator[None]:
-        """The room's lock, taken already with ``token`` (SET NX PX elsewhere): kept while the block runs, then
-        released (only if still ours)."""
+    def keeping(self, room_name: str, token: str) -> AbstractAsyncContextManager[None]:
+        """The room's lock, taken already with ``token`` (SET NX PX elsewhere): kept while the block runs; its release
+        is the taker's (:meth:`release_all`, one round trip for many)."""
         lock = self.lock_for(room_name)
-        lock.local.token = token.encode()  # the renewal's and the release's proof of ownership
-        try:
-            async with self.kept(lock, room_name):
-                yield
-        finally:
-            try:
-                await lock.release()
-            except LockError as exc:  # lapsed meanwhile (renewal failed): nothing of ours to release
-                log.warning("room_lock_lost", room=room_name, error=str(exc))
+        lock.local.token = token.encode()  # the renewal's proof of ownership
+        return self.kept(lock, room_name)
+
+    async def release_all(self, taken: Sequence[tuple[str, str]]) -> int:
+        """Release the rooms' locks taken with these (room, token) pairs, each only if still its taker's, in one round
+        trip; how many were released. One that lapsed (its renewal failed, which logs) or went to another holder is
+        left alone, as redis-py's release does, without its error: nothing of the taker's is left to release."""
+        if not taken:
+            return 0
+        keys = [dispatch_lock_key(room) for room, _ in taken]
+        return int(await self._release(keys=keys, args=[token for _, token in taken]))
 
     @asynccontextmanager
     async def kept(self, lock: Lock, room_name: str) -> AsyncIterator[None]:

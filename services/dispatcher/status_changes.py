@@ -5,7 +5,8 @@ events); a change to ``agent_joined`` / ``ready`` disarms the dispatch watchdog 
 read its ``agent.joined``, so the dispatcher needs no subscription of its own to that stream) and starts the room
 sweep's watch, a terminal one stops it and closes the session in the ledger (never dispatched or watched again).
 :class:`RedisStatusChanges` does all of that in one Lua script, one round trip per batch of changes: most
-(``pending``, ``dispatched`` of an unwatched room) need nothing else.
+(``pending``, ``dispatched`` of an unwatched room) need nothing else. The same script takes each terminal session's
+room lock for its clean-up, and one more round trip releases them all once the batch's clean-ups are done.
 :class:`PortStatusChanges` does the same through the separate ports (fakes in tests).
 """
 
@@ -47,7 +48,10 @@ class ChangeView:
 
     record: SessionRecord | None
     watched: bool
-    room_lock: AbstractAsyncContextManager[None] | None = None  # a terminal session's room lock, already taken
+    # a terminal session's room lock, already taken: kept while its clean-up holds it, released with the batch
+    # (:meth:`StatusChanges.release`)
+    room_lock: AbstractAsyncContextManager[None] | None = None
+    lock_token: str = ""  # the taken lock's token ("" when none was taken)
 
     def locks(self, otherwise: RoomLocks) -> RoomLocks:
         """The room locks the session's clean-up takes: its lock already taken, else ``otherwise``."""
@@ -55,7 +59,7 @@ class ChangeView:
 
 
 class _Taken:
-    """:class:`RoomLocks` whose one lock was taken already: holding it keeps it and releases it at the end."""
+    """:class:`RoomLocks` whose one lock was taken already: holding it keeps it (the batch releases it)."""
 
     def __init__(self, lock: AbstractAsyncContextManager[None]) -> None:
         self._lock = lock
@@ -73,6 +77,10 @@ class StatusChanges(Protocol):
     ) -> list[ChangeView]:
         """In order, for each change: track (first looked at ``first_check_at``), untrack and close as
         :func:`action_for` says; return each one's view."""
+        ...
+
+    async def release(self, views: Sequence[ChangeView]) -> None:
+        """Release the room locks the changes of ``views`` took, once their clean-ups are done (or failed)."""
         ...
 
 
@@ -155,9 +163,15 @@ class RedisStatusChanges:
         found = []
         for event, token, (watched, flat, locked) in zip(events, tokens, views, strict=True):
             record = record_of(event.session_id, dict(zip(flat[::2], flat[1::2], strict=True)))
-            lock = self._locks.held(record.room_name, token) if locked and record is not None else None
-            found.append(ChangeView(record, bool(watched), lock))
+            if locked and record is not None:
+                found.append(ChangeView(record, bool(watched), self._locks.keeping(record.room_name, token), token))
+            else:
+                found.append(ChangeView(record, bool(watched)))
         return found
+
+    async def release(self, views: Sequence[ChangeView]) -> None:
+        """One round trip for the batch's taken locks (not one per clean-up, as each releasing its own would)."""
+        await self._locks.release_all([(v.record.room_name, v.lock_token) for v in views if v.lock_token and v.record])
 
 
 class PortStatusChanges:
@@ -192,3 +206,6 @@ class PortStatusChanges:
                 await self._live.untrack(event.session_id)
             await self._ledger.close(event.session_id)
         return ChangeView(record, watched)
+
+    async def release(self, views: Sequence[ChangeView]) -> None:
+        """Nothing: these changes take no lock (a clean-up takes its own)."""

@@ -3,8 +3,15 @@ a request delivered twice still gets one dispatch, and an agent joining stops th
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import replace
+
+import pytest
+from redis.asyncio import Redis
+
 from contracts.events import Event, SessionDispatched, SessionStatusChanged
 from contracts.flow_events import FlowEvent
+from contracts.keys import dispatch_lock_key
 from contracts.streams import AGENT_JOINED
 from services.dispatcher.dispatch_state import DispatchState
 from services.dispatcher.flow_relay import RoomWatchers
@@ -15,7 +22,10 @@ from services.dispatcher.handlers import (
     on_requested,
     on_status_changes,
 )
+from services.dispatcher.ledger import RedisSessionLedger
 from services.dispatcher.pacing import DispatchPacer, PacingPolicy
+from services.dispatcher.room_locks import RedisRoomLocks
+from services.dispatcher.status_changes import RedisStatusChanges
 from services.dispatcher.watchdog import WatchdogPolicy
 
 from .fakes import FAST, FakeLedger, FakeRooms, NoLocks, session_request
@@ -145,3 +155,41 @@ async def test_requests_dispatch_each_once_and_publish_how_it_went() -> None:
     assert sorted(e.session_id for e in published.events) == sorted(
         [first.session_id, first.session_id, second.session_id]
     )
+
+
+class BrokenRemoval(FakeServer):
+    """Removes rooms, except one whose removal breaks with an error no retry absorbs (the batch fails)."""
+
+    def __init__(self, broken_room: str) -> None:
+        super().__init__()
+        self.broken_room = broken_room
+
+    async def remove_room(self, room_name: str, *, agent_joined: bool = False) -> None:
+        if room_name == self.broken_room:
+            raise RuntimeError("removal broke")
+        await super().remove_room(room_name, agent_joined=agent_joined)
+
+
+@pytest.mark.parametrize("fails", [False, True])
+async def test_the_room_locks_a_batch_took_are_released_after_its_clean_ups(redis: Redis, fails: bool) -> None:
+    """The batch's script takes the locks of the sessions that are over; they go in one round trip once the
+    clean-ups are done, and also when one failed (the batch is retried: it takes them again)."""
+    agent = f"agent-{uuid.uuid4().hex[:8]}"
+    ledger = RedisSessionLedger(redis, agent, ttl_s=300)
+    locks = RedisRoomLocks(redis, ttl_s=5, wait_s=0.2)
+    sessions = [uuid.uuid4().hex for _ in range(3)]
+    for sid in sessions:
+        await ledger.remember(sid, f"session-{sid}", "{}", "corr")
+        await ledger.arm(sid, "AD_1", 1, 1e12)
+    rooms = BrokenRemoval(f"session-{sessions[0]}" if fails else "")
+    changes = RedisStatusChanges(redis, locks, agent, 300)
+    deps = replace(_deps(rooms, FakeLedger(), Recorded()), locks=locks, ledger=ledger, changes=changes)
+    batch = [_change(sid, "ready", "ended") for sid in sessions]
+    if fails:
+        with pytest.raises(RuntimeError, match="removal broke"):
+            await on_status_changes(batch, deps)
+    else:
+        await on_status_changes(batch, deps)
+    assert rooms.removed_joined == [False, False] if fails else [False, False, False]
+    for sid in sessions:
+        assert not await redis.exists(dispatch_lock_key(f"session-{sid}"))

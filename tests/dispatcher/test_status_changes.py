@@ -128,7 +128,30 @@ async def test_a_terminal_change_takes_its_room_lock_for_the_clean_up(counting: 
     async with ended.locks(locks).hold(room):
         await asyncio.sleep(0.5)  # outlives the lock's TTL: renewed while the clean-up runs
         assert await counting.exists(dispatch_lock_key(room))
-    assert not await counting.exists(dispatch_lock_key(room))  # released after the clean-up
+    assert await counting.exists(dispatch_lock_key(room))  # kept for the batch: released with the others
+    await changes.release([ready, ended])
+    assert not await counting.exists(dispatch_lock_key(room))
     async with locks.hold(f"session-{two}"):  # a room locked elsewhere: its clean-up takes the lock itself
         (busy,) = await changes.apply_all([_change(two, "ready", "failed")], [1])
     assert busy.room_lock is None and busy.locks(locks) is locks
+
+
+async def test_the_batch_releases_its_taken_locks_in_one_round_trip_and_only_its_own(counting: CountingRedis) -> None:
+    agent = f"agent-{uuid.uuid4().hex[:8]}"
+    sessions = [(await _setup(counting, agent, False))[0] for _ in range(4)]
+    locks = RedisRoomLocks(counting, ttl_s=5, wait_s=0.2)
+    changes = RedisStatusChanges(counting, locks, agent, 300)
+    views = await changes.apply_all([_change(sid, "ready", "ended") for sid in sessions], [1] * 4)
+    assert all(view.room_lock is not None for view in views)
+    lapsed = dispatch_lock_key(f"session-{sessions[0]}")
+    await counting.set(lapsed, "someone-else", px=5000)  # lapsed and taken by another holder meanwhile
+    await locks.release_all([("no-such-room", "x")])  # Redis learns the script (its first call loads it)
+    counting.sent = 0
+    await changes.release(views)
+    assert counting.sent == 1
+    counting.sent = 0
+    await changes.release([])  # nothing taken: no round trip needed, none made
+    assert counting.sent == 0
+    assert await counting.get(lapsed) == b"someone-else"  # not ours any more: left alone
+    for sid in sessions[1:]:
+        assert not await counting.exists(dispatch_lock_key(f"session-{sid}"))
