@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from services.runtime.retrying import RetryPolicy, with_retries
@@ -73,3 +75,24 @@ async def test_an_error_not_retried_is_raised_at_once_even_if_it_would_be_waited
     with pytest.raises(_Busy):
         await with_retries(FAST, operation, KeyError, wait_out=_busy_pause)
     assert operation.calls == 1
+
+
+async def test_one_attempt_means_the_first_failure_is_raised() -> None:
+    operation = _Scripted([_Failed("only")])
+    with pytest.raises(_Failed, match=r"^only$"):
+        await with_retries(RetryPolicy(attempts=1, max_seconds=5, initial_s=0.001), operation, _Failed)
+    assert operation.calls == 1
+
+
+async def test_the_first_attempts_time_counts_toward_the_deadline() -> None:
+    calls = 0
+
+    async def slow_then_failing() -> str:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.15)  # longer than the whole deadline
+        raise _Failed("slow")
+
+    with pytest.raises(_Failed, match=r"^slow$"):
+        await with_retries(RetryPolicy(attempts=5, max_seconds=0.1, initial_s=0.001), slow_then_failing, _Failed)
+    assert calls == 1, "the deadline had passed when the first attempt failed: no second one"
