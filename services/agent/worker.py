@@ -168,6 +168,14 @@ def job_count_load(max_jobs: int) -> Callable[[AgentServer], float]:
     return load
 
 
+def job_modules(settings: AgentSettings) -> list[str]:
+    """Our modules a job process imports: with the process executor, livekit-agents' forkserver imports them once
+    and every job process inherits them (each imported them anew before: ~0.4 s of CPU per job)."""
+    room = "room_simulator" if settings.agent_room_backend == "simulator" else "room_livekit"
+    voice = [] if settings.agent_room_backend == "simulator" else ["services.agent.voice_session"]
+    return [__name__, f"services.agent.{room}", *voice]
+
+
 def build_server(settings: AgentSettings) -> AgentServer:
     """Build (without starting) the worker that takes explicit dispatches for LIVEKIT_AGENT_NAME."""
     server = AgentServer(
@@ -182,6 +190,7 @@ def build_server(settings: AgentSettings) -> AgentServer:
         host=settings.agent_http_host,  # livekit-agents' default '' is every interface
         port=settings.agent_http_port,
         setup_fnc=functools.partial(prepare_process, settings),
+        preload_modules=job_modules(settings),  # used by the process executor's forkserver only
     )
     job = functools.partial(traced_job, functools.partial(run_job, settings))
     server.rtc_session(job, agent_name=settings.livekit_agent_name)
