@@ -9,7 +9,8 @@ woke early), at most ``max_in_flight`` requests are outstanding (one per connect
 for a free connection, counted in ``slot_waits``, its wait in its latency), connections are warmed before the clock
 starts (a ``GET`` of the warm path each), and a client timeout or a lost connection is an answer of its own
 (``TimeoutError``, ``ServerDisconnectedError``, the connect error's name). It sends what aiohttp sends for a bodyless
-POST. SSE following and retries after a 503 stay aiohttp's (bench.loadgen).
+POST, and closes a connection idle for ``IDLE_KEEP_S`` before the server's keep-alive would. SSE following and
+retries after a 503 stay aiohttp's (bench.loadgen).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from bench.load_spec import LoadResult, LoadSpec
+from bench.load_spec import IDLE_KEEP_S, LoadResult, LoadSpec
 from bench.schedule import Schedule
 
 SWEEP_S = 0.05  # how often outstanding requests are checked against the client timeout
@@ -60,6 +61,7 @@ class _Connection(asyncio.Protocol):
         self.scheduled: float | None = None  # the request on it: when it was due (None: idle)
         self.sent_at = 0.0
         self.warming = False  # its request is the warm-up GET: not a result
+        self.idle_since = 0.0  # when it last went idle
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -90,6 +92,11 @@ class _Connection(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.abort()
+
+    def retire(self) -> None:
+        """Close an idle connection gracefully (FIN, not RST): lost() frees its slot."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
 
 
 class LeanOpenLoop:
@@ -227,7 +234,8 @@ class LeanOpenLoop:
         if self.waiting:
             self._send(connection, self.waiting.popleft())
         else:
-            self.idle.append(connection)
+            connection.idle_since = time.perf_counter()
+            self.idle.append(connection)  # the right end is reused first: the left holds the longest idle
 
     def failed(self, connection: _Connection, error: str) -> None:
         """The request on ``connection`` failed (an unreadable answer, a timeout): record it, drop the connection."""
@@ -264,8 +272,12 @@ class LeanOpenLoop:
             self.finished.set_result(None)
 
     def _sweep(self) -> None:
-        """Every request outstanding longer than the client timeout is a TimeoutError; its connection is dropped."""
-        limit = time.perf_counter() - self.spec.timeout_s
+        """Every request outstanding longer than the client timeout is a TimeoutError; its connection is dropped. A
+        connection idle for ``IDLE_KEEP_S`` is closed."""
+        now = time.perf_counter()
+        limit = now - self.spec.timeout_s
         for connection in [c for c in self.busy if c.scheduled is not None and c.sent_at < limit]:
             self.failed(connection, "TimeoutError")
+        while self.idle and self.idle[0].idle_since < now - IDLE_KEEP_S:
+            self.idle.popleft().retire()
         self.sweeper = asyncio.get_running_loop().call_later(SWEEP_S, self._sweep)

@@ -7,6 +7,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# A connection idle this long is closed by the loop, before the server's keep-alive timeout closes it (uvicorn's and
+# the API's default: 5 s): a request sent just as the server closes its idle connection is lost with it (a
+# ServerDisconnectedError the API never saw), the keep-alive race every HTTP client avoids this way.
+IDLE_KEEP_S = 4.0
+
 
 @dataclass
 class LoadSpec:

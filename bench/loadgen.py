@@ -24,7 +24,7 @@ from dataclasses import asdict
 import aiohttp
 
 from bench.lean_loop import LeanOpenLoop
-from bench.load_spec import LoadResult, LoadSpec, lean_applies
+from bench.load_spec import IDLE_KEEP_S, LoadResult, LoadSpec, lean_applies
 from bench.schedule import Schedule
 from services.runtime.heap import freeze_start_up_heap
 from services.runtime.retry_after import retry_after_seconds
@@ -174,7 +174,7 @@ async def run_load(spec: LoadSpec) -> LoadResult:
 async def _run_aiohttp(spec: LoadSpec, wall0: float) -> LoadResult:
     timeout = aiohttp.ClientTimeout(total=spec.timeout_s)
     limit = spec.concurrency if spec.mode == "closed" else spec.max_in_flight
-    connector = aiohttp.TCPConnector(limit=limit, keepalive_timeout=60)
+    connector = aiohttp.TCPConnector(limit=limit, keepalive_timeout=IDLE_KEEP_S)  # below the server's
     sse_connector = aiohttp.TCPConnector(limit=0)
     async with (
         aiohttp.ClientSession(spec.base_url, connector=connector, timeout=timeout) as session,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -165,3 +166,27 @@ async def test_a_loop_without_progress_raises_instead_of_hanging(monkeypatch: py
     loop.outstanding = 3  # as if three requests were dropped by a bug: never answered, failed or timed out
     with pytest.raises(RuntimeError, match="lost track of 3 requests"):
         await asyncio.wait_for(loop._answers(asyncio.get_running_loop().create_future()), timeout=5)
+
+
+async def test_a_connection_idle_for_long_is_closed_before_the_server_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slow answers at the start and at the end open extra connections; between them one connection serves. Those
+    left idle in between are closed, so the end's spike opens new ones rather than reusing one the server may be
+    closing (the keep-alive race): no connection carries a request after being idle longer than the limit."""
+    monkeypatch.setattr(lean_loop, "IDLE_KEEP_S", 0.2)
+    arrivals: dict[int, list[float]] = {}
+    count = {"n": 0}
+
+    async def slow_at_the_ends(request: web.Request) -> web.Response:
+        assert request.transport is not None
+        arrivals.setdefault(request.transport.get_extra_info("peername")[1], []).append(time.perf_counter())
+        count["n"] += 1
+        if count["n"] <= 5 or count["n"] > 33:
+            await asyncio.sleep(0.15)
+        return web.json_response({"sessionId": uuid.uuid4().hex}, status=202)
+
+    async with _serving(slow_at_the_ends) as (url, _):
+        result = await asyncio.wait_for(run_load(_spec(url, rate=20, duration_s=2.0, max_in_flight=8)), 10)
+    assert result.statuses == {"202": 40}
+    gaps = [later - earlier for times in arrivals.values() for earlier, later in itertools.pairwise(times)]
+    assert len(arrivals) > 2, "the slow answers needed connections of their own"
+    assert max(gaps) < 0.8, f"a connection was reused after {max(gaps):.2f} s (limit 0.2 s idle + a 0.15 s answer)"
