@@ -23,6 +23,7 @@ from bench.real_livekit import real_livekit_side, running_real_stack
 from bench.stack import Stack
 from bench.stats import summary
 from devstack.readiness import NotReadyError
+from devstack.stack import StackExitedError
 
 log = structlog.get_logger("bench")
 
@@ -45,12 +46,27 @@ async def real_livekit_phase(config: BenchConfig, work_dir: Path) -> dict[str, A
             return {"skipped": side}
         out["server"] = side.reason
         log.info("phase", name="end to end on a real LiveKit server", executor=executor, rate=rate)
+        log_dir = work_dir / f"logs-livekit-{executor}"
         try:
-            async with running_real_stack(side, executor, work_dir / f"logs-livekit-{executor}") as stack:
+            async with running_real_stack(side, executor, log_dir) as stack:
                 out["runs"][executor] = await _sustained(config, stack, rate, duration_s)
         except NotReadyError as exc:  # the simulator's results are kept; the report says why
-            out["runs"][executor] = {"failed": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
+            out["runs"][executor] = {"failed": failure_reason(exc, log_dir)}
     return out
+
+
+def failure_reason(exc: NotReadyError, log_dir: Path, lines: int = 3) -> str:
+    """The one-line reason a stack did not come up, with the last lines of the process that ended it: each process
+    logs to its own file in ``log_dir`` (removed with the run's directory unless ``--keep-logs``), and livekit-server,
+    for one, prints why it could not start and exits 0."""
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if not isinstance(exc, StackExitedError):
+        return reason
+    try:
+        tail = (log_dir / f"{exc.exit.label}.log").read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+    except FileNotFoundError:
+        return reason
+    return f"{reason} (last lines: {' / '.join(line.strip() for line in tail)})" if tail else reason
 
 
 async def _sustained(config: BenchConfig, stack: Stack, rate: float, duration_s: float) -> dict[str, Any]:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 from bench.real_livekit import real_livekit_side, real_profile
+from bench.real_phase import failure_reason
 from bench.report import headline
 from bench.report_real import real_headline, real_section
 from devstack.livekit_side import LiveKitSide
-from devstack.stack import stack_env
+from devstack.processes import ChildExit
+from devstack.readiness import NotReadyError
+from devstack.stack import StackExitedError, stack_env
 
 
 def test_no_real_server_gives_a_one_line_reason() -> None:
@@ -117,3 +121,16 @@ def test_the_real_profile_waits_for_the_joining_frontend_and_greets_it() -> None
                     api_port=1, sim_port=2)  # fmt: skip
     assert env["AGENT_WAIT_FOR_USER"] == "true" and env["AGENT_TTS"] == "espeak"
     assert float(env["AGENT_USER_REJOIN_GRACE_SECONDS"]) < 1  # the frontend left at agent.ready: end the job soon
+
+
+def test_a_stack_that_did_not_come_up_says_why_from_the_log_of_the_process_that_ended_it(tmp_path: Path) -> None:
+    (tmp_path / "livekit-server.log").write_text("starting\nlisten tcp 127.0.0.1:7881: bind: address already in use\n")
+    ended = StackExitedError(ChildExit("livekit-server", 0))
+    assert failure_reason(ended, tmp_path) == (
+        "livekit-server exited with code 0 while the stack was starting "
+        "(last lines: starting / listen tcp 127.0.0.1:7881: bind: address already in use)"
+    )
+    assert failure_reason(StackExitedError(ChildExit("api", 1)), tmp_path) == (
+        "api exited with code 1 while the stack was starting"  # no log of its own: the reason alone
+    )
+    assert failure_reason(NotReadyError("no answer within 30s\nmore"), tmp_path) == "no answer within 30s"
