@@ -89,14 +89,14 @@ class _Connection(asyncio.Protocol):
         self.scheduled, self.sent_at = scheduled, time.perf_counter()
         self.transport.write(request)
 
-    def close(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.abort()
-
-    def retire(self) -> None:
-        """Close an idle connection gracefully (FIN, not RST): lost() frees its slot."""
-        if self.transport is not None and not self.transport.is_closing():
+    def close(self, *, graceful: bool = False) -> None:
+        """Drop the connection (RST), or close it ``graceful``-ly (FIN: an idle one); lost() frees its slot."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        if graceful:
             self.transport.close()
+        else:
+            self.transport.abort()
 
 
 class LeanOpenLoop:
@@ -279,5 +279,5 @@ class LeanOpenLoop:
         for connection in [c for c in self.busy if c.scheduled is not None and c.sent_at < limit]:
             self.failed(connection, "TimeoutError")
         while self.idle and self.idle[0].idle_since < now - IDLE_KEEP_S:
-            self.idle.popleft().retire()
+            self.idle.popleft().close(graceful=True)
         self.sweeper = asyncio.get_running_loop().call_later(SWEEP_S, self._sweep)

@@ -42,31 +42,31 @@ def action_for(to_status: str) -> str:
 
 
 @dataclass(frozen=True)
+class TakenLock:
+    """A terminal session's room lock, taken by the batch's script with ``token``. As :class:`RoomLocks`, holding it
+    keeps it (renewed while the clean-up runs); the batch releases it (:meth:`StatusChanges.release`)."""
+
+    room_name: str
+    token: str
+    locks: RedisRoomLocks
+
+    def hold(self, room_name: str) -> AbstractAsyncContextManager[None]:
+        """Keep the taken lock (of this session's room) for the block."""
+        return self.locks.keeping(self.room_name, self.token)
+
+
+@dataclass(frozen=True)
 class ChangeView:
     """The session's ledger record as it was before the change (None: never requested here) and whether its room
     is watched."""
 
     record: SessionRecord | None
     watched: bool
-    # a terminal session's room lock, already taken: kept while its clean-up holds it, released with the batch
-    # (:meth:`StatusChanges.release`)
-    room_lock: AbstractAsyncContextManager[None] | None = None
-    lock_token: str = ""  # the taken lock's token ("" when none was taken)
+    room_lock: TakenLock | None = None  # a terminal session's room lock, already taken
 
     def locks(self, otherwise: RoomLocks) -> RoomLocks:
         """The room locks the session's clean-up takes: its lock already taken, else ``otherwise``."""
-        return otherwise if self.room_lock is None else _Taken(self.room_lock)
-
-
-class _Taken:
-    """:class:`RoomLocks` whose one lock was taken already: holding it keeps it (the batch releases it)."""
-
-    def __init__(self, lock: AbstractAsyncContextManager[None]) -> None:
-        self._lock = lock
-
-    def hold(self, room_name: str) -> AbstractAsyncContextManager[None]:
-        """The taken lock (of this session's room)."""
-        return self._lock
+        return otherwise if self.room_lock is None else self.room_lock
 
 
 class StatusChanges(Protocol):
@@ -163,15 +163,14 @@ class RedisStatusChanges:
         found = []
         for event, token, (watched, flat, locked) in zip(events, tokens, views, strict=True):
             record = record_of(event.session_id, dict(zip(flat[::2], flat[1::2], strict=True)))
-            if locked and record is not None:
-                found.append(ChangeView(record, bool(watched), self._locks.keeping(record.room_name, token), token))
-            else:
-                found.append(ChangeView(record, bool(watched)))
+            lock = TakenLock(record.room_name, token, self._locks) if locked and record is not None else None
+            found.append(ChangeView(record, bool(watched), lock))
         return found
 
     async def release(self, views: Sequence[ChangeView]) -> None:
         """One round trip for the batch's taken locks (not one per clean-up, as each releasing its own would)."""
-        await self._locks.release_all([(v.record.room_name, v.lock_token) for v in views if v.lock_token and v.record])
+        taken = [view.room_lock for view in views if view.room_lock is not None]
+        await self._locks.release_all([(lock.room_name, lock.token) for lock in taken])
 
 
 class PortStatusChanges:

@@ -190,6 +190,6 @@ async def test_the_room_locks_a_batch_took_are_released_after_its_clean_ups(redi
             await on_status_changes(batch, deps)
     else:
         await on_status_changes(batch, deps)
-    assert rooms.removed_joined == [False, False] if fails else [False, False, False]
+    assert rooms.removed_joined == ([False, False] if fails else [False, False, False])
     for sid in sessions:
         assert not await redis.exists(dispatch_lock_key(f"session-{sid}"))
