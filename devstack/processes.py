@@ -3,7 +3,9 @@
 Each child runs in its own session (its own process group), so Ctrl-C in the terminal reaches only the
 launcher, which stops children in order; stopping signals the whole group, grandchildren included.
 Without a RestartPolicy the first exit ends the group (``wait_first_exit``); with one, a child that exits is
-reported and started again, like compose's ``restart: unless-stopped``, until it crash-loops.
+reported and started again, like compose's ``restart: unless-stopped``, until it crash-loops. A child started on
+trial (``start(spec, trial=True)``) is neither: until ``keep`` takes it in, its exit is only its own (``wait_exit``),
+so its starter can try again (a server whose port was taken between choosing and binding it).
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ class _Child:
     started_at: float
     last_lines: deque[str] = field(default_factory=lambda: deque(maxlen=_LAST_LINES))
     exited: asyncio.Task[ChildExit] | None = None
+    trial: bool = False  # its exit ends neither the group nor is it restarted, until ``keep``
 
 
 class ProcessGroup:
@@ -100,12 +103,13 @@ class ProcessGroup:
         self._stop_event = asyncio.Event()
         self._first_exit: asyncio.Future[ChildExit] | None = None
 
-    async def start(self, spec: ChildSpec) -> int:
-        """Start ``spec`` now and return its pid; its stdout and stderr are read line by line."""
+    async def start(self, spec: ChildSpec, *, trial: bool = False) -> int:
+        """Start ``spec`` now and return its pid; its stdout and stderr are read line by line. On ``trial``, until
+        :meth:`keep` its exit is only reported to :meth:`wait_exit` (the group goes on, nothing restarts it)."""
         if self._stopping:
             raise RuntimeError("the process group is stopping")
         loop = asyncio.get_running_loop()
-        child = _Child(spec, await _spawn(spec), loop.time())
+        child = _Child(spec, await _spawn(spec), loop.time(), trial=trial)
         child.exited = asyncio.create_task(self._watch(child), name=f"watch-{spec.label}")
         self._children.append(child)
         return child.process.pid
@@ -123,6 +127,15 @@ class ProcessGroup:
         child = [child for child in self._children if child.spec.label == label][-1]
         assert child.exited is not None
         return await asyncio.shield(child.exited)
+
+    def keep(self, label: str) -> bool:
+        """End the trial of the latest child under ``label``: from now on it is one of the group's. False if it has
+        exited already (its exit stays its own)."""
+        child = [child for child in self._children if child.spec.label == label][-1]
+        if child.exited is not None and child.exited.done():
+            return False
+        child.trial = False
+        return True
 
     async def wait_first_exit(self) -> ChildExit:
         """Wait for the exit that ends the group (any exit; with a RestartPolicy a crash loop), not after ``stop``."""
@@ -181,6 +194,8 @@ class ProcessGroup:
         early_exits = 0
         while True:
             exit_ = await self._wait_exit(child)
+            if child.trial:  # its starter decides (wait_exit): the group goes on
+                return exit_
             if self._stopping or self._restart is None:
                 return self._end_group(exit_)
             ran_s = loop.time() - child.started_at

@@ -1,4 +1,4 @@
-"""Waits with deadlines for a child to answer: a TCP port, an HTTP health endpoint."""
+"""Waits with deadlines for a child to answer: a TCP port, an HTTP health endpoint; and whose the answer is."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import socket
 from collections.abc import Collection
 
 import httpx
+import psutil
 
 _POLL_S = 0.1
 
@@ -21,6 +22,23 @@ def ensure_port_free(host: str, port: int, what: str) -> None:
         sock.settimeout(0.5)
         if sock.connect_ex((host, port)) == 0:
             raise NotReadyError(f"{host}:{port} is already in use; stop what listens there ({what} needs it)")
+
+
+def listens(pid: int, port: int) -> bool:
+    """Process ``pid`` (or a child of it) holds the listening TCP socket of ``port``: what answers there is that
+    process, not another that took the port first. True when this user may not look (nothing to tell it by)."""
+    try:
+        process = psutil.Process(pid)
+        owners = [process, *process.children(recursive=True)]
+        return any(
+            conn.status == psutil.CONN_LISTEN and conn.laddr.port == port
+            for owner in owners
+            for conn in owner.net_connections(kind="tcp")
+        )
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True
 
 
 async def wait_for_tcp(host: str, port: int, *, deadline_s: float) -> None:

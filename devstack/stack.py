@@ -28,7 +28,7 @@ from devstack.readiness import NotReadyError, ensure_port_free, wait_for_http_ok
 from devstack.server_process import free_tcp_port
 from devstack.servers import ServerHandle, postgres_server, redis_server
 from devstack.stack_handle import REPO_ROOT, SERVICES, StackHandle, service_labels
-from devstack.stack_livekit import start_livekit_server, wait_for_output
+from devstack.stack_livekit import START_ATTEMPTS, start_livekit, start_livekit_server, wait_for_output
 
 __all__ = [
     "SERVICES",
@@ -169,16 +169,25 @@ async def _start(
     if check_api_port:
         ensure_port_free(stack.env["API_HOST"], api_port, "the API; or pass --api-port")
     if livekit.simulated:
-        sim_port = urlsplit(livekit.url).port or 80
         if profile.sim_port:
-            ensure_port_free(SIM_HOST, sim_port, "the LiveKit simulator; or set LIVEKIT_URL")
-        argv = [sys.executable, "-m", "devstack.livekit_sim", *profile.simulator.argv(SIM_HOST, sim_port)]
+            ensure_port_free(SIM_HOST, urlsplit(livekit.url).port or 80, "the LiveKit simulator; or set LIVEKIT_URL")
         # LiveKit's signed webhooks (room_finished, participant_left) reach the API, as a deployment configures them
-        argv += ["--webhook-url", f"http://{stack.env['API_HOST']}:{api_port}{LIVEKIT_WEBHOOK_PATH}"]
-        await stack.start_child(SIM_LABEL, argv)
-        await step(wait_for_tcp(SIM_HOST, sim_port, deadline_s=30.0))
+        webhook = ["--webhook-url", f"http://{stack.env['API_HOST']}:{api_port}{LIVEKIT_WEBHOOK_PATH}"]
+
+        def sim_argv(port: int) -> list[str]:
+            return [sys.executable, "-m", "devstack.livekit_sim", *profile.simulator.argv(SIM_HOST, port), *webhook]
+
+        def sim_ready(url: str) -> Awaitable[None]:
+            return wait_for_tcp(SIM_HOST, urlsplit(url).port or 80, deadline_s=30.0)
+
+        # the user's port (profile.sim_port) was checked free just now: a second try on it would not help
+        attempts = 1 if profile.sim_port else START_ATTEMPTS
+        await step(
+            start_livekit(stack, SIM_LABEL, sim_argv, sim_ready, fixed_port=bool(profile.sim_port), attempts=attempts)
+        )
     elif livekit.server is not None:
         await step(start_livekit_server(stack, livekit.server, check_port=bool(profile.sim_port)))
+    livekit = stack.livekit  # its port may have changed (a port taken between choosing and binding it)
     org = profile.org.format(api_port=api_port, unique=uuid.uuid4().hex[:8])
     stack.api_key = await step(create_api_key(stack.env, REPO_ROOT, org=org, key=api_key))
     if profile.demo_page:  # before the API starts: it serves both to the demo page (/demo/config.json)

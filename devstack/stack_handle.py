@@ -80,14 +80,16 @@ class StackHandle:
         env: Mapping[str, str] | None = None,
         *,
         parent_death_signal: int = signal.SIGTERM,
+        trial: bool = False,
     ) -> int:
-        """Start one more process under ``label`` (the stack's environment unless ``env``); return its pid."""
+        """Start one more process under ``label`` (the stack's environment unless ``env``); return its pid. On
+        ``trial`` its exit does not end the stack until ``group.keep(label)`` (:meth:`ProcessGroup.start`)."""
         log_path = self.log_dir / f"{label}.log" if self.log_dir is not None else None
         env = self.env if env is None else env
         spec = ChildSpec(
             label, argv, env=env, cwd=REPO_ROOT, log_path=log_path, parent_death_signal=parent_death_signal
         )
-        self.pids[label] = await self.group.start(spec)
+        self.pids[label] = await self.group.start(spec, trial=trial)
         return self.pids[label]
 
     async def start_service(self, service: str, label: str) -> int:

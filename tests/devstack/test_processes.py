@@ -131,6 +131,36 @@ EXITS_ONCE = (
 )
 
 
+@pytest.mark.parametrize("restart", [None, FAST], ids=["unsupervised", "supervised"])
+async def test_a_child_on_trial_that_exits_ends_neither_the_group_nor_is_restarted(
+    restart: RestartPolicy | None,
+) -> None:
+    """Its starter hears of the exit (wait_exit) and may try again; keep() of an exited child says so."""
+    lines = Lines()
+    async with ProcessGroup(lines, stop_timeout_s=5.0, restart=restart) as group:
+        ending = asyncio.create_task(group.wait_first_exit())
+        await group.start(py("other", SLEEPER.format(name="other")))
+        await group.start(py("server", "import sys; print('address in use', flush=True); sys.exit(0)"), trial=True)
+        exited = await asyncio.wait_for(group.wait_exit("server"), timeout=10)
+        assert exited == ChildExit("server", 0) and exited.last_lines == ("address in use",)
+        assert not group.keep("server")
+        done, _ = await asyncio.wait({ending}, timeout=0.3)
+        assert not done and group.running() == ["other"]
+        assert lines.of("server") == ["address in use"]  # not restarted (nor reported as a crash)
+        ending.cancel()
+
+
+async def test_a_kept_child_is_one_of_the_group_its_exit_ends_it() -> None:
+    lines = Lines()
+    async with ProcessGroup(lines, stop_timeout_s=5.0) as group:
+        ending = asyncio.create_task(group.wait_first_exit())
+        pid = await group.start(py("server", SLEEPER.format(name="server")), trial=True)
+        await wait_until(lambda: lines.of("server") == ["server up"], deadline_s=10.0, what="server up")
+        assert group.keep("server")
+        os.killpg(pid, signal.SIGKILL)
+        assert await asyncio.wait_for(ending, timeout=10) == ChildExit("server", -9)
+
+
 async def test_a_supervised_child_that_exits_once_is_restarted_and_the_group_keeps_running(tmp_path: Path) -> None:
     lines = Lines()
     async with ProcessGroup(lines, stop_timeout_s=5.0, restart=FAST) as group:
