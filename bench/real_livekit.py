@@ -60,7 +60,8 @@ async def running_real_stack(side: LiveKitSide, executor: str, log_dir: Path) ->
             real_profile(executor), redis_url=redis.url, database_url=postgres.url, livekit=side, log_path=log_dir
         )
         await exits.enter_async_context(services)
-        stack = Stack(services.api_url, "", "", side.url, postgres.url, redis.url, services.api_key)
+        # the stack's LiveKit URL, not side.url: a port taken meanwhile moves LiveKit (devstack.stack_livekit)
+        stack = Stack(services.api_url, "", "", services.livekit_url, postgres.url, redis.url, services.api_key)
         stack.pids = measured_pids(redis, postgres, services)
         stack.flow_id = await create_flow(stack)
         yield stack
