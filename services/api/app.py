@@ -95,6 +95,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         try:
             yield
         finally:
+            status_fanout.stop()  # ends its loop even if the cancellation below is lost (see StatusFanout.run)
             await cancel_and_wait(fanout, timeout_s=5.0, what="status fanout")
             await app.state.room_reader.aclose()
             await broker.stop()

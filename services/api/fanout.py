@@ -64,6 +64,7 @@ class StatusFanout:
         self._queue_size = queue_size
         self._block_ms = block_ms
         self._listeners: dict[str, set[Listener]] = defaultdict(set)
+        self._stopping = asyncio.Event()
 
     @contextmanager
     def listen(self, session_id: str) -> Iterator[Listener]:
@@ -99,13 +100,22 @@ class StatusFanout:
         last: Any = await self._redis.xrevrange(SESSION_STATUS_CHANGED, count=1)
         return _text(last[0][0]) if last else "0-0"
 
+    def stop(self) -> None:
+        """End :meth:`run` after its current read (within ``block_ms``), even if its cancellation is lost."""
+        self._stopping.set()
+
     async def run(self, last_id: str, retry_s: float = 1.0) -> None:
-        """Read after ``last_id`` and deliver until cancelled; a Redis error is logged and the read resumes."""
-        while True:
+        """Read after ``last_id`` and deliver until cancelled or :meth:`stop`; a Redis error is logged and the read
+        resumes. Why both: Python 3.11's ``asyncio.wait_for``, which redis-py sends every command through, drops a
+        cancellation that arrives as the command completes (CPython gh-86296); the loop would read on, past the
+        API's shutdown and the close of its Redis client, until the event loop closed under it."""
+        while not self._stopping.is_set():
             try:
                 streams: dict[Any, Any] = {SESSION_STATUS_CHANGED: last_id}
                 answer: Any = await self._redis.xread(streams, block=self._block_ms, count=500)
             except RedisError as exc:
+                if self._stopping.is_set():
+                    return  # the client was closed under a read that outlived its cancellation
                 log.warning("status_fanout_read_failed", error=str(exc), retry_in_s=retry_s)
                 await asyncio.sleep(retry_s)
                 continue
