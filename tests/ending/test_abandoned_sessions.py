@@ -22,8 +22,10 @@ import pytest
 import uvicorn
 from faststream.redis import RedisBroker
 from livekit import api
+from redis.asyncio import Redis
 
 from contracts.events import AgentJoined, AgentReady, SessionDispatched
+from contracts.keys import open_sessions_key
 from devstack.livekit_sim import Simulator, SimulatorConfig, run_simulator
 from services.api.admin import create_key
 from services.api.app import create_app as create_api
@@ -47,6 +49,8 @@ class Stack:
     publisher: BrokerPublisher
     database_url: str
     flow_id: str
+    redis_url: str
+    org_id: str
 
 
 async def _serve(app: object, stack: AsyncExitStack) -> str:
@@ -92,13 +96,13 @@ async def stack(redis_url: str, database_url: str) -> AsyncIterator[Stack]:
         broker = RedisBroker(redis_db)
         await broker.connect()
         exits.push_async_callback(broker.stop)
-        key, _org = await create_key(database_url, f"org-{uuid.uuid4().hex[:8]}")
+        key, org_id = await create_key(database_url, f"org-{uuid.uuid4().hex[:8]}")
         client = await exits.enter_async_context(
             httpx.AsyncClient(base_url=api_url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
         )
         flow = await client.post("/api/flows", json={"name": "abandon", "greeting": "Hi"})
         assert flow.status_code == 201, flow.text
-        yield Stack(api_url, client, sim, BrokerPublisher(broker), database_url, flow.json()["id"])
+        yield Stack(api_url, client, sim, BrokerPublisher(broker), database_url, flow.json()["id"], redis_db, org_id)
 
 
 async def _request(stack: Stack, n: int) -> list[httpx.Response]:
@@ -137,6 +141,18 @@ async def _wait_for(stack: Stack, ids: list[str], done: set[str], timeout: float
         await asyncio.sleep(0.1)
 
 
+async def _wait_slots_free(stack: Stack, timeout: float) -> None:
+    """Until the organisation holds no admission slot (the session store frees one as it announces its end)."""
+    deadline = time.monotonic() + timeout
+    redis = Redis.from_url(stack.redis_url)
+    try:
+        while (held := await redis.zcard(open_sessions_key(stack.org_id))) > 0:
+            assert time.monotonic() < deadline, f"after {timeout} s: {held} admission slots still held"
+            await asyncio.sleep(0.05)
+    finally:
+        await redis.aclose()
+
+
 async def test_150_sessions_under_a_cap_of_100_whose_clients_disappear(stack: Stack) -> None:
     started = time.monotonic()
     first = await _request(stack, 150)
@@ -157,6 +173,8 @@ async def test_150_sessions_under_a_cap_of_100_whose_clients_disappear(stack: St
     ended = await _wait_for(stack, ids, {"ended"}, timeout=20)
     ended_after_s = time.monotonic() - gone_at
     assert {code for _, code in ended.values()} == {"user_left"}
+    # the slots go with the announcement of the ended status, just after its commit: wait for that, not the row
+    await _wait_slots_free(stack, timeout=10)
     again = await _request(stack, 50)
     assert [r.status_code for r in again] == [202] * 50, [r.text for r in again if r.status_code != 202][:3]
     await _wait_for(stack, [r.json()["sessionId"] for r in again], {"pending"}, timeout=20)  # recorded
