@@ -120,18 +120,18 @@ class ProcessGroup:
 
     def pid(self, label: str) -> int:
         """The pid of the latest process started under ``label`` (a restart changes it)."""
-        return [child for child in self._children if child.spec.label == label][-1].process.pid
+        return self._latest(label).process.pid
 
     async def wait_exit(self, label: str) -> ChildExit:
         """Wait for the latest process started under ``label`` to exit for good (restarts included)."""
-        child = [child for child in self._children if child.spec.label == label][-1]
+        child = self._latest(label)
         assert child.exited is not None
         return await asyncio.shield(child.exited)
 
     def keep(self, label: str) -> bool:
         """End the trial of the latest child under ``label``: from now on it is one of the group's. False if it has
         exited already (its exit stays its own)."""
-        child = [child for child in self._children if child.spec.label == label][-1]
+        child = self._latest(label)
         if child.exited is not None and child.exited.done():
             return False
         child.trial = False
@@ -170,6 +170,10 @@ class ProcessGroup:
     ) -> None:
         """Stop every child, whatever ended the block."""
         await self.stop()
+
+    def _latest(self, label: str) -> _Child:
+        """The child started last under ``label``."""
+        return [child for child in self._children if child.spec.label == label][-1]
 
     def _exit_future(self) -> asyncio.Future[ChildExit]:
         if self._first_exit is None:

@@ -83,6 +83,7 @@ async def stack(redis_url: str, database_url: str) -> AsyncIterator[Stack]:
             SessionStoreSettings(
                 redis_url=redis_db,
                 database_url=database_url,
+                dev_mode=True,  # applies its migrations: the file also runs on its own, on a fresh database
                 consumer_name=f"t-{uuid.uuid4().hex[:8]}",
                 expiry_interval_s=0.2,
                 end_scan_interval_s=0.2,
