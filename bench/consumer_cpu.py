@@ -41,6 +41,7 @@ import psycopg
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
 
+from bench.profiling import require_py_spy
 from contracts.endings import EndCode
 from contracts.events import (
     AgentJobEnded,
@@ -287,7 +288,7 @@ def _profiled(pid: int, out: Path | None) -> Iterator[None]:
     if out is None:
         yield
         return
-    spy = subprocess.Popen(["py-spy", "record", "-o", str(out), "-f", "raw", "--pid", str(pid)])
+    spy = subprocess.Popen([require_py_spy(), "record", "-o", str(out), "-f", "raw", "--pid", str(pid)])
     try:
         yield
     finally:

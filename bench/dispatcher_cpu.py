@@ -38,6 +38,7 @@ from faststream.redis import RedisBroker
 from faststream.redis.parser import BinaryMessageFormatV1
 from redis.asyncio import Redis
 
+from bench.profiling import require_py_spy
 from contracts.events import AgentJoined, SessionDispatched, SessionRequested, SessionStatusChanged
 from contracts.streams import SESSION_DISPATCHED, SUBSCRIPTIONS, Groups
 from devstack.readiness import wait_for_tcp
@@ -317,7 +318,7 @@ async def _sample_connections(process: psutil.Process, port: int, seen: set[int]
 
 
 def _py_spy(pid: int, out: str, rate: int = 200) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(["py-spy", "record", "-f", "raw", "-r", str(rate), "-o", out, "--pid", str(pid)])
+    return subprocess.Popen([require_py_spy(), "record", "-f", "raw", "-r", str(rate), "-o", out, "--pid", str(pid)])
 
 
 def main() -> None:

@@ -16,6 +16,14 @@ def py_spy() -> str | None:
     return str(local) if local.exists() else shutil.which("py-spy")
 
 
+def require_py_spy() -> str:
+    """The py-spy executable, or exit with what to do (a benchmark asked to profile)."""
+    exe = py_spy()
+    if exe is None:
+        raise SystemExit("profiling needs py-spy: `uv sync` installs it (a dev dependency)")
+    return exe
+
+
 class Recording:
     """A py-spy recording of one process, running until ``stop``."""
 

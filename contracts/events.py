@@ -62,7 +62,7 @@ class SessionDispatched(Event):
 
     type: Literal["session.dispatched"] = "session.dispatched"
     room_name: str
-    dispatch_id: str
+    dispatch_id: str  # "": made with the room (CreateRoom's agents), whose answer does not name the dispatch
     attempt: int = 1
 
 

@@ -74,6 +74,7 @@ def bootstrap(
                 max_participants=settings.room_max_participants,
             ),
             settings.livekit_max_in_flight,
+            dispatch_with_room=settings.dispatch_with_room,
         )
         rooms = client
         closers.append(client.aclose)

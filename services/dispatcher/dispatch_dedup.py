@@ -8,7 +8,9 @@ delivered twice (redelivery after a crash, XAUTOCLAIM) or to two replicas at onc
 2. the session ledger's state (:class:`~services.dispatcher.dispatch_state.DispatchState`): a closed session is never
    dispatched again, and only a ``requested`` session arms the watchdog;
 3. :func:`ensure_single_dispatch`: list the room's dispatches of our agent before creating one. Only the very first
-   try of a session (the ledger counts tries under the lock) skips the list: nothing of ours can be there yet.
+   try of a session (the ledger counts tries under the lock) skips the list: nothing of ours can be there yet, and it
+   makes the room with the agent in it (``LiveKitRooms.create_room_and_dispatch``), which LiveKit dispatches only as
+   it makes the room: a repeated call adds no second agent.
 """
 
 from __future__ import annotations

@@ -81,17 +81,18 @@ async def dispatch_and_announce(
                 # A warning, not info: the session expires without an agent, and this dispatcher fell behind its stream.
                 log.warning("dispatch_skipped", reason="past its readiness deadline", late_s=round(late_s, 3))
                 return Dispatched(None)
-            # Nobody tried before (the count is kept under this lock): no dispatch of ours can exist, so the first
-            # CreateDispatch goes without ListDispatch. Any later one lists first: a CreateDispatch whose answer was
-            # lost may have created one. (An empty agent name would match the dispatch every new room gets.)
+            # Nobody tried before (the count is kept under this lock): nothing of the session exists, so its room and
+            # dispatch are made without ListDispatch (with the room: one call). Any later try lists first: a call
+            # whose answer was lost may have made one. (An empty agent name would match the dispatch every new room
+            # gets.)
             unlisted = entry.tries_before == 0 and bool(rooms.agent_name)
 
             async def create() -> str:
                 nonlocal unlisted
-                await rooms.ensure_room(request.room_name, metadata)
                 if unlisted:
                     unlisted = False
-                    return await rooms.create_dispatch(request.room_name, metadata)
+                    return await rooms.create_room_and_dispatch(request.room_name, metadata)
+                await rooms.ensure_room(request.room_name, metadata)
                 return await ensure_single_dispatch(rooms, request.room_name, metadata)
 
             dispatch_id = await with_retries(retry, create)
@@ -111,7 +112,7 @@ async def dispatch_and_announce(
         reason = f"LiveKit still unavailable after {retry.describe()}: {exc}"
         log.warning("dispatch_failed", reason=reason, permanent=False)
         return Dispatched(_failed(request, reason))
-    log.info("dispatched", room=request.room_name, dispatch_id=dispatch_id, watchdog_armed=entry.armed)
+    log.info("dispatched", room=request.room_name, dispatch_id=dispatch_id or None, watchdog_armed=entry.armed)
     return Dispatched(dispatched, published=entry.announced)
 
 

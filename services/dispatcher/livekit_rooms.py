@@ -38,12 +38,16 @@ class LiveKitRoomsClient:
         agent_name: str,
         room_options: api.CreateRoomRequest,
         max_in_flight: int,
+        *,
+        dispatch_with_room: bool = True,
     ) -> None:
         self._connect = connect
         self._client: api.LiveKitAPI | None = None
         self._agent_name = agent_name
         self._room_options = room_options
         self._in_flight = asyncio.Semaphore(max_in_flight)
+        # an empty agent name would ask for the automatic dispatch every new room gets anyway
+        self._dispatch_with_room = dispatch_with_room and bool(agent_name)
 
     @property
     def _lk(self) -> api.LiveKitAPI:
@@ -64,12 +68,27 @@ class LiveKitRoomsClient:
 
     async def ensure_room(self, room_name: str, metadata: str) -> None:
         """CreateRoom is get-or-create on the server, so a retry or redelivery is harmless."""
+        await self._call(self._lk.room.create_room(self._room_request(room_name, metadata)), f"create room {room_name}")
+
+    async def create_room_and_dispatch(self, room_name: str, metadata: str) -> str:
+        """One CreateRoom with our agent in it (``dispatch_with_room``): livekit-server dispatches a new room's
+        agents as it makes the room (rtc.NewRoom) and none for a room that exists, so a repeated call adds no second
+        agent, and the answer (the room) does not name the dispatch: "". Else CreateRoom, then CreateDispatch."""
+        if not self._dispatch_with_room:
+            await self.ensure_room(room_name, metadata)
+            return await self.create_dispatch(room_name, metadata)
+        request = self._room_request(room_name, metadata)
+        request.agents.append(api.RoomAgentDispatch(agent_name=self._agent_name, metadata=metadata))
+        await self._call(self._lk.room.create_room(request), f"create room {room_name} with agent {self._agent_name!r}")
+        return ""
+
+    def _room_request(self, room_name: str, metadata: str) -> api.CreateRoomRequest:
         request = api.CreateRoomRequest()
         request.CopyFrom(self._room_options)
         request.name = room_name
         # Room metadata is readable by every participant: never put the agent's credential there.
         request.metadata = room_metadata(metadata)
-        await self._call(self._lk.room.create_room(request), f"create room {room_name}")
+        return request
 
     async def our_dispatches(self, room_name: str) -> list[str]:
         """ListDispatch, filtered to our agent name (other agents may serve the same room)."""
@@ -151,12 +170,12 @@ class LiveKitRoomsClient:
 
     async def job_state(self, room_name: str, dispatch_id: str) -> JobState:
         """From one ListDispatch: the dispatch's newest job a worker accepted, as the server snapshots it (0:
-        unknown), and our dispatches."""
+        unknown), and our dispatches. ``dispatch_id`` "" (made with the room, its id unknown): any of ours."""
         listed = await self._call(self._lk.agent_dispatch.list_dispatch(room_name), f"list dispatches of {room_name}")
         started = [
             job.state.started_at / 1e9
             for dispatch in listed
-            if dispatch.id == dispatch_id
+            if (dispatch.id == dispatch_id if dispatch_id else dispatch.agent_name == self._agent_name)
             for job in dispatch.state.jobs
             if job.state.status in _LIVE_JOB and job.state.started_at > 0
         ]

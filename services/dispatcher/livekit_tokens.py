@@ -3,9 +3,10 @@
 livekit-api signs a fresh access token for every call (``Service._auth_header``); a session's calls need few distinct
 grants (``roomCreate``, ``roomList``, ``roomAdmin`` of its room), so most of that signing is repeated work. A token is
 reused for ``reuse_s`` (far inside its 6 h lifetime), at most ``max_entries`` grant sets are kept. The one grant set
-new with each session (``roomAdmin`` of its room, for CreateDispatch) is signed by :class:`FastSigner`: the claims
-livekit-api's ``AccessToken`` makes for the grant set without its room, the room set in, HS256 by hand (AccessToken
-spends most of its time in ``dataclasses.asdict`` and PyJWT's generic encoder).
+new with each session (``roomAdmin`` of its room: ListDispatch and CreateDispatch after a first try, the watchdog) is
+signed by :class:`FastSigner`: the claims livekit-api's ``AccessToken`` makes for the grant set without its room, the
+room set in, HS256 by hand (AccessToken spends most of its time in ``dataclasses.asdict`` and PyJWT's generic
+encoder).
 """
 
 from __future__ import annotations

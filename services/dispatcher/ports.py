@@ -48,6 +48,11 @@ class LiveKitRooms(Protocol):
         """Create the room, or accept the one that exists (get-or-create)."""
         ...
 
+    async def create_room_and_dispatch(self, room_name: str, metadata: str) -> str:
+        """A session's first try (nothing of it exists yet): the room and our agent's dispatch; the dispatch's id,
+        or "" when LiveKit made the dispatch with the room and did not say its id."""
+        ...
+
     async def our_dispatches(self, room_name: str) -> list[str]:
         """The ids of the room's dispatches of our agent (see :mod:`services.dispatcher.dispatch_dedup`)."""
         ...

@@ -58,6 +58,14 @@ class DispatcherSettings(BatchSettings, LiveKitSettings):
         "dispatch_join_timeout_s) before it is taken for lost and replaced: a slow start on a busy fleet must not "
         "get the room a second agent job",
     )
+    dispatch_with_room: bool = Field(
+        default=True,
+        description="a session's first dispatch is made with its room (CreateRoom with the agent in it: LiveKit "
+        "dispatches it as it creates the room), one LiveKit call instead of two. Needs LiveKit's room.auto_create off "
+        "(as deploy/ sets it): only the dispatcher creates rooms then. With auto_create on, set false: a room a "
+        "frontend's join created first gets no agent from CreateRoom, and the watchdog would add one only after "
+        "dispatch_join_timeout_min_s",
+    )
     dispatch_max_waiting: int = Field(
         default=200,
         ge=0,

@@ -39,7 +39,7 @@ class FakeRooms:
         self.replaced_listed: list[tuple[str, ...] | None] = []  # what each replace_dispatch was told was listed
         self.calls = 0
         self.listed = 0  # ListDispatch calls
-        self.lost_creations = 0  # CreateDispatch calls that create but fail (the answer lost)
+        self.lost_creations = 0  # creating calls that take effect but fail (the answer lost)
         self.removed_joined: list[bool] = []  # each remove_room's agent_joined
 
     def _maybe_fail(self) -> None:
@@ -50,6 +50,17 @@ class FakeRooms:
     async def ensure_room(self, room_name: str, metadata: str) -> None:
         self._maybe_fail()
         self.rooms.setdefault(room_name, metadata)
+
+    async def create_room_and_dispatch(self, room_name: str, metadata: str) -> str:
+        """As LiveKit making the dispatch with the room: only a new room gets one, and its id is not answered."""
+        self._maybe_fail()
+        if room_name not in self.rooms:
+            self.rooms[room_name] = metadata
+            self.dispatches.setdefault(room_name, []).append(f"AD_{uuid.uuid4().hex[:8]}")
+        if self.lost_creations:  # LiveKit made both, but the answer never arrived
+            self.lost_creations -= 1
+            raise TransientLiveKitError("create room: cannot reach LiveKit (answer lost)")
+        return ""
 
     async def our_dispatches(self, room_name: str) -> list[str]:
         self.listed += 1
@@ -81,7 +92,10 @@ class FakeRooms:
         self.dispatches.pop(room_name, None)
 
     async def job_state(self, room_name: str, dispatch_id: str) -> JobState:
-        return JobState(self.jobs_started.get(dispatch_id), tuple(self.dispatches.get(room_name, [])))
+        ours = tuple(self.dispatches.get(room_name, []))
+        candidates = (dispatch_id,) if dispatch_id else ours  # "": made with the room, any of ours
+        started = [self.jobs_started[d] for d in candidates if d in self.jobs_started]
+        return JobState(max(started) if started else None, ours)
 
     async def existing_rooms(self, names: list[str]) -> set[str]:
         self._maybe_fail()

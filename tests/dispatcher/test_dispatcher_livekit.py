@@ -15,7 +15,15 @@ from services.dispatcher.dispatch_dedup import ensure_single_dispatch
 from services.dispatcher.livekit_rooms import LiveKitRoomsClient
 from tests.polling import wait_until
 
-from .conftest import Publish, listed_dispatches, our_dispatches, wait_consumed, wait_for_events
+from .conftest import (
+    Publish,
+    dispatcher_settings,
+    listed_dispatches,
+    our_dispatches,
+    running_dispatcher,
+    wait_consumed,
+    wait_for_events,
+)
 from .fakes import session_request
 
 
@@ -35,7 +43,9 @@ async def test_duplicate_delivery_creates_one_dispatch(
     )
     ids = {e.dispatch_id for e in events if e.session_id == request.session_id}
     dispatches = await listed_dispatches(sim, request.room_name, agent_name)
-    assert [d.id for d in dispatches] == list(ids)
+    # one made with the room (CreateRoom does not name it), the other delivery found it by listing
+    assert len(dispatches) == 1 and ids == {"", dispatches[0].id}
+    assert sim.state.counters["twirp_requests.CreateDispatch"] == 0
     assert '"greeting":"Hello"' in dispatches[0].metadata
     room = sim.state.rooms[request.room_name].info
     assert (room.empty_timeout, room.departure_timeout, room.max_participants) == (300, 20, 10)
@@ -48,12 +58,54 @@ async def test_duplicate_delivery_creates_one_dispatch(
 async def test_unavailable_twice_then_success_gives_one_dispatch(
     sim: Simulator, running: Publish, dispatcher_redis_url: str, agent_name: str
 ) -> None:
-    sim.faults.set(Fault(route="CreateDispatch", status=503, code="unavailable", count=2))
+    sim.faults.set(Fault(route="CreateRoom", status=503, code="unavailable", count=2))
     request = session_request()
     await running(request)
     await wait_for_events(dispatcher_redis_url, SESSION_DISPATCHED, SessionDispatched, _of(request.session_id))
     assert len(our_dispatches(sim, request.room_name, agent_name)) == 1
-    assert sim.state.counters["twirp_requests.CreateDispatch"] == 3
+    # the third try made the room without the agent (a retry lists first), then the dispatch
+    assert sim.state.counters["twirp_requests.CreateRoom"] == 3
+    assert sim.state.counters["twirp_requests.CreateDispatch"] == 1
+
+
+async def test_a_room_made_with_its_agent_whose_answer_was_lost_gets_no_second_agent(
+    sim: Simulator, running: Publish, dispatcher_redis_url: str, agent_name: str
+) -> None:
+    sim.faults.set(Fault(route="CreateRoom", status=503, code="unavailable", count=1, apply=True))
+    request = session_request()
+    await running(request)
+    [dispatched] = [
+        e
+        for e in await wait_for_events(
+            dispatcher_redis_url, SESSION_DISPATCHED, SessionDispatched, _of(request.session_id)
+        )
+        if e.session_id == request.session_id
+    ]
+    assert our_dispatches(sim, request.room_name, agent_name) == [dispatched.dispatch_id]  # listed, found
+    assert sim.state.counters["twirp_requests.CreateDispatch"] == 0
+
+
+async def test_without_dispatch_with_room_the_room_and_the_dispatch_are_two_calls(
+    sim: Simulator, dispatcher_redis_url: str, agent_name: str
+) -> None:
+    """``DISPATCH_WITH_ROOM=false`` (LiveKit with room.auto_create on): CreateRoom, then CreateDispatch."""
+    settings = dispatcher_settings(sim, dispatcher_redis_url, agent_name, dispatch_with_room=False)
+    async with running_dispatcher(settings) as publish:
+        request = session_request()
+        await publish(request)
+        [dispatched] = [
+            e
+            for e in await wait_for_events(
+                dispatcher_redis_url, SESSION_DISPATCHED, SessionDispatched, _of(request.session_id)
+            )
+            if e.session_id == request.session_id
+        ]
+    assert our_dispatches(sim, request.room_name, agent_name) == [dispatched.dispatch_id]
+    assert [d.agent_name for d in sim.state.rooms[request.room_name].dispatches.values()] == ["", agent_name]
+    assert (sim.state.counters["twirp_requests.CreateRoom"], sim.state.counters["twirp_requests.CreateDispatch"]) == (
+        1,
+        1,
+    )
 
 
 @pytest.mark.parametrize(

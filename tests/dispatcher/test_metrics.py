@@ -51,7 +51,7 @@ async def test_livekit_errors_are_counted_by_kind_and_code(
     sim: Simulator, running: Publish, dispatcher_redis_url: str
 ) -> None:
     before = _value("agentready_livekit_call_errors_total", kind="transient", code="unavailable")
-    sim.faults.set(Fault(route="CreateDispatch", status=503, code="unavailable", count=2))
+    sim.faults.set(Fault(route="CreateRoom", status=503, code="unavailable", count=2))
     request = session_request()
     await running(request)
     await wait_for_events(

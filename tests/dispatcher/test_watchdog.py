@@ -36,6 +36,12 @@ async def _dispatched(rooms: FakeRooms, ledger: FakeLedger, clock: Clock, ready_
     return outcome
 
 
+def _made(rooms: FakeRooms, dispatched: SessionDispatched) -> str:
+    """The id of the session's one dispatch, as LiveKit lists it (made with the room: the event does not name it)."""
+    [dispatch_id] = rooms.dispatches[dispatched.room_name]
+    return dispatch_id
+
+
 async def _scan(rooms: FakeRooms, ledger: FakeLedger, clock: Clock) -> list[object]:
     published: list[object] = []
 
@@ -57,10 +63,11 @@ def test_attempts_are_bounded() -> None:
 async def test_a_redispatch_deletes_the_stale_dispatches_the_job_look_listed() -> None:
     rooms, ledger, clock = FakeRooms(), FakeLedger(), Clock()
     first = await _dispatched(rooms, ledger, clock)
+    made = _made(rooms, first)
     clock.now += 10
     [again] = await _scan(rooms, ledger, clock)
-    assert isinstance(again, SessionDispatched) and again.dispatch_id != first.dispatch_id
-    assert rooms.replaced_listed == [(first.dispatch_id,)]  # not listed a second time
+    assert isinstance(again, SessionDispatched) and again.dispatch_id != made
+    assert rooms.replaced_listed == [(made,)]  # not listed a second time
 
 
 async def test_nothing_is_due_before_the_join_timeout() -> None:
@@ -73,7 +80,8 @@ async def test_nothing_is_due_before_the_join_timeout() -> None:
 async def test_redispatches_then_gives_up_with_an_actionable_reason() -> None:
     rooms, ledger, clock = FakeRooms(), FakeLedger(), Clock()
     first = await _dispatched(rooms, ledger, clock)
-    seen = [first.dispatch_id]
+    made = _made(rooms, first)
+    seen = [made]
     for attempt in (2, 3):
         clock.now += 10
         [again] = await _scan(rooms, ledger, clock)
@@ -95,29 +103,32 @@ async def test_redispatches_then_gives_up_with_an_actionable_reason() -> None:
 async def test_joined_session_is_never_redispatched() -> None:
     rooms, ledger, clock = FakeRooms(), FakeLedger(), Clock()
     first = await _dispatched(rooms, ledger, clock)
+    made = _made(rooms, first)
     await ledger.mark_joined(first.session_id)
     clock.now += 100
     assert await _scan(rooms, ledger, clock) == []
-    assert rooms.dispatches[first.room_name] == [first.dispatch_id]
+    assert rooms.dispatches[first.room_name] == [made]
 
 
 async def test_agent_joining_while_the_watch_is_claimed_stops_the_redispatch() -> None:
     rooms, ledger, clock = FakeRooms(), FakeLedger(), Clock()
     first = await _dispatched(rooms, ledger, clock)
+    made = _made(rooms, first)
     clock.now += 10
     [claimed] = await ledger.claim_due(clock(), POLICY.lease_s, 10)
     await ledger.mark_joined(first.session_id)
     assert await handle_due(claimed, rooms, NoLocks(), ledger, FAST, POLICY, clock) is None
-    assert rooms.dispatches[first.room_name] == [first.dispatch_id]
+    assert rooms.dispatches[first.room_name] == [made]
 
 
 async def test_agent_in_the_room_whose_joined_event_is_late_is_not_doubled() -> None:
     rooms, ledger, clock = FakeRooms(), FakeLedger(), Clock()
     first = await _dispatched(rooms, ledger, clock)
+    made = _made(rooms, first)
     rooms.agents_in.add(first.room_name)
     clock.now += 10
     assert await _scan(rooms, ledger, clock) == []
-    assert rooms.dispatches[first.room_name] == [first.dispatch_id]
+    assert rooms.dispatches[first.room_name] == [made]
     assert ledger.records[first.session_id].state == "joined"
 
 

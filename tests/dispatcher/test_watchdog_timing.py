@@ -124,7 +124,8 @@ async def test_a_job_a_worker_took_gets_the_full_wait_before_it_is_replaced() ->
     rooms, ledger = FakeRooms(), FakeLedger()
     first = (await dispatch_and_announce(request, rooms, NoLocks(), ledger, FAST, DEFAULTS, clock)).event
     assert isinstance(first, SessionDispatched)
-    rooms.jobs_started[first.dispatch_id] = clock.now + 0.5  # a worker took the job; its agent starts slowly
+    [made] = rooms.dispatches[request.room_name]  # made with the room: the event does not name it
+    rooms.jobs_started[made] = clock.now + 0.5  # a worker took the job; its agent starts slowly
     published: list[Event] = []
 
     async def settle(record: SessionRecord) -> None:
@@ -134,7 +135,7 @@ async def test_a_job_a_worker_took_gets_the_full_wait_before_it_is_replaced() ->
 
     clock.now += 5  # the wait of a dropped job: this one is starting, so it is left alone
     await scan_once(ledger, settle, DEFAULTS, clock)
-    assert published == [] and rooms.dispatches[request.room_name] == [first.dispatch_id]
+    assert published == [] and rooms.dispatches[request.room_name] == [made]
     assert ledger.deadlines[request.session_id] == pytest.approx(start + 0.5 + DEFAULTS.started_job_timeout_s)
     clock.now = start + 0.5 + DEFAULTS.join_timeout_s  # past the longest join wait: still starting, left alone
     await scan_once(ledger, settle, DEFAULTS, clock)
@@ -142,7 +143,7 @@ async def test_a_job_a_worker_took_gets_the_full_wait_before_it_is_replaced() ->
     clock.now = start + 30.5  # started_job_timeout_s after the worker took it: taken for lost, replaced
     await scan_once(ledger, settle, DEFAULTS, clock)
     [again] = published
-    assert isinstance(again, SessionDispatched) and again.attempt == 2 and again.dispatch_id != first.dispatch_id
+    assert isinstance(again, SessionDispatched) and again.attempt == 2 and again.dispatch_id != made
 
 
 async def test_the_last_attempt_waits_for_a_starting_job_before_giving_up() -> None:
@@ -153,7 +154,8 @@ async def test_the_last_attempt_waits_for_a_starting_job_before_giving_up() -> N
     rooms, ledger = FakeRooms(), FakeLedger()
     first = (await dispatch_and_announce(request, rooms, NoLocks(), ledger, FAST, policy, clock)).event
     assert isinstance(first, SessionDispatched)
-    rooms.jobs_started[first.dispatch_id] = deadline - 20
+    [made] = rooms.dispatches[request.room_name]  # made with the room: the event does not name it
+    rooms.jobs_started[made] = deadline - 20
     record = await ledger.get(request.session_id)
     assert record is not None
     clock.now = deadline + 9  # no further dispatch fits: but the job may still come

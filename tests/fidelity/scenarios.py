@@ -82,6 +82,19 @@ async def dispatches(lk: api.LiveKitAPI, name: str) -> dict[str, Any]:
     return out
 
 
+async def room_agents(lk: api.LiveKitAPI, name: str) -> dict[str, Any]:
+    """A room made with its agent (the dispatcher's first try): that dispatch only; a second CreateRoom adds none."""
+    out: dict[str, Any] = {}
+    agents = [api.RoomAgentDispatch(agent_name=f"nobody-{name}", metadata='{"n": 1}')]
+    out["create"] = await observe(lk.room.create_room(api.CreateRoomRequest(name=name, agents=agents)))
+    out["list"] = await observe(listed(lk, name))
+    other = [api.RoomAgentDispatch(agent_name=f"other-{name}")]
+    out["create_again"] = await observe(lk.room.create_room(api.CreateRoomRequest(name=name, agents=other)))
+    out["list_again"] = await observe(listed(lk, name))
+    out["delete_room"] = await observe(lk.room.delete_room(api.DeleteRoomRequest(room=name)))
+    return out
+
+
 async def missing_room(lk: api.LiveKitAPI, name: str) -> dict[str, Any]:
     """Calls on a room that does not exist (the real server needs ~3 s for each room-topic RPC: run at once)."""
     calls = {
@@ -157,6 +170,7 @@ SCENARIOS: dict[str, Scenario] = {
     "auth": auth,
     "rooms": rooms,
     "dispatches": dispatches,
+    "room_agents": room_agents,
     "missing_room": missing_room,
     "limits": limits,
 }
