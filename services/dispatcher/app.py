@@ -99,6 +99,10 @@ def bootstrap(
     ledger = RedisSessionLedger(redis, settings.livekit_agent_name, settings.ledger_ttl_s)
     locks = RedisRoomLocks(redis, ttl_s=settings.room_lock_ttl_s, wait_s=settings.room_lock_wait_s)
     publisher = publisher or BrokerPublisher(broker)
+    pacer = DispatchPacer(
+        ledger.waiting, PacingPolicy(settings.dispatch_max_waiting, settings.dispatch_max_pacing_wait_s)
+    )
+    closers.insert(0, pacer.aclose)  # its look loop reads through the Redis client closed after it
     # the gate XADDs a session.dispatched in its last round trip (a pipeline of the gate's client): a publisher
     # given by a test (not the broker's) is called instead
     publish_in = publisher.publish_in if isinstance(publisher, BrokerPublisher) else None
@@ -109,9 +113,7 @@ def bootstrap(
         publisher=publisher,
         watchers=RoomWatchers(rooms.room_watchers, settings.flow_watchers_cache_s, is_watched=is_watched),
         sequencer=RedisFlowSequencer(redis),
-        pacer=DispatchPacer(
-            ledger.waiting, PacingPolicy(settings.dispatch_max_waiting, settings.dispatch_max_pacing_wait_s)
-        ),
+        pacer=pacer,
         retry=RetryPolicy(settings.retry_attempts, settings.retry_max_seconds, settings.retry_initial_s),
         relay_retry=RetryPolicy(settings.flow_relay_attempts, settings.livekit_timeout_s, settings.retry_initial_s),
         watchdog=WatchdogPolicy(

@@ -10,6 +10,10 @@ message waits meanwhile (later ones stay unread in the stream, visible as lag). 
 share one count, so each may overshoot it by what it admitted since its last look. Far below the cap (under half of
 it, counting this replica's own dispatches since) a look stays good for ``relaxed_look_s``: at a steady pace a
 dispatch then costs no count read of its own; near the cap the count is read every ``look_every_s``.
+
+Held sessions wait in line, first come first served, and cost nothing while they wait: one look loop, running only
+while some wait, reads the count every ``look_every_s`` and lets in as many as there is room for (a backlog held
+up to ``max_workers`` handlers, each waking every look to try again: ~1,300 wake-ups a second for nothing).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -36,6 +41,15 @@ class PacingPolicy:
     relaxed_look_s: float = 1.0
 
 
+@dataclass
+class _Held:
+    """A session in line: told True when let in, False when its wait ran out (it is dispatched anyway)."""
+
+    told: asyncio.Future[bool]
+    since: float
+    give_up_at: float
+
+
 class DispatchPacer:
     """Admits dispatches under the cap; one count read per ``look_every_s`` however many handlers wait."""
 
@@ -52,6 +66,8 @@ class DispatchPacer:
         self._waiting = 0  # as of the last look, plus the dispatches finished here since
         self._dispatching = 0  # admitted here and not yet armed, so not in the count yet
         self._lock = asyncio.Lock()
+        self._line: deque[_Held] = deque()
+        self._looker: asyncio.Task[None] | None = None
 
     @contextlib.asynccontextmanager
     async def slot(self, max_wait_s: float | None = None) -> AsyncIterator[float]:
@@ -69,16 +85,28 @@ class DispatchPacer:
             # Armed by now (or failed): the count read before the next look does not have it yet.
             self._waiting += 1
 
+    async def aclose(self) -> None:
+        """Stop the look loop (at shutdown: the handlers that waited in line are gone)."""
+        looker, self._looker = self._looker, None
+        if looker is not None:
+            looker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await looker
+
     async def _admit(self, max_wait_s: float) -> float:
-        policy = self._policy
         started = self._clock()
-        while not await self._take():
-            waited = self._clock() - started
-            if waited >= max_wait_s:
-                log.warning("dispatch_pacing_gave_up", waited_s=round(waited, 3), max_waiting=policy.max_waiting)
-                self._dispatching += 1
-                return waited
-            await asyncio.sleep(policy.look_every_s)
+        if not self._line and await self._take():  # nobody in line before it: no overtaking
+            return self._clock() - started
+        held = _Held(asyncio.get_running_loop().create_future(), started, started + max_wait_s)
+        self._line.append(held)
+        if self._looker is None or self._looker.done():
+            self._looker = asyncio.create_task(self._look_while_held())
+        try:
+            await held.told  # let in, or its wait ran out: counted as dispatching either way
+        except asyncio.CancelledError:
+            if held.told.done() and not held.told.cancelled():
+                self._dispatching -= 1  # let in as its handler was cancelled: the slot goes back
+            raise
         return self._clock() - started
 
     async def _take(self) -> bool:
@@ -94,3 +122,34 @@ class DispatchPacer:
                 return False
             self._dispatching += 1
             return True
+
+    async def _look_while_held(self) -> None:
+        """While sessions wait in line: read the count every ``look_every_s`` and let in, in order, as many as there
+        is room for; tell those whose wait ran out to go anyway."""
+        while self._line:
+            await asyncio.sleep(self._policy.look_every_s)
+            async with self._lock:
+                try:
+                    self._waiting = await self._count_waiting()
+                    self._looked_at = self._clock()
+                except Exception as exc:  # noqa: BLE001 - Redis away: the last count stands, the waits stay bounded
+                    log.warning("dispatch_pacing_count_failed", error=str(exc))
+                self._let_in(self._clock())
+
+    def _let_in(self, now: float) -> None:
+        room = self._policy.max_waiting - self._waiting - self._dispatching
+        line, self._line = self._line, deque()
+        for held in line:
+            if held.told.done():  # its handler went away
+                continue
+            let_in = room > 0
+            if let_in:
+                room -= 1
+            elif now >= held.give_up_at:
+                waited_s = round(now - held.since, 3)
+                log.warning("dispatch_pacing_gave_up", waited_s=waited_s, max_waiting=self._policy.max_waiting)
+            else:
+                self._line.append(held)
+                continue
+            self._dispatching += 1
+            held.told.set_result(let_in)

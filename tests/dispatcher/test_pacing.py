@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 from redis.asyncio import Redis
@@ -177,3 +178,80 @@ async def _until_held(redis: Redis, consumer: str, held: int, timeout: float = 1
         return bool(mine.get(consumer, 0) >= held)
 
     await wait_until(holds, deadline_s=timeout, what=f"{held} requests read and held by {consumer}")
+
+
+async def test_held_sessions_are_let_in_in_the_order_they_came() -> None:
+    waiting = Waiting()
+    waiting.value = 2
+    pacer = DispatchPacer(waiting, PacingPolicy(max_waiting=2, max_wait_s=30, look_every_s=0.01))
+    order: list[int] = []
+
+    async def dispatch(n: int) -> None:
+        async with pacer.slot():
+            order.append(n)
+
+    held = []
+    for n in range(5):
+        held.append(asyncio.create_task(dispatch(n)))
+        await asyncio.sleep(0)  # each one in line before the next comes
+    for admitted in range(1, 6):
+        waiting.value = 2 - 1  # one agent joined: room for one
+        await wait_until(lambda a=admitted: len(order) >= a, deadline_s=5.0, what=f"{admitted} let in")
+        waiting.value = 2
+    await asyncio.gather(*held)
+    assert order == [0, 1, 2, 3, 4]
+
+
+async def test_held_handlers_wait_without_waking_one_look_lets_them_in() -> None:
+    """Fifty sessions held for half a second: the look loop reads the clock a few times per look; the handlers do
+    not poll (each woke every look before: 50 handlers x 10 looks x 2 clock reads)."""
+
+    class Clock:
+        calls = 0
+
+        def __call__(self) -> float:
+            Clock.calls += 1
+            return time.monotonic()
+
+    waiting = Waiting()
+    waiting.value = 5
+    pacer = DispatchPacer(waiting, PacingPolicy(max_waiting=5, max_wait_s=30, look_every_s=0.05), clock=Clock())
+    held = [asyncio.create_task(_enter(pacer)) for _ in range(50)]
+    await asyncio.sleep(0.5)  # the scenario: sessions held while the fleet is full
+    assert not any(task.done() for task in held)
+    assert Clock.calls < 50 * 3 + 10 * 3  # each handler's own few reads, and the looks'
+    assert waiting.reads <= 0.5 / 0.05 + 2
+    waiting.value = 0
+    await asyncio.wait_for(asyncio.gather(*held), timeout=10)  # five at a time as their slots end
+
+
+async def test_a_handler_cancelled_while_held_leaves_the_line_and_no_slot_behind() -> None:
+    waiting = Waiting()
+    waiting.value = 1
+    pacer = DispatchPacer(waiting, PacingPolicy(max_waiting=1, max_wait_s=30, look_every_s=0.01))
+    first = asyncio.create_task(_enter(pacer))
+    await asyncio.sleep(0.05)  # the scenario: it is held (the cap is reached)
+    assert not first.done()
+    first.cancel()  # its delivery was stopped (shutdown, handler timeout)
+    with contextlib.suppress(asyncio.CancelledError):
+        await first
+    waiting.value = 0
+    assert await asyncio.wait_for(_enter(pacer), timeout=5) < 5  # the slot was not kept by the cancelled one
+    await pacer.aclose()
+
+
+async def test_a_failing_count_keeps_the_waits_bounded() -> None:
+    reads = 0
+
+    async def count() -> int:
+        nonlocal reads
+        reads += 1
+        if reads > 1:
+            raise ConnectionError("Redis is away")
+        return 5
+
+    pacer = DispatchPacer(count, PacingPolicy(max_waiting=5, max_wait_s=0.2, look_every_s=0.01))
+    started = time.monotonic()
+    waited = await asyncio.wait_for(_enter(pacer), timeout=5)  # dispatched anyway once its wait ran out
+    assert 0.2 <= waited <= time.monotonic() - started
+    assert reads > 2  # the look loop went on reading
