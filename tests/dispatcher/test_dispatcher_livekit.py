@@ -3,11 +3,13 @@ idempotent dispatch, bounded retries, permanent errors, clean-up on a terminal s
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import aiohttp
 import pytest
 from livekit import api
 
-from contracts.events import SessionDispatched, SessionDispatchFailed, SessionStatusChanged
+from contracts.events import Event, SessionDispatched, SessionDispatchFailed, SessionStatusChanged
 from contracts.streams import SESSION_DISPATCH_FAILED, SESSION_DISPATCHED, SESSION_REQUESTED, SESSION_STATUS_CHANGED
 from devstack.livekit_sim import Simulator
 from devstack.livekit_sim.faults import Fault
@@ -29,6 +31,17 @@ from .fakes import session_request
 
 def _of(session_id: str, count: int = 1) -> object:
     return lambda events: len([e for e in events if e.session_id == session_id]) >= count
+
+
+E = TypeVar("E", bound=Event)
+
+
+async def _the_one(redis_url: str, stream: str, model: type[E], session_id: str) -> E:
+    """The one event of ``session_id`` on ``stream``, once it is there."""
+    [event] = [
+        e for e in await wait_for_events(redis_url, stream, model, _of(session_id)) if e.session_id == session_id
+    ]
+    return event
 
 
 async def test_duplicate_delivery_creates_one_dispatch(
@@ -74,13 +87,7 @@ async def test_a_room_made_with_its_agent_whose_answer_was_lost_gets_no_second_a
     sim.faults.set(Fault(route="CreateRoom", status=503, code="unavailable", count=1, apply=True))
     request = session_request()
     await running(request)
-    [dispatched] = [
-        e
-        for e in await wait_for_events(
-            dispatcher_redis_url, SESSION_DISPATCHED, SessionDispatched, _of(request.session_id)
-        )
-        if e.session_id == request.session_id
-    ]
+    dispatched = await _the_one(dispatcher_redis_url, SESSION_DISPATCHED, SessionDispatched, request.session_id)
     assert our_dispatches(sim, request.room_name, agent_name) == [dispatched.dispatch_id]  # listed, found
     assert sim.state.counters["twirp_requests.CreateDispatch"] == 0
 
@@ -93,13 +100,7 @@ async def test_without_dispatch_with_room_the_room_and_the_dispatch_are_two_call
     async with running_dispatcher(settings) as publish:
         request = session_request()
         await publish(request)
-        [dispatched] = [
-            e
-            for e in await wait_for_events(
-                dispatcher_redis_url, SESSION_DISPATCHED, SessionDispatched, _of(request.session_id)
-            )
-            if e.session_id == request.session_id
-        ]
+        dispatched = await _the_one(dispatcher_redis_url, SESSION_DISPATCHED, SessionDispatched, request.session_id)
     assert our_dispatches(sim, request.room_name, agent_name) == [dispatched.dispatch_id]
     assert [d.agent_name for d in sim.state.rooms[request.room_name].dispatches.values()] == ["", agent_name]
     assert (sim.state.counters["twirp_requests.CreateRoom"], sim.state.counters["twirp_requests.CreateDispatch"]) == (
@@ -119,13 +120,7 @@ async def test_refused_permission_fails_at_once_with_a_reason(
     sim.faults.set(Fault(route="CreateRoom", status=status, code=code, msg=msg))
     request = session_request()
     await running(request)
-    [failed] = [
-        e
-        for e in await wait_for_events(
-            dispatcher_redis_url, SESSION_DISPATCH_FAILED, SessionDispatchFailed, _of(request.session_id)
-        )
-        if e.session_id == request.session_id
-    ]
+    failed = await _the_one(dispatcher_redis_url, SESSION_DISPATCH_FAILED, SessionDispatchFailed, request.session_id)
     assert str(status) in failed.reason and msg in failed.reason and "LIVEKIT_API_KEY" in failed.reason
     assert sim.state.counters["twirp_requests.CreateRoom"] == 1  # no retry
     assert sim.state.counters["twirp_requests.CreateDispatch"] == 0
