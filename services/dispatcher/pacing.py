@@ -43,9 +43,9 @@ class PacingPolicy:
 
 @dataclass
 class _Held:
-    """A session in line: told True when let in, False when its wait ran out (it is dispatched anyway)."""
+    """A session in line: told when let in, or when its wait ran out (it is dispatched anyway)."""
 
-    told: asyncio.Future[bool]
+    told: asyncio.Future[None]
     since: float
     give_up_at: float
 
@@ -142,8 +142,7 @@ class DispatchPacer:
         for held in line:
             if held.told.done():  # its handler went away
                 continue
-            let_in = room > 0
-            if let_in:
+            if room > 0:
                 room -= 1
             elif now >= held.give_up_at:
                 waited_s = round(now - held.since, 3)
@@ -152,4 +151,4 @@ class DispatchPacer:
                 self._line.append(held)
                 continue
             self._dispatching += 1
-            held.told.set_result(let_in)
+            held.told.set_result(None)

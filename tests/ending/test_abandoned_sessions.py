@@ -34,6 +34,7 @@ from services.runtime.publishing import BrokerPublisher
 from services.session_store.app import create_app as create_store
 from services.session_store.settings import SessionStoreSettings
 from tests.agent.bus_client import join_bus
+from tests.polling import wait_until
 
 CAP = 100
 GRACE_S = 1.0
@@ -144,12 +145,13 @@ async def _wait_for(stack: Stack, ids: list[str], done: set[str], timeout: float
 
 async def _wait_slots_free(stack: Stack, timeout: float) -> None:
     """Until the organisation holds no admission slot (the session store frees one as it announces its end)."""
-    deadline = time.monotonic() + timeout
     redis = Redis.from_url(stack.redis_url)
+
+    async def none_held() -> bool:
+        return await redis.zcard(open_sessions_key(stack.org_id)) == 0
+
     try:
-        while (held := await redis.zcard(open_sessions_key(stack.org_id))) > 0:
-            assert time.monotonic() < deadline, f"after {timeout} s: {held} admission slots still held"
-            await asyncio.sleep(0.05)
+        await wait_until(none_held, deadline_s=timeout, what="the organisation's admission slots freed")
     finally:
         await redis.aclose()
 
