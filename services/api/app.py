@@ -39,6 +39,7 @@ from services.api.webhook_lane import WebhookLane
 from services.runtime.broker import CONNECTION_OPTIONS, new_broker
 from services.runtime.database import connection_pool
 from services.runtime.migrations import apply_migrations
+from services.runtime.sealed_secrets import warn_if_unsealed
 from services.runtime.streams import ensure_groups
 from services.runtime.tasks import cancel_and_wait
 
@@ -91,7 +92,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
         install(app.state, settings, pool, redis, broker)
         status_fanout: StatusFanout = app.state.fanout
         fanout = asyncio.create_task(status_fanout.run(await status_fanout.start_id()))
-        structlog.get_logger(__name__).info("api_started", host=settings.api_host, port=settings.api_port)
+        log = structlog.get_logger(__name__)
+        log.info("api_started", host=settings.api_host, port=settings.api_port)
+        warn_if_unsealed(log, settings.secret_seal(), dev_mode=settings.dev_mode)
         try:
             yield
         finally:

@@ -85,7 +85,7 @@ def install(state: State, settings: ApiSettings, pool: AsyncConnectionPool, redi
     state.fanout = StatusFanout(redis, settings.sse_queue_size)
     state.stream_slots = StreamSlots(settings.max_sse_streams_per_org, settings.admission_retry_after_s)
     state.publisher = BrokerPublisher(broker)
-    state.webhook_store = WebhookStore(pool)
+    state.webhook_store = WebhookStore(pool, settings.secret_seal())
     state.room_reader = LiveKitRoomReader(  # for operators' presence checks; connects on first use
         settings.livekit_http_url, settings.livekit_api_key, settings.livekit_api_secret, settings.livekit_api_timeout_s
     )

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from services.api.cors import allowed_origins
 from services.runtime.secrets import refuse_weak_secret
-from services.runtime.settings import DatabaseSettings, LiveKitSettings
+from services.runtime.settings import DatabaseSettings, LiveKitSettings, SealingSettings
 
 DEV_AGENT_CREDENTIAL_SECRET = "dev-agent-credential-secret-change-me"
 
@@ -17,7 +17,7 @@ class AdminSettings(DatabaseSettings):
     """What the admin commands (migrate, create-key) need: only the database."""
 
 
-class ApiSettings(DatabaseSettings, LiveKitSettings):
+class ApiSettings(DatabaseSettings, LiveKitSettings, SealingSettings):
     """HTTP server, PostgreSQL, tokens, readiness deadlines, admission and auth caches."""
 
     api_host: str = "127.0.0.1"

@@ -17,6 +17,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.webhooks import ENDPOINT_ID_PREFIX, SECRET_PREFIX
+from services.runtime.sealed_secrets import SecretSeal
 
 _ENDPOINT_COLUMNS = "id, url, events, description, created_at"
 _DELIVERY_COLUMNS = (
@@ -49,10 +50,12 @@ class Endpoint:
 
 
 class WebhookStore:
-    """Endpoints and deliveries of organisations in PostgreSQL; every query is scoped to one organisation."""
+    """Endpoints and deliveries of organisations in PostgreSQL; every query is scoped to one organisation. Secrets
+    are stored as ``seal`` makes them (sealed with ``WEBHOOK_SECRET_KEYS``) and never read back here."""
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool, seal: SecretSeal | None = None) -> None:
         self._pool = pool
+        self._seal = seal if seal is not None else SecretSeal()
 
     async def create(self, org_id: str, url: str, events: list[str], description: str) -> tuple[Endpoint, str]:
         """Register an endpoint; return it and its new secret."""
@@ -63,7 +66,7 @@ class WebhookStore:
             await cur.execute(
                 f"INSERT INTO webhook_endpoints (id, org_id, url, events, secret, description) "  # noqa: S608
                 f"VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_ENDPOINT_COLUMNS}",
-                (endpoint_id, org_id, url, events, secret, description),
+                (endpoint_id, org_id, url, events, self._seal.seal(secret), description),
             )
             row = await cur.fetchone()
         assert row is not None
@@ -83,7 +86,12 @@ class WebhookStore:
                 "THEN now() + make_interval(secs => %(valid_s)s) END, secret = %(secret)s "
                 f"WHERE org_id = %(org_id)s AND id = %(endpoint_id)s RETURNING {_ENDPOINT_COLUMNS}, "
                 "previous_secret_expires_at",
-                {"valid_s": previous_valid_for_s, "secret": secret, "org_id": org_id, "endpoint_id": endpoint_id},
+                {
+                    "valid_s": previous_valid_for_s,
+                    "secret": self._seal.seal(secret),
+                    "org_id": org_id,
+                    "endpoint_id": endpoint_id,
+                },
             )
             row = await cur.fetchone()
         if row is None:

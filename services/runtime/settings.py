@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.runtime.sealed_secrets import SecretSeal, parse_keys
 from services.runtime.secrets import refuse_weak_secret
 
 
 class RuntimeSettings(BaseSettings):
     """Base of each service's settings: Redis, logging and dev mode."""
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+    # hide_input_in_errors: a refused setting is named, its value (a secret, a URL with a password) never printed
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", hide_input_in_errors=True)
 
     redis_url: str = Field(default="redis://127.0.0.1:6379/0")
     log_level: str = "INFO"
@@ -44,6 +48,27 @@ class BatchSettings(RuntimeSettings):
     batch_max_records: int = Field(
         default=100, ge=1, description="entries of one stream read and handled together (one transaction or statement)"
     )
+
+
+class SealingSettings(RuntimeSettings):
+    """The keys that seal webhook signing secrets in PostgreSQL (:mod:`services.runtime.sealed_secrets`): the API
+    seals the secrets it makes, the webhook sender opens them to sign."""
+
+    webhook_secret_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="comma-separated Fernet keys: the first seals new webhook secrets, every one opens stored ones "
+        "(rotation: new key first, then python -m services.webhooks reseal-secrets); empty: stored unsealed",
+    )
+
+    @model_validator(mode="after")
+    def _keys_are_fernet_keys(self) -> Self:
+        # a bad key refuses to start, saying which; after the model is built, so the error shows no key's value
+        parse_keys("WEBHOOK_SECRET_KEYS", self.webhook_secret_keys.get_secret_value())
+        return self
+
+    def secret_seal(self) -> SecretSeal:
+        """What seals and opens webhook secrets with these keys."""
+        return SecretSeal(parse_keys("WEBHOOK_SECRET_KEYS", self.webhook_secret_keys.get_secret_value()))
 
 
 DEV_API_KEY = "devkey"

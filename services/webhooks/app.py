@@ -15,6 +15,7 @@ from services.runtime.batch import subscribe_batch
 from services.runtime.broker import CONNECTION_OPTIONS, new_broker
 from services.runtime.database import connection_pool
 from services.runtime.migrations import apply_migrations
+from services.runtime.sealed_secrets import warn_if_unsealed
 from services.runtime.streams import consumer_name, ensure_groups
 from services.webhooks.delivering import DeliveryLoop, LoopLimits
 from services.webhooks.handling import on_status_changes
@@ -58,9 +59,12 @@ def create_app(settings: WebhookSettings) -> FastStream:
     http: list[aiohttp.ClientSession] = []  # made in start(): a ClientSession belongs to the running loop
     background: set[asyncio.Task[None]] = set()
     consumer = consumer_name(SERVICE, settings.consumer_name)
+    seal = settings.secret_seal()
 
     async def attempt(delivery: Attempt) -> Outcome:
-        return await send(http[0], delivery, timeout_s=settings.webhook_timeout_s, allow_private=settings.allow_private)
+        return await send(
+            http[0], delivery, timeout_s=settings.webhook_timeout_s, allow_private=settings.allow_private, seal=seal
+        )
 
     loop = DeliveryLoop(repo, attempt, retry_policy(settings), loop_limits(settings))
 
@@ -80,7 +84,9 @@ def create_app(settings: WebhookSettings) -> FastStream:
         await broker.connect()
         await ensure_groups(redis)
         http.append(new_session(allow_private=settings.allow_private, max_connections=settings.webhook_max_in_flight))
-        structlog.get_logger(__name__).info("webhooks_started", consumer=consumer, allow_private=settings.allow_private)
+        log = structlog.get_logger(__name__)
+        log.info("webhooks_started", consumer=consumer, allow_private=settings.allow_private, secrets_sealed=seal.seals)
+        warn_if_unsealed(log, seal, dev_mode=settings.dev_mode)
 
     async def start_loop() -> None:
         background.add(asyncio.create_task(loop.run()))

@@ -88,8 +88,8 @@ class Wanted:
 
 @dataclass(frozen=True)
 class Attempt:
-    """One claimed attempt: where to, with which secret (and the one rotated out, while it still signs), the exact
-    body, and which attempt it is."""
+    """One claimed attempt: where to, with which secret (and the one rotated out, while it still signs; both as
+    stored, sealed or not), the exact body, and which attempt it is."""
 
     delivery_id: str
     endpoint_id: str
@@ -101,7 +101,7 @@ class Attempt:
 
     @property
     def signing_secrets(self) -> tuple[str, ...]:
-        """The secrets that sign this attempt: the current one, and the previous one during a rotation."""
+        """The stored secrets that sign this attempt: the current one, and the previous one during a rotation."""
         return (self.secret,) if self.previous_secret is None else (self.secret, self.previous_secret)
 
 

@@ -17,6 +17,7 @@ import aiohttp
 from aiohttp.abc import ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
+from services.runtime.sealed_secrets import SecretSeal, SecretUnreadable
 from services.webhooks.repository import Attempt, Outcome
 from services.webhooks.signing import signed_headers
 
@@ -66,13 +67,20 @@ def _literal_ip(url: str) -> str | None:
     return host
 
 
-async def send(session: aiohttp.ClientSession, attempt: Attempt, *, timeout_s: float, allow_private: bool) -> Outcome:
-    """POST the delivery's body, signed now; a 2xx answer within ``timeout_s`` is a success, anything else not."""
+async def send(
+    session: aiohttp.ClientSession, attempt: Attempt, *, timeout_s: float, allow_private: bool, seal: SecretSeal
+) -> Outcome:
+    """POST the delivery's body, signed now with the secrets ``seal`` opens; a 2xx answer within ``timeout_s`` is a
+    success, anything else not (a secret no key opens too: nothing is sent, the attempt is retried as a failure)."""
     literal = _literal_ip(attempt.url)
     if literal is not None and not allow_private and not is_public(literal):
         # aiohttp does not resolve a literal address, so the resolver's check would not see it
         return Outcome(ok=False, error=f"refused: {literal} is not a public address")
-    headers = signed_headers(attempt.signing_secrets, attempt.delivery_id, datetime.now(UTC), attempt.payload)
+    try:
+        opened = [seal.open(stored) for stored in attempt.signing_secrets]
+    except SecretUnreadable as exc:
+        return Outcome(ok=False, error=f"not sent: {exc} (the endpoint's secret cannot be opened to sign it)")
+    headers = signed_headers(opened, attempt.delivery_id, datetime.now(UTC), attempt.payload)
     try:
         async with session.post(
             attempt.url,

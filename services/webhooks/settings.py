@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from services.runtime.settings import BatchSettings, DatabaseSettings
+from services.runtime.settings import BatchSettings, DatabaseSettings, SealingSettings
 
 
-class WebhookSettings(DatabaseSettings, BatchSettings):
+class WebhookSettings(DatabaseSettings, BatchSettings, SealingSettings):
     """PostgreSQL, consumer, sending and retry settings (``WEBHOOK_*``, besides the shared ones)."""
 
     webhook_timeout_s: float = Field(

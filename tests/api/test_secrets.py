@@ -60,3 +60,11 @@ def test_every_service_refuses_a_weak_livekit_secret_outside_dev_mode() -> None:
         with pytest.raises(ValidationError, match="at least 32"):
             settings(dev_mode=False, livekit_api_secret="short-but-not-public")
         assert settings(dev_mode=False, livekit_api_secret=REAL).livekit_api_secret == REAL
+
+
+def test_a_refused_setting_is_named_but_its_value_is_not_printed() -> None:
+    with pytest.raises(ValidationError) as refused:
+        ApiSettings(dev_mode=False, agent_credential_secret=REAL, livekit_api_secret="short-but-real-ish")
+    printed = str(refused.value)  # what a crashed start-up leaves in the operator's log
+    assert "LIVEKIT_API_SECRET is 18 characters long" in printed
+    assert "short-but-real-ish" not in printed and "input_value" not in printed

@@ -11,6 +11,7 @@ from standardwebhooks.webhooks import Webhook
 
 from services.api.webhook_store import new_secret
 from services.api.webhook_urls import WebhookUrlError, checked_webhook_url
+from services.runtime.sealed_secrets import SecretSeal
 from services.webhooks.payloads import webhook_event_type
 from services.webhooks.repository import Attempt
 from services.webhooks.retries import RetryPolicy
@@ -79,7 +80,13 @@ async def test_the_sender_refuses_private_addresses_outside_dev_mode(receiver: R
     urls = [f"http://127.0.0.1:{port}/ok/literal", f"http://localhost:{port}/ok/by-name"]
     async with new_session(allow_private=False, max_connections=2) as strict:
         refused = [
-            await send(strict, Attempt("msg_x", "we_x", url, new_secret(), "{}", 1), timeout_s=2, allow_private=False)
+            await send(
+                strict,
+                Attempt("msg_x", "we_x", url, new_secret(), "{}", 1),
+                timeout_s=2,
+                allow_private=False,
+                seal=SecretSeal(),
+            )
             for url in urls
         ]
     assert [o.ok for o in refused] == [False, False]
@@ -88,6 +95,10 @@ async def test_the_sender_refuses_private_addresses_outside_dev_mode(receiver: R
     assert receiver.received == []
     async with new_session(allow_private=True, max_connections=2) as dev:
         allowed = await send(
-            dev, Attempt("msg_y", "we_x", urls[1], new_secret(), "{}", 1), timeout_s=2, allow_private=True
+            dev,
+            Attempt("msg_y", "we_x", urls[1], new_secret(), "{}", 1),
+            timeout_s=2,
+            allow_private=True,
+            seal=SecretSeal(),
         )
     assert allowed.ok and [r.path for r in receiver.received] == ["/ok/by-name"]
