@@ -13,6 +13,7 @@ from services.agent.settings import AgentSettings
 from services.agent.worker import serve
 from services.runtime import tracing
 from services.runtime.logging import configure_logging
+from services.runtime.settings_errors import refused_settings
 from services.runtime.streams import ensure_groups
 
 log = structlog.get_logger("services.agent")
@@ -57,7 +58,8 @@ def quiet_loop_monitors(settings: AgentSettings) -> None:
 
 
 if __name__ == "__main__":
-    agent_settings = AgentSettings()
+    with refused_settings("agent"):
+        agent_settings = AgentSettings()
     quiet_loop_monitors(agent_settings)
     configure_logging("agent", agent_settings.log_level, agent_settings.log_json)
     tracing.configure("agent")

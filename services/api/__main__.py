@@ -18,6 +18,7 @@ from services.api.serving import server_config
 from services.api.settings import AdminSettings, ApiSettings
 from services.runtime import tracing
 from services.runtime.logging import configure_logging
+from services.runtime.settings_errors import refused_settings
 
 _SCOPE_HELP = f"secret: what it may do, repeatable: {' '.join(ALL_SCOPES)} (default: {' '.join(DEFAULT_SCOPES)})"
 
@@ -112,4 +113,5 @@ def ensure_flow(
 
 
 if __name__ == "__main__":
-    cli()
+    with refused_settings(SERVICE):
+        cli()

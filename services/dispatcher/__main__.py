@@ -5,6 +5,7 @@ from __future__ import annotations
 from services.dispatcher.app import SERVICE, create_app
 from services.dispatcher.settings import DispatcherSettings
 from services.runtime.service_cli import run_consumer
+from services.runtime.settings_errors import refused_settings
 
 
 def main() -> None:
@@ -13,4 +14,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with refused_settings(SERVICE):
+        main()

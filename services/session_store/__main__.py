@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.runtime.service_cli import consumer_cli
+from services.runtime.settings_errors import refused_settings
 from services.session_store.app import SERVICE, create_app
 from services.session_store.migrations import MIGRATIONS
 from services.session_store.settings import SessionStoreSettings
@@ -17,4 +18,5 @@ cli = consumer_cli(
 )
 
 if __name__ == "__main__":
-    cli()
+    with refused_settings(SERVICE):
+        cli()

@@ -7,6 +7,7 @@ import asyncio
 import typer
 
 from services.runtime.service_cli import consumer_cli
+from services.runtime.settings_errors import refused_settings
 from services.webhooks.app import SERVICE, create_app
 from services.webhooks.migrations import MIGRATIONS
 from services.webhooks.resealing import reseal_secrets
@@ -44,4 +45,5 @@ def reseal() -> None:
 
 
 if __name__ == "__main__":
-    cli()
+    with refused_settings(SERVICE):
+        cli()
