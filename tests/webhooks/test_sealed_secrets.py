@@ -90,15 +90,19 @@ async def _stored(database_url: str, endpoint_id: str) -> tuple[str, str | None]
     return row[0], row[1]
 
 
-async def test_the_api_stores_secrets_sealed_and_the_sender_signs_with_both_during_a_rotation(
-    sealing_client: httpx.AsyncClient, database_url: str, hooks_redis_url: str, receiver: Receiver
-) -> None:
-    client = sealing_client
-    org_id = client.headers["x-test-org"]
+async def _registered(client: httpx.AsyncClient, receiver: Receiver) -> tuple[str, dict[str, str]]:
+    """An endpoint of the client's organisation at a new path of ``receiver``, for ``session.ready``: path, body."""
     path = f"/ok/{uuid.uuid4().hex}"
     created = await client.post("/api/webhooks", json={"url": receiver.base_url + path, "events": ["session.ready"]})
     assert created.status_code == 201, created.text
-    endpoint = created.json()
+    return path, created.json()
+
+
+async def test_the_api_stores_secrets_sealed_and_the_sender_signs_with_both_during_a_rotation(
+    sealing_client: httpx.AsyncClient, database_url: str, hooks_redis_url: str, receiver: Receiver
+) -> None:
+    client, org_id = sealing_client, sealing_client.headers["x-test-org"]
+    path, endpoint = await _registered(client, receiver)
     rotated = (await client.post(f"/api/webhooks/{endpoint['id']}/rotate-secret", json={})).json()
     secret, previous = await _stored(database_url, endpoint["id"])
     for stored, plain in ((secret, rotated["secret"]), (previous, endpoint["secret"])):
@@ -118,10 +122,8 @@ async def test_the_api_stores_secrets_sealed_and_the_sender_signs_with_both_duri
 async def test_a_secret_no_key_opens_fails_its_delivery_with_the_reason_and_nothing_is_sent(
     sealing_client: httpx.AsyncClient, database_url: str, hooks_redis_url: str, receiver: Receiver
 ) -> None:
-    client = sealing_client
-    org_id = client.headers["x-test-org"]
-    path = f"/ok/{uuid.uuid4().hex}"
-    endpoint = (await client.post("/api/webhooks", json={"url": receiver.base_url + path})).json()
+    client, org_id = sealing_client, sealing_client.headers["x-test-org"]
+    path, endpoint = await _registered(client, receiver)
 
     async def dead() -> bool:
         log = (await client.get(f"/api/webhooks/{endpoint['id']}/deliveries")).json()["deliveries"]
