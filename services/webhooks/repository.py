@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.webhooks import MESSAGE_ID_PREFIX
@@ -74,6 +76,13 @@ SET status = 'dead', next_attempt_at = NULL,
     last_error = COALESCE(last_error || '; ', '') || 'the sender stopped during the last attempt'
 WHERE status = 'pending' AND next_attempt_at <= now() AND attempts >= %s
 """
+
+
+# Endpoints' stored secrets, a page at a time in id order, locked until the page's transaction ends (the reseal).
+_SECRETS_PAGE = """
+SELECT id, secret, previous_secret FROM webhook_endpoints WHERE id > %s ORDER BY id LIMIT %s FOR UPDATE
+"""
+_REPLACE_SECRETS = "UPDATE webhook_endpoints SET secret = %s, previous_secret = %s WHERE id = %s"
 
 
 @dataclass(frozen=True)
@@ -206,3 +215,15 @@ class DeliveryRepository:
         }
         async with self._pool.connection() as conn:
             await conn.execute(query, params)
+
+
+async def locked_secrets(conn: AsyncConnection[Any], after: str, limit: int) -> list[tuple[str, str, str | None]]:
+    """Up to ``limit`` endpoints after id ``after``: (id, stored secret, stored previous secret), locked for the
+    caller's transaction."""
+    cur = await conn.execute(_SECRETS_PAGE, (after, limit))
+    return [(row[0], row[1], row[2]) for row in await cur.fetchall()]
+
+
+async def replace_secrets(conn: AsyncConnection[Any], endpoint_id: str, secret: str, previous: str | None) -> None:
+    """Store an endpoint's secrets (as sealed again)."""
+    await conn.execute(_REPLACE_SECRETS, (secret, previous, endpoint_id))

@@ -13,12 +13,9 @@ from dataclasses import dataclass, field
 import psycopg
 
 from services.runtime.sealed_secrets import SecretSeal, SecretUnreadable
+from services.webhooks.repository import locked_secrets, replace_secrets
 
 PAGE = 500
-_PAGE = """
-SELECT id, secret, previous_secret FROM webhook_endpoints WHERE id > %s ORDER BY id LIMIT %s FOR UPDATE
-"""
-_UPDATE = "UPDATE webhook_endpoints SET secret = %s, previous_secret = %s WHERE id = %s"
 
 
 @dataclass
@@ -39,8 +36,7 @@ async def reseal_secrets(database_url: str, seal: SecretSeal, page: int = PAGE) 
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         while True:
             async with conn.transaction():
-                cur = await conn.execute(_PAGE, (after, page))
-                rows = await cur.fetchall()
+                rows = await locked_secrets(conn, after, page)
                 for endpoint_id, secret, previous in rows:
                     done.endpoints += 1
                     try:
@@ -51,7 +47,7 @@ async def reseal_secrets(database_url: str, seal: SecretSeal, page: int = PAGE) 
                         continue
                     if new_secret is None and new_previous is None:
                         continue
-                    await conn.execute(_UPDATE, (new_secret or secret, new_previous or previous, endpoint_id))
+                    await replace_secrets(conn, endpoint_id, new_secret or secret, new_previous or previous)
                     done.changed += 1
             if len(rows) < page:
                 return done
