@@ -93,6 +93,29 @@ class SecretSeal:
 
 class _Logger(Protocol):
     def warning(self, event: str, **fields: object) -> object: ...
+    def error(self, event: str, **fields: object) -> object: ...
+
+
+def unreadable(seal: SecretSeal, stored: Sequence[tuple[str, str]]) -> list[str]:
+    """The ids of the (id, stored secret) pairs whose secret ``seal`` cannot open."""
+    ids = []
+    for endpoint_id, secret in stored:
+        try:
+            seal.open(secret)
+        except SecretUnreadable:
+            ids.append(endpoint_id)
+    return ids
+
+
+def report_unreadable(log: _Logger, ids: Sequence[str], looked_at: int) -> None:
+    """Say at start-up that deliveries to these endpoints will fail until the key that sealed them is set."""
+    if ids:
+        log.error(
+            "webhook_secrets_unreadable",
+            reason=f"{len(ids)} of the {looked_at} newest endpoints' secrets open with none of WEBHOOK_SECRET_KEYS: "
+            "their deliveries fail until the key that sealed them is in the list (then replay them)",
+            endpoint_ids=list(ids[:10]),
+        )
 
 
 def warn_if_unsealed(log: _Logger, seal: SecretSeal, *, dev_mode: bool) -> None:

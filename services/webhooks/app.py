@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import psycopg
 import structlog
 from faststream import FastStream
 from redis.asyncio import Redis
@@ -15,7 +16,7 @@ from services.runtime.batch import subscribe_batch
 from services.runtime.broker import CONNECTION_OPTIONS, new_broker
 from services.runtime.database import connection_pool
 from services.runtime.migrations import apply_migrations
-from services.runtime.sealed_secrets import warn_if_unsealed
+from services.runtime.sealed_secrets import report_unreadable, unreadable, warn_if_unsealed
 from services.runtime.streams import consumer_name, ensure_groups
 from services.webhooks.delivering import DeliveryLoop, LoopLimits
 from services.webhooks.handling import on_status_changes
@@ -26,6 +27,7 @@ from services.webhooks.sender import new_session, send
 from services.webhooks.settings import WebhookSettings
 
 SERVICE = "webhooks"
+SECRETS_CHECKED = 100  # endpoints whose secrets the start-up check opens
 
 
 def retry_policy(settings: WebhookSettings) -> RetryPolicy:
@@ -87,6 +89,12 @@ def create_app(settings: WebhookSettings) -> FastStream:
         log = structlog.get_logger(__name__)
         log.info("webhooks_started", consumer=consumer, allow_private=settings.allow_private, secrets_sealed=seal.seals)
         warn_if_unsealed(log, seal, dev_mode=settings.dev_mode)
+        try:  # a key missing here fails every delivery: say so now, not at each one
+            sample = await repo.stored_secrets(SECRETS_CHECKED)
+        except psycopg.Error as exc:
+            log.warning("webhook_secrets_not_checked", error=f"{type(exc).__name__}: {exc}")
+        else:
+            report_unreadable(log, unreadable(seal, sample), len(sample))
 
     async def start_loop() -> None:
         background.add(asyncio.create_task(loop.run()))

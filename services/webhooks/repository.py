@@ -83,6 +83,10 @@ _SECRETS_PAGE = """
 SELECT id, secret, previous_secret FROM webhook_endpoints WHERE id > %s ORDER BY id LIMIT %s FOR UPDATE
 """
 _REPLACE_SECRETS = "UPDATE webhook_endpoints SET secret = %s, previous_secret = %s WHERE id = %s"
+# A sample of the stored secrets, sealed ones first (the start-up check that this sender can open them)
+_SECRETS_SAMPLE = """
+SELECT id, secret FROM webhook_endpoints ORDER BY secret LIKE 'fernet:%%' DESC, created_at DESC LIMIT %s
+"""
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,12 @@ class DeliveryRepository:
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
+
+    async def stored_secrets(self, limit: int) -> list[tuple[str, str]]:
+        """Up to ``limit`` endpoints' (id, stored secret), the sealed ones first, newest first."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_SECRETS_SAMPLE, (limit,))
+            return [(row[0], row[1]) for row in await cur.fetchall()]
 
     async def enqueue(self, org_id: str, session_id: str, event_type: str, payload: str) -> list[str]:
         """Make a delivery of ``payload`` for each of ``org_id``'s endpoints that want ``event_type``; new ids."""

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import httpx
 import psycopg
 import pytest
+import structlog.testing
 from cryptography.fernet import Fernet
 from fastapi import FastAPI
 from psycopg_pool import AsyncConnectionPool
@@ -203,3 +204,18 @@ def test_the_reseal_command_says_what_it_did_and_fails_on_secrets_no_key_opens(
     monkeypatch.setenv("WEBHOOK_SECRET_KEYS", Fernet.generate_key().decode())  # KEY_A lost: nothing opens
     lost = runner.invoke(cli, ["reseal-secrets"])
     assert lost.exit_code == 1 and "open with none of WEBHOOK_SECRET_KEYS" in lost.output
+
+
+async def test_a_sender_that_cannot_open_the_stored_secrets_says_so_at_start_up(
+    sealing_client: httpx.AsyncClient, database_url: str, hooks_redis_url: str, receiver: Receiver
+) -> None:
+    _path, endpoint = await _registered(sealing_client, receiver)
+    with structlog.testing.capture_logs() as without_key:
+        async with running_sender(hooks_redis_url, database_url):
+            pass
+    (said,) = [e for e in without_key if e["event"] == "webhook_secrets_unreadable"]
+    assert said["log_level"] == "error" and endpoint["id"] in said["endpoint_ids"]
+    with structlog.testing.capture_logs() as with_key:
+        async with running_sender(hooks_redis_url, database_url, webhook_secret_keys=KEY_A):
+            pass
+    assert not [e for e in with_key if e["event"] == "webhook_secrets_unreadable"]
