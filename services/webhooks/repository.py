@@ -16,6 +16,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from contracts.webhooks import MESSAGE_ID_PREFIX
+from services.runtime.sealed_secrets import SEALED_PREFIX
 
 # One row per endpoint of the organisation that asked for this event; an event announced twice adds nothing.
 _ENQUEUE = """
@@ -85,7 +86,7 @@ SELECT id, secret, previous_secret FROM webhook_endpoints WHERE id > %s ORDER BY
 _REPLACE_SECRETS = "UPDATE webhook_endpoints SET secret = %s, previous_secret = %s WHERE id = %s"
 # A sample of the stored secrets, sealed ones first (the start-up check that this sender can open them)
 _SECRETS_SAMPLE = """
-SELECT id, secret FROM webhook_endpoints ORDER BY secret LIKE 'fernet:%%' DESC, created_at DESC LIMIT %s
+SELECT id, secret FROM webhook_endpoints ORDER BY starts_with(secret, %s) DESC, created_at DESC LIMIT %s
 """
 
 
@@ -136,7 +137,7 @@ class DeliveryRepository:
     async def stored_secrets(self, limit: int) -> list[tuple[str, str]]:
         """Up to ``limit`` endpoints' (id, stored secret), the sealed ones first, newest first."""
         async with self._pool.connection() as conn:
-            cur = await conn.execute(_SECRETS_SAMPLE, (limit,))
+            cur = await conn.execute(_SECRETS_SAMPLE, (SEALED_PREFIX, limit))
             return [(row[0], row[1]) for row in await cur.fetchall()]
 
     async def enqueue(self, org_id: str, session_id: str, event_type: str, payload: str) -> list[str]:
